@@ -1,0 +1,80 @@
+//! The one error type of the library. Every variant carries a detail message naming the cause;
+//! the C boundary maps each variant onto its own stable `eq1_status` number.
+
+/// An error raised by the library, with a human-readable detail message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NullArgument(String),
+    #[error("{0}")]
+    InvalidUtf8(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidFilter(String),
+    #[error("{0}")]
+    InvalidQos(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidClientId(String),
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    CalledFromCallback(String),
+    #[error("{0}")]
+    QueueFull(String),
+    #[error("{0}")]
+    NotConnected(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    ConnectionRefused(String),
+    #[error("{0}")]
+    DnsFailed(String),
+    #[error("{0}")]
+    Network(String),
+    #[error("{0}")]
+    ConnectionLost(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error("{0}")]
+    TlsUnknownIssuer(String),
+    #[error("{0}")]
+    TlsHostnameMismatch(String),
+    #[error("{0}")]
+    TlsCertExpired(String),
+    #[error("{0}")]
+    TlsClientCertRejected(String),
+    #[error("{0}")]
+    TlsConfig(String),
+    #[error("{0}")]
+    BadCredentials(String),
+    #[error("{0}")]
+    NotAuthorized(String),
+    #[error("{0}")]
+    BrokerRefused(String),
+    #[error("{0}")]
+    SubscribeRefused(String),
+    #[error("{0}")]
+    PublishRefused(String),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Disconnected(String),
+    #[error("{0}")]
+    Dropped(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The detail message, without the variant.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,12 @@
+//! EQ-1 Network: a communication framework with a Rust core and a C ABI. MQTT 3.1.1 / 5.0 is
+//! its first protocol. `ffi` is the C boundary (the only place with `unsafe`); everything else
+//! is plain Rust.
+
+pub mod error;
+pub mod ffi;
+pub mod log;
+pub mod mqtt;
+pub mod protocol;
+mod runtime;
+
+pub use error::{Error, Result};

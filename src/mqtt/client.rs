@@ -1,0 +1,366 @@
+//! The client handle: what callers (the C boundary, Rust users) hold. Validates every input,
+//! turns calls into commands for the session engine, and owns the dispatcher thread.
+
+use crate::error::{Error, Result};
+use crate::mqtt::dispatcher;
+use crate::mqtt::engine::{Command, ConnectInfo, Engine, Queued};
+use crate::mqtt::options::{Options, QueueFullPolicy, Will};
+use crate::mqtt::shared::{ConnectionHandler, DeliveryHandler, Event, Shared, State, Stats};
+use crate::mqtt::subscriptions::MessageHandler;
+use crate::mqtt::tokens::Token;
+use crate::mqtt::validate;
+use crate::mqtt::wire::{Codec, OutPublish};
+use crate::runtime;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Slack on top of a caller's timeout for the engine to send its answer back.
+const REPLY_GRACE: Duration = Duration::from_millis(500);
+
+pub use crate::mqtt::engine::ConnectInfo as Connected;
+
+pub struct Client {
+    options: Arc<Options>,
+    codec: Codec,
+    shared: Arc<Shared>,
+    commands: UnboundedSender<Command>,
+    will: Mutex<Option<Will>>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+    dispatcher_id: ThreadId,
+    client_id: String,
+}
+
+impl Client {
+    pub fn new(options: Options) -> Result<Client> {
+        if options.brokers.is_empty() {
+            return Err(Error::InvalidArgument("no broker configured".into()));
+        }
+        let runtime = runtime::get()?;
+        let client_id = options
+            .client_id
+            .clone()
+            .unwrap_or_else(generated_client_id);
+        let options = Arc::new(options);
+        let (events_tx, events_rx) = mpsc::channel();
+        let shared = Arc::new(Shared::new(events_tx));
+        let dispatcher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("eq1-dispatch".into())
+                .spawn(move || dispatcher::run(shared, events_rx))
+                .map_err(|e| Error::Internal(format!("cannot start the dispatcher thread: {e}")))?
+        };
+        let dispatcher_id = dispatcher.thread().id();
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
+        let engine = Engine::new(options.clone(), shared.clone(), client_id.clone());
+        runtime.spawn(engine.run(command_rx));
+        Ok(Client {
+            codec: Codec::new(&options),
+            options,
+            shared,
+            commands,
+            will: Mutex::new(None),
+            dispatcher: Mutex::new(Some(dispatcher)),
+            dispatcher_id,
+            client_id,
+        })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub fn set_connection_handler(&self, handler: Option<ConnectionHandler>) {
+        self.shared.set_handlers(|h| h.connection = handler);
+    }
+
+    pub fn set_delivery_handler(&self, handler: Option<DeliveryHandler>) {
+        self.shared.set_handlers(|h| h.delivery = handler);
+    }
+
+    /// The will goes into the next CONNECT; it cannot change while connected.
+    pub fn set_will(&self, topic: &str, payload: &[u8], qos: i32, retain: bool) -> Result<()> {
+        validate::topic_name(topic)?;
+        let qos = validate::qos(qos)?;
+        if payload.len() > validate::MAX_STRING_LEN {
+            return Err(Error::PayloadTooLarge(format!(
+                "will payload is {} bytes; MQTT allows at most 65,535",
+                payload.len()
+            )));
+        }
+        if self.shared.state() != State::Idle {
+            return Err(Error::InvalidState(
+                "the will must be set before connecting".into(),
+            ));
+        }
+        *self.will.lock().unwrap_or_else(|p| p.into_inner()) = Some(Will {
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+            qos,
+            retain,
+        });
+        Ok(())
+    }
+
+    pub fn clear_will(&self) -> Result<()> {
+        if self.shared.state() != State::Idle {
+            return Err(Error::InvalidState(
+                "the will must be changed before connecting".into(),
+            ));
+        }
+        *self.will.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
+    /// Connects and returns after CONNACK or the first failure, within `timeout` (zero: the
+    /// options' connect timeout). DNS, TCP, TLS and CONNACK all count against it.
+    pub fn connect(&self, timeout: Duration) -> Result<ConnectInfo> {
+        let timeout = if timeout.is_zero() {
+            self.options.connect_timeout
+        } else {
+            timeout
+        };
+        if !self.shared.transition(State::Idle, State::Connecting) {
+            return Err(Error::InvalidState(match self.shared.state() {
+                State::Connected => "the client is already connected".into(),
+                state => format!("the client is busy ({state:?})"),
+            }));
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let will = self.will.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        if self
+            .commands
+            .send(Command::Connect {
+                deadline,
+                will,
+                reply,
+            })
+            .is_err()
+        {
+            self.shared.set_state(State::Idle);
+            return Err(engine_gone());
+        }
+        wait_reply(&answer, timeout, "connect")?
+    }
+
+    /// Queues a publish and returns its token at once; never waits on the network.
+    pub fn publish(&self, topic: &str, payload: &[u8], qos: i32, retain: bool) -> Result<Token> {
+        validate::topic_name(topic)?;
+        let qos = validate::qos(qos)?;
+        self.check_packet_size(topic.len(), payload.len(), qos)?;
+        match self.shared.state() {
+            State::Idle if !self.options.queue_before_connect => {
+                return Err(Error::NotConnected("the client is not connected".into()))
+            }
+            State::Disconnecting => {
+                return Err(Error::NotConnected("the client is disconnecting".into()))
+            }
+            _ => {}
+        }
+        let counters = &self.shared.counters;
+        if self.options.queue_full_policy == QueueFullPolicy::RejectNew {
+            let queued = counters.queued.load(Ordering::Relaxed) as usize;
+            let bytes = counters.queued_bytes.load(Ordering::Relaxed) as usize;
+            if queued >= self.options.queue_max_messages
+                || bytes + topic.len() + payload.len() > self.options.queue_max_bytes
+            {
+                return Err(Error::QueueFull(format!(
+                    "the outbox holds {queued} messages ({bytes} bytes); limits are {} messages, {} bytes",
+                    self.options.queue_max_messages, self.options.queue_max_bytes
+                )));
+            }
+        }
+        let token = self.shared.tokens.issue();
+        let message = OutPublish {
+            topic: topic.to_string(),
+            payload: Bytes::copy_from_slice(payload),
+            qos,
+            retain,
+        };
+        if self
+            .commands
+            .send(Command::Publish(Queued { token, message }))
+            .is_err()
+        {
+            self.shared.complete(token, Err(engine_gone()));
+            return Err(engine_gone());
+        }
+        counters.published.fetch_add(1, Ordering::Relaxed);
+        Ok(token)
+    }
+
+    fn check_packet_size(&self, topic_len: usize, payload_len: usize, qos: u8) -> Result<()> {
+        let size = self.codec.publish_size(topic_len, payload_len, qos);
+        let broker = self.shared.broker_max_packet.load(Ordering::Acquire);
+        let limit = match broker {
+            0 => self.options.max_packet_size as u64,
+            b => b.min(self.options.max_packet_size as u64),
+        };
+        if size as u64 > limit {
+            return Err(Error::PayloadTooLarge(format!(
+                "a PUBLISH with a {payload_len}-byte payload is {size} bytes; the maximum packet size is {limit}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Blocks until the publish behind `token` completed, failed, or `timeout` passed.
+    pub fn wait(&self, token: Token, timeout: Duration) -> Result<()> {
+        self.shared.tokens.wait(token, timeout)
+    }
+
+    /// Subscribes and waits up to `timeout` for the broker's answer; returns the granted QoS.
+    /// The handler receives every message whose topic matches `filter`.
+    pub fn subscribe(
+        &self,
+        filter: &str,
+        qos: i32,
+        handler: MessageHandler,
+        timeout: Duration,
+    ) -> Result<u8> {
+        validate::topic_filter(filter)?;
+        let qos = validate::qos(qos)?;
+        match self.shared.state() {
+            State::Idle | State::Connecting | State::Disconnecting => {
+                return Err(Error::NotConnected("the client is not connected".into()))
+            }
+            State::Connected | State::Reconnecting => {}
+        }
+        self.shared.subscriptions().insert(filter, qos, handler);
+        let (reply, answer) = mpsc::sync_channel(1);
+        let command = Command::Subscribe {
+            filter: filter.to_string(),
+            qos,
+            reply,
+        };
+        if self.commands.send(command).is_err() {
+            self.shared.subscriptions().remove(filter);
+            return Err(engine_gone());
+        }
+        wait_reply(&answer, timeout, "subscribe")?
+    }
+
+    /// Removes the subscription (its handler is not called again) and waits for UNSUBACK.
+    pub fn unsubscribe(&self, filter: &str, timeout: Duration) -> Result<()> {
+        validate::topic_filter(filter)?;
+        if !self.shared.subscriptions().remove(filter) {
+            return Err(Error::InvalidArgument(format!(
+                "there is no subscription to '{filter}'"
+            )));
+        }
+        if self.shared.state() == State::Idle {
+            return Ok(());
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let command = Command::Unsubscribe {
+            filter: filter.to_string(),
+            reply,
+        };
+        if self.commands.send(command).is_err() {
+            return Err(engine_gone());
+        }
+        wait_reply(&answer, timeout, "unsubscribe")?
+    }
+
+    /// Waits up to `timeout` for in-flight QoS 1/2 publishes, then sends DISCONNECT. What is
+    /// still unacknowledged then is reported failed. Stops automatic reconnection.
+    pub fn disconnect(&self, timeout: Duration) -> Result<()> {
+        let state = self.shared.state();
+        if state == State::Idle {
+            return Err(Error::NotConnected("the client is not connected".into()));
+        }
+        if state == State::Connected {
+            self.shared
+                .transition(State::Connected, State::Disconnecting);
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        if self
+            .commands
+            .send(Command::Disconnect { timeout, reply })
+            .is_err()
+        {
+            return Err(engine_gone());
+        }
+        // The engine answers after DISCONNECT went out (bounded by its own 2 s close).
+        wait_reply(&answer, timeout + Duration::from_secs(3), "disconnect")
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.shared.state() == State::Connected
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// True on this client's dispatcher thread, i.e. inside one of its callbacks.
+    pub fn in_callback(&self) -> bool {
+        std::thread::current().id() == self.dispatcher_id
+    }
+
+    /// Stops the engine and joins the dispatcher: after it returns no callback runs again.
+    /// Refused from inside the client's own callback, where joining would deadlock.
+    pub fn shutdown(&self) -> Result<()> {
+        if self.in_callback() {
+            return Err(Error::CalledFromCallback(
+                "a client cannot be freed from inside its own callback".into(),
+            ));
+        }
+        let dispatcher = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(dispatcher) = dispatcher {
+            self.shared.emit(Event::Shutdown);
+            let _ = dispatcher.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Dropping the command sender ends the engine task; the dispatcher must not outlive us.
+        let _ = self.shutdown();
+    }
+}
+
+fn wait_reply<T>(answer: &Receiver<T>, timeout: Duration, what: &str) -> Result<T> {
+    answer
+        .recv_timeout(timeout + REPLY_GRACE)
+        .map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => Error::Timeout(format!(
+                "{what} did not complete within {} ms",
+                timeout.as_millis()
+            )),
+            mpsc::RecvTimeoutError::Disconnected => engine_gone(),
+        })
+}
+
+fn engine_gone() -> Error {
+    Error::Internal("the session engine has stopped".into())
+}
+
+fn generated_client_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    format!("eq1-{:016x}", hasher.finish())
+}

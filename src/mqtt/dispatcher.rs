@@ -1,0 +1,42 @@
+//! The dispatcher thread: calls a client's user callbacks one at a time, in the order events
+//! arrived, so that callbacks never run on the I/O runtime and a slow one never stalls keep-alive.
+
+use crate::log::{log, Level};
+use crate::mqtt::shared::{Event, Shared};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+pub fn run(shared: Arc<Shared>, events: Receiver<Event>) {
+    while let Ok(event) = events.recv() {
+        match event {
+            Event::Shutdown => return,
+            Event::Message(message) => {
+                let handlers = shared.subscriptions().handlers_for(&message.topic);
+                for handler in handlers {
+                    guarded("message", || handler(&message));
+                }
+            }
+            Event::Connection(connection) => {
+                if let Some(handler) = shared.handlers().connection {
+                    guarded("connection", || handler(&connection));
+                }
+            }
+            Event::Delivery(token, result) => {
+                if let Some(handler) = shared.handlers().delivery {
+                    guarded("delivery", || handler(token, &result));
+                }
+            }
+        }
+    }
+}
+
+// A handler that panics (a Rust user's closure) must not take the dispatcher down with it.
+fn guarded(what: &str, call: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(call)).is_err() {
+        log!(
+            Level::Error,
+            "a {what} callback panicked; the client continues"
+        );
+    }
+}

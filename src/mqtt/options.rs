@@ -1,0 +1,364 @@
+//! Everything a client is configured with before it connects: brokers, identity, session,
+//! limits, TLS, reconnect and offline-queue behaviour. Setters validate; nothing panics.
+
+use crate::error::{Error, Result};
+use crate::mqtt::validate;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// MQTT protocol level on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolVersion {
+    V311,
+    V5,
+}
+
+/// One broker the client may connect to (several make a failover list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub key_password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file of trusted CAs; `None` uses the system's trust store.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<ClientCertificate>,
+    pub verify_hostname: bool,
+    /// Accept any certificate: for tests only.
+    pub insecure: bool,
+    pub min_version: TlsVersion,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            ca_file: None,
+            client_cert: None,
+            verify_hostname: true,
+            insecure: false,
+            min_version: TlsVersion::V1_2,
+        }
+    }
+}
+
+/// What the offline queue does when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// Refuse the new message with `QueueFull`.
+    RejectNew,
+    /// Drop the oldest queued message; its delivery reports `Dropped`.
+    DropOldest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
+pub const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub brokers: Vec<BrokerAddress>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
+    pub keep_alive: Duration,
+    pub clean_session: bool,
+    pub session_expiry: u32,
+    pub version: ProtocolVersion,
+    pub connect_timeout: Duration,
+    pub inflight_window: u16,
+    pub max_packet_size: u32,
+    pub tls: Option<TlsOptions>,
+    pub auto_reconnect: bool,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub queue_max_messages: usize,
+    pub queue_max_bytes: usize,
+    pub queue_full_policy: QueueFullPolicy,
+    pub queue_before_connect: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            brokers: vec![BrokerAddress {
+                host: "localhost".into(),
+                port: 1883,
+                tls: false,
+            }],
+            client_id: None,
+            username: None,
+            password: None,
+            keep_alive: Duration::from_secs(60),
+            clean_session: true,
+            session_expiry: 0,
+            version: ProtocolVersion::V311,
+            connect_timeout: Duration::from_secs(10),
+            inflight_window: 100,
+            max_packet_size: MQTT_MAX_PACKET_SIZE,
+            tls: None,
+            auto_reconnect: true,
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+            queue_max_messages: 100_000,
+            queue_max_bytes: 64 * 1024 * 1024,
+            queue_full_policy: QueueFullPolicy::RejectNew,
+            queue_before_connect: false,
+        }
+    }
+}
+
+impl Options {
+    /// Replaces the broker list with one broker; TLS follows whether TLS options are set.
+    pub fn set_broker(&mut self, host: &str, port: i32) -> Result<()> {
+        let address = broker_address(host, port, self.tls.is_some())?;
+        self.brokers = vec![address];
+        Ok(())
+    }
+
+    /// Appends a failover broker. The first call after `new` replaces the default broker.
+    pub fn add_broker(&mut self, host: &str, port: i32, tls: bool) -> Result<()> {
+        let address = broker_address(host, port, tls)?;
+        if self.brokers == Options::default().brokers {
+            self.brokers.clear();
+        }
+        self.brokers.push(address);
+        Ok(())
+    }
+
+    pub fn set_client_id(&mut self, id: &str) -> Result<()> {
+        validate::client_id(id)?;
+        self.client_id = if id.is_empty() {
+            None
+        } else {
+            Some(id.to_string())
+        };
+        Ok(())
+    }
+
+    pub fn set_credentials(&mut self, username: &str, password: Option<&[u8]>) -> Result<()> {
+        if username.len() > validate::MAX_STRING_LEN {
+            return Err(Error::InvalidArgument(
+                "username is longer than 65,535 bytes".into(),
+            ));
+        }
+        if password.is_some_and(|p| p.len() > validate::MAX_STRING_LEN) {
+            return Err(Error::InvalidArgument(
+                "password is longer than 65,535 bytes".into(),
+            ));
+        }
+        self.username = Some(username.to_string());
+        self.password = password.map(<[u8]>::to_vec);
+        Ok(())
+    }
+
+    pub fn set_keep_alive(&mut self, seconds: i32) -> Result<()> {
+        let seconds = in_range("keep-alive (seconds)", seconds, 0, 65_535)?;
+        self.keep_alive = Duration::from_secs(seconds as u64);
+        Ok(())
+    }
+
+    pub fn set_protocol_version(&mut self, version: i32) -> Result<()> {
+        self.version = match version {
+            4 => ProtocolVersion::V311,
+            5 => ProtocolVersion::V5,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "protocol version {other} is not supported; use 4 (MQTT 3.1.1) or 5 (MQTT 5.0)"
+                )))
+            }
+        };
+        Ok(())
+    }
+
+    pub fn set_connect_timeout(&mut self, ms: i32) -> Result<()> {
+        let ms = in_range("connect timeout (ms)", ms, 1, i32::MAX)?;
+        self.connect_timeout = Duration::from_millis(ms as u64);
+        Ok(())
+    }
+
+    pub fn set_inflight_window(&mut self, window: i32) -> Result<()> {
+        self.inflight_window = in_range("inflight window", window, 1, 65_535)? as u16;
+        Ok(())
+    }
+
+    pub fn set_max_packet_size(&mut self, bytes: i64) -> Result<()> {
+        if !(16..=MQTT_MAX_PACKET_SIZE as i64).contains(&bytes) {
+            return Err(Error::InvalidArgument(format!(
+                "max packet size {bytes} is outside 16..={MQTT_MAX_PACKET_SIZE}"
+            )));
+        }
+        self.max_packet_size = bytes as u32;
+        Ok(())
+    }
+
+    pub fn set_reconnect(&mut self, enabled: bool, min_ms: i32, max_ms: i32) -> Result<()> {
+        let min_ms = in_range("minimum reconnect delay (ms)", min_ms, 1, i32::MAX)?;
+        let max_ms = in_range("maximum reconnect delay (ms)", max_ms, min_ms, i32::MAX)?;
+        self.auto_reconnect = enabled;
+        self.reconnect_min = Duration::from_millis(min_ms as u64);
+        self.reconnect_max = Duration::from_millis(max_ms as u64);
+        Ok(())
+    }
+
+    pub fn set_offline_queue(
+        &mut self,
+        max_messages: i64,
+        max_bytes: i64,
+        policy: QueueFullPolicy,
+        before_first_connect: bool,
+    ) -> Result<()> {
+        if max_messages < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "queue limit of {max_messages} messages must be at least 1"
+            )));
+        }
+        if max_bytes < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "queue limit of {max_bytes} bytes must be at least 1"
+            )));
+        }
+        self.queue_max_messages = max_messages as usize;
+        self.queue_max_bytes = max_bytes as usize;
+        self.queue_full_policy = policy;
+        self.queue_before_connect = before_first_connect;
+        Ok(())
+    }
+
+    /// Turns TLS on for every configured broker.
+    pub fn enable_tls(&mut self, ca_file: Option<&str>) -> Result<()> {
+        let ca_file = ca_file
+            .map(|path| readable_file("CA file", path))
+            .transpose()?;
+        let tls = self.tls.get_or_insert_with(TlsOptions::default);
+        tls.ca_file = ca_file;
+        for broker in &mut self.brokers {
+            broker.tls = true;
+        }
+        Ok(())
+    }
+
+    pub fn set_client_certificate(
+        &mut self,
+        cert_file: &str,
+        key_file: &str,
+        key_password: Option<&str>,
+    ) -> Result<()> {
+        let cert = ClientCertificate {
+            cert_file: readable_file("client certificate", cert_file)?,
+            key_file: readable_file("client key", key_file)?,
+            key_password: key_password.map(str::to_string),
+        };
+        self.tls_mut()?.client_cert = Some(cert);
+        Ok(())
+    }
+
+    pub fn set_verify_hostname(&mut self, verify: bool) -> Result<()> {
+        self.tls_mut()?.verify_hostname = verify;
+        Ok(())
+    }
+
+    pub fn set_insecure(&mut self, insecure: bool) -> Result<()> {
+        self.tls_mut()?.insecure = insecure;
+        Ok(())
+    }
+
+    pub fn set_tls_min_version(&mut self, version: i32) -> Result<()> {
+        let version = match version {
+            12 => TlsVersion::V1_2,
+            13 => TlsVersion::V1_3,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "TLS version {other} is not supported; use 12 (TLS 1.2) or 13 (TLS 1.3)"
+                )))
+            }
+        };
+        self.tls_mut()?.min_version = version;
+        Ok(())
+    }
+
+    fn tls_mut(&mut self) -> Result<&mut TlsOptions> {
+        self.tls.as_mut().ok_or_else(|| {
+            Error::InvalidState("TLS is not enabled: set the CA (set_tls) first".into())
+        })
+    }
+}
+
+fn broker_address(host: &str, port: i32, tls: bool) -> Result<BrokerAddress> {
+    if host.is_empty() {
+        return Err(Error::InvalidArgument("broker host is empty".into()));
+    }
+    let port = in_range("broker port", port, 1, 65_535)? as u16;
+    Ok(BrokerAddress {
+        host: host.to_string(),
+        port,
+        tls,
+    })
+}
+
+fn in_range(what: &str, value: i32, min: i32, max: i32) -> Result<i32> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{what} {value} is outside {min}..={max}"
+        )))
+    }
+}
+
+fn readable_file(what: &str, path: &str) -> Result<PathBuf> {
+    std::fs::metadata(path)
+        .map_err(|e| Error::TlsConfig(format!("cannot read {what} '{path}': {e}")))?;
+    Ok(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setters_reject_out_of_range_values() {
+        let mut o = Options::default();
+        assert!(o.set_keep_alive(-1).is_err());
+        assert!(o.set_keep_alive(65_536).is_err());
+        assert!(o.set_inflight_window(0).is_err());
+        assert!(o.set_protocol_version(3).is_err());
+        assert!(o.set_broker("", 1).is_err());
+        assert!(o.set_broker("h", 0).is_err());
+        assert!(o.set_reconnect(true, 1000, 10).is_err());
+        assert!(o.set_verify_hostname(false).is_err(), "TLS not enabled yet");
+        assert!(o.enable_tls(Some("/nonexistent/ca.pem")).is_err());
+    }
+
+    #[test]
+    fn add_broker_replaces_the_default_then_appends() {
+        let mut o = Options::default();
+        o.add_broker("a", 1, false).unwrap();
+        o.add_broker("b", 2, true).unwrap();
+        assert_eq!(o.brokers.len(), 2);
+        assert_eq!(o.brokers[0].host, "a");
+        assert!(o.brokers[1].tls);
+    }
+}

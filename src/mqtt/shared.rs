@@ -1,0 +1,200 @@
+//! State shared between a client's handle (caller threads), its session engine (runtime thread)
+//! and its dispatcher thread: tokens, subscriptions, connection state, counters, event queue.
+
+use crate::error::{Error, Result};
+use crate::mqtt::options::BrokerAddress;
+use crate::mqtt::subscriptions::SubscriptionTable;
+use crate::mqtt::tokens::{Token, Tokens};
+use crate::mqtt::Message;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Where the client stands; written by the engine, read by the handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Idle = 0,
+    Connecting = 1,
+    Connected = 2,
+    Reconnecting = 3,
+    Disconnecting = 4,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    Connected,
+    ConnectionLost,
+    Disconnected,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionEvent {
+    pub state: ConnectionState,
+    /// Why the connection was lost (`None` for connects and user disconnects).
+    pub reason: Option<Error>,
+    pub session_present: bool,
+    pub broker: Option<BrokerAddress>,
+}
+
+/// What the dispatcher thread delivers to user callbacks, in order.
+pub enum Event {
+    Message(Message),
+    Connection(ConnectionEvent),
+    Delivery(Token, Result<()>),
+    Shutdown,
+}
+
+pub type ConnectionHandler = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
+pub type DeliveryHandler = Arc<dyn Fn(Token, &Result<()>) + Send + Sync>;
+
+#[derive(Default, Clone)]
+pub struct Handlers {
+    pub connection: Option<ConnectionHandler>,
+    pub delivery: Option<DeliveryHandler>,
+}
+
+/// Counters since the client was created.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub published: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub received: u64,
+    pub queued: u64,
+    pub dropped: u64,
+    pub reconnects: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub published: AtomicU64,
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub received: AtomicU64,
+    pub queued: AtomicU64,
+    pub queued_bytes: AtomicU64,
+    pub dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+pub fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+pub struct Shared {
+    pub tokens: Tokens,
+    pub subscriptions: Mutex<SubscriptionTable>,
+    pub handlers: Mutex<Handlers>,
+    pub counters: Counters,
+    state: AtomicU8,
+    /// The current broker's maximum packet size (v5 CONNACK), 0 when it set none.
+    pub broker_max_packet: AtomicU64,
+    has_delivery_handler: AtomicBool,
+    events: Mutex<Sender<Event>>,
+}
+
+impl Shared {
+    pub fn new(events: Sender<Event>) -> Shared {
+        Shared {
+            tokens: Tokens::default(),
+            subscriptions: Mutex::default(),
+            handlers: Mutex::default(),
+            counters: Counters::default(),
+            state: AtomicU8::new(State::Idle as u8),
+            broker_max_packet: AtomicU64::new(0),
+            has_delivery_handler: AtomicBool::new(false),
+            events: Mutex::new(events),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            1 => State::Connecting,
+            2 => State::Connected,
+            3 => State::Reconnecting,
+            4 => State::Disconnecting,
+            _ => State::Idle,
+        }
+    }
+
+    pub fn set_state(&self, state: State) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    pub fn transition(&self, from: State, to: State) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub fn subscriptions(&self) -> MutexGuard<'_, SubscriptionTable> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn handlers(&self) -> Handlers {
+        self.handlers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_handlers(&self, update: impl FnOnce(&mut Handlers)) {
+        let mut handlers = self.handlers.lock().unwrap_or_else(|p| p.into_inner());
+        update(&mut handlers);
+        self.has_delivery_handler
+            .store(handlers.delivery.is_some(), Ordering::Release);
+    }
+
+    pub fn emit(&self, event: Event) {
+        // The dispatcher may already be gone (client being freed): nothing left to tell.
+        let _ = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(event);
+    }
+
+    /// Completes a publish token: wakes waiters, counts it, tells the delivery callback.
+    pub fn complete(&self, token: Token, result: Result<()>) {
+        self.tokens.complete(token, &result);
+        match &result {
+            Ok(()) => bump(&self.counters.delivered, 1),
+            Err(Error::Dropped(_)) => bump(&self.counters.dropped, 1),
+            Err(_) => bump(&self.counters.failed, 1),
+        }
+        if self.has_delivery_handler.load(Ordering::Acquire) {
+            self.emit(Event::Delivery(token, result));
+        }
+    }
+
+    pub fn complete_all_ok(&self, tokens: &[Token]) {
+        self.tokens.complete_all_ok(tokens);
+        bump(&self.counters.delivered, tokens.len() as u64);
+        if self.has_delivery_handler.load(Ordering::Acquire) {
+            for token in tokens {
+                self.emit(Event::Delivery(*token, Ok(())));
+            }
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            published: get(&c.published),
+            delivered: get(&c.delivered),
+            failed: get(&c.failed),
+            received: get(&c.received),
+            queued: get(&c.queued),
+            dropped: get(&c.dropped),
+            reconnects: get(&c.reconnects),
+            bytes_in: get(&c.bytes_in),
+            bytes_out: get(&c.bytes_out),
+        }
+    }
+}

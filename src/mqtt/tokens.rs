@@ -1,0 +1,129 @@
+//! Delivery tokens: one per accepted publish, completed when the broker acknowledged it (QoS 1/2)
+//! or it was written (QoS 0), or failed with the reason. Callers may block on one.
+
+use crate::error::{Error, Result};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub type Token = u64;
+
+#[derive(Default)]
+struct State {
+    next: Token,
+    pending: HashSet<Token>,
+    // Successes are implied (issued and no longer pending); only failures need remembering.
+    failures: HashMap<Token, Error>,
+}
+
+#[derive(Default)]
+pub struct Tokens {
+    state: Mutex<State>,
+    completed: Condvar,
+}
+
+impl Tokens {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn issue(&self) -> Token {
+        let mut state = self.lock();
+        state.next += 1;
+        let token = state.next;
+        state.pending.insert(token);
+        token
+    }
+
+    pub fn complete(&self, token: Token, result: &Result<()>) {
+        let mut state = self.lock();
+        if state.pending.remove(&token) {
+            if let Err(e) = result {
+                state.failures.insert(token, e.clone());
+            }
+            drop(state);
+            self.completed.notify_all();
+        }
+    }
+
+    pub fn complete_all_ok(&self, tokens: &[Token]) {
+        if tokens.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        for token in tokens {
+            state.pending.remove(token);
+        }
+        drop(state);
+        self.completed.notify_all();
+    }
+
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Blocks until `token` completes or `timeout` passes.
+    pub fn wait(&self, token: Token, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        if token == 0 || token > state.next {
+            return Err(Error::InvalidArgument(format!(
+                "token {token} was never issued by this client"
+            )));
+        }
+        while state.pending.contains(&token) {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout(format!(
+                    "token {token} not completed within {} ms",
+                    timeout.as_millis()
+                )));
+            }
+            state = self
+                .completed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        match state.failures.get(&token) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn wait_reports_success_failure_timeout_and_unknown() {
+        let tokens = Arc::new(Tokens::default());
+        let a = tokens.issue();
+        let b = tokens.issue();
+        let c = tokens.issue();
+        tokens.complete(a, &Ok(()));
+        tokens.complete(b, &Err(Error::Dropped("dropped".into())));
+        assert_eq!(tokens.wait(a, Duration::ZERO), Ok(()));
+        assert!(matches!(
+            tokens.wait(b, Duration::ZERO),
+            Err(Error::Dropped(_))
+        ));
+        assert!(matches!(
+            tokens.wait(c, Duration::from_millis(10)),
+            Err(Error::Timeout(_))
+        ));
+        assert!(matches!(
+            tokens.wait(99, Duration::ZERO),
+            Err(Error::InvalidArgument(_))
+        ));
+        let waiter = {
+            let tokens = tokens.clone();
+            std::thread::spawn(move || tokens.wait(c, Duration::from_secs(10)))
+        };
+        tokens.complete_all_ok(&[c]);
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(tokens.pending(), 0);
+    }
+}

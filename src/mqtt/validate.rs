@@ -1,0 +1,160 @@
+//! Checks applied before anything is queued: topic names, topic filters, QoS, client ids, and
+//! the topic-matching rule used to route a received message to its subscriptions.
+
+use crate::error::{Error, Result};
+
+/// Longest UTF-8 string MQTT can encode (two-byte length prefix).
+pub const MAX_STRING_LEN: usize = 65_535;
+
+pub fn topic_name(topic: &str) -> Result<()> {
+    if topic.is_empty() {
+        return Err(Error::InvalidTopic("topic name is empty".into()));
+    }
+    check_string("topic name", topic).map_err(Error::InvalidTopic)?;
+    if let Some(c) = topic.chars().find(|c| *c == '+' || *c == '#') {
+        return Err(Error::InvalidTopic(format!(
+            "topic name '{}' contains the wildcard '{c}'; wildcards are allowed only in subscription filters",
+            shorten(topic)
+        )));
+    }
+    Ok(())
+}
+
+pub fn topic_filter(filter: &str) -> Result<()> {
+    if filter.is_empty() {
+        return Err(Error::InvalidFilter("topic filter is empty".into()));
+    }
+    check_string("topic filter", filter).map_err(Error::InvalidFilter)?;
+    let levels: Vec<&str> = filter.split('/').collect();
+    let last = levels.len() - 1;
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i != last) {
+            return Err(Error::InvalidFilter(format!(
+                "topic filter '{}': '#' must be a whole level and the last one",
+                shorten(filter)
+            )));
+        }
+        if level.contains('+') && *level != "+" {
+            return Err(Error::InvalidFilter(format!(
+                "topic filter '{}': '+' must occupy a whole level",
+                shorten(filter)
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn qos(qos: i32) -> Result<u8> {
+    match qos {
+        0..=2 => Ok(qos as u8),
+        _ => Err(Error::InvalidQos(format!(
+            "QoS {qos} is out of range; use 0, 1 or 2"
+        ))),
+    }
+}
+
+pub fn client_id(id: &str) -> Result<()> {
+    check_string("client id", id).map_err(Error::InvalidClientId)
+}
+
+/// Strings the MQTT spec forbids in any UTF-8 field: too long, NUL, or control characters it
+/// calls out (U+0001..U+001F and U+007F..U+009F are discouraged; NUL is forbidden).
+fn check_string(what: &str, s: &str) -> std::result::Result<(), String> {
+    if s.len() > MAX_STRING_LEN {
+        return Err(format!(
+            "{what} is {} bytes long; MQTT allows at most {MAX_STRING_LEN}",
+            s.len()
+        ));
+    }
+    if s.contains('\0') {
+        return Err(format!("{what} contains a NUL character"));
+    }
+    Ok(())
+}
+
+/// Does `topic` match `filter` (MQTT 4.7)? Topics starting with '$' never match a filter that
+/// starts with a wildcard.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut filter_levels = filter.split('/');
+    let mut topic_levels = topic.split('/');
+    loop {
+        match (filter_levels.next(), topic_levels.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(f), Some(t)) if f == t => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    const SHOWN: usize = 64;
+    match s.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_reject_wildcards_empty_and_nul() {
+        assert!(topic_name("a/b").is_ok());
+        assert!(topic_name("é/ü").is_ok());
+        assert!(matches!(topic_name(""), Err(Error::InvalidTopic(_))));
+        assert!(matches!(topic_name("a/+"), Err(Error::InvalidTopic(_))));
+        assert!(matches!(topic_name("a/#"), Err(Error::InvalidTopic(_))));
+        assert!(matches!(topic_name("a\0b"), Err(Error::InvalidTopic(_))));
+        assert!(topic_name(&"x".repeat(MAX_STRING_LEN)).is_ok());
+        assert!(topic_name(&"x".repeat(MAX_STRING_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn filters_follow_wildcard_rules() {
+        for ok in ["#", "+", "a/#", "a/+/b", "+/+", "/", "a//b", "$SYS/#"] {
+            assert!(topic_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a/#/b", "a+", "#/a", "a#", "a/b#", "+a/b"] {
+            assert!(
+                matches!(topic_filter(bad), Err(Error::InvalidFilter(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn qos_range_is_checked() {
+        assert_eq!(qos(0), Ok(0));
+        assert_eq!(qos(2), Ok(2));
+        assert!(matches!(qos(3), Err(Error::InvalidQos(_))));
+        assert!(matches!(qos(-1), Err(Error::InvalidQos(_))));
+    }
+
+    #[test]
+    fn matching_follows_mqtt_4_7() {
+        assert!(topic_matches("a/b", "a/b"));
+        assert!(topic_matches("a/+", "a/b"));
+        assert!(!topic_matches("a/+", "a/b/c"));
+        assert!(topic_matches("a/#", "a"));
+        assert!(topic_matches("a/#", "a/b/c"));
+        assert!(topic_matches("#", "x/y"));
+        assert!(!topic_matches("#", "$SYS/x"));
+        assert!(!topic_matches("+/x", "$SYS/x"));
+        assert!(topic_matches("$SYS/#", "$SYS/x"));
+        assert!(!topic_matches("a/b", "a/c"));
+        assert!(topic_matches("+/+", "/x"));
+        assert!(!topic_matches("a", "a/b"));
+    }
+
+    #[test]
+    fn long_multibyte_topics_are_shortened_without_panicking() {
+        let topic = "é".repeat(100) + "+";
+        assert!(topic_name(&topic).is_err());
+    }
+}

@@ -1,0 +1,561 @@
+//! The bridge between the session engine and rumqttc's packet codec: one version-neutral view of
+//! the packets the engine sends and receives, encoded and decoded as MQTT 3.1.1 (`v4`) or 5.0.
+
+use crate::error::{Error, Result};
+use crate::mqtt::options::{Options, ProtocolVersion, Will};
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes::{self as m4, v4};
+use rumqttc::v5::mqttbytes::{self as m5, v5};
+
+/// A PUBLISH the engine sends.
+#[derive(Debug, Clone)]
+pub struct OutPublish {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// A PUBLISH received from the broker, topic alias already resolved.
+#[derive(Debug, Clone)]
+pub struct InPublish {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    pub dup: bool,
+    pub pkid: u16,
+}
+
+/// How the broker answered CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnAck {
+    pub session_present: bool,
+    /// `Ok` when accepted, otherwise the error naming the refusal.
+    pub refusal: Option<Error>,
+    /// v5: the broker's maximum packet size, receive maximum, assigned client id, keep-alive.
+    pub max_packet_size: Option<u32>,
+    pub receive_maximum: Option<u16>,
+    pub assigned_client_id: Option<String>,
+    pub server_keep_alive: Option<u16>,
+}
+
+/// Everything a broker may send, in one shape for both protocol versions.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    ConnAck(ConnAck),
+    Publish(InPublish, Option<u16>),
+    /// Acknowledgements carry `Some(reason)` when a v5 broker reported a failure.
+    PubAck(u16, Option<String>),
+    PubRec(u16, Option<String>),
+    PubRel(u16),
+    PubComp(u16),
+    /// Per filter: `Ok(granted_qos)` or `Err(reason)`.
+    SubAck(u16, Vec<std::result::Result<u8, String>>),
+    UnsubAck(u16),
+    PingResp,
+    Disconnect(String),
+    /// A packet only a client may send (CONNECT, SUBSCRIBE, PINGREQ, AUTH...).
+    Unexpected(&'static str),
+}
+
+/// Encodes and decodes for one protocol version and one maximum incoming packet size.
+#[derive(Debug, Clone, Copy)]
+pub struct Codec {
+    pub version: ProtocolVersion,
+    pub max_incoming: u32,
+}
+
+fn qos4(q: u8) -> m4::QoS {
+    match q {
+        0 => m4::QoS::AtMostOnce,
+        1 => m4::QoS::AtLeastOnce,
+        _ => m4::QoS::ExactlyOnce,
+    }
+}
+
+fn qos5(q: u8) -> m5::QoS {
+    match q {
+        0 => m5::QoS::AtMostOnce,
+        1 => m5::QoS::AtLeastOnce,
+        _ => m5::QoS::ExactlyOnce,
+    }
+}
+
+fn codec_error(e: impl std::fmt::Display) -> Error {
+    Error::Protocol(format!("cannot encode packet: {e}"))
+}
+
+impl Codec {
+    pub fn new(options: &Options) -> Codec {
+        Codec {
+            version: options.version,
+            max_incoming: options.max_packet_size,
+        }
+    }
+
+    /// Size of the PUBLISH packet for this message, to check against packet-size limits.
+    pub fn publish_size(&self, topic_len: usize, payload_len: usize, qos: u8) -> usize {
+        let properties = if self.version == ProtocolVersion::V5 {
+            1
+        } else {
+            0
+        };
+        let remaining = 2 + topic_len + if qos > 0 { 2 } else { 0 } + properties + payload_len;
+        1 + remaining_length_size(remaining) + remaining
+    }
+
+    pub fn connect(
+        &self,
+        options: &Options,
+        client_id: &str,
+        will: Option<&Will>,
+        buf: &mut BytesMut,
+    ) -> Result<()> {
+        let keep_alive = options.keep_alive.as_secs().min(65_535) as u16;
+        let password = options
+            .password
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        match self.version {
+            ProtocolVersion::V311 => {
+                let mut connect = v4::Connect::new(client_id);
+                connect.keep_alive = keep_alive;
+                connect.clean_session = options.clean_session;
+                connect.last_will = will.map(|w| v4::LastWill {
+                    topic: w.topic.clone(),
+                    message: Bytes::copy_from_slice(&w.payload),
+                    qos: qos4(w.qos),
+                    retain: w.retain,
+                });
+                connect.login = options.username.as_ref().map(|u| v4::Login {
+                    username: u.clone(),
+                    password: password.unwrap_or_default(),
+                });
+                connect.write(buf).map_err(codec_error)?;
+            }
+            ProtocolVersion::V5 => {
+                let properties = v5::ConnectProperties {
+                    session_expiry_interval: (options.session_expiry > 0)
+                        .then_some(options.session_expiry),
+                    receive_maximum: Some(u16::MAX),
+                    max_packet_size: Some(options.max_packet_size),
+                    topic_alias_max: None,
+                    request_response_info: None,
+                    request_problem_info: None,
+                    user_properties: Vec::new(),
+                    authentication_method: None,
+                    authentication_data: None,
+                };
+                let connect = v5::Connect {
+                    keep_alive,
+                    client_id: client_id.to_string(),
+                    clean_start: options.clean_session,
+                    properties: Some(properties),
+                };
+                let will = will.map(|w| v5::LastWill {
+                    topic: Bytes::copy_from_slice(w.topic.as_bytes()),
+                    message: Bytes::copy_from_slice(&w.payload),
+                    qos: qos5(w.qos),
+                    retain: w.retain,
+                    properties: None,
+                });
+                let login = options.username.as_ref().map(|u| v5::Login {
+                    username: u.clone(),
+                    password: password.unwrap_or_default(),
+                });
+                connect.write(&will, &login, buf).map_err(codec_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn publish(&self, p: &OutPublish, pkid: u16, dup: bool, buf: &mut BytesMut) -> Result<()> {
+        match self.version {
+            ProtocolVersion::V311 => v4::Publish {
+                dup,
+                qos: qos4(p.qos),
+                retain: p.retain,
+                topic: p.topic.clone(),
+                pkid,
+                payload: p.payload.clone(),
+            }
+            .write(buf)
+            .map_err(codec_error)?,
+            ProtocolVersion::V5 => v5::Publish {
+                dup,
+                qos: qos5(p.qos),
+                retain: p.retain,
+                topic: Bytes::copy_from_slice(p.topic.as_bytes()),
+                pkid,
+                payload: p.payload.clone(),
+                properties: None,
+            }
+            .write(buf)
+            .map_err(codec_error)?,
+        };
+        Ok(())
+    }
+
+    pub fn puback(&self, pkid: u16, buf: &mut BytesMut) -> Result<()> {
+        match self.version {
+            ProtocolVersion::V311 => v4::PubAck::new(pkid).write(buf).map_err(codec_error),
+            ProtocolVersion::V5 => v5::PubAck::new(pkid, None).write(buf).map_err(codec_error),
+        }
+        .map(drop)
+    }
+
+    pub fn pubrec(&self, pkid: u16, buf: &mut BytesMut) -> Result<()> {
+        match self.version {
+            ProtocolVersion::V311 => v4::PubRec::new(pkid).write(buf).map_err(codec_error),
+            ProtocolVersion::V5 => v5::PubRec::new(pkid, None).write(buf).map_err(codec_error),
+        }
+        .map(drop)
+    }
+
+    pub fn pubrel(&self, pkid: u16, buf: &mut BytesMut) -> Result<()> {
+        match self.version {
+            ProtocolVersion::V311 => v4::PubRel::new(pkid).write(buf).map_err(codec_error),
+            ProtocolVersion::V5 => v5::PubRel::new(pkid, None).write(buf).map_err(codec_error),
+        }
+        .map(drop)
+    }
+
+    pub fn pubcomp(&self, pkid: u16, buf: &mut BytesMut) -> Result<()> {
+        match self.version {
+            ProtocolVersion::V311 => v4::PubComp::new(pkid).write(buf).map_err(codec_error),
+            ProtocolVersion::V5 => v5::PubComp::new(pkid, None).write(buf).map_err(codec_error),
+        }
+        .map(drop)
+    }
+
+    pub fn subscribe(&self, pkid: u16, filters: &[(String, u8)], buf: &mut BytesMut) -> Result<()> {
+        match self.version {
+            ProtocolVersion::V311 => v4::Subscribe {
+                pkid,
+                filters: filters
+                    .iter()
+                    .map(|(f, q)| v4::SubscribeFilter::new(f.clone(), qos4(*q)))
+                    .collect(),
+            }
+            .write(buf)
+            .map_err(codec_error),
+            ProtocolVersion::V5 => v5::Subscribe {
+                pkid,
+                filters: filters
+                    .iter()
+                    .map(|(f, q)| v5::Filter::new(f.clone(), qos5(*q)))
+                    .collect(),
+                properties: None,
+            }
+            .write(buf)
+            .map_err(codec_error),
+        }
+        .map(drop)
+    }
+
+    pub fn unsubscribe(&self, pkid: u16, filter: &str, buf: &mut BytesMut) -> Result<()> {
+        match self.version {
+            ProtocolVersion::V311 => v4::Unsubscribe {
+                pkid,
+                topics: vec![filter.to_string()],
+            }
+            .write(buf)
+            .map_err(codec_error),
+            ProtocolVersion::V5 => v5::Unsubscribe {
+                pkid,
+                filters: vec![filter.to_string()],
+                properties: None,
+            }
+            .write(buf)
+            .map_err(codec_error),
+        }
+        .map(drop)
+    }
+
+    pub fn pingreq(&self, buf: &mut BytesMut) {
+        // Two fixed bytes in both versions.
+        buf.extend_from_slice(&[0xC0, 0x00]);
+    }
+
+    pub fn disconnect(&self, buf: &mut BytesMut) {
+        // v3.1.1 DISCONNECT and v5 DISCONNECT with reason 0x00 and no properties are both 0xE0 0x00.
+        buf.extend_from_slice(&[0xE0, 0x00]);
+    }
+
+    /// Decodes the next whole packet from `buf`; `Ok(None)` when more bytes are needed.
+    /// A malformed packet is an `Error::Protocol`. The codec is never allowed to panic into us.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Incoming>> {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let version = self.version;
+        let max = self.max_incoming;
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match version {
+            ProtocolVersion::V311 => decode_v4(buf, max as usize),
+            ProtocolVersion::V5 => decode_v5(buf, max),
+        }));
+        match decoded {
+            Ok(result) => result,
+            Err(_) => Err(Error::Protocol(
+                "malformed packet from the broker (decoder rejected it)".into(),
+            )),
+        }
+    }
+}
+
+fn remaining_length_size(len: usize) -> usize {
+    match len {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+fn malformed(e: impl std::fmt::Display) -> Error {
+    Error::Protocol(format!("malformed packet from the broker: {e}"))
+}
+
+fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
+    let packet = match v4::Packet::read(buf, max) {
+        Ok(p) => p,
+        Err(m4::Error::InsufficientBytes(_)) => return Ok(None),
+        Err(e) => return Err(malformed(e)),
+    };
+    Ok(Some(match packet {
+        v4::Packet::ConnAck(ack) => {
+            use v4::ConnectReturnCode as C;
+            let refusal = match ack.code {
+                C::Success => None,
+                C::BadUserNamePassword => Some(Error::BadCredentials(
+                    "broker refused the connection: bad user name or password".into(),
+                )),
+                C::NotAuthorized => Some(Error::NotAuthorized(
+                    "broker refused the connection: not authorized".into(),
+                )),
+                C::RefusedProtocolVersion => Some(Error::BrokerRefused(
+                    "broker refused the connection: unacceptable protocol version".into(),
+                )),
+                C::BadClientId => Some(Error::InvalidClientId(
+                    "broker refused the connection: client identifier rejected".into(),
+                )),
+                C::ServiceUnavailable => Some(Error::BrokerRefused(
+                    "broker refused the connection: server unavailable".into(),
+                )),
+            };
+            Incoming::ConnAck(ConnAck {
+                session_present: ack.session_present,
+                refusal,
+                max_packet_size: None,
+                receive_maximum: None,
+                assigned_client_id: None,
+                server_keep_alive: None,
+            })
+        }
+        v4::Packet::Publish(p) => Incoming::Publish(
+            InPublish {
+                topic: p.topic,
+                payload: p.payload,
+                qos: p.qos as u8,
+                retain: p.retain,
+                dup: p.dup,
+                pkid: p.pkid,
+            },
+            None,
+        ),
+        v4::Packet::PubAck(a) => Incoming::PubAck(a.pkid, None),
+        v4::Packet::PubRec(a) => Incoming::PubRec(a.pkid, None),
+        v4::Packet::PubRel(a) => Incoming::PubRel(a.pkid),
+        v4::Packet::PubComp(a) => Incoming::PubComp(a.pkid),
+        v4::Packet::SubAck(a) => Incoming::SubAck(
+            a.pkid,
+            a.return_codes
+                .iter()
+                .map(|c| match c {
+                    v4::SubscribeReasonCode::Success(q) => Ok(*q as u8),
+                    v4::SubscribeReasonCode::Failure => {
+                        Err("broker refused the subscription (SUBACK 0x80)".to_string())
+                    }
+                })
+                .collect(),
+        ),
+        v4::Packet::UnsubAck(a) => Incoming::UnsubAck(a.pkid),
+        v4::Packet::PingResp => Incoming::PingResp,
+        v4::Packet::Disconnect => Incoming::Unexpected("DISCONNECT"),
+        v4::Packet::Connect(_) => Incoming::Unexpected("CONNECT"),
+        v4::Packet::Subscribe(_) => Incoming::Unexpected("SUBSCRIBE"),
+        v4::Packet::Unsubscribe(_) => Incoming::Unexpected("UNSUBSCRIBE"),
+        v4::Packet::PingReq => Incoming::Unexpected("PINGREQ"),
+    }))
+}
+
+fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
+    let packet = match v5::Packet::read(buf, Some(max)) {
+        Ok(p) => p,
+        Err(m5::Error::InsufficientBytes(_)) => return Ok(None),
+        Err(e) => return Err(malformed(e)),
+    };
+    Ok(Some(match packet {
+        v5::Packet::ConnAck(ack) => {
+            let refusal = v5_connack_refusal(ack.code, ack.properties.as_ref());
+            let props = ack.properties;
+            Incoming::ConnAck(ConnAck {
+                session_present: ack.session_present,
+                refusal,
+                max_packet_size: props.as_ref().and_then(|p| p.max_packet_size),
+                receive_maximum: props.as_ref().and_then(|p| p.receive_max),
+                assigned_client_id: props
+                    .as_ref()
+                    .and_then(|p| p.assigned_client_identifier.clone()),
+                server_keep_alive: props.as_ref().and_then(|p| p.server_keep_alive),
+            })
+        }
+        v5::Packet::Publish(p) => {
+            let topic = String::from_utf8(p.topic.to_vec())
+                .map_err(|_| malformed("PUBLISH topic is not UTF-8"))?;
+            let alias = p.properties.as_ref().and_then(|props| props.topic_alias);
+            Incoming::Publish(
+                InPublish {
+                    topic,
+                    payload: p.payload,
+                    qos: p.qos as u8,
+                    retain: p.retain,
+                    dup: p.dup,
+                    pkid: p.pkid,
+                },
+                alias,
+            )
+        }
+        v5::Packet::PubAck(a) => {
+            let failure = match a.reason {
+                v5::PubAckReason::Success | v5::PubAckReason::NoMatchingSubscribers => None,
+                other => Some(format!("broker refused the publish: {other:?}")),
+            };
+            Incoming::PubAck(a.pkid, failure)
+        }
+        v5::Packet::PubRec(a) => {
+            let failure = match a.reason {
+                v5::PubRecReason::Success | v5::PubRecReason::NoMatchingSubscribers => None,
+                other => Some(format!("broker refused the publish: {other:?}")),
+            };
+            Incoming::PubRec(a.pkid, failure)
+        }
+        v5::Packet::PubRel(a) => Incoming::PubRel(a.pkid),
+        v5::Packet::PubComp(a) => Incoming::PubComp(a.pkid),
+        v5::Packet::SubAck(a) => Incoming::SubAck(
+            a.pkid,
+            a.return_codes
+                .iter()
+                .map(|c| match c {
+                    v5::SubscribeReasonCode::Success(q) => Ok(*q as u8),
+                    other => Err(format!("broker refused the subscription: {other:?}")),
+                })
+                .collect(),
+        ),
+        v5::Packet::UnsubAck(a) => Incoming::UnsubAck(a.pkid),
+        v5::Packet::PingResp(_) => Incoming::PingResp,
+        v5::Packet::Disconnect(d) => {
+            let reason = d
+                .properties
+                .as_ref()
+                .and_then(|p| p.reason_string.clone())
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            Incoming::Disconnect(format!(
+                "broker sent DISCONNECT: {:?}{reason}",
+                d.reason_code
+            ))
+        }
+        v5::Packet::Connect(..) => Incoming::Unexpected("CONNECT"),
+        v5::Packet::Subscribe(_) => Incoming::Unexpected("SUBSCRIBE"),
+        v5::Packet::Unsubscribe(_) => Incoming::Unexpected("UNSUBSCRIBE"),
+        v5::Packet::PingReq(_) => Incoming::Unexpected("PINGREQ"),
+        v5::Packet::Auth(_) => Incoming::Unexpected("AUTH"),
+    }))
+}
+
+fn v5_connack_refusal(
+    code: v5::ConnectReturnCode,
+    properties: Option<&v5::ConnAckProperties>,
+) -> Option<Error> {
+    use v5::ConnectReturnCode as C;
+    let reason = properties
+        .and_then(|p| p.reason_string.clone())
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let text = |what: &str| format!("broker refused the connection: {what}{reason}");
+    match code {
+        C::Success => None,
+        C::BadUserNamePassword => Some(Error::BadCredentials(text("bad user name or password"))),
+        C::NotAuthorized => Some(Error::NotAuthorized(text("not authorized"))),
+        C::BadClientId | C::ClientIdentifierNotValid => {
+            Some(Error::InvalidClientId(text("client identifier not valid")))
+        }
+        other => Some(Error::BrokerRefused(text(&format!("{other:?}")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(version: ProtocolVersion) -> Codec {
+        Codec {
+            version,
+            max_incoming: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn publish_size_matches_the_encoded_packet() {
+        for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+            for (payload, qos) in [(0usize, 0u8), (10, 1), (200, 2), (20_000, 1)] {
+                let c = codec(version);
+                let p = OutPublish {
+                    topic: "a/b".into(),
+                    payload: Bytes::from(vec![7u8; payload]),
+                    qos,
+                    retain: false,
+                };
+                let mut buf = BytesMut::new();
+                c.publish(&p, if qos > 0 { 9 } else { 0 }, false, &mut buf)
+                    .unwrap();
+                assert_eq!(
+                    buf.len(),
+                    c.publish_size(3, payload, qos),
+                    "{version:?} {payload} {qos}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn partial_packets_wait_for_more_bytes() {
+        let c = codec(ProtocolVersion::V311);
+        let mut buf = BytesMut::from(&[0x40u8, 0x02, 0x00][..]);
+        assert!(matches!(c.decode(&mut buf), Ok(None)));
+        buf.extend_from_slice(&[0x05]);
+        assert!(matches!(
+            c.decode(&mut buf),
+            Ok(Some(Incoming::PubAck(5, None)))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error_not_a_panic() {
+        for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+            let c = codec(version);
+            for bytes in [
+                &[0x00u8, 0x00][..],
+                &[0x20, 0x01, 0x00],
+                &[0x90, 0x03, 0x00, 0x01, 0x07],
+                &[0x30, 0x02, 0x00, 0x05],
+                &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            ] {
+                let mut buf = BytesMut::from(bytes);
+                assert!(c.decode(&mut buf).is_err(), "{version:?} {bytes:?}");
+            }
+        }
+    }
+}
