@@ -1,0 +1,514 @@
+//! `eq1_mqtt_client`: the C view of `mqtt::Client`, its callbacks and the structs they receive.
+//!
+//! Threads: every client function may be called from any thread, including from inside the
+//! client's own callbacks, except `eq1_mqtt_client_free` (refused inside a callback). Callbacks
+//! run on the client's dispatcher thread, one at a time, in the order events happened.
+
+use crate::error::Error;
+use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, out_param};
+use crate::ffi::options::eq1_mqtt_options;
+use crate::ffi::status::eq1_status;
+use crate::mqtt::{Client, ConnectionEvent, ConnectionState, Message};
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::Arc;
+
+/// Identifies one publish; 0 is never a valid token.
+pub type eq1_token = u64;
+
+/// Opaque MQTT client. Thread-safe (see the module notes above).
+pub struct eq1_mqtt_client {
+    client: Client,
+    user_data: UserData,
+    user_data_free: eq1_free_cb,
+}
+
+/// A message received on a subscription. Borrowed: every pointer lives until the callback
+/// returns; copy what you keep.
+#[repr(C)]
+pub struct eq1_mqtt_message {
+    /// The topic, NUL-terminated.
+    pub topic: *const c_char,
+    pub topic_len: usize,
+    /// The payload (not NUL-terminated; may be NULL when `payload_len` is 0).
+    pub payload: *const u8,
+    pub payload_len: usize,
+    pub qos: c_int,
+    pub retain: bool,
+    pub dup: bool,
+}
+
+/// What happened to the connection.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum eq1_connection_state {
+    /// Connected (first connect or an automatic reconnect).
+    Connected = 1,
+    /// The connection was lost; `reason` says why. Reconnection follows unless turned off.
+    Lost = 2,
+    /// The user's disconnect completed.
+    Disconnected = 3,
+}
+
+/// Passed to the connection callback; borrowed until it returns.
+#[repr(C)]
+pub struct eq1_mqtt_connection_event {
+    pub state: eq1_connection_state,
+    /// Why the connection was lost (`EQ1_STATUS_OK` otherwise).
+    pub reason: eq1_status,
+    /// Detail of `reason`, NUL-terminated, "" when none. Never NULL.
+    pub reason_text: *const c_char,
+    /// On connect: did the broker keep the session?
+    pub session_present: bool,
+    /// The broker concerned, NUL-terminated, "" when none. Never NULL.
+    pub broker_host: *const c_char,
+    pub broker_port: c_int,
+}
+
+/// Counters since the client was created (`eq1_mqtt_client_get_stats`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct eq1_mqtt_stats {
+    /// Publishes accepted by `eq1_mqtt_client_publish`.
+    pub published: u64,
+    /// Publishes completed (QoS 0 written, QoS 1 PUBACK, QoS 2 PUBCOMP).
+    pub delivered: u64,
+    /// Publishes reported failed (other than dropped).
+    pub failed: u64,
+    /// Messages received from the broker.
+    pub received: u64,
+    /// Publishes waiting in the outbox now.
+    pub queued: u64,
+    /// Publishes dropped from the full outbox.
+    pub dropped: u64,
+    /// Successful automatic reconnects.
+    pub reconnects: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Receives messages of one subscription: `user_data` is the pointer given to subscribe.
+pub type eq1_mqtt_message_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, message: *const eq1_mqtt_message)>;
+
+/// Receives connection events: `user_data` is the client's.
+pub type eq1_mqtt_connection_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const eq1_mqtt_connection_event)>;
+
+/// Receives the outcome of each publish token: `EQ1_STATUS_OK` when delivered, otherwise the
+/// failure and its detail (NUL-terminated, borrowed until return).
+pub type eq1_mqtt_delivery_cb = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        token: eq1_token,
+        status: eq1_status,
+        detail: *const c_char,
+    ),
+>;
+
+/// Releases user data; called exactly once.
+pub type eq1_free_cb = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// A user pointer handed back to C callbacks on the dispatcher thread.
+#[derive(Clone, Copy)]
+struct UserData(*mut c_void);
+// SAFETY: the library only passes the pointer back to the user's callbacks; the header tells
+// users that callbacks run on the dispatcher thread.
+unsafe impl Send for UserData {}
+// SAFETY: as above; the pointer itself is never dereferenced by the library.
+unsafe impl Sync for UserData {}
+
+/// Creates a client (nothing connects yet). `user_data` goes to the connection and delivery
+/// callbacks; `user_data_free` (may be NULL) runs exactly once, in `eq1_mqtt_client_free`.
+/// The options are copied: free them whenever you like. On failure `*out` stays NULL and
+/// `user_data_free` is not called.
+///
+/// # Safety
+/// `options` is NULL or live; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_new(
+    options: *const eq1_mqtt_options,
+    user_data: *mut c_void,
+    user_data_free: eq1_free_cb,
+    out: *mut *mut eq1_mqtt_client,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: per this function's contract.
+        let out = unsafe { out_param(out, std::ptr::null_mut(), "out (client pointer)") }?;
+        // SAFETY: per this function's contract.
+        let options = unsafe { handle(options, "options") }?;
+        let client = Client::new(options.inner.clone())?;
+        *out = Box::into_raw(Box::new(eq1_mqtt_client {
+            client,
+            user_data: UserData(user_data),
+            user_data_free,
+        }));
+        Ok(())
+    })
+}
+
+/// Frees the client: stops its connection at once (no DISCONNECT: call
+/// `eq1_mqtt_client_disconnect` first for a clean end), joins its threads, then calls
+/// `user_data_free`. No callback runs after it returns. Publishes still in flight are
+/// abandoned. Refused with `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own callback
+/// (the client stays valid then). NULL is a no-op.
+///
+/// # Safety
+/// `client` is NULL or live, and no other thread uses it during or after the call.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_free(client: *mut eq1_mqtt_client) -> eq1_status {
+    call(|| {
+        if client.is_null() {
+            return Ok(());
+        }
+        {
+            // SAFETY: non-NULL and live per this function's contract.
+            let c = unsafe { &*client };
+            c.client.shutdown()?;
+        }
+        // SAFETY: created by Box::into_raw in eq1_mqtt_client_new; shut down; released once.
+        let owned = unsafe { Box::from_raw(client) };
+        let (user_data, free) = (owned.user_data, owned.user_data_free);
+        drop(owned);
+        if let Some(free) = free {
+            // SAFETY: the user's finalizer with the user's pointer, exactly once.
+            unsafe { free(user_data.0) };
+        }
+        Ok(())
+    })
+}
+
+fn with_client(
+    client: *const eq1_mqtt_client,
+    body: impl FnOnce(&eq1_mqtt_client) -> crate::Result<()>,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or a live client (header contract).
+        let client = unsafe { handle(client, "client") }?;
+        body(client)
+    })
+}
+
+/// Sets (or with NULL removes) the connection callback.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_set_connection_callback(
+    client: *mut eq1_mqtt_client,
+    callback: eq1_mqtt_connection_cb,
+) -> eq1_status {
+    with_client(client, |c| {
+        let user_data = c.user_data;
+        let handler = callback.map(|callback| {
+            Arc::new(move |event: &ConnectionEvent| {
+                let user_data = user_data;
+                let reason = event.reason.as_ref();
+                let text = c_string(&reason.map(Error::message).unwrap_or_default());
+                let host = c_string(event.broker.as_ref().map(|b| b.host.as_str()).unwrap_or(""));
+                let view = eq1_mqtt_connection_event {
+                    state: match event.state {
+                        ConnectionState::Connected => eq1_connection_state::Connected,
+                        ConnectionState::ConnectionLost => eq1_connection_state::Lost,
+                        ConnectionState::Disconnected => eq1_connection_state::Disconnected,
+                    },
+                    reason: reason.map(eq1_status::from).unwrap_or(eq1_status::Ok),
+                    reason_text: text.as_ptr(),
+                    session_present: event.session_present,
+                    broker_host: host.as_ptr(),
+                    broker_port: event.broker.as_ref().map(|b| b.port as c_int).unwrap_or(0),
+                };
+                // SAFETY: the user's callback; `view` and its strings outlive the call.
+                unsafe { callback(user_data.0, &view) }
+            }) as crate::mqtt::shared::ConnectionHandler
+        });
+        c.client.set_connection_handler(handler);
+        Ok(())
+    })
+}
+
+/// Sets (or with NULL removes) the delivery callback, called once per publish token.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_set_delivery_callback(
+    client: *mut eq1_mqtt_client,
+    callback: eq1_mqtt_delivery_cb,
+) -> eq1_status {
+    with_client(client, |c| {
+        let user_data = c.user_data;
+        let handler = callback.map(|callback| {
+            Arc::new(move |token: u64, result: &crate::Result<()>| {
+                let user_data = user_data;
+                let (status, detail) = match result {
+                    Ok(()) => (eq1_status::Ok, c_string("")),
+                    Err(e) => (eq1_status::from(e), c_string(&e.message())),
+                };
+                // SAFETY: the user's callback; `detail` outlives the call.
+                unsafe { callback(user_data.0, token, status, detail.as_ptr()) }
+            }) as crate::mqtt::shared::DeliveryHandler
+        });
+        c.client.set_delivery_handler(handler);
+        Ok(())
+    })
+}
+
+/// Sets the will (last will and testament) sent with the next CONNECT. Only while not
+/// connected (`EQ1_STATUS_INVALID_STATE` otherwise). Payload up to 65,535 bytes.
+///
+/// # Safety
+/// `client` is NULL or live; `topic` NULL or NUL-terminated; `payload` NULL or `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_set_will(
+    client: *mut eq1_mqtt_client,
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    qos: c_int,
+    retain: bool,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let topic = unsafe { c_str(topic, "will topic") }?;
+        // SAFETY: per this function's contract.
+        let payload = unsafe { bytes(payload, len, "will payload") }?;
+        c.client.set_will(topic, payload, qos, retain)
+    })
+}
+
+/// Connects and returns after CONNACK, or the first failure, within `timeout_ms` (0: the
+/// options' connect timeout). Each cause has its status: `EQ1_STATUS_CONNECTION_REFUSED`,
+/// `_DNS_FAILED`, `_TIMEOUT`, `_BAD_CREDENTIALS`, `_NOT_AUTHORIZED`, `_TLS_UNKNOWN_ISSUER`,
+/// `_TLS_HOSTNAME_MISMATCH`, `_TLS_CERT_EXPIRED`, `_TLS_CLIENT_CERT_REJECTED`, ...
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_connect(
+    client: *mut eq1_mqtt_client,
+    timeout_ms: c_int,
+) -> eq1_status {
+    with_client(client, |c| {
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "connect")?;
+        c.client.connect(timeout).map(drop)
+    })
+}
+
+/// Queues a publish and returns at once (never waits on the network). `*out_token` (may be
+/// NULL) receives its token: wait on it with `eq1_mqtt_client_wait`, or learn its outcome in
+/// the delivery callback. The payload is copied.
+///
+/// # Safety
+/// `client` NULL or live; `topic` NULL or NUL-terminated; `payload` NULL or `len` bytes;
+/// `out_token` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_publish(
+    client: *mut eq1_mqtt_client,
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    qos: c_int,
+    retain: bool,
+    out_token: *mut eq1_token,
+) -> eq1_status {
+    with_client(client, |c| {
+        let out = if out_token.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and writable per this function's contract.
+            Some(unsafe { out_param(out_token, 0, "out_token") }?)
+        };
+        // SAFETY: per this function's contract.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: per this function's contract.
+        let payload = unsafe { bytes(payload, len, "payload") }?;
+        let token = c.client.publish(topic, payload, qos, retain)?;
+        if let Some(out) = out {
+            *out = token;
+        }
+        Ok(())
+    })
+}
+
+/// Blocks until the publish behind `token` is complete (QoS 0: written; QoS 1: PUBACK;
+/// QoS 2: PUBCOMP) and returns `EQ1_STATUS_OK`, its failure status, or `EQ1_STATUS_TIMEOUT`.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_wait(
+    client: *mut eq1_mqtt_client,
+    token: eq1_token,
+    timeout_ms: c_int,
+) -> eq1_status {
+    with_client(client, |c| {
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "wait")?;
+        c.client.wait(token, timeout)
+    })
+}
+
+/// Subscribes `callback` to `filter` and waits up to `timeout_ms` for the broker's answer;
+/// `*out_granted_qos` (may be NULL) receives the granted QoS. A message matching several
+/// subscriptions reaches each of their callbacks; subscribing the same filter again replaces
+/// its callback. `user_data` must stay valid until unsubscribed or the client is freed.
+/// Refusal by the broker: `EQ1_STATUS_SUBSCRIBE_REFUSED`.
+///
+/// # Safety
+/// `client` NULL or live; `filter` NULL or NUL-terminated; `out_granted_qos` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
+    client: *mut eq1_mqtt_client,
+    filter: *const c_char,
+    qos: c_int,
+    callback: eq1_mqtt_message_cb,
+    user_data: *mut c_void,
+    timeout_ms: c_int,
+    out_granted_qos: *mut c_int,
+) -> eq1_status {
+    with_client(client, |c| {
+        let out = if out_granted_qos.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and writable per this function's contract.
+            Some(unsafe { out_param(out_granted_qos, -1, "out_granted_qos") }?)
+        };
+        // SAFETY: per this function's contract.
+        let filter = unsafe { c_str(filter, "filter") }?;
+        let callback = callback.ok_or_else(|| {
+            Error::NullArgument("message callback is NULL; a subscription needs one".into())
+        })?;
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "subscribe")?;
+        let user_data = UserData(user_data);
+        let handler = Arc::new(move |message: &Message| {
+            let user_data = user_data;
+            let topic = c_string(&message.topic);
+            let view = eq1_mqtt_message {
+                topic: topic.as_ptr(),
+                topic_len: message.topic.len(),
+                payload: message.payload.as_ptr(),
+                payload_len: message.payload.len(),
+                qos: message.qos as c_int,
+                retain: message.retain,
+                dup: message.dup,
+            };
+            // SAFETY: the user's callback; `view` and what it points to outlive the call.
+            unsafe { callback(user_data.0, &view) }
+        });
+        let granted = c.client.subscribe(filter, qos, handler, timeout)?;
+        if let Some(out) = out {
+            *out = granted as c_int;
+        }
+        Ok(())
+    })
+}
+
+/// Removes the subscription to `filter` (its callback is not called again once this returns)
+/// and waits up to `timeout_ms` for UNSUBACK.
+///
+/// # Safety
+/// `client` NULL or live; `filter` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_unsubscribe(
+    client: *mut eq1_mqtt_client,
+    filter: *const c_char,
+    timeout_ms: c_int,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let filter = unsafe { c_str(filter, "filter") }?;
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "unsubscribe")?;
+        c.client.unsubscribe(filter, timeout)
+    })
+}
+
+/// Waits up to `timeout_ms` for in-flight QoS 1/2 publishes, then sends DISCONNECT (the broker
+/// discards the will). Still-unacknowledged publishes are then reported failed with
+/// `EQ1_STATUS_DISCONNECTED`. Stops automatic reconnection. The client may connect again.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_disconnect(
+    client: *mut eq1_mqtt_client,
+    timeout_ms: c_int,
+) -> eq1_status {
+    with_client(client, |c| {
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "disconnect")?;
+        c.client.disconnect(timeout)
+    })
+}
+
+/// True while connected (false for NULL).
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_is_connected(client: *const eq1_mqtt_client) -> bool {
+    call_value(false, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(client, "client") }
+            .map(|c| c.client.is_connected())
+            .unwrap_or(false)
+    })
+}
+
+/// Fills `*out` with the client's counters.
+///
+/// # Safety
+/// `client` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_get_stats(
+    client: *const eq1_mqtt_client,
+    out: *mut eq1_mqtt_stats,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let out = unsafe { out_param(out, eq1_mqtt_stats::default(), "out (stats)") }?;
+        let s = c.client.stats();
+        *out = eq1_mqtt_stats {
+            published: s.published,
+            delivered: s.delivered,
+            failed: s.failed,
+            received: s.received,
+            queued: s.queued,
+            dropped: s.dropped,
+            reconnects: s.reconnects,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+        };
+        Ok(())
+    })
+}
+
+/// Copies the client id (given or generated) into `buf` with snprintf semantics and returns
+/// its length; `buf = NULL, len = 0` asks for the length. Returns 0 for a NULL client.
+///
+/// # Safety
+/// `client` NULL or live; `buf` NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_get_id(
+    client: *const eq1_mqtt_client,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    call_value(0, || {
+        // SAFETY: per this function's contract.
+        let Ok(c) = (unsafe { handle(client, "client") }) else {
+            return 0;
+        };
+        let id = c.client.client_id();
+        if !buf.is_null() && len > 0 {
+            let copied = id.len().min(len - 1);
+            // SAFETY: `buf` is writable for `len` bytes and `copied < len`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(id.as_ptr(), buf.cast::<u8>(), copied);
+                *buf.add(copied) = 0;
+            }
+        }
+        id.len()
+    })
+}
+
+fn c_string(text: &str) -> CString {
+    CString::new(text).unwrap_or_else(|_| CString::new(text.replace('\0', " ")).unwrap_or_default())
+}

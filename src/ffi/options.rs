@@ -1,0 +1,346 @@
+//! `eq1_mqtt_options`: the C view of `mqtt::Options`. Created by `_new`, released by `_free`;
+//! a client copies what it needs, so options may be freed (or reused) after `client_new`.
+
+use crate::ffi::boundary::{c_str, call, call_value, handle_mut, optional_c_str};
+use crate::ffi::status::eq1_status;
+use crate::mqtt::{Options, QueueFullPolicy};
+use std::ffi::{c_char, c_int};
+
+/// Opaque client options. Not thread-safe: configure from one thread.
+pub struct eq1_mqtt_options {
+    pub(crate) inner: Options,
+}
+
+/// `eq1_mqtt_options_set_offline_queue` policy: refuse the new message when the queue is full
+/// (publish returns `EQ1_STATUS_QUEUE_FULL`).
+pub const EQ1_QUEUE_REJECT_NEW: c_int = 0;
+/// `eq1_mqtt_options_set_offline_queue` policy: drop the oldest queued message; its delivery
+/// callback reports `EQ1_STATUS_DROPPED`.
+pub const EQ1_QUEUE_DROP_OLDEST: c_int = 1;
+/// `eq1_mqtt_options_set_protocol_version`: MQTT 3.1.1.
+pub const EQ1_MQTT_V311: c_int = 4;
+/// `eq1_mqtt_options_set_protocol_version`: MQTT 5.0.
+pub const EQ1_MQTT_V5: c_int = 5;
+/// `eq1_mqtt_options_set_tls_min_version`: TLS 1.2.
+pub const EQ1_TLS_1_2: c_int = 12;
+/// `eq1_mqtt_options_set_tls_min_version`: TLS 1.3.
+pub const EQ1_TLS_1_3: c_int = 13;
+
+/// New options with the defaults: broker localhost:1883, MQTT 3.1.1, keep-alive 60 s, clean
+/// session, connect timeout 10 s, inflight window 100, automatic reconnect 0.5 s .. 30 s,
+/// offline queue of 100,000 messages / 64 MiB refusing new messages when full.
+/// Returns NULL only if memory is exhausted. Free with `eq1_mqtt_options_free`.
+#[no_mangle]
+pub extern "C" fn eq1_mqtt_options_new() -> *mut eq1_mqtt_options {
+    call_value(std::ptr::null_mut(), || {
+        Box::into_raw(Box::new(eq1_mqtt_options {
+            inner: Options::default(),
+        }))
+    })
+}
+
+/// Releases options. NULL is a no-op.
+///
+/// # Safety
+/// `options` is NULL or came from `eq1_mqtt_options_new` and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_free(options: *mut eq1_mqtt_options) {
+    call_value((), || {
+        if !options.is_null() {
+            // SAFETY: created by Box::into_raw in eq1_mqtt_options_new, released once.
+            drop(unsafe { Box::from_raw(options) });
+        }
+    })
+}
+
+/// Runs a setter on the options behind `options`.
+fn with_options(
+    options: *mut eq1_mqtt_options,
+    set: impl FnOnce(&mut Options) -> crate::Result<()>,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or a live options handle (header contract).
+        let options = unsafe { handle_mut(options, "options") }?;
+        set(&mut options.inner)
+    })
+}
+
+/// Sets the one broker to connect to (replaces the list). `port` 1..65535.
+///
+/// # Safety
+/// `options` is NULL or live; `host` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_broker(
+    options: *mut eq1_mqtt_options,
+    host: *const c_char,
+    port: c_int,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract.
+        o.set_broker(unsafe { c_str(host, "host") }?, port)
+    })
+}
+
+/// Appends a failover broker; the first call replaces the default localhost:1883. The client
+/// tries the brokers in order and moves to the next when one fails.
+///
+/// # Safety
+/// As for `eq1_mqtt_options_set_broker`.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_add_broker(
+    options: *mut eq1_mqtt_options,
+    host: *const c_char,
+    port: c_int,
+    tls: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract.
+        o.add_broker(unsafe { c_str(host, "host") }?, port, tls)
+    })
+}
+
+/// Sets the client id; NULL or "" makes the library generate one ("eq1-" + 16 hex digits).
+///
+/// # Safety
+/// `options` is NULL or live; `client_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_client_id(
+    options: *mut eq1_mqtt_options,
+    client_id: *const c_char,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract.
+        let id = unsafe { optional_c_str(client_id, "client id") }?;
+        o.set_client_id(id.unwrap_or(""))
+    })
+}
+
+/// Sets user name and password (`password` may be NULL: user name only).
+///
+/// # Safety
+/// `options` is NULL or live; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_credentials(
+    options: *mut eq1_mqtt_options,
+    username: *const c_char,
+    password: *const c_char,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract.
+        let username = unsafe { c_str(username, "username") }?;
+        // SAFETY: per this function's contract.
+        let password = unsafe { optional_c_str(password, "password") }?;
+        o.set_credentials(username, password.map(str::as_bytes))
+    })
+}
+
+/// Keep-alive in seconds, 0..65535 (0 turns it off). A broker that stops answering is
+/// detected within 1.5 x keep-alive.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_keep_alive(
+    options: *mut eq1_mqtt_options,
+    seconds: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_keep_alive(seconds))
+}
+
+/// Clean session (3.1.1) / clean start (5.0). Default true.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_clean_session(
+    options: *mut eq1_mqtt_options,
+    clean: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.clean_session = clean;
+        Ok(())
+    })
+}
+
+/// MQTT 5.0 session expiry interval in seconds (0: the session ends with the connection).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_session_expiry(
+    options: *mut eq1_mqtt_options,
+    seconds: u32,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.session_expiry = seconds;
+        Ok(())
+    })
+}
+
+/// Protocol version: `EQ1_MQTT_V311` (4, default) or `EQ1_MQTT_V5` (5).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_version(
+    options: *mut eq1_mqtt_options,
+    version: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_protocol_version(version))
+}
+
+/// Timeout of one connection attempt (DNS + TCP + TLS + CONNACK) in ms, > 0. Used by
+/// reconnects and by `eq1_mqtt_client_connect` with timeout 0.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_connect_timeout(
+    options: *mut eq1_mqtt_options,
+    timeout_ms: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_connect_timeout(timeout_ms))
+}
+
+/// Maximum QoS 1/2 publishes awaiting acknowledgement at once, 1..65535 (default 100).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_inflight_window(
+    options: *mut eq1_mqtt_options,
+    window: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_inflight_window(window))
+}
+
+/// Largest packet sent or accepted, in bytes (16 .. 268435460, the MQTT maximum, default).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_max_packet_size(
+    options: *mut eq1_mqtt_options,
+    bytes: i64,
+) -> eq1_status {
+    with_options(options, |o| o.set_max_packet_size(bytes))
+}
+
+/// Turns TLS on for every broker. `ca_file`: PEM file of trusted CAs, or NULL for the
+/// system's trust store. Hostname verification is on unless turned off.
+///
+/// # Safety
+/// `options` is NULL or live; `ca_file` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_tls(
+    options: *mut eq1_mqtt_options,
+    ca_file: *const c_char,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract.
+        o.enable_tls(unsafe { optional_c_str(ca_file, "CA file") }?)
+    })
+}
+
+/// Client certificate and key (PEM). An encrypted PKCS#8 key ("BEGIN ENCRYPTED PRIVATE KEY")
+/// needs `key_password`; otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`.
+///
+/// # Safety
+/// `options` is NULL or live; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_tls_client_cert(
+    options: *mut eq1_mqtt_options,
+    cert_file: *const c_char,
+    key_file: *const c_char,
+    key_password: *const c_char,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract (three times).
+        let cert = unsafe { c_str(cert_file, "certificate file") }?;
+        // SAFETY: as above.
+        let key = unsafe { c_str(key_file, "key file") }?;
+        // SAFETY: as above.
+        let password = unsafe { optional_c_str(key_password, "key password") }?;
+        o.set_client_certificate(cert, key, password)
+    })
+}
+
+/// Hostname verification (default on). Off still verifies the chain.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_tls_verify_hostname(
+    options: *mut eq1_mqtt_options,
+    verify: bool,
+) -> eq1_status {
+    with_options(options, |o| o.set_verify_hostname(verify))
+}
+
+/// Accept any server certificate. For tests only: it removes TLS's protection.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_tls_insecure(
+    options: *mut eq1_mqtt_options,
+    insecure: bool,
+) -> eq1_status {
+    with_options(options, |o| o.set_insecure(insecure))
+}
+
+/// Minimum TLS version: 12 (TLS 1.2, default) or 13 (TLS 1.3).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_tls_min_version(
+    options: *mut eq1_mqtt_options,
+    version: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_tls_min_version(version))
+}
+
+/// Automatic reconnection after a lost connection (default on), with exponential backoff and
+/// jitter between `min_delay_ms` (default 500) and `max_delay_ms` (default 30000).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_reconnect(
+    options: *mut eq1_mqtt_options,
+    enabled: bool,
+    min_delay_ms: c_int,
+    max_delay_ms: c_int,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_reconnect(enabled, min_delay_ms, max_delay_ms)
+    })
+}
+
+/// Bounds of the outbox (publishes not yet sent, e.g. while disconnected), what to do when
+/// it is full, and whether publishing before the first connect is allowed (queued).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_offline_queue(
+    options: *mut eq1_mqtt_options,
+    max_messages: i64,
+    max_bytes: i64,
+    policy: c_int,
+    queue_before_connect: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        let policy = match policy {
+            EQ1_QUEUE_REJECT_NEW => QueueFullPolicy::RejectNew,
+            EQ1_QUEUE_DROP_OLDEST => QueueFullPolicy::DropOldest,
+            other => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "queue policy {other} is neither EQ1_QUEUE_REJECT_NEW (0) nor EQ1_QUEUE_DROP_OLDEST (1)"
+                )))
+            }
+        };
+        o.set_offline_queue(max_messages, max_bytes, policy, queue_before_connect)
+    })
+}
