@@ -160,7 +160,7 @@ impl Handshake<'_> {
             }
         };
         if let Some(refusal) = ack.refusal {
-            return Err(refusal);
+            return Err(explain_refusal(refusal, self.options));
         }
         shared.broker_max_packet.store(
             ack.max_packet_size.unwrap_or(0) as u64,
@@ -203,6 +203,22 @@ impl Handshake<'_> {
             receive_maximum: ack.receive_maximum,
             aliases: HashMap::new(),
         })
+    }
+}
+
+/// The broker says only "not authorized" / "bad user name or password"; add what we sent, so
+/// that the message names the likely cause.
+fn explain_refusal(refusal: Error, options: &Options) -> Error {
+    let context = match &options.username {
+        Some(user) => format!(
+            " (user '{user}': the user name or password is wrong, or the user may not connect)"
+        ),
+        None => " (no user name was sent: the broker requires authentication)".to_string(),
+    };
+    match refusal {
+        Error::NotAuthorized(m) => Error::NotAuthorized(m + &context),
+        Error::BadCredentials(m) => Error::BadCredentials(m + &context),
+        other => other,
     }
 }
 
