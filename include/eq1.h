@@ -569,7 +569,7 @@ enum eq1_status eq1_set_log_callback(eq1_log_cb callback, void *user_data, int m
 
 /**
  * New options with the defaults: broker localhost:1883, MQTT 3.1.1, keep-alive 60 s, clean
- * session, connect timeout 10 s, inflight window 100, automatic reconnect 0.5 s .. 30 s,
+ * session, connect timeout 10 s, inflight window 20, automatic reconnect 0.5 s .. 30 s,
  * offline queue of 100,000 messages / 64 MiB refusing new messages when full.
  * Returns NULL only if memory is exhausted. Free with `eq1_mqtt_options_free`.
  */
@@ -670,7 +670,10 @@ enum eq1_status eq1_mqtt_options_set_connect_timeout(struct eq1_mqtt_options *op
                                                      int timeout_ms);
 
 /**
- * Maximum QoS 1/2 publishes awaiting acknowledgement at once, 1..65535 (default 100).
+ * Maximum QoS 1/2 publishes awaiting acknowledgement at once, 1..65535 (default 20, the
+ * default of mosquitto's max_inflight_messages: an MQTT 3.1.1 broker cannot announce its
+ * limit, and mosquitto silently discards QoS 2 messages beyond it). MQTT 5.0 brokers announce
+ * theirs (receive maximum) and the smaller of the two applies.
  *
  * # Safety
  * `options` is NULL or live.

@@ -27,7 +27,7 @@ pub const EQ1_TLS_1_2: c_int = 12;
 pub const EQ1_TLS_1_3: c_int = 13;
 
 /// New options with the defaults: broker localhost:1883, MQTT 3.1.1, keep-alive 60 s, clean
-/// session, connect timeout 10 s, inflight window 100, automatic reconnect 0.5 s .. 30 s,
+/// session, connect timeout 10 s, inflight window 20, automatic reconnect 0.5 s .. 30 s,
 /// offline queue of 100,000 messages / 64 MiB refusing new messages when full.
 /// Returns NULL only if memory is exhausted. Free with `eq1_mqtt_options_free`.
 #[no_mangle]
@@ -202,7 +202,10 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_connect_timeout(
     with_options(options, |o| o.set_connect_timeout(timeout_ms))
 }
 
-/// Maximum QoS 1/2 publishes awaiting acknowledgement at once, 1..65535 (default 100).
+/// Maximum QoS 1/2 publishes awaiting acknowledgement at once, 1..65535 (default 20, the
+/// default of mosquitto's max_inflight_messages: an MQTT 3.1.1 broker cannot announce its
+/// limit, and mosquitto silently discards QoS 2 messages beyond it). MQTT 5.0 brokers announce
+/// theirs (receive maximum) and the smaller of the two applies.
 ///
 /// # Safety
 /// `options` is NULL or live.

@@ -116,7 +116,7 @@ impl Default for Options {
             session_expiry: 0,
             version: ProtocolVersion::V311,
             connect_timeout: Duration::from_secs(10),
-            inflight_window: 100,
+            inflight_window: 20,
             max_packet_size: MQTT_MAX_PACKET_SIZE,
             tls: None,
             auto_reconnect: true,
