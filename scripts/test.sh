@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every test: formatting and lints, the Rust tests (including the header staleness check),
+# then the pytest suite (C programs, under valgrind too, against private mosquitto brokers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/prerequisites.sh
+eq1_need_cargo
+eq1_need_debian_packages mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
+    valgrind:valgrind cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ openssl:openssl
+eq1_need_python_packages pytest:pytest cryptography:cryptography
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+step "cargo test (unit, scripted broker, header up to date)"
+cargo test --quiet
+step "cargo build --release"
+cargo build --release --quiet
+step "pytest"
+python3 -m pytest -q -p no:cacheprovider tests "$@"
