@@ -483,6 +483,10 @@ impl Engine {
         commands: &mut UnboundedReceiver<Command>,
     ) -> Served {
         let mut disconnecting: Option<(Instant, SyncSender<()>)> = None;
+        // Packets that arrived in the same segment as CONNACK are already buffered.
+        if let Err(e) = self.handle_buffered(connection) {
+            return Served::Lost(e);
+        }
         loop {
             self.pump_outbox(connection);
             if let Some((deadline, _)) = &disconnecting {
@@ -513,19 +517,8 @@ impl Engine {
                     }
                 }
                 read = connection.read() => {
-                    if let Err(e) = read {
+                    if let Err(e) = read.and_then(|()| self.handle_buffered(connection)) {
                         return Served::Lost(e);
-                    }
-                    loop {
-                        match connection.decode() {
-                            Ok(Some(packet)) => {
-                                if let Err(e) = self.handle_incoming(packet, connection) {
-                                    return Served::Lost(e);
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return Served::Lost(e),
-                        }
                     }
                 }
                 _ = sleep_until(keepalive_at) => {
@@ -723,6 +716,14 @@ impl Engine {
             );
         }
         connection.commit(out);
+    }
+
+    /// Handles every whole packet in the read buffer.
+    fn handle_buffered(&mut self, connection: &mut Connection) -> Result<()> {
+        while let Some(packet) = connection.decode()? {
+            self.handle_incoming(packet, connection)?;
+        }
+        Ok(())
     }
 
     fn handle_incoming(&mut self, packet: Incoming, connection: &mut Connection) -> Result<()> {

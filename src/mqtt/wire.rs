@@ -318,9 +318,12 @@ fn malformed(e: impl std::fmt::Display) -> Error {
 }
 
 fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
+    let before = buf.len();
     let packet = match v4::Packet::read(buf, max) {
         Ok(p) => p,
-        Err(m4::Error::InsufficientBytes(_)) => return Ok(None),
+        // The codec takes the whole frame out before parsing it: "insufficient bytes" after
+        // that means the frame lied about its contents, not that more bytes are coming.
+        Err(m4::Error::InsufficientBytes(_)) if buf.len() == before => return Ok(None),
         Err(e) => return Err(malformed(e)),
     };
     Ok(Some(match packet {
@@ -391,9 +394,14 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
 }
 
 fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
+    if let Some(disconnect) = short_v5_disconnect(buf)? {
+        return Ok(disconnect);
+    }
+    let before = buf.len();
     let packet = match v5::Packet::read(buf, Some(max)) {
         Ok(p) => p,
-        Err(m5::Error::InsufficientBytes(_)) => return Ok(None),
+        // See decode_v4: only an untouched buffer means "wait for more bytes".
+        Err(m5::Error::InsufficientBytes(_)) if buf.len() == before => return Ok(None),
         Err(e) => return Err(malformed(e)),
     };
     Ok(Some(match packet {
@@ -473,6 +481,24 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         v5::Packet::PingReq(_) => Incoming::Unexpected("PINGREQ"),
         v5::Packet::Auth(_) => Incoming::Unexpected("AUTH"),
     }))
+}
+
+/// A v5 DISCONNECT without properties (`E0 00`, or `E0 01 <reason>`) is valid, but the codec
+/// insists on a property length. `Ok(None)`: not such a packet; `Ok(Some(None))`: need more bytes.
+fn short_v5_disconnect(buf: &mut BytesMut) -> Result<Option<Option<Incoming>>> {
+    if buf.len() < 2 || buf[0] != 0xE0 || buf[1] > 1 {
+        return Ok(None);
+    }
+    let len = 2 + buf[1] as usize;
+    if buf.len() < len {
+        return Ok(Some(None));
+    }
+    let code = if buf[1] == 1 { buf[2] } else { 0 };
+    let _ = buf.split_to(len);
+    let reason = v5::DisconnectReasonCode::try_from(code).map_err(malformed)?;
+    Ok(Some(Some(Incoming::Disconnect(format!(
+        "broker sent DISCONNECT: {reason:?}"
+    )))))
 }
 
 fn v5_connack_refusal(

@@ -1,0 +1,780 @@
+//! Session-engine tests against a SCRIPTED SOCKET standing in for a broker. These tests send
+//! bytes no real broker would send (acks for ids never used, garbage, lying lengths, a PUBREL
+//! out of nowhere, a CONNACK claiming a session that never existed, silence instead of
+//! PINGRESP), so by the project's rule they do not use a real broker: a `TcpListener` on
+//! 127.0.0.1 reads the client's packets frame by frame and writes exact bytes back.
+//!
+//! Everything is bounded in time: every socket read has a deadline, every script thread is
+//! joined with a deadline, and every client call is given a timeout.
+
+mod scripted;
+
+use eq1::mqtt::subscriptions::MessageHandler;
+use eq1::mqtt::{Client, ConnectionState, Message};
+use eq1::Error;
+use scripted::*;
+use std::collections::HashSet;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SCRIPT_WAIT: Duration = Duration::from_secs(20);
+
+fn connect(client: &Client) {
+    client
+        .connect(Duration::from_secs(5))
+        .expect("connect to the scripted socket");
+}
+
+/// A subscription handler that forwards (topic, payload) of every message.
+fn forwarding_handler() -> (MessageHandler, mpsc::Receiver<(String, Vec<u8>)>) {
+    let (tx, rx) = mpsc::channel();
+    let handler = Arc::new(move |m: &Message| {
+        let _ = tx.send((m.topic.clone(), m.payload.to_vec()));
+    });
+    (handler, rx)
+}
+
+fn assert_stays_connected(client: &Client, events: &Events) {
+    assert!(client.is_connected(), "the client dropped the connection");
+    if let Ok((_, event)) = events.try_recv() {
+        panic!("unexpected connection event {event:?}");
+    }
+}
+
+#[test]
+fn unknown_pubrel_is_answered_with_pubcomp() {
+    let (listener, port) = listen();
+    let (go, go_gate) = gate();
+    let (step, step_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        go_gate.wait("connected");
+        peer.send(&pubrel(77));
+        let answer = peer.expect(PUBCOMP);
+        assert_eq!(answer.header, 0x70, "PUBCOMP flags must be 0");
+        assert_eq!(answer.leading_pkid(), 77);
+        assert_eq!(answer.body.len(), 2, "v3.1.1 PUBCOMP is two bytes");
+        peer.expect_silence(Duration::from_millis(200), "after PUBCOMP");
+        step.open();
+        go_gate.hold();
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    go.open();
+    step_gate.wait("the script saw PUBCOMP");
+    assert_stays_connected(&client, &events);
+    go.open();
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn unexpected_acks_are_ignored_and_connection_stays_up() {
+    let (listener, port) = listen();
+    let (ready_tx, ready) = mpsc::channel();
+    let (go, go_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        go_gate.wait("connected");
+        peer.send(&puback(5));
+        peer.send(&pubrec(6));
+        peer.send(&pubcomp(7));
+        // The client handles packets in order: once it answered this PUBREL, it has seen the
+        // three stray acks before it.
+        peer.send(&pubrel(99));
+        let answer = peer.expect(PUBCOMP);
+        assert_eq!(answer.leading_pkid(), 99);
+        ready_tx.send(()).expect("tell the test to publish");
+        let publish = peer.expect_publish();
+        assert_eq!(publish.qos, 1);
+        assert_eq!(publish.topic, "after/strays");
+        assert!(!publish.dup);
+        peer.send(&puback(publish.pkid));
+        peer.expect_silence(Duration::from_millis(200), "after the PUBACK");
+        go_gate.hold();
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    go.open();
+    ready
+        .recv_timeout(CLIENT_WAIT)
+        .expect("the script got past the stray acks");
+    assert_stays_connected(&client, &events);
+    let token = client
+        .publish("after/strays", b"still here", 1, false)
+        .expect("publish");
+    assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
+    assert_stays_connected(&client, &events);
+    go.open();
+    script.finish(SCRIPT_WAIT);
+    let stats = client.stats();
+    assert_eq!(stats.delivered, 1, "{stats:?}");
+    assert_eq!(stats.failed, 0, "{stats:?}");
+}
+
+#[test]
+fn malformed_packet_reports_protocol_error() {
+    let cases: [(&str, &[u8]); 3] = [
+        ("reserved packet type 0", &[0x00, 0x00]),
+        (
+            "PUBLISH whose topic length runs past its remaining length",
+            &[0x30, 0x02, 0x00, 0x05],
+        ),
+        (
+            "remaining length longer than four bytes",
+            &[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],
+        ),
+    ];
+    for (what, bytes) in cases {
+        let (listener, port) = listen();
+        let garbage = bytes.to_vec();
+        let (go, go_gate) = gate();
+        let script = run(move || {
+            let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+            peer.handshake(false);
+            go_gate.wait("connected");
+            peer.send(&garbage);
+            // The client must give up on the connection by itself.
+            assert!(
+                peer.drain_until_closed(Duration::from_secs(5)),
+                "the client kept the connection open after a malformed packet"
+            );
+        });
+        let client = Client::new(options(port, 4)).expect("client");
+        let events = watch_connection(&client);
+        connect(&client);
+        wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+        go.open();
+        let (_, lost) = wait_for(&events, ConnectionState::ConnectionLost, CLIENT_WAIT);
+        assert!(
+            matches!(lost.reason, Some(Error::Protocol(_))),
+            "{what}: expected a protocol error, got {:?}",
+            lost.reason
+        );
+        script.finish(SCRIPT_WAIT);
+        assert!(!client.is_connected(), "{what}");
+    }
+}
+
+#[test]
+fn inbound_qos2_is_delivered_once_until_pubrel() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        let subscribe = peer.expect(SUBSCRIBE);
+        peer.send(&suback_v4(subscribe.leading_pkid(), 2));
+
+        peer.send(&publish("in/x", 9, 2, false, None, b"once"));
+        assert_eq!(peer.expect(PUBREC).leading_pkid(), 9);
+        // The same message again, as a broker retransmits it before PUBREL.
+        peer.send(&publish("in/x", 9, 2, true, None, b"once"));
+        let second = peer.expect(PUBREC);
+        assert_eq!(
+            second.leading_pkid(),
+            9,
+            "the retransmission is acknowledged"
+        );
+        assert_eq!(second.header, 0x50);
+        peer.send(&pubrel(9));
+        assert_eq!(peer.expect(PUBCOMP).leading_pkid(), 9);
+
+        // After PUBREL the id is free again: the same id is a new message.
+        peer.send(&publish("in/x", 9, 2, false, None, b"second"));
+        assert_eq!(peer.expect(PUBREC).leading_pkid(), 9);
+        peer.send(&pubrel(9));
+        assert_eq!(peer.expect(PUBCOMP).leading_pkid(), 9);
+
+        // Handlers run in order: when this one arrives, every earlier delivery has happened.
+        peer.send(&publish("in/end", 0, 0, false, None, b""));
+        peer.expect_silence(Duration::from_millis(200), "after the exchange");
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    connect(&client);
+    let (handler, messages) = forwarding_handler();
+    let granted = client
+        .subscribe("in/#", 2, handler, CLIENT_WAIT)
+        .expect("subscribe");
+    assert_eq!(granted, 2);
+    let mut seen = Vec::new();
+    loop {
+        let (topic, payload) = messages
+            .recv_timeout(CLIENT_WAIT)
+            .expect("messages up to the end marker");
+        if topic == "in/end" {
+            break;
+        }
+        seen.push((topic, payload));
+    }
+    script.finish(SCRIPT_WAIT);
+    assert_eq!(
+        seen,
+        vec![
+            ("in/x".to_string(), b"once".to_vec()),
+            ("in/x".to_string(), b"second".to_vec()),
+        ],
+        "a QoS 2 message is delivered once, however often it is retransmitted before PUBREL"
+    );
+}
+
+/// Publishes one message, lets the script drop the connection before acknowledging it and
+/// answer the reconnect with `session_present`; returns what the script saw.
+fn resend_after_reconnect(session_present: bool) -> (Publish, Publish) {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut first = Peer::accept(&listener, false, PACKET_WAIT);
+        first.handshake(false);
+        let original = first.expect_publish();
+        drop(first);
+        let mut second = Peer::accept(&listener, false, PACKET_WAIT);
+        let connect = second.handshake(session_present);
+        // CONNECT flags: bit 1 is clean session, which this client turned off.
+        assert_eq!(
+            connect.body[7] & 0x02,
+            0,
+            "the reconnect asks to resume the session"
+        );
+        let resent = second.expect_publish();
+        second.send(&puback(resent.pkid));
+        second.expect_silence(Duration::from_millis(200), "after the PUBACK");
+        (original, resent)
+    });
+    let mut opts = options(port, 4);
+    opts.clean_session = false;
+    opts.set_client_id("scripted-resend").expect("client id");
+    opts.set_reconnect(true, 50, 200).expect("reconnect");
+    let client = Client::new(opts).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    let token = client
+        .publish("resend/me", b"payload", 1, false)
+        .expect("publish");
+    wait_for(&events, ConnectionState::ConnectionLost, CLIENT_WAIT);
+    let (_, reconnected) = wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    assert_eq!(reconnected.session_present, session_present);
+    assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
+    let seen = script.finish(SCRIPT_WAIT);
+    assert_eq!(client.stats().reconnects, 1);
+    seen
+}
+
+#[test]
+fn retransmitted_publish_carries_dup_after_session_resume() {
+    let (original, resent) = resend_after_reconnect(true);
+    assert!(!original.dup, "the first transmission is not a duplicate");
+    assert!(resent.dup, "the retransmission must carry DUP: {resent:?}");
+    assert_eq!(
+        resent.pkid, original.pkid,
+        "same packet id in the resumed session"
+    );
+    assert_eq!(resent.qos, 1);
+    assert_eq!(resent.topic, original.topic);
+    assert_eq!(resent.payload, original.payload);
+}
+
+#[test]
+fn unacked_publish_is_resent_as_new_when_session_lost() {
+    let (original, resent) = resend_after_reconnect(false);
+    assert!(
+        !resent.dup,
+        "a message sent in a new session is not a duplicate: {resent:?}"
+    );
+    assert_ne!(resent.pkid, 0);
+    assert_eq!(resent.qos, 1);
+    assert_eq!(resent.topic, original.topic);
+    assert_eq!(resent.payload, original.payload);
+}
+
+#[test]
+fn qos2_resumes_at_pubrel_after_reconnect() {
+    let (listener, port) = listen();
+    let (at_pubcomp_tx, at_pubcomp) = mpsc::channel();
+    let (go_tx, go) = mpsc::channel::<()>();
+    let script = run(move || {
+        let mut first = Peer::accept(&listener, false, PACKET_WAIT);
+        first.handshake(false);
+        let publish = first.expect_publish();
+        assert_eq!(publish.qos, 2);
+        first.send(&pubrec(publish.pkid));
+        let release = first.expect(PUBREL);
+        assert_eq!(release.header, 0x62, "PUBREL flags must be 0b0010");
+        assert_eq!(release.leading_pkid(), publish.pkid);
+        drop(first);
+
+        let mut second = Peer::accept(&listener, false, PACKET_WAIT);
+        second.handshake(true);
+        let resumed = second.read("the resumed QoS 2 flow");
+        assert_eq!(
+            resumed.kind(),
+            PUBREL,
+            "after PUBREC the flow resumes with PUBREL, not {}: {resumed:02x?}",
+            resumed.name()
+        );
+        assert_eq!(resumed.header, 0x62);
+        assert_eq!(resumed.leading_pkid(), publish.pkid);
+        at_pubcomp_tx.send(()).expect("tell the test");
+        go.recv_timeout(CLIENT_WAIT)
+            .expect("go ahead from the test");
+        second.send(&pubcomp(publish.pkid));
+        second.expect_silence(Duration::from_millis(200), "after PUBCOMP");
+    });
+    let mut opts = options(port, 4);
+    opts.clean_session = false;
+    opts.set_client_id("scripted-qos2").expect("client id");
+    opts.set_reconnect(true, 50, 200).expect("reconnect");
+    let client = Client::new(opts).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    let token = client
+        .publish("exactly/once", b"payload", 2, false)
+        .expect("publish");
+    wait_for(&events, ConnectionState::ConnectionLost, CLIENT_WAIT);
+    let (_, reconnected) = wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    assert!(reconnected.session_present);
+    at_pubcomp
+        .recv_timeout(CLIENT_WAIT)
+        .expect("the script saw PUBREL");
+    assert!(
+        matches!(
+            client.wait(token, Duration::from_millis(100)),
+            Err(Error::Timeout(_))
+        ),
+        "the token must wait for PUBCOMP"
+    );
+    go_tx.send(()).expect("let the script send PUBCOMP");
+    assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn keepalive_sends_pingreq_and_detects_dead_broker() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        let silent_since = Instant::now();
+        let ping = peer.expect(PINGREQ);
+        let after = silent_since.elapsed();
+        assert_eq!(ping.body.len(), 0);
+        // Never answer: the client must notice and close.
+        let closed = peer.drain_until_closed(Duration::from_secs(4));
+        (after, closed)
+    });
+    let mut opts = options(port, 4);
+    opts.set_keep_alive(1).expect("keep-alive");
+    let client = Client::new(opts).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    let (connected_at, _) = wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    let (lost_at, lost) = wait_for(&events, ConnectionState::ConnectionLost, CLIENT_WAIT);
+    let (ping_after, closed) = script.finish(SCRIPT_WAIT);
+    assert!(
+        ping_after >= Duration::from_millis(900) && ping_after < Duration::from_millis(1_800),
+        "PINGREQ after {ping_after:?} of silence; expected about 1 s"
+    );
+    let dead_after = lost_at.duration_since(connected_at);
+    assert!(
+        dead_after >= Duration::from_millis(1_200) && dead_after < Duration::from_secs(3),
+        "connection declared lost {dead_after:?} after the last packet; expected about 1.5 s"
+    );
+    assert!(
+        matches!(lost.reason, Some(Error::ConnectionLost(_))),
+        "{:?}",
+        lost.reason
+    );
+    assert!(closed, "the client closed the dead connection");
+}
+
+#[test]
+fn packet_ids_do_not_collide_across_publish_and_subscribe() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        let mut publishes = Vec::new();
+        let mut subscribe = None;
+        while publishes.len() < 10 || subscribe.is_none() {
+            let frame = peer.read("10 PUBLISH and a SUBSCRIBE");
+            match frame.kind() {
+                PUBLISH => publishes.push(frame.publish(false).pkid),
+                SUBSCRIBE => {
+                    assert!(subscribe.is_none(), "one SUBSCRIBE only");
+                    subscribe = Some(frame.leading_pkid());
+                }
+                _ => panic!("unexpected {}: {frame:02x?}", frame.name()),
+            }
+        }
+        peer.expect_silence(Duration::from_millis(200), "with everything in flight");
+        let subscribe = subscribe.expect("SUBSCRIBE seen");
+        let mut all: Vec<u16> = publishes.clone();
+        all.push(subscribe);
+        let distinct: HashSet<u16> = all.iter().copied().collect();
+        assert_eq!(distinct.len(), 11, "packet ids collide: {all:?}");
+        assert!(!distinct.contains(&0), "packet id 0 used: {all:?}");
+        peer.send(&suback_v4(subscribe, 1));
+        for pkid in &publishes {
+            peer.send(&puback(*pkid));
+        }
+        peer.expect_silence(Duration::from_millis(200), "after the acks");
+        all
+    });
+    let mut opts = options(port, 4);
+    opts.set_inflight_window(10).expect("window");
+    let client = Client::new(opts).expect("client");
+    connect(&client);
+    let (handler, _messages) = forwarding_handler();
+    let (granted, tokens) = std::thread::scope(|s| {
+        let subscriber = s.spawn(|| client.subscribe("ids/#", 1, handler, Duration::from_secs(8)));
+        let tokens: Vec<_> = (0..10)
+            .map(|i| {
+                client
+                    .publish("ids/pub", format!("{i}").as_bytes(), 1, false)
+                    .expect("publish")
+            })
+            .collect();
+        let granted = subscriber.join().expect("subscriber thread");
+        (granted, tokens)
+    });
+    assert_eq!(granted, Ok(1));
+    for token in tokens {
+        assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
+    }
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn inflight_window_is_respected() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        let mut inflight = std::collections::VecDeque::new();
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let p = peer.expect_publish();
+            order.push(p.payload.clone());
+            inflight.push_back(p.pkid);
+        }
+        peer.expect_silence(
+            Duration::from_millis(300),
+            "a 4th PUBLISH with a window of 3",
+        );
+        for _ in 3..10 {
+            let oldest = inflight.pop_front().expect("something in flight");
+            peer.send(&puback(oldest));
+            let p = peer.expect_publish();
+            order.push(p.payload.clone());
+            inflight.push_back(p.pkid);
+            peer.expect_silence(
+                Duration::from_millis(150),
+                "a second PUBLISH after one PUBACK",
+            );
+        }
+        while let Some(pkid) = inflight.pop_front() {
+            peer.send(&puback(pkid));
+        }
+        peer.expect_silence(Duration::from_millis(200), "after the last PUBACK");
+        order
+    });
+    let mut opts = options(port, 4);
+    opts.set_inflight_window(3).expect("window");
+    let client = Client::new(opts).expect("client");
+    connect(&client);
+    let tokens: Vec<_> = (0..10)
+        .map(|i| {
+            client
+                .publish("window/t", format!("{i}").as_bytes(), 1, false)
+                .expect("publish")
+        })
+        .collect();
+    for token in tokens {
+        assert_eq!(client.wait(token, Duration::from_secs(10)), Ok(()));
+    }
+    let order = script.finish(SCRIPT_WAIT);
+    let expected: Vec<Vec<u8>> = (0..10).map(|i| format!("{i}").into_bytes()).collect();
+    assert_eq!(
+        order, expected,
+        "publishes leave in the order they were made"
+    );
+}
+
+#[test]
+fn v5_topic_alias_is_resolved() {
+    let (listener, port) = listen();
+    let (done, done_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        let subscribe = peer.expect(SUBSCRIBE);
+        peer.send(&suback_v5(subscribe.leading_pkid(), 0));
+        // Topic Alias property: identifier 0x23, two-byte value.
+        let alias = [0x23, 0x00, 0x01];
+        peer.send(&publish("a/b", 0, 0, false, Some(&alias), b"first"));
+        peer.send(&publish("", 0, 0, false, Some(&alias), b"second"));
+        peer.expect_silence(Duration::from_millis(200), "after the aliased publishes");
+        done_gate.hold();
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    let (handler, messages) = forwarding_handler();
+    client
+        .subscribe("a/#", 0, handler, CLIENT_WAIT)
+        .expect("subscribe");
+    let first = messages.recv_timeout(CLIENT_WAIT).expect("first message");
+    let second = messages.recv_timeout(CLIENT_WAIT).expect("second message");
+    assert_eq!(first, ("a/b".to_string(), b"first".to_vec()));
+    assert_eq!(second, ("a/b".to_string(), b"second".to_vec()));
+    wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    assert_stays_connected(&client, &events);
+    done.open();
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn v5_puback_failure_reason_fails_the_token() {
+    let (listener, port) = listen();
+    let (done, done_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        let refused = peer.expect_publish();
+        let id = refused.pkid.to_be_bytes();
+        // PUBACK with reason 0x87 (Not authorized), no properties.
+        peer.send(&[0x40, 0x03, id[0], id[1], 0x87]);
+        let accepted = peer.expect_publish();
+        peer.send(&puback(accepted.pkid));
+        peer.expect_silence(Duration::from_millis(200), "after the acks");
+        done_gate.hold();
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    let refused = client
+        .publish("v5/refused", b"x", 1, false)
+        .expect("publish");
+    let outcome = client.wait(refused, CLIENT_WAIT);
+    assert!(
+        matches!(outcome, Err(Error::PublishRefused(_))),
+        "{outcome:?}"
+    );
+    let accepted = client
+        .publish("v5/accepted", b"y", 1, false)
+        .expect("publish");
+    assert_eq!(client.wait(accepted, CLIENT_WAIT), Ok(()));
+    wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    assert_stays_connected(&client, &events);
+    done.open();
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn v5_suback_failure_is_subscribe_refused() {
+    let (listener, port) = listen();
+    let (done, done_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        let subscribe = peer.expect(SUBSCRIBE);
+        peer.send(&suback_v5(subscribe.leading_pkid(), 0x87));
+        peer.expect_silence(Duration::from_millis(200), "after the SUBACK");
+        done_gate.hold();
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    connect(&client);
+    let (handler, _messages) = forwarding_handler();
+    let outcome = client.subscribe("v5/forbidden", 1, handler, CLIENT_WAIT);
+    assert!(
+        matches!(outcome, Err(Error::SubscribeRefused(_))),
+        "{outcome:?}"
+    );
+    assert!(client.is_connected());
+    done.open();
+    script.finish(SCRIPT_WAIT);
+}
+
+/// The script sends `disconnect` and keeps the socket open: the loss must come from the
+/// DISCONNECT itself, not from the socket closing.
+fn broker_disconnect(disconnect: &'static [u8]) -> eq1::mqtt::ConnectionEvent {
+    let (listener, port) = listen();
+    let (go, go_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        go_gate.wait("connected");
+        peer.send(disconnect);
+        peer.drain_until_closed(Duration::from_secs(4))
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    go.open();
+    let (_, lost) = wait_for(
+        &events,
+        ConnectionState::ConnectionLost,
+        Duration::from_secs(3),
+    );
+    assert!(
+        script.finish(SCRIPT_WAIT),
+        "the client closed the socket after DISCONNECT"
+    );
+    lost
+}
+
+#[test]
+fn v5_broker_disconnect_is_reported() {
+    // DISCONNECT, reason 0x8B (Server shutting down), property length 0.
+    let lost = broker_disconnect(&[0xE0, 0x02, 0x8B, 0x00]);
+    let Some(Error::ConnectionLost(reason)) = &lost.reason else {
+        panic!("expected ConnectionLost, got {:?}", lost.reason);
+    };
+    assert!(reason.contains("DISCONNECT"), "{reason}");
+    assert!(reason.contains("ShuttingDown"), "{reason}");
+}
+
+#[test]
+
+fn v5_broker_disconnect_without_properties_is_reported() {
+    // MQTT 5 §3.14.2.2.1: a Remaining Length below 2 means property length 0.
+    let lost = broker_disconnect(&[0xE0, 0x01, 0x8B]);
+    let Some(Error::ConnectionLost(reason)) = &lost.reason else {
+        panic!("expected ConnectionLost, got {:?}", lost.reason);
+    };
+    assert!(reason.contains("ShuttingDown"), "{reason}");
+}
+
+#[test]
+
+fn v5_broker_normal_disconnect_is_not_a_protocol_error() {
+    let lost = broker_disconnect(&[0xE0, 0x00]);
+    assert!(
+        matches!(lost.reason, Some(Error::ConnectionLost(_))),
+        "{:?}",
+        lost.reason
+    );
+}
+
+#[test]
+
+fn v5_publish_without_property_length_is_a_protocol_error() {
+    let (listener, port) = listen();
+    let (go, go_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        go_gate.wait("connected");
+        // A QoS 1 PUBLISH that ends after its packet id: the v5 property length is missing.
+        peer.send(&publish("a/b", 3, 1, false, None, b""));
+        peer.drain_until_closed(Duration::from_secs(4))
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
+    go.open();
+    let (_, lost) = wait_for(
+        &events,
+        ConnectionState::ConnectionLost,
+        Duration::from_secs(3),
+    );
+    assert!(
+        matches!(lost.reason, Some(Error::Protocol(_))),
+        "{:?}",
+        lost.reason
+    );
+    assert!(script.finish(SCRIPT_WAIT));
+}
+
+#[test]
+
+fn packet_in_the_same_segment_as_connack_is_processed() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.expect(CONNECT);
+        // One write: brokers do this when they deliver a stored session's messages at once.
+        let mut bytes = connack_v4(false, 0);
+        bytes.extend_from_slice(&pubrel(77));
+        peer.send(&bytes);
+        let answer = peer.try_read(Duration::from_secs(2));
+        let answered =
+            matches!(&answer, Ok(frame) if frame.kind() == PUBCOMP && frame.leading_pkid() == 77);
+        assert!(answered, "no PUBCOMP 77 within 2 s: {answer:02x?}");
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    connect(&client);
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn connack_refusal_codes_map_to_errors() {
+    fn refused_with(code: u8) -> Result<(), Error> {
+        let (listener, port) = listen();
+        let script = run(move || {
+            let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+            peer.expect(CONNECT);
+            peer.send(&connack_v4(false, code));
+            peer.drain_until_closed(Duration::from_secs(3))
+        });
+        let client = Client::new(options(port, 4)).expect("client");
+        let outcome = client.connect(Duration::from_secs(5)).map(drop);
+        assert!(!client.is_connected());
+        assert!(script.finish(SCRIPT_WAIT), "the client closed the socket");
+        outcome
+    }
+    let bad_credentials = refused_with(4);
+    assert!(
+        matches!(bad_credentials, Err(Error::BadCredentials(_))),
+        "{bad_credentials:?}"
+    );
+    let not_authorized = refused_with(5);
+    assert!(
+        matches!(not_authorized, Err(Error::NotAuthorized(_))),
+        "{not_authorized:?}"
+    );
+    let bad_version = refused_with(1);
+    assert!(
+        matches!(bad_version, Err(Error::BrokerRefused(_))),
+        "{bad_version:?}"
+    );
+
+    // Accepts the TCP connection and closes it at once.
+    let (listener, port) = listen();
+    let script = run(move || drop(Peer::accept(&listener, false, PACKET_WAIT)));
+    let client = Client::new(options(port, 4)).expect("client");
+    let closed = client.connect(Duration::from_secs(5)).map(drop);
+    script.finish(SCRIPT_WAIT);
+    assert!(
+        matches!(closed, Err(Error::ConnectionLost(_) | Error::Network(_))),
+        "{closed:?}"
+    );
+
+    // Accepts, reads CONNECT, never answers.
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.expect(CONNECT);
+        peer.drain_until_closed(Duration::from_secs(4))
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    let timeout = Duration::from_millis(700);
+    let started = Instant::now();
+    let silent = client.connect(timeout).map(drop);
+    let took = started.elapsed();
+    assert!(matches!(silent, Err(Error::Timeout(_))), "{silent:?}");
+    assert!(
+        took >= Duration::from_millis(600) && took < timeout + Duration::from_millis(600),
+        "connect gave up after {took:?} with a {timeout:?} timeout"
+    );
+    assert!(
+        script.finish(SCRIPT_WAIT),
+        "the client closed the socket after the timeout"
+    );
+}
