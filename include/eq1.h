@@ -437,6 +437,14 @@ enum eq1_status eq1_mqtt_client_set_will(struct eq1_mqtt_client *client,
                                          bool retain);
 
 /**
+ * Removes the will set with `eq1_mqtt_client_set_will`; only while not connected.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_client_clear_will(struct eq1_mqtt_client *client);
+
+/**
  * Connects and returns after CONNACK, or the first failure, within `timeout_ms` (0: the
  * options' connect timeout). Each cause has its status: `EQ1_STATUS_CONNECTION_REFUSED`,
  * `_DNS_FAILED`, `_TIMEOUT`, `_BAD_CREDENTIALS`, `_NOT_AUTHORIZED`, `_TLS_UNKNOWN_ISSUER`,
@@ -479,7 +487,8 @@ enum eq1_status eq1_mqtt_client_wait(struct eq1_mqtt_client *client,
  * Subscribes `callback` to `filter` and waits up to `timeout_ms` for the broker's answer;
  * `*out_granted_qos` (may be NULL) receives the granted QoS. A message matching several
  * subscriptions reaches each of their callbacks; subscribing the same filter again replaces
- * its callback. `user_data` must stay valid until unsubscribed or the client is freed.
+ * its callback (the old one is not called after this returns). `user_data` must stay valid
+ * until unsubscribed, replaced, or the client is freed.
  * Refusal by the broker: `EQ1_STATUS_SUBSCRIBE_REFUSED`.
  *
  * # Safety
@@ -494,8 +503,9 @@ enum eq1_status eq1_mqtt_client_subscribe(struct eq1_mqtt_client *client,
                                           int *out_granted_qos);
 
 /**
- * Removes the subscription to `filter` (its callback is not called again once this returns)
- * and waits up to `timeout_ms` for UNSUBACK.
+ * Removes the subscription to `filter` and waits up to `timeout_ms` for UNSUBACK. Once this
+ * returns its callback is not called again and its `user_data` may be freed (a call already
+ * running on the dispatcher thread is waited for; from inside a callback it is not).
  *
  * # Safety
  * `client` NULL or live; `filter` NULL or NUL-terminated.

@@ -276,6 +276,15 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_will(
     })
 }
 
+/// Removes the will set with `eq1_mqtt_client_set_will`; only while not connected.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_clear_will(client: *mut eq1_mqtt_client) -> eq1_status {
+    with_client(client, |c| c.client.clear_will())
+}
+
 /// Connects and returns after CONNACK, or the first failure, within `timeout_ms` (0: the
 /// options' connect timeout). Each cause has its status: `EQ1_STATUS_CONNECTION_REFUSED`,
 /// `_DNS_FAILED`, `_TIMEOUT`, `_BAD_CREDENTIALS`, `_NOT_AUTHORIZED`, `_TLS_UNKNOWN_ISSUER`,
@@ -311,13 +320,15 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish(
     retain: bool,
     out_token: *mut eq1_token,
 ) -> eq1_status {
-    with_client(client, |c| {
+    call(|| {
         let out = if out_token.is_null() {
             None
         } else {
             // SAFETY: non-NULL and writable per this function's contract.
             Some(unsafe { out_param(out_token, 0, "out_token") }?)
         };
+        // SAFETY: per this function's contract.
+        let c = unsafe { handle(client, "client") }?;
         // SAFETY: per this function's contract.
         let topic = unsafe { c_str(topic, "topic") }?;
         // SAFETY: per this function's contract.
@@ -350,7 +361,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_wait(
 /// Subscribes `callback` to `filter` and waits up to `timeout_ms` for the broker's answer;
 /// `*out_granted_qos` (may be NULL) receives the granted QoS. A message matching several
 /// subscriptions reaches each of their callbacks; subscribing the same filter again replaces
-/// its callback. `user_data` must stay valid until unsubscribed or the client is freed.
+/// its callback (the old one is not called after this returns). `user_data` must stay valid
+/// until unsubscribed, replaced, or the client is freed.
 /// Refusal by the broker: `EQ1_STATUS_SUBSCRIBE_REFUSED`.
 ///
 /// # Safety
@@ -365,13 +377,15 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
     timeout_ms: c_int,
     out_granted_qos: *mut c_int,
 ) -> eq1_status {
-    with_client(client, |c| {
+    call(|| {
         let out = if out_granted_qos.is_null() {
             None
         } else {
             // SAFETY: non-NULL and writable per this function's contract.
             Some(unsafe { out_param(out_granted_qos, -1, "out_granted_qos") }?)
         };
+        // SAFETY: per this function's contract.
+        let c = unsafe { handle(client, "client") }?;
         // SAFETY: per this function's contract.
         let filter = unsafe { c_str(filter, "filter") }?;
         let callback = callback.ok_or_else(|| {
@@ -402,8 +416,9 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
     })
 }
 
-/// Removes the subscription to `filter` (its callback is not called again once this returns)
-/// and waits up to `timeout_ms` for UNSUBACK.
+/// Removes the subscription to `filter` and waits up to `timeout_ms` for UNSUBACK. Once this
+/// returns its callback is not called again and its `user_data` may be freed (a call already
+/// running on the dispatcher thread is waited for; from inside a callback it is not).
 ///
 /// # Safety
 /// `client` NULL or live; `filter` NULL or NUL-terminated.
@@ -461,9 +476,11 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_stats(
     client: *const eq1_mqtt_client,
     out: *mut eq1_mqtt_stats,
 ) -> eq1_status {
-    with_client(client, |c| {
+    call(|| {
         // SAFETY: per this function's contract.
         let out = unsafe { out_param(out, eq1_mqtt_stats::default(), "out (stats)") }?;
+        // SAFETY: per this function's contract.
+        let c = unsafe { handle(client, "client") }?;
         let s = c.client.stats();
         *out = eq1_mqtt_stats {
             published: s.published,

@@ -167,19 +167,8 @@ impl Client {
             }
             _ => {}
         }
-        let counters = &self.shared.counters;
-        if self.options.queue_full_policy == QueueFullPolicy::RejectNew {
-            let queued = counters.queued.load(Ordering::Relaxed) as usize;
-            let bytes = counters.queued_bytes.load(Ordering::Relaxed) as usize;
-            if queued >= self.options.queue_max_messages
-                || bytes + topic.len() + payload.len() > self.options.queue_max_bytes
-            {
-                return Err(Error::QueueFull(format!(
-                    "the outbox holds {queued} messages ({bytes} bytes); limits are {} messages, {} bytes",
-                    self.options.queue_max_messages, self.options.queue_max_bytes
-                )));
-            }
-        }
+        let weight = (topic.len() + payload.len()) as u64;
+        self.reserve_outbox_space(weight)?;
         let token = self.shared.tokens.issue();
         let message = OutPublish {
             topic: topic.to_string(),
@@ -192,11 +181,58 @@ impl Client {
             .send(Command::Publish(Queued { token, message }))
             .is_err()
         {
+            self.release_outbox_space(weight);
             self.shared.complete(token, Err(engine_gone()));
             return Err(engine_gone());
         }
-        counters.published.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .published
+            .fetch_add(1, Ordering::Relaxed);
         Ok(token)
+    }
+
+    /// Takes a place in the outbox before the publish is handed over, so that concurrent
+    /// publishers can never overfill it. The engine gives the place back when it sends.
+    fn reserve_outbox_space(&self, weight: u64) -> Result<()> {
+        let counters = &self.shared.counters;
+        if self.options.queue_full_policy == QueueFullPolicy::DropOldest {
+            // Never refused: the engine drops the oldest when the queue overflows.
+            counters.queued.fetch_add(1, Ordering::AcqRel);
+            counters.queued_bytes.fetch_add(weight, Ordering::AcqRel);
+            return Ok(());
+        }
+        let max_messages = self.options.queue_max_messages as u64;
+        let max_bytes = self.options.queue_max_bytes as u64;
+        let full = |queued: u64, bytes: u64| {
+            Error::QueueFull(format!(
+                "the outbox holds {queued} messages ({bytes} bytes); limits are {max_messages} messages, {max_bytes} bytes"
+            ))
+        };
+        if counters
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q < max_messages).then_some(q + 1)
+            })
+            .is_err()
+        {
+            return Err(full(
+                max_messages,
+                counters.queued_bytes.load(Ordering::Acquire),
+            ));
+        }
+        let bytes_before = counters.queued_bytes.fetch_add(weight, Ordering::AcqRel);
+        if bytes_before + weight > max_bytes {
+            self.release_outbox_space(weight);
+            return Err(full(counters.queued.load(Ordering::Acquire), bytes_before));
+        }
+        Ok(())
+    }
+
+    fn release_outbox_space(&self, weight: u64) {
+        let counters = &self.shared.counters;
+        counters.queued.fetch_sub(1, Ordering::AcqRel);
+        counters.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
     }
 
     fn check_packet_size(&self, topic_len: usize, payload_len: usize, qos: u8) -> Result<()> {
@@ -236,7 +272,11 @@ impl Client {
             }
             State::Connected | State::Reconnecting => {}
         }
-        self.shared.subscriptions().insert(filter, qos, handler);
+        let replaced = self.shared.subscriptions().insert(filter, qos, handler);
+        if replaced && !self.in_callback() {
+            // The old handler's user data may be freed once we return.
+            self.shared.wait_for_running_handler();
+        }
         let (reply, answer) = mpsc::sync_channel(1);
         let command = Command::Subscribe {
             filter: filter.to_string(),
@@ -257,6 +297,11 @@ impl Client {
             return Err(Error::InvalidArgument(format!(
                 "there is no subscription to '{filter}'"
             )));
+        }
+        // From here on its handler is not called again: wait out a call already running
+        // (unless that call is us, unsubscribing from inside a callback).
+        if !self.in_callback() {
+            self.shared.wait_for_running_handler();
         }
         if self.shared.state() == State::Idle {
             return Ok(());

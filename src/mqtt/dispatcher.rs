@@ -13,7 +13,13 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>) {
             Event::Shutdown => return,
             Event::Message(message) => {
                 let handlers = shared.subscriptions().handlers_for(&message.topic);
-                for handler in handlers {
+                for (id, handler) in handlers {
+                    let _running = shared.dispatching.lock().unwrap_or_else(|p| p.into_inner());
+                    // Unsubscribed (or replaced) since the message arrived: its user data may
+                    // already be gone.
+                    if !shared.subscriptions().is_live(id) {
+                        continue;
+                    }
                     guarded("message", || handler(&message));
                 }
             }

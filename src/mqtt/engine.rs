@@ -100,6 +100,8 @@ pub struct Engine {
     tls: Option<TlsConnector>,
     ids: PacketIds,
     outbox: VecDeque<Queued>,
+    /// Topic + payload bytes in `outbox` (the drop-oldest policy's byte bound).
+    outbox_bytes: u64,
     inflight: BTreeMap<u16, Inflight>,
     subscribes: HashMap<u16, PendingSubscribe>,
     unsubscribes: HashMap<u16, Option<SyncSender<Result<()>>>>,
@@ -128,6 +130,7 @@ impl Engine {
             tls: None,
             ids: PacketIds::default(),
             outbox: VecDeque::new(),
+            outbox_bytes: 0,
             inflight: BTreeMap::new(),
             subscribes: HashMap::new(),
             unsubscribes: HashMap::new(),
@@ -354,20 +357,20 @@ impl Engine {
         let mut out = connection.output();
         if !session_present {
             self.incoming_qos2.clear();
-            // Publishes the broker never acknowledged go back to the head of the outbox, in
+            // Publishes the broker never completed go back to the head of the outbox, in
             // their original order, to be sent again as new messages.
+
             let inflight = std::mem::take(&mut self.inflight);
             let mut ordered: Vec<Inflight> = inflight.into_values().collect();
             ordered.sort_by_key(|i| i.sequence);
+            // Even a QoS 2 message past PUBREC is sent again: a broker that lost our session
+            // may have lost the message with it (a restart without persistence), and a
+            // possible duplicate is better than a possible loss.
             for entry in ordered.into_iter().rev() {
-                match entry.stage {
-                    // PUBREC arrived: the broker owns the message; only PUBCOMP was missing.
-                    Stage::AwaitComp => self.shared.complete(entry.token, Ok(())),
-                    Stage::AwaitAck => self.requeue_front(Queued {
-                        token: entry.token,
-                        message: entry.message,
-                    }),
-                }
+                self.requeue_front(Queued {
+                    token: entry.token,
+                    message: entry.message,
+                });
             }
             for (_, pending) in self.subscribes.drain() {
                 if let Some(reply) = pending.reply {
@@ -578,9 +581,9 @@ impl Engine {
         match command {
             Command::Publish(queued) => {
                 if state == State::Idle && !self.options.queue_before_connect {
-                    self.shared.complete(
-                        queued.token,
-                        Err(Error::NotConnected("the client is not connected".into())),
+                    self.refuse(
+                        queued,
+                        Error::NotConnected("the client is not connected".into()),
                     );
                 } else {
                     self.enqueue(queued);
@@ -617,18 +620,15 @@ impl Engine {
         }
     }
 
+    /// Appends to the outbox. The handle already counted the message in `queued` (it reserved
+    /// the place); with the drop-oldest policy this is where the queue is trimmed.
     fn enqueue(&mut self, queued: Queued) {
-        let shared = self.shared.clone();
-        let counters = &shared.counters;
-        counters.queued.fetch_add(1, Ordering::Relaxed);
-        counters
-            .queued_bytes
-            .fetch_add(queued.weight(), Ordering::Relaxed);
+        self.outbox_bytes += queued.weight();
         self.outbox.push_back(queued);
         if self.options.queue_full_policy == QueueFullPolicy::DropOldest {
-            while self.outbox.len() > self.options.queue_max_messages
-                || counters.queued_bytes.load(Ordering::Relaxed)
-                    > self.options.queue_max_bytes as u64
+            while self.outbox.len() > 1
+                && (self.outbox.len() > self.options.queue_max_messages
+                    || self.outbox_bytes > self.options.queue_max_bytes as u64)
             {
                 let Some(oldest) = self.pop_outbox() else {
                     break;
@@ -644,22 +644,34 @@ impl Engine {
         }
     }
 
-    fn pop_outbox(&mut self) -> Option<Queued> {
-        let queued = self.outbox.pop_front()?;
+    /// A publish that will never reach the outbox: gives back the place the handle reserved.
+    fn refuse(&mut self, queued: Queued, reason: Error) {
         let counters = &self.shared.counters;
-        counters.queued.fetch_sub(1, Ordering::Relaxed);
+        counters.queued.fetch_sub(1, Ordering::AcqRel);
         counters
             .queued_bytes
-            .fetch_sub(queued.weight(), Ordering::Relaxed);
+            .fetch_sub(queued.weight(), Ordering::AcqRel);
+        self.shared.complete(queued.token, Err(reason));
+    }
+
+    fn pop_outbox(&mut self) -> Option<Queued> {
+        let queued = self.outbox.pop_front()?;
+        self.outbox_bytes -= queued.weight();
+        let counters = &self.shared.counters;
+        counters.queued.fetch_sub(1, Ordering::AcqRel);
+        counters
+            .queued_bytes
+            .fetch_sub(queued.weight(), Ordering::AcqRel);
         Some(queued)
     }
 
     fn requeue_front(&mut self, queued: Queued) {
         let counters = &self.shared.counters;
-        counters.queued.fetch_add(1, Ordering::Relaxed);
+        counters.queued.fetch_add(1, Ordering::AcqRel);
         counters
             .queued_bytes
-            .fetch_add(queued.weight(), Ordering::Relaxed);
+            .fetch_add(queued.weight(), Ordering::AcqRel);
+        self.outbox_bytes += queued.weight();
         self.outbox.push_front(queued);
     }
 
@@ -846,8 +858,12 @@ impl Engine {
             }
             _ => {
                 out.pubrec(publish.pkid)?;
-                // Held until PUBREL: a retransmission of the same id is not delivered again.
-                self.incoming_qos2.insert(publish.pkid)
+                // Held until PUBREL: a retransmission (DUP set) of the same id is not delivered
+                // again. The same id without DUP is a new message: a broker restored from a
+                // stale persistence file reuses ids it had already used (seen with mosquitto
+                // after SIGKILL), and treating those as duplicates would lose them.
+                let first_time = self.incoming_qos2.insert(publish.pkid);
+                first_time || !publish.dup
             }
         };
         if deliver {

@@ -80,6 +80,8 @@ pub const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub brokers: Vec<BrokerAddress>,
+    /// `brokers` still holds the built-in default (localhost:1883), not a user's choice.
+    brokers_are_default: bool,
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<Vec<u8>>,
@@ -108,6 +110,7 @@ impl Default for Options {
                 port: 1883,
                 tls: false,
             }],
+            brokers_are_default: true,
             client_id: None,
             username: None,
             password: None,
@@ -135,14 +138,16 @@ impl Options {
     pub fn set_broker(&mut self, host: &str, port: i32) -> Result<()> {
         let address = broker_address(host, port, self.tls.is_some())?;
         self.brokers = vec![address];
+        self.brokers_are_default = false;
         Ok(())
     }
 
     /// Appends a failover broker. The first call after `new` replaces the default broker.
     pub fn add_broker(&mut self, host: &str, port: i32, tls: bool) -> Result<()> {
         let address = broker_address(host, port, tls)?;
-        if self.brokers == Options::default().brokers {
+        if self.brokers_are_default {
             self.brokers.clear();
+            self.brokers_are_default = false;
         }
         self.brokers.push(address);
         Ok(())
@@ -350,6 +355,15 @@ mod tests {
         assert!(o.set_reconnect(true, 1000, 10).is_err());
         assert!(o.set_verify_hostname(false).is_err(), "TLS not enabled yet");
         assert!(o.enable_tls(Some("/nonexistent/ca.pem")).is_err());
+    }
+
+    #[test]
+    fn add_broker_keeps_an_explicit_localhost_primary() {
+        let mut o = Options::default();
+        o.set_broker("localhost", 1883).unwrap();
+        o.add_broker("b", 2, false).unwrap();
+        assert_eq!(o.brokers.len(), 2);
+        assert_eq!(o.brokers[0].host, "localhost");
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub struct Shared {
     pub broker_max_packet: AtomicU64,
     has_delivery_handler: AtomicBool,
     events: Mutex<Sender<Event>>,
+    /// Held by the dispatcher while a message handler runs: unsubscribe takes it to wait
+    /// until a handler it removed has returned.
+    pub dispatching: Mutex<()>,
 }
 
 impl Shared {
@@ -109,6 +112,7 @@ impl Shared {
             broker_max_packet: AtomicU64::new(0),
             has_delivery_handler: AtomicBool::new(false),
             events: Mutex::new(events),
+            dispatching: Mutex::new(()),
         }
     }
 
@@ -136,6 +140,11 @@ impl Shared {
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Returns once no message handler is running (none may start on a removed subscription).
+    pub fn wait_for_running_handler(&self) {
+        drop(self.dispatching.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
     pub fn handlers(&self) -> Handlers {
         self.handlers
             .lock()
@@ -161,20 +170,21 @@ impl Shared {
 
     /// Completes a publish token: wakes waiters, counts it, tells the delivery callback.
     pub fn complete(&self, token: Token, result: Result<()>) {
-        self.tokens.complete(token, &result);
+        // Counted before waiters wake, so that stats read right after a wait include it.
         match &result {
             Ok(()) => bump(&self.counters.delivered, 1),
             Err(Error::Dropped(_)) => bump(&self.counters.dropped, 1),
             Err(_) => bump(&self.counters.failed, 1),
         }
+        self.tokens.complete(token, &result);
         if self.has_delivery_handler.load(Ordering::Acquire) {
             self.emit(Event::Delivery(token, result));
         }
     }
 
     pub fn complete_all_ok(&self, tokens: &[Token]) {
-        self.tokens.complete_all_ok(tokens);
         bump(&self.counters.delivered, tokens.len() as u64);
+        self.tokens.complete_all_ok(tokens);
         if self.has_delivery_handler.load(Ordering::Acquire) {
             for token in tokens {
                 self.emit(Event::Delivery(*token, Ok(())));

@@ -8,6 +8,8 @@ use std::sync::Arc;
 pub type MessageHandler = Arc<dyn Fn(&Message) + Send + Sync>;
 
 pub struct Subscription {
+    /// Unique per insert: a handler replaced or removed is told apart from its successor.
+    pub id: u64,
     pub filter: String,
     pub qos: u8,
     pub handler: MessageHandler,
@@ -18,21 +20,36 @@ pub struct Subscription {
 #[derive(Default)]
 pub struct SubscriptionTable {
     entries: Vec<Subscription>,
+    next_id: u64,
 }
 
 impl SubscriptionTable {
     /// Adds a subscription; one with the same filter is replaced, as the broker replaces it.
-    pub fn insert(&mut self, filter: &str, qos: u8, handler: MessageHandler) {
+    /// Returns true when it replaced one.
+    pub fn insert(&mut self, filter: &str, qos: u8, handler: MessageHandler) -> bool {
+        self.next_id += 1;
         let entry = Subscription {
+            id: self.next_id,
             filter: filter.to_string(),
             qos,
             handler,
             confirmed: false,
         };
         match self.entries.iter_mut().find(|e| e.filter == filter) {
-            Some(existing) => *existing = entry,
-            None => self.entries.push(entry),
+            Some(existing) => {
+                *existing = entry;
+                true
+            }
+            None => {
+                self.entries.push(entry);
+                false
+            }
         }
+    }
+
+    /// Is the subscription behind this id still in the table?
+    pub fn is_live(&self, id: u64) -> bool {
+        self.entries.iter().any(|e| e.id == id)
     }
 
     pub fn remove(&mut self, filter: &str) -> bool {
@@ -52,11 +69,11 @@ impl SubscriptionTable {
             .map(|e| e.qos)
     }
 
-    pub fn handlers_for(&self, topic: &str) -> Vec<MessageHandler> {
+    pub fn handlers_for(&self, topic: &str) -> Vec<(u64, MessageHandler)> {
         self.entries
             .iter()
             .filter(|e| topic_matches(&e.filter, topic))
-            .map(|e| e.handler.clone())
+            .map(|e| (e.id, e.handler.clone()))
             .collect()
     }
 

@@ -14,12 +14,12 @@ from .procutil import die_with_parent
 
 
 class Background:
-    def __init__(self, cmd: Sequence, env: dict | None = None):
+    def __init__(self, cmd: Sequence, env: dict | None = None, stdin: bool = False):
         full_env = dict(os.environ)
         full_env.update({k: str(v) for k, v in (env or {}).items()})
         self.cmd = [str(c) for c in cmd]
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, text=True, errors="replace",
+                                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, text=True, errors="replace",
                                      env=full_env, start_new_session=True,
                                      preexec_fn=die_with_parent)
         self._lines: list[str] = []
@@ -45,13 +45,32 @@ class Background:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for_line(self, prefix: str, timeout: float = 20.0) -> str:
-        """The first output line starting with `prefix`; fails with the output so far."""
+    def mark(self) -> int:
+        """A position in the output: later waits can look only at lines after it."""
+        with self._cond:
+            return len(self._lines)
+
+    def send(self, line: str) -> None:
+        """Writes one command line to the program's stdin (needs stdin=True)."""
+        assert self.proc.stdin is not None, "started without stdin=True"
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def ask(self, command: str, answer_prefix: str, timeout: float = 60.0) -> str:
+        """Sends a command and returns the first answer line after it."""
+        since = self.mark()
+        self.send(command)
+        return self.wait_for_line(answer_prefix, timeout, since=since)
+
+    def wait_for_line(self, prefix: str, timeout: float = 20.0, since: int = 0,
+                      where=None) -> str:
+        """The first output line after `since` starting with `prefix` (and satisfying
+        `where(line)` when given); fails with the output so far."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for line in self._lines:
-                    if line.startswith(prefix):
+                for line in self._lines[since:]:
+                    if line.startswith(prefix) and (where is None or where(line)):
                         return line
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):

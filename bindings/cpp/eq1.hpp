@@ -1,0 +1,952 @@
+/*
+ * eq1.hpp - header-only C++17 wrapper over eq1.h (libeq1, the EQ-1 Network MQTT client).
+ *
+ *   #include "eq1.hpp"        // needs eq1.h on the include path; link with -leq1
+ *
+ *   eq1::Client client(eq1::Options().broker("localhost", 1883));
+ *   client.connect();
+ *   client.subscribe("test/topic", 1, [](const eq1::Message &m) { ... });
+ *   client.wait(client.publish("test/topic", "Hello MQTT!", 1));
+ *   client.disconnect();
+ *
+ * Ownership. eq1::Options and eq1::Client are move-only RAII handles: the destructor frees the
+ * C object and never throws. A moved-from object may only be destroyed or assigned to; any
+ * other call on it throws eq1::ValidationError (EQ1_STATUS_NULL_ARGUMENT).
+ *
+ * Errors. Every failing call throws an eq1::Error (a std::runtime_error) carrying the
+ * eq1_status and the library's detail message (eq1_last_error_message). The subclass tells
+ * the family of the cause (see error_kind() for the exact table):
+ *   ConnectionError      the network, TLS to the broker, time-outs, the broker refusing us
+ *                        for reasons other than credentials, messages lost with the connection
+ *   AuthenticationError  EQ1_STATUS_BAD_CREDENTIALS, _NOT_AUTHORIZED, _TLS_CLIENT_CERT_REJECTED
+ *   ValidationError      bad arguments (EQ1_STATUS_INVALID_*, _NULL_ARGUMENT, _PAYLOAD_TOO_LARGE,
+ *                        _TLS_CONFIG), refusals of a request (_SUBSCRIBE_REFUSED,
+ *                        _PUBLISH_REFUSED), a full outbox (_QUEUE_FULL)
+ *   ProtocolError        EQ1_STATUS_PROTOCOL_ERROR
+ *   Error (itself)       EQ1_STATUS_CALLED_FROM_CALLBACK, EQ1_STATUS_INTERNAL, unknown codes
+ * Strings are passed as std::string_view; one that contains a NUL byte is refused with
+ * ValidationError before the C library sees it (C would silently cut it there).
+ *
+ * Callbacks. Handlers are std::function objects owned by the Client. They run on the
+ * client's dispatcher thread (never on the caller's), one at a time, in event order; they may
+ * call any Client method except destroying or move-assigning that same Client. Data passed
+ * to a handler (Message, ConnectionEvent, Delivery) is borrowed: it lives until the handler
+ * returns, so copy what you keep (std::string(msg.topic())).
+ *   - Every handler given to subscribe() is kept until the Client is destroyed, even after
+ *     unsubscribe() or a re-subscription that replaced it: the dispatcher may still be
+ *     running it (or about to) when those calls return, so freeing it earlier could leave
+ *     the C library with a dangling pointer. Each subscribe() call therefore costs one
+ *     std::function until the Client goes; reuse a few filters rather than subscribing to
+ *     a fresh one per request in a long-running loop.
+ *   - on_connection()/on_delivery() replace their handler safely at any time (the old one
+ *     is destroyed once no call of it is running).
+ *   - An exception thrown by a handler never crosses into the C library: the wrapper
+ *     catches it. The library never prints, so neither does the wrapper: the first such
+ *     exception is stored (later ones are only counted) and can be collected with
+ *     Client::take_callback_exception(); callback_exception_count() counts them all.
+ *   - Destroying a Client from inside one of its own handlers is a programming error: the C
+ *     library refuses (EQ1_STATUS_CALLED_FROM_CALLBACK). The destructor cannot throw, so it
+ *     then deliberately leaks the client and its handlers (which keep running) rather than
+ *     free handlers the library will still call.
+ *
+ * Threads. Client methods may be called from any thread, like the eq1_mqtt_client_*
+ * functions, except destruction and move-assignment, which must not race with other calls
+ * on the same Client. Options are not thread-safe (configure them from one thread).
+ */
+#ifndef EQ1_HPP
+#define EQ1_HPP
+
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "eq1.h"
+
+namespace eq1 {
+
+/** Identifies one publish; 0 is never a valid token. */
+using Token = eq1_token;
+/** Counters since the client was created (see eq1_mqtt_stats in eq1.h). */
+using Stats = eq1_mqtt_stats;
+/** What happened to the connection (EQ1_CONNECTION_STATE_*). */
+using ConnectionState = eq1_connection_state;
+
+/** Timeout used by wait/subscribe/unsubscribe/disconnect when none is given. */
+inline constexpr std::chrono::milliseconds default_timeout{10000};
+
+/** The library's version at run time, "MAJOR.MINOR.PATCH". */
+inline std::string_view version() noexcept
+{
+	return eq1_version();
+}
+
+/** True when the library loaded at run time is the one this header was written for. */
+inline bool version_matches() noexcept
+{
+	return eq1_version_number() == static_cast<std::uint32_t>(EQ1_VERSION_NUMBER);
+}
+
+/** A static description of a status (eq1_status_str). */
+inline std::string_view status_string(eq1_status status) noexcept
+{
+	return eq1_status_str(static_cast<int>(status));
+}
+
+/* ------------------------------------------------------------------------------ errors */
+
+/** Base of every exception the wrapper throws: the status and the library's detail text. */
+class Error : public std::runtime_error {
+public:
+	Error(eq1_status status, std::string detail)
+		: std::runtime_error(compose(status, detail)), status_(status),
+		  detail_(std::make_shared<const std::string>(std::move(detail)))
+	{
+	}
+
+	/** The eq1_status the failing call returned. */
+	eq1_status status() const noexcept { return status_; }
+
+	/** The detail message (eq1_last_error_message at the time of the failure); may be "". */
+	const std::string &detail() const noexcept { return *detail_; }
+
+private:
+	static std::string compose(eq1_status status, const std::string &detail)
+	{
+		std::string text(status_string(status));
+		if (!detail.empty()) {
+			text += ": ";
+			text += detail;
+		}
+		return text;
+	}
+
+	eq1_status status_;
+	// Shared so that copying the exception (as throw/catch may do) never allocates.
+	std::shared_ptr<const std::string> detail_;
+};
+
+/** The network, TLS to the broker, a time-out, or the broker refusing the connection. */
+class ConnectionError : public Error {
+public:
+	using Error::Error;
+};
+
+/** Bad credentials, not authorized, or our client certificate rejected. */
+class AuthenticationError : public Error {
+public:
+	using Error::Error;
+};
+
+/** A bad argument, a refused subscribe/publish, or a full outbox. */
+class ValidationError : public Error {
+public:
+	using Error::Error;
+};
+
+/** The broker broke the MQTT protocol. */
+class ProtocolError : public Error {
+public:
+	using Error::Error;
+};
+
+/** Which exception class a status maps onto. */
+enum class ErrorKind { none, connection, authentication, validation, protocol, other };
+
+/** The family of `status` (ErrorKind::none for EQ1_STATUS_OK). */
+inline constexpr ErrorKind error_kind(eq1_status status) noexcept
+{
+	// On the number, so that a status added to eq1.h later falls through to "other" instead
+	// of breaking -Wswitch -Werror builds.
+	switch (static_cast<int>(status)) {
+	case static_cast<int>(EQ1_STATUS_OK):
+		return ErrorKind::none;
+	case static_cast<int>(EQ1_STATUS_NULL_ARGUMENT):
+	case static_cast<int>(EQ1_STATUS_INVALID_UTF8):
+	case static_cast<int>(EQ1_STATUS_INVALID_TOPIC):
+	case static_cast<int>(EQ1_STATUS_INVALID_FILTER):
+	case static_cast<int>(EQ1_STATUS_INVALID_QOS):
+	case static_cast<int>(EQ1_STATUS_PAYLOAD_TOO_LARGE):
+	case static_cast<int>(EQ1_STATUS_INVALID_ARGUMENT):
+	case static_cast<int>(EQ1_STATUS_INVALID_CLIENT_ID):
+	case static_cast<int>(EQ1_STATUS_INVALID_STATE):
+	case static_cast<int>(EQ1_STATUS_QUEUE_FULL):
+	case static_cast<int>(EQ1_STATUS_TLS_CONFIG): // a TLS file we were given cannot be read or parsed
+	case static_cast<int>(EQ1_STATUS_SUBSCRIBE_REFUSED):
+	case static_cast<int>(EQ1_STATUS_PUBLISH_REFUSED):
+		return ErrorKind::validation;
+	case static_cast<int>(EQ1_STATUS_NOT_CONNECTED):
+	case static_cast<int>(EQ1_STATUS_TIMEOUT):
+	case static_cast<int>(EQ1_STATUS_CONNECTION_REFUSED):
+	case static_cast<int>(EQ1_STATUS_DNS_FAILED):
+	case static_cast<int>(EQ1_STATUS_NETWORK_ERROR):
+	case static_cast<int>(EQ1_STATUS_CONNECTION_LOST):
+	case static_cast<int>(EQ1_STATUS_TLS_ERROR):
+	case static_cast<int>(EQ1_STATUS_TLS_UNKNOWN_ISSUER):
+	case static_cast<int>(EQ1_STATUS_TLS_HOSTNAME_MISMATCH):
+	case static_cast<int>(EQ1_STATUS_TLS_CERT_EXPIRED):
+	case static_cast<int>(EQ1_STATUS_BROKER_REFUSED):
+	case static_cast<int>(EQ1_STATUS_DISCONNECTED): // still unacknowledged when the user disconnected
+	case static_cast<int>(EQ1_STATUS_DROPPED):      // dropped from the outbox while offline
+		return ErrorKind::connection;
+	case static_cast<int>(EQ1_STATUS_BAD_CREDENTIALS):
+	case static_cast<int>(EQ1_STATUS_NOT_AUTHORIZED):
+	case static_cast<int>(EQ1_STATUS_TLS_CLIENT_CERT_REJECTED):
+		return ErrorKind::authentication;
+	case static_cast<int>(EQ1_STATUS_PROTOCOL_ERROR):
+		return ErrorKind::protocol;
+	case static_cast<int>(EQ1_STATUS_CALLED_FROM_CALLBACK):
+	case static_cast<int>(EQ1_STATUS_INTERNAL):
+		return ErrorKind::other;
+	}
+	return ErrorKind::other; // a number this header does not know
+}
+
+/** Throws the exception class of `status` (eq1::Error for EQ1_STATUS_OK and unknown codes). */
+[[noreturn]] inline void throw_error(eq1_status status, std::string detail)
+{
+	switch (error_kind(status)) {
+	case ErrorKind::connection:
+		throw ConnectionError(status, std::move(detail));
+	case ErrorKind::authentication:
+		throw AuthenticationError(status, std::move(detail));
+	case ErrorKind::validation:
+		throw ValidationError(status, std::move(detail));
+	case ErrorKind::protocol:
+		throw ProtocolError(status, std::move(detail));
+	case ErrorKind::none:
+	case ErrorKind::other:
+		break;
+	}
+	throw Error(status, std::move(detail));
+}
+
+/** This thread's eq1_last_error_message, "" when there is none. */
+inline std::string last_error_message()
+{
+	std::size_t needed = eq1_last_error_message(nullptr, 0);
+	if (needed == 0)
+		return std::string();
+	std::string text(needed + 1, '\0');
+	std::size_t written = eq1_last_error_message(&text[0], text.size());
+	text.resize(written < needed ? written : needed);
+	return text;
+}
+
+namespace detail {
+
+/** Throws for a failed C call, with this thread's detail message. */
+inline void check(eq1_status status)
+{
+	if (status != EQ1_STATUS_OK)
+		throw_error(status, last_error_message());
+}
+
+/** A NUL-terminated copy of `text`; one with an embedded NUL is refused with `status`. */
+inline std::string c_string(std::string_view text, eq1_status status, const char *what)
+{
+	if (text.find('\0') != std::string_view::npos)
+		throw ValidationError(status, std::string(what) + " contains a NUL byte");
+	return std::string(text);
+}
+
+/** A duration in whole milliseconds, clamped into int (the C API's timeout type). */
+template <class Rep, class Period>
+inline int to_ms(std::chrono::duration<Rep, Period> duration) noexcept
+{
+	auto ms = std::chrono::duration_cast<std::chrono::duration<long long, std::milli>>(duration)
+			  .count();
+	return ms > INT_MAX ? INT_MAX : ms < INT_MIN ? INT_MIN : static_cast<int>(ms);
+}
+
+/** A count clamped into int. */
+inline int to_int(long long value) noexcept
+{
+	return value > INT_MAX ? INT_MAX : value < INT_MIN ? INT_MIN : static_cast<int>(value);
+}
+
+} // namespace detail
+
+/* ------------------------------------------------------------------------------ views */
+
+/** A borrowed byte range (pointer + size), like std::span<const std::uint8_t>. */
+class Bytes {
+public:
+	Bytes() noexcept = default;
+	Bytes(const void *data, std::size_t size) noexcept
+		: data_(static_cast<const std::uint8_t *>(data)), size_(size)
+	{
+	}
+	Bytes(std::string_view text) noexcept // NOLINT: implicit on purpose
+		: Bytes(text.data(), text.size())
+	{
+	}
+
+	const std::uint8_t *data() const noexcept { return data_; }
+	std::size_t size() const noexcept { return size_; }
+	bool empty() const noexcept { return size_ == 0; }
+	const std::uint8_t *begin() const noexcept { return data_; }
+	const std::uint8_t *end() const noexcept { return data_ + size_; }
+	std::uint8_t operator[](std::size_t i) const noexcept { return data_[i]; }
+
+	/** The same bytes as characters. */
+	std::string_view as_string_view() const noexcept
+	{
+		return size_ ? std::string_view(reinterpret_cast<const char *>(data_), size_)
+			     : std::string_view();
+	}
+
+private:
+	const std::uint8_t *data_ = nullptr;
+	std::size_t size_ = 0;
+};
+
+/**
+ * A received message: a view of the C library's eq1_mqtt_message, valid only until the
+ * handler returns (which is why it cannot be copied). Copy what you keep.
+ */
+class Message {
+public:
+	explicit Message(const eq1_mqtt_message &message) noexcept : message_(&message) {}
+	Message(const Message &) = delete;
+	Message &operator=(const Message &) = delete;
+
+	std::string_view topic() const noexcept
+	{
+		return std::string_view(message_->topic, message_->topic_len);
+	}
+	/** The payload bytes (pointer + size; data() may be null when empty). */
+	Bytes payload() const noexcept { return Bytes(message_->payload, message_->payload_len); }
+	/** The payload as characters (MQTT payloads are bytes; no NUL terminator). */
+	std::string_view payload_view() const noexcept { return payload().as_string_view(); }
+	int qos() const noexcept { return message_->qos; }
+	bool retain() const noexcept { return message_->retain; }
+	bool dup() const noexcept { return message_->dup; }
+	const eq1_mqtt_message &native() const noexcept { return *message_; }
+
+private:
+	const eq1_mqtt_message *message_;
+};
+
+/** A connection event, borrowed until the handler returns. */
+struct ConnectionEvent {
+	ConnectionState state;
+	/** Why the connection was lost (EQ1_STATUS_OK otherwise). */
+	eq1_status reason;
+	std::string_view reason_text;
+	/** On connect: did the broker keep the session? */
+	bool session_present;
+	std::string_view broker_host;
+	int broker_port;
+
+	bool connected() const noexcept { return state == EQ1_CONNECTION_STATE_CONNECTED; }
+};
+
+/** The outcome of one publish, borrowed until the handler returns. */
+struct Delivery {
+	Token token;
+	/** EQ1_STATUS_OK when delivered, otherwise why not (see error_kind()). */
+	eq1_status status;
+	std::string_view detail;
+
+	bool ok() const noexcept { return status == EQ1_STATUS_OK; }
+};
+
+using MessageHandler = std::function<void(const Message &)>;
+using ConnectionHandler = std::function<void(const ConnectionEvent &)>;
+using DeliveryHandler = std::function<void(const Delivery &)>;
+
+/* ------------------------------------------------------------------------------ options */
+
+/**
+ * Client options (eq1_mqtt_options). Fluent setters mirror eq1_mqtt_options_set_* and throw
+ * ValidationError for values out of range. Works on lvalues and temporaries alike:
+ *   eq1::Options o; o.broker("h", 1883).keep_alive(std::chrono::seconds(30));
+ *   eq1::Client c(eq1::Options().broker("h", 1883).client_id("me"));
+ */
+class Options {
+public:
+	Options() : handle_(eq1_mqtt_options_new())
+	{
+		if (handle_ == nullptr)
+			throw std::bad_alloc();
+	}
+	~Options() { eq1_mqtt_options_free(handle_); }
+	Options(Options &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+	Options &operator=(Options &&other) noexcept
+	{
+		if (this != &other) {
+			eq1_mqtt_options_free(handle_);
+			handle_ = std::exchange(other.handle_, nullptr);
+		}
+		return *this;
+	}
+	Options(const Options &) = delete;
+	Options &operator=(const Options &) = delete;
+
+	/** The one broker to connect to (replaces the list); port 1..65535. */
+	Options &broker(std::string_view host, int port) &
+	{
+		std::string h = detail::c_string(host, EQ1_STATUS_INVALID_ARGUMENT, "host");
+		detail::check(eq1_mqtt_options_set_broker(handle_, h.c_str(), port));
+		return *this;
+	}
+	Options &&broker(std::string_view host, int port) && { return std::move(broker(host, port)); }
+
+	/** Appends a failover broker (the first call replaces the default). */
+	Options &add_broker(std::string_view host, int port, bool tls = false) &
+	{
+		std::string h = detail::c_string(host, EQ1_STATUS_INVALID_ARGUMENT, "host");
+		detail::check(eq1_mqtt_options_add_broker(handle_, h.c_str(), port, tls));
+		return *this;
+	}
+	Options &&add_broker(std::string_view host, int port, bool tls = false) &&
+	{
+		return std::move(add_broker(host, port, tls));
+	}
+
+	/** The client id; "" lets the library generate one. */
+	Options &client_id(std::string_view id) &
+	{
+		std::string s = detail::c_string(id, EQ1_STATUS_INVALID_CLIENT_ID, "client id");
+		detail::check(eq1_mqtt_options_set_client_id(handle_, s.c_str()));
+		return *this;
+	}
+	Options &&client_id(std::string_view id) && { return std::move(client_id(id)); }
+
+	/** User name only. */
+	Options &credentials(std::string_view username) &
+	{
+		std::string u = detail::c_string(username, EQ1_STATUS_INVALID_ARGUMENT, "user name");
+		detail::check(eq1_mqtt_options_set_credentials(handle_, u.c_str(), nullptr));
+		return *this;
+	}
+	Options &&credentials(std::string_view username) && { return std::move(credentials(username)); }
+
+	/** User name and password. */
+	Options &credentials(std::string_view username, std::string_view password) &
+	{
+		std::string u = detail::c_string(username, EQ1_STATUS_INVALID_ARGUMENT, "user name");
+		std::string p = detail::c_string(password, EQ1_STATUS_INVALID_ARGUMENT, "password");
+		detail::check(eq1_mqtt_options_set_credentials(handle_, u.c_str(), p.c_str()));
+		return *this;
+	}
+	Options &&credentials(std::string_view username, std::string_view password) &&
+	{
+		return std::move(credentials(username, password));
+	}
+
+	/** Keep-alive, 0..65535 s (0 turns it off). */
+	Options &keep_alive(std::chrono::seconds interval) &
+	{
+		detail::check(eq1_mqtt_options_set_keep_alive(handle_, detail::to_int(interval.count())));
+		return *this;
+	}
+	Options &&keep_alive(std::chrono::seconds interval) && { return std::move(keep_alive(interval)); }
+
+	/** Clean session (3.1.1) / clean start (5.0); default true. */
+	Options &clean_session(bool clean) &
+	{
+		detail::check(eq1_mqtt_options_set_clean_session(handle_, clean));
+		return *this;
+	}
+	Options &&clean_session(bool clean) && { return std::move(clean_session(clean)); }
+
+	/** MQTT 5.0 session expiry interval (0: ends with the connection). */
+	Options &session_expiry(std::chrono::seconds interval) &
+	{
+		auto s = interval.count();
+		if (s < 0 || static_cast<unsigned long long>(s) > UINT32_MAX)
+			throw ValidationError(EQ1_STATUS_INVALID_ARGUMENT,
+					      "session expiry must be 0 .. 4294967295 seconds");
+		detail::check(eq1_mqtt_options_set_session_expiry(handle_, static_cast<std::uint32_t>(s)));
+		return *this;
+	}
+	Options &&session_expiry(std::chrono::seconds interval) &&
+	{
+		return std::move(session_expiry(interval));
+	}
+
+	/** EQ1_MQTT_V311 (default) or EQ1_MQTT_V5. */
+	Options &protocol_version(int version) &
+	{
+		detail::check(eq1_mqtt_options_set_protocol_version(handle_, version));
+		return *this;
+	}
+	Options &&protocol_version(int version) && { return std::move(protocol_version(version)); }
+
+	/** Timeout of one connection attempt (> 0). */
+	Options &connect_timeout(std::chrono::milliseconds timeout) &
+	{
+		detail::check(eq1_mqtt_options_set_connect_timeout(handle_, detail::to_ms(timeout)));
+		return *this;
+	}
+	Options &&connect_timeout(std::chrono::milliseconds timeout) &&
+	{
+		return std::move(connect_timeout(timeout));
+	}
+
+	/** Maximum unacknowledged QoS 1/2 publishes, 1..65535. */
+	Options &inflight_window(int window) &
+	{
+		detail::check(eq1_mqtt_options_set_inflight_window(handle_, window));
+		return *this;
+	}
+	Options &&inflight_window(int window) && { return std::move(inflight_window(window)); }
+
+	/** Largest packet sent or accepted, 16 .. 268435460 bytes. */
+	Options &max_packet_size(std::int64_t bytes) &
+	{
+		detail::check(eq1_mqtt_options_set_max_packet_size(handle_, bytes));
+		return *this;
+	}
+	Options &&max_packet_size(std::int64_t bytes) && { return std::move(max_packet_size(bytes)); }
+
+	/** TLS for every broker, trusting the system's CA store. */
+	Options &tls() &
+	{
+		detail::check(eq1_mqtt_options_set_tls(handle_, nullptr));
+		return *this;
+	}
+	Options &&tls() && { return std::move(tls()); }
+
+	/** TLS for every broker, trusting the CAs of a PEM file. */
+	Options &tls(std::string_view ca_file) &
+	{
+		std::string f = detail::c_string(ca_file, EQ1_STATUS_INVALID_ARGUMENT, "CA file name");
+		detail::check(eq1_mqtt_options_set_tls(handle_, f.c_str()));
+		return *this;
+	}
+	Options &&tls(std::string_view ca_file) && { return std::move(tls(ca_file)); }
+
+	/** Client certificate and unencrypted key (PEM); call after tls(). */
+	Options &tls_client_cert(std::string_view cert_file, std::string_view key_file) &
+	{
+		std::string c = detail::c_string(cert_file, EQ1_STATUS_INVALID_ARGUMENT, "certificate file name");
+		std::string k = detail::c_string(key_file, EQ1_STATUS_INVALID_ARGUMENT, "key file name");
+		detail::check(eq1_mqtt_options_set_tls_client_cert(handle_, c.c_str(), k.c_str(), nullptr));
+		return *this;
+	}
+	Options &&tls_client_cert(std::string_view cert_file, std::string_view key_file) &&
+	{
+		return std::move(tls_client_cert(cert_file, key_file));
+	}
+
+	/** Client certificate and encrypted PKCS#8 key (PEM) with its password. */
+	Options &tls_client_cert(std::string_view cert_file, std::string_view key_file,
+				 std::string_view key_password) &
+	{
+		std::string c = detail::c_string(cert_file, EQ1_STATUS_INVALID_ARGUMENT, "certificate file name");
+		std::string k = detail::c_string(key_file, EQ1_STATUS_INVALID_ARGUMENT, "key file name");
+		std::string p = detail::c_string(key_password, EQ1_STATUS_INVALID_ARGUMENT, "key password");
+		detail::check(
+			eq1_mqtt_options_set_tls_client_cert(handle_, c.c_str(), k.c_str(), p.c_str()));
+		return *this;
+	}
+	Options &&tls_client_cert(std::string_view cert_file, std::string_view key_file,
+				  std::string_view key_password) &&
+	{
+		return std::move(tls_client_cert(cert_file, key_file, key_password));
+	}
+
+	/** Hostname verification (default on). */
+	Options &tls_verify_hostname(bool verify) &
+	{
+		detail::check(eq1_mqtt_options_set_tls_verify_hostname(handle_, verify));
+		return *this;
+	}
+	Options &&tls_verify_hostname(bool verify) && { return std::move(tls_verify_hostname(verify)); }
+
+	/** Accept any server certificate: for tests only. */
+	Options &tls_insecure(bool insecure) &
+	{
+		detail::check(eq1_mqtt_options_set_tls_insecure(handle_, insecure));
+		return *this;
+	}
+	Options &&tls_insecure(bool insecure) && { return std::move(tls_insecure(insecure)); }
+
+	/** EQ1_TLS_1_2 (default) or EQ1_TLS_1_3. */
+	Options &tls_min_version(int version) &
+	{
+		detail::check(eq1_mqtt_options_set_tls_min_version(handle_, version));
+		return *this;
+	}
+	Options &&tls_min_version(int version) && { return std::move(tls_min_version(version)); }
+
+	/** Automatic reconnection with exponential backoff between the two delays. */
+	Options &reconnect(bool enabled,
+			   std::chrono::milliseconds min_delay = std::chrono::milliseconds(500),
+			   std::chrono::milliseconds max_delay = std::chrono::milliseconds(30000)) &
+	{
+		detail::check(eq1_mqtt_options_set_reconnect(handle_, enabled, detail::to_ms(min_delay),
+							      detail::to_ms(max_delay)));
+		return *this;
+	}
+	Options &&reconnect(bool enabled,
+			    std::chrono::milliseconds min_delay = std::chrono::milliseconds(500),
+			    std::chrono::milliseconds max_delay = std::chrono::milliseconds(30000)) &&
+	{
+		return std::move(reconnect(enabled, min_delay, max_delay));
+	}
+
+	/** Outbox bounds, full policy (EQ1_QUEUE_REJECT_NEW / EQ1_QUEUE_DROP_OLDEST), and
+	 * whether publishing before the first connect is allowed. */
+	Options &offline_queue(std::int64_t max_messages, std::int64_t max_bytes,
+			       int policy = EQ1_QUEUE_REJECT_NEW, bool queue_before_connect = false) &
+	{
+		detail::check(eq1_mqtt_options_set_offline_queue(handle_, max_messages, max_bytes, policy,
+								  queue_before_connect));
+		return *this;
+	}
+	Options &&offline_queue(std::int64_t max_messages, std::int64_t max_bytes,
+				int policy = EQ1_QUEUE_REJECT_NEW, bool queue_before_connect = false) &&
+	{
+		return std::move(offline_queue(max_messages, max_bytes, policy, queue_before_connect));
+	}
+
+	/** The C handle (null after a move), for eq1.h functions not wrapped here. */
+	eq1_mqtt_options *native() noexcept { return handle_; }
+	const eq1_mqtt_options *native() const noexcept { return handle_; }
+
+private:
+	eq1_mqtt_options *handle_;
+};
+
+/* ------------------------------------------------------------------------------ client */
+
+namespace detail {
+
+struct ClientState;
+
+/** One subscribe() call's handler; the C library gets its address as user_data. */
+struct Subscription {
+	MessageHandler handler;
+	ClientState *state;
+};
+
+/** Everything the C library may point at; heap-allocated so that a Client can move. */
+struct ClientState {
+	std::mutex mutex;
+	std::shared_ptr<const ConnectionHandler> on_connection;
+	std::shared_ptr<const DeliveryHandler> on_delivery;
+	// Every handler ever subscribed, per filter (the last one is current); kept until the
+	// client is freed so that the C library never holds a dangling user_data.
+	std::map<std::string, std::vector<std::unique_ptr<Subscription>>, std::less<>> subscriptions;
+	std::exception_ptr callback_exception;
+	std::size_t callback_exceptions = 0;
+
+	void record(std::exception_ptr error) noexcept
+	{
+		try {
+			std::lock_guard<std::mutex> lock(mutex);
+			++callback_exceptions;
+			if (!callback_exception)
+				callback_exception = std::move(error);
+		} catch (...) {
+			// Locking failed: nothing more can be done without throwing into C.
+		}
+	}
+
+	template <class Handler>
+	std::shared_ptr<const Handler> load(const std::shared_ptr<const Handler> &slot)
+	{
+		std::lock_guard<std::mutex> lock(mutex);
+		return slot;
+	}
+};
+
+} // namespace detail
+
+// The functions the C library calls: C language linkage, and no exception ever leaves them.
+extern "C" {
+
+inline void eq1cpp_on_message(void *user_data, const eq1_mqtt_message *message) noexcept
+{
+	auto *subscription = static_cast<detail::Subscription *>(user_data);
+	if (subscription == nullptr || message == nullptr)
+		return;
+	try {
+		Message view(*message);
+		subscription->handler(view);
+	} catch (...) {
+		subscription->state->record(std::current_exception());
+	}
+}
+
+inline void eq1cpp_on_connection(void *user_data, const eq1_mqtt_connection_event *event) noexcept
+{
+	auto *state = static_cast<detail::ClientState *>(user_data);
+	if (state == nullptr || event == nullptr)
+		return;
+	try {
+		// A copy of the pointer: on_connection() may replace the handler meanwhile.
+		std::shared_ptr<const ConnectionHandler> handler = state->load(state->on_connection);
+		if (handler && *handler) {
+			ConnectionEvent view{event->state,
+					     event->reason,
+					     event->reason_text ? event->reason_text : "",
+					     event->session_present,
+					     event->broker_host ? event->broker_host : "",
+					     event->broker_port};
+			(*handler)(view);
+		}
+	} catch (...) {
+		state->record(std::current_exception());
+	}
+}
+
+inline void eq1cpp_on_delivery(void *user_data, eq1_token token, eq1_status status,
+			       const char *text) noexcept
+{
+	auto *state = static_cast<detail::ClientState *>(user_data);
+	if (state == nullptr)
+		return;
+	try {
+		std::shared_ptr<const DeliveryHandler> handler = state->load(state->on_delivery);
+		if (handler && *handler) {
+			Delivery view{token, status, text ? text : ""};
+			(*handler)(view);
+		}
+	} catch (...) {
+		state->record(std::current_exception());
+	}
+}
+
+} // extern "C"
+
+/**
+ * An MQTT client (eq1_mqtt_client) and the handlers the C library calls. Move-only; the
+ * destructor frees the C client (no DISCONNECT: call disconnect() first for a clean end).
+ */
+class Client {
+public:
+	/** A client with default options (localhost:1883, MQTT 3.1.1). */
+	Client() : Client(Options()) {}
+
+	/** A client with these options (copied: the Options may be destroyed afterwards). */
+	explicit Client(const Options &options) : state_(std::make_unique<detail::ClientState>())
+	{
+		eq1_mqtt_client *handle = nullptr;
+		detail::check(eq1_mqtt_client_new(options.native(), state_.get(), nullptr, &handle));
+		handle_ = handle;
+	}
+
+	~Client() { reset(); }
+
+	Client(Client &&other) noexcept
+		: handle_(std::exchange(other.handle_, nullptr)), state_(std::move(other.state_))
+	{
+	}
+	Client &operator=(Client &&other) noexcept
+	{
+		if (this != &other) {
+			reset();
+			handle_ = std::exchange(other.handle_, nullptr);
+			state_ = std::move(other.state_);
+		}
+		return *this;
+	}
+	Client(const Client &) = delete;
+	Client &operator=(const Client &) = delete;
+
+	/** Connects; returns after CONNACK. 0 ms: the options' connect timeout. */
+	void connect(std::chrono::milliseconds timeout = std::chrono::milliseconds(0))
+	{
+		detail::check(eq1_mqtt_client_connect(handle_, detail::to_ms(timeout)));
+	}
+
+	/** Queues a publish (the payload is copied) and returns its token at once. */
+	Token publish(std::string_view topic, Bytes payload, int qos = 0, bool retain = false)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "topic");
+		Token token = 0;
+		detail::check(eq1_mqtt_client_publish(handle_, t.c_str(), payload.data(), payload.size(),
+						       qos, retain, &token));
+		return token;
+	}
+	Token publish(std::string_view topic, std::string_view payload, int qos = 0, bool retain = false)
+	{
+		return publish(topic, Bytes(payload), qos, retain);
+	}
+
+	/** Blocks until the publish behind `token` completed; throws its failure or a timeout. */
+	void wait(Token token, std::chrono::milliseconds timeout = default_timeout)
+	{
+		detail::check(eq1_mqtt_client_wait(handle_, token, detail::to_ms(timeout)));
+	}
+
+	/**
+	 * Subscribes `handler` to `filter`, waits for SUBACK, returns the granted QoS. Subscribing
+	 * the same filter again replaces its handler (the old one is kept until the Client is
+	 * destroyed; see the notes at the top). A message matching several filters reaches each.
+	 */
+	int subscribe(std::string_view filter, int qos, MessageHandler handler,
+		      std::chrono::milliseconds timeout = default_timeout)
+	{
+		detail::ClientState &state = live_state();
+		std::string f = detail::c_string(filter, EQ1_STATUS_INVALID_FILTER, "filter");
+		if (!handler)
+			throw ValidationError(EQ1_STATUS_NULL_ARGUMENT,
+					      "the message handler is empty; a subscription needs one");
+		detail::Subscription *subscription;
+		{
+			// Stored before the C library sees it, and never freed before the client.
+			auto owned = std::make_unique<detail::Subscription>(
+				detail::Subscription{std::move(handler), &state});
+			subscription = owned.get();
+			std::lock_guard<std::mutex> lock(state.mutex);
+			state.subscriptions[f].push_back(std::move(owned));
+		}
+		int granted = -1;
+		detail::check(eq1_mqtt_client_subscribe(handle_, f.c_str(), qos, &eq1cpp_on_message,
+							 subscription, detail::to_ms(timeout), &granted));
+		return granted;
+	}
+
+	/** Removes the subscription to `filter` and waits for UNSUBACK. */
+	void unsubscribe(std::string_view filter, std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::string f = detail::c_string(filter, EQ1_STATUS_INVALID_FILTER, "filter");
+		detail::check(eq1_mqtt_client_unsubscribe(handle_, f.c_str(), detail::to_ms(timeout)));
+	}
+
+	/** Waits for in-flight QoS 1/2 publishes, then sends DISCONNECT. May connect again. */
+	void disconnect(std::chrono::milliseconds timeout = default_timeout)
+	{
+		detail::check(eq1_mqtt_client_disconnect(handle_, detail::to_ms(timeout)));
+	}
+
+	/** The will sent with the next CONNECT; only while not connected. */
+	void set_will(std::string_view topic, Bytes payload, int qos = 0, bool retain = false)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "will topic");
+		detail::check(eq1_mqtt_client_set_will(handle_, t.c_str(), payload.data(), payload.size(),
+							qos, retain));
+	}
+	void set_will(std::string_view topic, std::string_view payload, int qos = 0, bool retain = false)
+	{
+		set_will(topic, Bytes(payload), qos, retain);
+	}
+
+	/** Sets (an empty function removes) the connection handler. */
+	void on_connection(ConnectionHandler handler)
+	{
+		detail::ClientState &state = live_state();
+		bool set = static_cast<bool>(handler);
+		auto shared = std::make_shared<const ConnectionHandler>(std::move(handler));
+		{
+			std::lock_guard<std::mutex> lock(state.mutex);
+			state.on_connection.swap(shared);
+		}
+		// `shared` (the old handler) is released here, or by the dispatcher if it is running it.
+		detail::check(eq1_mqtt_client_set_connection_callback(
+			handle_, set ? &eq1cpp_on_connection : nullptr));
+	}
+
+	/** Sets (an empty function removes) the delivery handler, called once per token. */
+	void on_delivery(DeliveryHandler handler)
+	{
+		detail::ClientState &state = live_state();
+		bool set = static_cast<bool>(handler);
+		auto shared = std::make_shared<const DeliveryHandler>(std::move(handler));
+		{
+			std::lock_guard<std::mutex> lock(state.mutex);
+			state.on_delivery.swap(shared);
+		}
+		detail::check(eq1_mqtt_client_set_delivery_callback(
+			handle_, set ? &eq1cpp_on_delivery : nullptr));
+	}
+
+	/** True while connected (false after a move). */
+	bool is_connected() const noexcept { return eq1_mqtt_client_is_connected(handle_); }
+
+	/** The client's counters. */
+	Stats stats() const
+	{
+		Stats stats{};
+		detail::check(eq1_mqtt_client_get_stats(handle_, &stats));
+		return stats;
+	}
+
+	/** The client id (given or generated); "" after a move. */
+	std::string id() const
+	{
+		std::size_t needed = eq1_mqtt_client_get_id(handle_, nullptr, 0);
+		if (needed == 0)
+			return std::string();
+		std::string id(needed + 1, '\0');
+		std::size_t written = eq1_mqtt_client_get_id(handle_, &id[0], id.size());
+		id.resize(written < needed ? written : needed);
+		return id;
+	}
+
+	/** The first exception a handler threw since the last call (null if none); clears it. */
+	std::exception_ptr take_callback_exception() noexcept
+	{
+		if (!state_)
+			return nullptr;
+		try {
+			std::lock_guard<std::mutex> lock(state_->mutex);
+			return std::exchange(state_->callback_exception, nullptr);
+		} catch (...) {
+			return nullptr;
+		}
+	}
+
+	/** How many exceptions handlers have thrown in all (stored or not). */
+	std::size_t callback_exception_count() const noexcept
+	{
+		if (!state_)
+			return 0;
+		try {
+			std::lock_guard<std::mutex> lock(state_->mutex);
+			return state_->callback_exceptions;
+		} catch (...) {
+			return 0;
+		}
+	}
+
+	/** The C handle (null after a move), for eq1.h functions not wrapped here. Do not free it. */
+	eq1_mqtt_client *native_handle() const noexcept { return handle_; }
+
+private:
+	detail::ClientState &live_state() const
+	{
+		if (!state_)
+			throw ValidationError(EQ1_STATUS_NULL_ARGUMENT, "this eq1::Client was moved from");
+		return *state_;
+	}
+
+	void reset() noexcept
+	{
+		if (handle_ != nullptr) {
+			eq1_status status = eq1_mqtt_client_free(handle_);
+			handle_ = nullptr;
+			if (status == EQ1_STATUS_CALLED_FROM_CALLBACK) {
+				// Freed from its own handler: the C client lives on and will call our
+				// handlers again, so they must outlive it. Leak both (see the notes).
+				(void)state_.release();
+				return;
+			}
+		}
+		state_.reset();
+	}
+
+	eq1_mqtt_client *handle_ = nullptr;
+	std::unique_ptr<detail::ClientState> state_;
+};
+
+} // namespace eq1
+
+#endif /* EQ1_HPP */

@@ -1,0 +1,339 @@
+"""ctypes declarations of libeq1's C API (``include/eq1.h``) and the loading of the library.
+
+Every function used has its ``argtypes``/``restype`` set here, in one place. The library is
+loaded on first use, not on import, from (in order):
+
+1. the file named by the environment variable ``EQ1_LIBRARY``;
+2. ``libeq1.so`` / ``libeq1.so.0`` beside this package (inside the ``communicator`` folder);
+3. the system loader: ``ctypes.util.find_library("eq1")``, then ``libeq1.so.0``.
+
+When none loads, :class:`LibraryNotFoundError` lists every path tried and why it failed.
+The callback trampolines passed to the library live in module globals for the life of the
+process, so the library can never call a freed ctypes thunk.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import ctypes.util
+import os
+import threading
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_bool,
+    c_char_p,
+    c_int,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import Any, Callable
+
+from communicator.common.exceptions import (
+    LibraryNotFoundError,
+    ProtocolError,
+    Status,
+    error_from_status,
+)
+from communicator.common.logging import logger, python_level_for
+
+ENV_VAR = "EQ1_LIBRARY"
+SONAME = "libeq1.so.0"
+#: The C API this binding was written against (EQ1_VERSION_MAJOR).
+EXPECTED_MAJOR = 0
+
+# eq1.h constants
+EQ1_QUEUE_REJECT_NEW = 0
+EQ1_QUEUE_DROP_OLDEST = 1
+EQ1_MQTT_V311 = 4
+EQ1_MQTT_V5 = 5
+MQTT_MAX_PACKET_SIZE = 268435460
+MAX_STRING_LEN = 65535
+
+EQ1_CONNECTION_STATE_CONNECTED = 1
+EQ1_CONNECTION_STATE_LOST = 2
+EQ1_CONNECTION_STATE_DISCONNECTED = 3
+
+
+class Eq1ConnectionEvent(Structure):
+    """``eq1_mqtt_connection_event``"""
+
+    _fields_ = [
+        ("state", c_int),
+        ("reason", c_int),
+        ("reason_text", c_char_p),
+        ("session_present", c_bool),
+        ("broker_host", c_char_p),
+        ("broker_port", c_int),
+    ]
+
+
+class Eq1Message(Structure):
+    """``eq1_mqtt_message``"""
+
+    _fields_ = [
+        ("topic", c_void_p),
+        ("topic_len", c_size_t),
+        ("payload", c_void_p),
+        ("payload_len", c_size_t),
+        ("qos", c_int),
+        ("retain", c_bool),
+        ("dup", c_bool),
+    ]
+
+
+STATS_FIELDS = ("published", "delivered", "failed", "received", "queued", "dropped",
+                "reconnects", "bytes_in", "bytes_out")
+
+
+class Eq1Stats(Structure):
+    """``eq1_mqtt_stats``"""
+
+    _fields_ = [(name, c_uint64) for name in STATS_FIELDS]
+
+
+# Callback types (the user_data pointer first, as in eq1.h).
+FREE_CB = CFUNCTYPE(None, c_void_p)
+CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
+DELIVERY_CB = CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
+MESSAGE_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1Message))
+LOG_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+# NULL function pointers of each type (ctypes refuses None where a CFUNCTYPE is declared).
+NO_FREE_CB = FREE_CB()
+NO_DELIVERY_CB = DELIVERY_CB()
+NO_LOG_CB = LOG_CB()
+
+_client_p = c_void_p
+_options_p = c_void_p
+_status = c_int
+
+# name -> (restype, argtypes), in the order of eq1.h.
+PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
+    "eq1_mqtt_client_new": (_status, [_options_p, c_void_p, FREE_CB, POINTER(_client_p)]),
+    "eq1_mqtt_client_free": (_status, [_client_p]),
+    "eq1_mqtt_client_set_connection_callback": (_status, [_client_p, CONNECTION_CB]),
+    "eq1_mqtt_client_set_delivery_callback": (_status, [_client_p, DELIVERY_CB]),
+    "eq1_mqtt_client_set_will": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,
+                                           c_bool]),
+    "eq1_mqtt_client_clear_will": (_status, [_client_p]),
+    "eq1_mqtt_client_connect": (_status, [_client_p, c_int]),
+    "eq1_mqtt_client_publish": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,
+                                          c_bool, POINTER(c_uint64)]),
+    "eq1_mqtt_client_wait": (_status, [_client_p, c_uint64, c_int]),
+    "eq1_mqtt_client_subscribe": (_status, [_client_p, c_char_p, c_int, MESSAGE_CB, c_void_p,
+                                            c_int, POINTER(c_int)]),
+    "eq1_mqtt_client_unsubscribe": (_status, [_client_p, c_char_p, c_int]),
+    "eq1_mqtt_client_disconnect": (_status, [_client_p, c_int]),
+    "eq1_mqtt_client_is_connected": (c_bool, [_client_p]),
+    "eq1_mqtt_client_get_stats": (_status, [_client_p, POINTER(Eq1Stats)]),
+    "eq1_mqtt_client_get_id": (c_size_t, [_client_p, c_char_p, c_size_t]),
+    "eq1_version": (c_char_p, []),
+    "eq1_version_number": (c_uint32, []),
+    "eq1_last_error_message": (c_size_t, [c_char_p, c_size_t]),
+    "eq1_set_log_callback": (_status, [LOG_CB, c_void_p, c_int]),
+    "eq1_mqtt_options_new": (_options_p, []),
+    "eq1_mqtt_options_free": (None, [_options_p]),
+    "eq1_mqtt_options_set_broker": (_status, [_options_p, c_char_p, c_int]),
+    "eq1_mqtt_options_add_broker": (_status, [_options_p, c_char_p, c_int, c_bool]),
+    "eq1_mqtt_options_set_client_id": (_status, [_options_p, c_char_p]),
+    "eq1_mqtt_options_set_credentials": (_status, [_options_p, c_char_p, c_char_p]),
+    "eq1_mqtt_options_set_keep_alive": (_status, [_options_p, c_int]),
+    "eq1_mqtt_options_set_clean_session": (_status, [_options_p, c_bool]),
+    "eq1_mqtt_options_set_session_expiry": (_status, [_options_p, c_uint32]),
+    "eq1_mqtt_options_set_protocol_version": (_status, [_options_p, c_int]),
+    "eq1_mqtt_options_set_connect_timeout": (_status, [_options_p, c_int]),
+    "eq1_mqtt_options_set_inflight_window": (_status, [_options_p, c_int]),
+    "eq1_mqtt_options_set_max_packet_size": (_status, [_options_p, c_int64]),
+    "eq1_mqtt_options_set_tls": (_status, [_options_p, c_char_p]),
+    "eq1_mqtt_options_set_tls_client_cert": (_status, [_options_p, c_char_p, c_char_p,
+                                                       c_char_p]),
+    "eq1_mqtt_options_set_tls_verify_hostname": (_status, [_options_p, c_bool]),
+    "eq1_mqtt_options_set_tls_insecure": (_status, [_options_p, c_bool]),
+    "eq1_mqtt_options_set_tls_min_version": (_status, [_options_p, c_int]),
+    "eq1_mqtt_options_set_reconnect": (_status, [_options_p, c_bool, c_int, c_int]),
+    "eq1_mqtt_options_set_offline_queue": (_status, [_options_p, c_int64, c_int64, c_int,
+                                                     c_bool]),
+    "eq1_status_str": (c_char_p, [c_int]),
+}
+
+_load_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_lib_path: str | None = None
+
+
+def candidate_paths() -> list[str]:
+    """Where the library is looked for, in order (system-loader names included)."""
+    candidates: list[str] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        candidates.append(env)
+    here = Path(__file__).resolve().parent
+    candidates += [str(here / "libeq1.so"), str(here / SONAME)]
+    found = ctypes.util.find_library("eq1")
+    if found:
+        candidates.append(found)
+    candidates.append(SONAME)
+    return candidates
+
+
+def _declare(lib: ctypes.CDLL, path: str) -> None:
+    missing = []
+    for name, (restype, argtypes) in PROTOTYPES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            continue
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if missing:
+        raise LibraryNotFoundError(
+            f"{path} is not a usable libeq1: missing function(s) {', '.join(missing)}")
+    major = lib.eq1_version_number() // 10000
+    if major != EXPECTED_MAJOR:
+        raise LibraryNotFoundError(
+            f"{path} is libeq1 {lib.eq1_version().decode()}; this binding needs "
+            f"{EXPECTED_MAJOR}.x")
+
+
+def load() -> ctypes.CDLL:
+    """The loaded library (loads it on first call). Raises LibraryNotFoundError."""
+    global _lib, _lib_path
+    if _lib is not None:
+        return _lib
+    with _load_lock:
+        if _lib is not None:
+            return _lib
+        tried: list[str] = []
+        env = os.environ.get(ENV_VAR)
+        if not env:
+            tried.append(f"${ENV_VAR}: not set")
+        for path in candidate_paths():
+            is_file_path = os.sep in path
+            if is_file_path and not os.path.exists(path):
+                tried.append(f"{path}: no such file")
+                continue
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError as e:
+                tried.append(f"{path}: {e}")
+                continue
+            try:
+                _declare(lib, path)
+            except LibraryNotFoundError as e:
+                tried.append(e.detail)
+                continue
+            _lib, _lib_path = lib, path
+            break
+        else:
+            if not ctypes.util.find_library("eq1"):
+                tried.append("ctypes.util.find_library('eq1'): not found")
+            raise LibraryNotFoundError(
+                "libeq1 could not be loaded; tried:\n  " + "\n  ".join(tried)
+                + f"\nSet {ENV_VAR} to the path of libeq1.so (built by `cargo build --release`"
+                " into target/release).")
+    install_log_bridge(_initial_log_level(), load_library=False)
+    return _lib
+
+
+def _initial_log_level() -> int:
+    from communicator.common.logging import native_max_level_for
+
+    return native_max_level_for(logger.getEffectiveLevel())
+
+
+def library_path() -> str:
+    """The path (or loader name) the library was loaded from; loads it if needed."""
+    load()
+    assert _lib_path is not None
+    return _lib_path
+
+
+def version() -> str:
+    """libeq1's run-time version, "MAJOR.MINOR.PATCH"."""
+    return str(load().eq1_version().decode())
+
+
+def last_error_message() -> str:
+    """The detail message of the last failed call on this thread."""
+    lib = load()
+    size = lib.eq1_last_error_message(None, 0)
+    if size == 0:
+        return ""
+    buf = ctypes.create_string_buffer(size + 1)
+    lib.eq1_last_error_message(buf, size + 1)
+    return buf.value.decode("utf-8", errors="replace")
+
+
+def status_text(status: int) -> str:
+    """libeq1's static description of a status."""
+    return str(load().eq1_status_str(int(status)).decode("utf-8", errors="replace"))
+
+
+def check(status: int, what: str = "") -> None:
+    """Raises the mapped exception when a call failed (call on the thread that made it)."""
+    if status == Status.OK:
+        return
+    detail = last_error_message() or status_text(status)
+    if what:
+        detail = f"{what}: {detail}"
+    raise error_from_status(status, detail)
+
+
+# ---------------------------------------------------------------- log bridge
+
+def _on_log(_user_data: int | None, level: int, message: bytes | None) -> None:
+    try:
+        text = message.decode("utf-8", errors="replace") if message else ""
+        logger.log(python_level_for(level), "libeq1: %s", text)
+    except BaseException:  # noqa: BLE001 - nothing may escape into the library's thread
+        pass
+
+
+_log_trampoline = LOG_CB(_on_log)
+_log_level_installed: int | None = None
+
+
+def install_log_bridge(max_level: int, load_library: bool = True) -> None:
+    """Routes libeq1's log records to the ``communicator`` logger, up to ``max_level``."""
+    global _log_level_installed
+    if _lib is None and not load_library:
+        return
+    lib = load() if _lib is None else _lib
+    if _log_level_installed == max_level:
+        return
+    check(lib.eq1_set_log_callback(_log_trampoline, None, max_level), "set log callback")
+    _log_level_installed = max_level
+
+
+def remove_log_bridge() -> None:
+    """Stops libeq1's log records (at exit: no callback into a finalizing interpreter)."""
+    global _log_level_installed
+    if _lib is not None and _log_level_installed is not None:
+        _lib.eq1_set_log_callback(NO_LOG_CB, None, 1)
+        _log_level_installed = None
+
+
+# Closers registered by live clients; run at exit, before the interpreter finalizes, so that
+# no library thread calls into Python after that.
+_exit_hooks: list[Callable[[], None]] = []
+
+
+def at_exit(hook: Callable[[], None]) -> None:
+    _exit_hooks.append(hook)
+
+
+@atexit.register
+def _shutdown() -> None:
+    for hook in list(_exit_hooks):
+        try:
+            hook()
+        except ProtocolError:
+            pass
+    remove_log_bridge()

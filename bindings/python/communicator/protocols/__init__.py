@@ -1,0 +1,1 @@
+"""Protocol implementations (MQTT today; TCP, serial, Modbus later)."""

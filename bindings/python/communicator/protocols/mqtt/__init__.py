@@ -1,0 +1,10 @@
+"""MQTT 3.1.1 / 5.0 over libeq1."""
+
+from communicator.protocols.mqtt.mqtt_protocol import (
+    ConnectionEvent,
+    ConnectionState,
+    MQTTConfig,
+    MQTTProtocol,
+)
+
+__all__ = ["ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol"]

@@ -1,0 +1,849 @@
+"""MQTT 3.1.1 / 5.0 for the framework: MQTTConfig (the settings, validated when created) and
+MQTTProtocol (a PubSubProtocol over libeq1's thread-safe client).
+
+libeq1 does the protocol work on its own threads: connecting, keep-alive, automatic
+reconnection with subscription restore, the offline queue and QoS 1/2 retries. Callbacks
+(subscriptions, ``on_connection_change``, ``on_delivery``) run on the client's dispatcher
+thread, one at a time, in the order the events happened; an exception raised by one is logged
+on the ``communicator`` logger and the client carries on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+from communicator import _native
+from communicator.common.exceptions import (
+    ProtocolDecodeError,
+    ProtocolError,
+    ProtocolValidationError,
+    Status,
+    error_from_status,
+)
+from communicator.common.logging import logger, sync_native_log_level
+from communicator.interfaces.protocol import MessageCallback, Payload, PubSubProtocol
+
+__all__ = ["ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: A failover broker: (host, port) or (host, port, tls).
+BrokerSpec = Union[Tuple[str, int], Tuple[str, int, bool]]
+
+QUEUE_POLICIES = {"reject_new": _native.EQ1_QUEUE_REJECT_NEW,
+                  "drop_oldest": _native.EQ1_QUEUE_DROP_OLDEST}
+_MAX_MS = 2**31 - 1
+# After a clean disconnect, how long disconnect() waits for callbacks of messages that arrived
+# before it to finish (they run on the dispatcher thread, ahead of the "disconnected" event).
+_DRAIN_TIMEOUT = 5.0
+
+
+def _invalid(detail: str, status: int = Status.INVALID_ARGUMENT) -> ProtocolValidationError:
+    return ProtocolValidationError(detail, status)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if not _is_int(value) or not low <= value <= high:
+        raise _invalid(f"{name} must be an integer in {low}..{high}, not {value!r}")
+
+
+def _check_seconds(name: str, value: Any, allow_zero: bool = False) -> None:
+    if not _is_number(value) or value < 0 or (value == 0 and not allow_zero):
+        raise _invalid(f"{name} must be a number of seconds > 0, not {value!r}")
+
+
+def _check_text(name: str, value: Any, status: int = Status.INVALID_ARGUMENT) -> None:
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a str, not {type(value).__name__}", status)
+    if "\0" in value:
+        raise _invalid(f"{name} contains a NUL character", status)
+    if len(value.encode("utf-8", errors="surrogatepass")) > _native.MAX_STRING_LEN:
+        raise _invalid(f"{name} is longer than 65,535 bytes", status)
+
+
+def _check_file(name: str, value: Any) -> None:
+    if not isinstance(value, (str, os.PathLike)):
+        raise _invalid(f"{name} must be a path, not {type(value).__name__}", Status.TLS_CONFIG)
+    if not os.path.isfile(value):
+        raise _invalid(f"{name} '{os.fspath(value)}' is not a readable file", Status.TLS_CONFIG)
+
+
+def _to_ms(seconds: float) -> int:
+    return max(1, min(_MAX_MS, int(round(seconds * 1000))))
+
+
+@dataclass
+class MQTTConfig:
+    """Settings of one MQTT client. Validated when created (ProtocolValidationError).
+
+    The first six fields are the original design's; timeouts and delays are in seconds.
+    """
+
+    broker_address: str = "localhost"
+    port: int = 1883
+    #: Connect timeout (DNS + TCP + TLS + CONNACK), seconds.
+    timeout: float = 60
+    username: Optional[str] = None
+    password: Optional[str] = None
+    #: PEM file of trusted CAs; setting it turns TLS on.
+    ca_certs: Optional[PathLike] = None
+    #: None or "": the library generates one ("eq1-" + 16 hex digits).
+    client_id: Optional[str] = None
+    keepalive: int = 60
+    clean_session: bool = True
+    #: 4 = MQTT 3.1.1, 5 = MQTT 5.0.
+    protocol_version: int = 4
+    #: TLS for the broker; None: on when ca_certs (or a client certificate) is given. TLS
+    #: without ca_certs trusts the system's CA store.
+    tls: Optional[bool] = None
+    certfile: Optional[PathLike] = None
+    keyfile: Optional[PathLike] = None
+    keyfile_password: Optional[str] = None
+    #: Accept any server certificate. For tests only.
+    tls_insecure: bool = False
+    tls_verify_hostname: bool = True
+    #: Reconnect automatically (exponential backoff with jitter) after a lost connection.
+    reconnect: bool = True
+    reconnect_min_delay: float = 0.5
+    reconnect_max_delay: float = 30.0
+    #: Bounds of the offline queue (publishes not yet sent, e.g. while reconnecting).
+    max_queued_messages: int = 100_000
+    max_queued_bytes: int = 64 * 1024 * 1024
+    #: When the queue is full: "reject_new" (publish raises) or "drop_oldest".
+    queue_policy: str = "reject_new"
+    #: Accept publishes before the first connect (they are sent once connected).
+    queue_before_connect: bool = False
+    #: QoS 1/2 publishes awaiting acknowledgement at once.
+    inflight_window: int = 20
+    #: Largest packet sent or accepted; None: the MQTT maximum.
+    max_packet_size: Optional[int] = None
+    #: Failover brokers tried after broker_address:port, as (host, port) or (host, port, tls);
+    #: tls defaults to the ``tls`` setting.
+    brokers: Optional[list[BrokerSpec]] = None
+    #: QoS of publish/subscribe when none is given (the design's default: 1).
+    default_qos: int = 1
+    #: Default timeout of subscribe, unsubscribe, disconnect and waiting for a publish, seconds.
+    operation_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.tls is None:
+            self.tls = bool(self.ca_certs or self.certfile or self.keyfile)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks every field; raises ProtocolValidationError naming the first bad one."""
+        _check_text("broker_address", self.broker_address)
+        if not self.broker_address:
+            raise _invalid("broker_address is empty")
+        _check_int("port", self.port, 1, 65535)
+        _check_seconds("timeout", self.timeout)
+        _check_seconds("operation_timeout", self.operation_timeout)
+        if self.username is not None:
+            _check_text("username", self.username)
+        if self.password is not None:
+            _check_text("password", self.password)
+            if self.username is None:
+                raise _invalid("a password needs a username (MQTT sends no password alone)")
+        if self.client_id is not None:
+            _check_text("client_id", self.client_id, Status.INVALID_CLIENT_ID)
+        _check_int("keepalive", self.keepalive, 0, 65535)
+        if not _is_int(self.protocol_version) or \
+                self.protocol_version not in (_native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
+            raise _invalid(f"protocol_version must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), not "
+                           f"{self.protocol_version!r}")
+        self._validate_tls()
+        _check_seconds("reconnect_min_delay", self.reconnect_min_delay)
+        _check_seconds("reconnect_max_delay", self.reconnect_max_delay)
+        if self.reconnect_max_delay < self.reconnect_min_delay:
+            raise _invalid(f"reconnect_max_delay ({self.reconnect_max_delay}) is below "
+                           f"reconnect_min_delay ({self.reconnect_min_delay})")
+        _check_int("max_queued_messages", self.max_queued_messages, 1, 2**63 - 1)
+        _check_int("max_queued_bytes", self.max_queued_bytes, 1, 2**63 - 1)
+        if self.queue_policy not in QUEUE_POLICIES:
+            raise _invalid(f"queue_policy must be one of {sorted(QUEUE_POLICIES)}, not "
+                           f"{self.queue_policy!r}")
+        _check_int("inflight_window", self.inflight_window, 1, 65535)
+        if self.max_packet_size is not None:
+            _check_int("max_packet_size", self.max_packet_size, 16,
+                       _native.MQTT_MAX_PACKET_SIZE)
+        _check_int("default_qos", self.default_qos, 0, 2)
+        self.failover_brokers()
+
+    def _validate_tls(self) -> None:
+        if not isinstance(self.tls, bool):
+            raise _invalid(f"tls must be True, False or None, not {self.tls!r}")
+        tls_only = {"ca_certs": self.ca_certs, "certfile": self.certfile,
+                    "keyfile": self.keyfile, "keyfile_password": self.keyfile_password,
+                    "tls_insecure": self.tls_insecure or None,
+                    "tls_verify_hostname": (not self.tls_verify_hostname) or None}
+        if not self.tls:
+            given = [name for name, value in tls_only.items() if value is not None]
+            if given:
+                raise _invalid(f"{', '.join(given)} need(s) TLS, but tls is False")
+            return
+        if self.ca_certs is not None:
+            _check_file("ca_certs", self.ca_certs)
+        if (self.certfile is None) != (self.keyfile is None):
+            raise _invalid("certfile and keyfile go together: give both or neither",
+                           Status.TLS_CONFIG)
+        if self.certfile is not None:
+            _check_file("certfile", self.certfile)
+            _check_file("keyfile", self.keyfile)
+        if self.keyfile_password is not None:
+            if self.keyfile is None:
+                raise _invalid("keyfile_password needs a keyfile", Status.TLS_CONFIG)
+            _check_text("keyfile_password", self.keyfile_password, Status.TLS_CONFIG)
+
+    def failover_brokers(self) -> list[tuple[str, int, bool]]:
+        """``brokers`` checked and normalized to (host, port, tls)."""
+        if self.brokers is None:
+            return []
+        if isinstance(self.brokers, (str, bytes)) or not isinstance(self.brokers, Sequence):
+            raise _invalid("brokers must be a list of (host, port[, tls]) tuples")
+        failovers = []
+        for i, entry in enumerate(self.brokers):
+            if not isinstance(entry, (tuple, list)) or len(entry) not in (2, 3):
+                raise _invalid(f"brokers[{i}] must be (host, port) or (host, port, tls), not "
+                               f"{entry!r}")
+            host, port = entry[0], entry[1]
+            tls = bool(self.tls) if len(entry) == 2 else entry[2]
+            _check_text(f"brokers[{i}] host", host)
+            if not host:
+                raise _invalid(f"brokers[{i}] host is empty")
+            _check_int(f"brokers[{i}] port", port, 1, 65535)
+            if not isinstance(tls, bool):
+                raise _invalid(f"brokers[{i}] tls must be a bool, not {tls!r}")
+            if tls and not self.tls:
+                # libeq1 turns TLS on for the primary broker whenever TLS options are set.
+                raise _invalid(f"brokers[{i}] uses TLS, which needs tls=True (or ca_certs) for "
+                               "the primary broker too")
+            failovers.append((host, port, tls))
+        return failovers
+
+
+class ConnectionState(enum.IntEnum):
+    """What happened to the connection (``eq1_connection_state``)."""
+
+    CONNECTED = _native.EQ1_CONNECTION_STATE_CONNECTED
+    LOST = _native.EQ1_CONNECTION_STATE_LOST
+    DISCONNECTED = _native.EQ1_CONNECTION_STATE_DISCONNECTED
+
+
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """Passed to ``on_connection_change``."""
+
+    state: ConnectionState
+    #: Why the connection was lost (None unless state is LOST).
+    reason: Optional[ProtocolError]
+    #: On CONNECTED: did the broker keep the session?
+    session_present: bool
+    broker_host: str
+    broker_port: int
+
+    @property
+    def connected(self) -> bool:
+        return self.state == ConnectionState.CONNECTED
+
+
+ConnectionCallback = Callable[[ConnectionEvent], None]
+#: ``on_delivery(token, error)``: error is None when the publish was delivered.
+DeliveryCallback = Callable[[int, Optional[ProtocolError]], None]
+
+# Every id handed to the library as user_data (clients and subscriptions share the counter)
+# -> the MQTTProtocol it belongs to. Weak: an unreferenced client is collected and freed.
+_owners: dict[int, "weakref.ref[MQTTProtocol]"] = {}
+_owners_lock = threading.Lock()
+_next_id = iter(range(1, 2**62)).__next__
+_live: "weakref.WeakSet[MQTTProtocol]" = weakref.WeakSet()
+
+
+def _register_owner(owner: "MQTTProtocol") -> int:
+    with _owners_lock:
+        ident = _next_id()
+        _owners[ident] = weakref.ref(owner)
+        return ident
+
+
+def _owner_of(user_data: Optional[int]) -> Optional["MQTTProtocol"]:
+    ref = _owners.get(user_data or 0)
+    return ref() if ref is not None else None
+
+
+def _forget_owner(ident: int) -> None:
+    with _owners_lock:
+        _owners.pop(ident, None)
+
+
+# The three callback trampolines, shared by every client and alive for the whole process: the
+# library can never call a freed ctypes thunk.
+def _dispatch_message(user_data: Optional[int], message: Any) -> None:
+    try:
+        owner = _owner_of(user_data)
+        if owner is not None:
+            owner._deliver_message(user_data or 0, message.contents)
+    except BaseException:  # noqa: BLE001 - nothing may escape into the dispatcher thread
+        logger.exception("internal error while dispatching a message")
+
+
+def _dispatch_connection(user_data: Optional[int], event: Any) -> None:
+    try:
+        owner = _owner_of(user_data)
+        if owner is not None:
+            owner._deliver_connection_event(event.contents)
+    except BaseException:  # noqa: BLE001
+        logger.exception("internal error while dispatching a connection event")
+
+
+def _dispatch_delivery(user_data: Optional[int], token: int, status: int,
+                         detail: Optional[bytes]) -> None:
+    try:
+        owner = _owner_of(user_data)
+        if owner is not None:
+            owner._deliver_delivery(token, status, detail)
+    except BaseException:  # noqa: BLE001
+        logger.exception("internal error while dispatching a delivery report")
+
+
+_message_trampoline = _native.MESSAGE_CB(_dispatch_message)
+_connection_trampoline = _native.CONNECTION_CB(_dispatch_connection)
+_delivery_trampoline = _native.DELIVERY_CB(_dispatch_delivery)
+
+
+def _close_all_at_exit() -> None:
+    for client in list(_live):
+        client.close()
+
+
+_native.at_exit(_close_all_at_exit)
+
+
+def _encode(value: Any, what: str, status: int) -> bytes:
+    """A str argument as NUL-free UTF-8 for the C API."""
+    if not isinstance(value, str):
+        raise _invalid(f"{what} must be a str, not {type(value).__name__}", status)
+    if "\0" in value:
+        raise _invalid(f"{what} {value!r} contains a NUL character", status)
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _invalid(f"{what} {value!r} is not encodable as UTF-8: {e}",
+                       Status.INVALID_UTF8) from None
+
+
+def _payload_bytes(message: Any) -> bytes:
+    if message is None:
+        return b""
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, str):
+        try:
+            return message.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise _invalid(f"payload is not encodable as UTF-8: {e}",
+                           Status.INVALID_UTF8) from None
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if _is_number(message):
+        return str(message).encode("ascii")
+    raise _invalid(f"payload must be str or bytes, not {type(message).__name__}")
+
+
+def _check_qos(qos: Any) -> int:
+    if not _is_int(qos) or not 0 <= qos <= 2:
+        raise _invalid(f"QoS must be 0, 1 or 2, not {qos!r}", Status.INVALID_QOS)
+    return int(qos)
+
+
+class MQTTProtocol(PubSubProtocol):
+    """An MQTT client (the design's API). Thread-safe: every method may be called from any
+    thread, including from inside its own callbacks.
+
+    Use as a context manager to connect on entry and disconnect on exit, and call
+    :meth:`close` (or let it be collected) to free the native client.
+    """
+
+    def __init__(self, config: Optional[MQTTConfig] = None) -> None:
+        self._handle: Optional[int] = None
+        self._closed = False
+        self.config: MQTTConfig = config if config is not None else MQTTConfig()
+        self.config.validate()
+        self._lib = _native.load()
+        sync_native_log_level()
+        self._calls = threading.Condition()  # guards _handle/_closed/_active
+        self._active = 0  # calls using the handle now: close() waits for them
+        self._connect_lock = threading.Lock()  # one connect/disconnect at a time
+        self._subscribe_lock = threading.RLock()  # keeps _subscriptions in step with the library
+        # filter -> (subscription id, callback, granted QoS)
+        self._subscriptions: dict[str, tuple[int, MessageCallback, int]] = {}
+        self._callbacks: dict[int, tuple[str, MessageCallback]] = {}  # id -> (filter, callback)
+        self._on_connection_change: Optional[ConnectionCallback] = None
+        self._on_delivery: Optional[DeliveryCallback] = None
+        self._disconnected = threading.Event()
+        self._dispatcher_ident: Optional[int] = None
+        self._id = _register_owner(self)
+        try:
+            self._handle = self._create_client()
+        except BaseException:
+            _forget_owner(self._id)
+            raise
+        _live.add(self)
+
+    # ------------------------------------------------------------------ creation / lifetime
+
+    def _create_client(self) -> int:
+        lib, c = self._lib, self.config
+        options = lib.eq1_mqtt_options_new()
+        if not options:
+            raise MemoryError("eq1_mqtt_options_new returned NULL")
+        try:
+            def setopt(name: str, *args: Any) -> None:
+                _native.check(getattr(lib, f"eq1_mqtt_options_{name}")(options, *args),
+                              name.replace("set_", "").replace("_", " "))
+
+            setopt("set_broker", c.broker_address.encode(), c.port)
+            if c.client_id:
+                setopt("set_client_id", c.client_id.encode())
+            if c.username is not None:
+                setopt("set_credentials", c.username.encode(),
+                       c.password.encode() if c.password is not None else None)
+            setopt("set_keep_alive", c.keepalive)
+            setopt("set_clean_session", bool(c.clean_session))
+            setopt("set_protocol_version", c.protocol_version)
+            setopt("set_connect_timeout", _to_ms(c.timeout))
+            setopt("set_inflight_window", c.inflight_window)
+            if c.max_packet_size is not None:
+                setopt("set_max_packet_size", c.max_packet_size)
+            if c.tls:
+                setopt("set_tls", os.fsencode(c.ca_certs) if c.ca_certs is not None else None)
+                if c.certfile is not None and c.keyfile is not None:
+                    setopt("set_tls_client_cert", os.fsencode(c.certfile),
+                           os.fsencode(c.keyfile),
+                           c.keyfile_password.encode() if c.keyfile_password else None)
+                setopt("set_tls_verify_hostname", bool(c.tls_verify_hostname))
+                setopt("set_tls_insecure", bool(c.tls_insecure))
+            for host, port, tls in c.failover_brokers():
+                setopt("add_broker", host.encode(), port, tls)
+            setopt("set_reconnect", bool(c.reconnect), _to_ms(c.reconnect_min_delay),
+                   _to_ms(c.reconnect_max_delay))
+            setopt("set_offline_queue", c.max_queued_messages, c.max_queued_bytes,
+                   QUEUE_POLICIES[c.queue_policy], bool(c.queue_before_connect))
+            client = ctypes.c_void_p()
+            _native.check(lib.eq1_mqtt_client_new(options, self._id, _native.NO_FREE_CB,
+                                                  ctypes.byref(client)), "create client")
+        finally:
+            lib.eq1_mqtt_options_free(options)
+        assert client.value is not None
+        status = lib.eq1_mqtt_client_set_connection_callback(client, _connection_trampoline)
+        if status != Status.OK:
+            lib.eq1_mqtt_client_free(client)
+            raise error_from_status(status, "cannot install the connection callback")
+        return client.value
+
+    def _acquire(self) -> int:
+        """The native handle, counted as in use until _release(); raises once closed."""
+        with self._calls:
+            if self._closed or self._handle is None:
+                raise error_from_status(Status.INVALID_STATE, "the MQTT client is closed")
+            self._active += 1
+            return self._handle
+
+    def _release(self) -> None:
+        with self._calls:
+            self._active -= 1
+            if self._active == 0:
+                self._calls.notify_all()
+
+    def _on_dispatcher_thread(self) -> bool:
+        return self._dispatcher_ident == threading.get_ident()
+
+    def close(self) -> None:
+        """Disconnects (if connected) and frees the native client; idempotent. Afterwards no
+        callback runs and every other method raises ProtocolValidationError (closed), except
+        disconnect() and close(), which do nothing."""
+        with self._calls:
+            if self._closed or self._handle is None:
+                return
+        try:
+            self.disconnect()
+        except ProtocolError as e:
+            logger.warning("disconnect before close failed: %s", e)
+        with self._calls:
+            if self._closed:
+                return
+            self._closed = True
+        _live.discard(self)
+        if self._on_dispatcher_thread():
+            # Freeing joins the dispatcher thread we are on: let another thread do it.
+            threading.Thread(target=self._free, name="communicator-close", daemon=True).start()
+        else:
+            self._free()
+
+    def _free(self) -> None:
+        with self._calls:
+            while self._active:
+                self._calls.wait()
+            handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        status = self._lib.eq1_mqtt_client_free(handle)
+        if status == Status.CALLED_FROM_CALLBACK:  # collected inside one of our callbacks
+            with self._calls:
+                self._handle = handle
+            threading.Thread(target=self._free, name="communicator-close", daemon=True).start()
+            return
+        _forget_owner(self._id)
+        with self._subscribe_lock:
+            for sub_id in self._callbacks:
+                _forget_owner(sub_id)
+            self._callbacks.clear()
+            self._subscriptions.clear()
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is None or getattr(self, "_closed", True):
+            return
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finalizer
+            pass
+
+    def __enter__(self) -> "MQTTProtocol":
+        self.connect()
+        return self
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else (
+            "connected" if self.is_connected else "disconnected")
+        return (f"<MQTTProtocol {self.config.broker_address}:{self.config.port} "
+                f"{state}>")
+
+    # ------------------------------------------------------------------ connection
+
+    def connect(self) -> bool:
+        """Connects and returns True once the broker accepted (CONNACK); returns True at once
+        when already connected. Raises ProtocolConnectionError (refused, DNS, TLS, timeout...),
+        ProtocolAuthenticationError (credentials, client certificate) or another ProtocolError,
+        with the library's detail message."""
+        sync_native_log_level()
+        with self._connect_lock:
+            handle = self._acquire()
+            try:
+                if self._lib.eq1_mqtt_client_is_connected(handle):
+                    return True
+                _native.check(self._lib.eq1_mqtt_client_connect(handle, 0))
+            finally:
+                self._release()
+        return True
+
+    def disconnect(self, timeout: Optional[float] = None) -> None:
+        """Waits up to ``timeout`` (default: operation_timeout) for unacknowledged QoS 1/2
+        publishes, then disconnects cleanly (the broker discards the will). Stops automatic
+        reconnection; connect() may be called again. Does nothing when not connected.
+
+        Returns after the callbacks of messages received before the disconnect have run
+        (unless called from inside a callback)."""
+        ms = self._timeout_ms(timeout)
+        drain = not self._on_dispatcher_thread()
+        with self._connect_lock:
+            self._disconnected.clear()
+            with self._calls:
+                if self._closed or self._handle is None:
+                    return  # closed: nothing to disconnect
+                self._active += 1
+                handle = self._handle
+            try:
+                status = self._lib.eq1_mqtt_client_disconnect(handle, ms)
+                if status == Status.NOT_CONNECTED:
+                    return
+                _native.check(status)
+            finally:
+                self._release()
+        if drain:
+            self._disconnected.wait(_DRAIN_TIMEOUT)
+
+    @property
+    def is_connected(self) -> bool:
+        """True while connected to a broker."""
+        with self._calls:
+            if self._closed or self._handle is None:
+                return False
+            return bool(self._lib.eq1_mqtt_client_is_connected(self._handle))
+
+    @property
+    def client_id(self) -> str:
+        """The client id (given, or generated by the library)."""
+        handle = self._acquire()
+        try:
+            size = self._lib.eq1_mqtt_client_get_id(handle, None, 0)
+            buf = ctypes.create_string_buffer(size + 1)
+            self._lib.eq1_mqtt_client_get_id(handle, buf, size + 1)
+        finally:
+            self._release()
+        return buf.value.decode("utf-8")
+
+    def set_will(self, topic: str, payload: Payload, qos: int = 1, retain: bool = False) -> None:
+        """Sets the will (last will and testament) sent with the next connect; the broker
+        publishes it if the connection ends without disconnect(). Only while not connected."""
+        topic_b = _encode(topic, "will topic", Status.INVALID_TOPIC)
+        data = _payload_bytes(payload)
+        handle = self._acquire()
+        try:
+            _native.check(self._lib.eq1_mqtt_client_set_will(
+                handle, topic_b, data or None, len(data), self._int_arg(qos, "qos"),
+                bool(retain)))
+        finally:
+            self._release()
+
+    def clear_will(self) -> None:
+        """Removes the will set with set_will(); only while not connected."""
+        handle = self._acquire()
+        try:
+            _native.check(self._lib.eq1_mqtt_client_clear_will(handle))
+        finally:
+            self._release()
+
+    # ------------------------------------------------------------------ publish
+
+    def publish(self, topic: str, message: Payload, qos: Optional[int] = None,
+                retain: bool = False, *, wait: bool = False,
+                timeout: Optional[float] = None) -> bool:
+        """Queues ``message`` (str is sent as UTF-8) for ``topic`` and returns True; it is sent
+        at once when connected, else when reconnected (offline queue). ``qos`` defaults to
+        config.default_qos. With ``wait=True``, blocks until the broker acknowledged it
+        (QoS 1/2) or it was written (QoS 0), up to ``timeout`` (default: operation_timeout),
+        and raises if it failed."""
+        token = self.publish_async(topic, message, qos, retain)
+        if wait:
+            self.wait(token, timeout)
+        return True
+
+    def publish_async(self, topic: str, message: Payload, qos: Optional[int] = None,
+                      retain: bool = False) -> int:
+        """Like publish() but returns the delivery token: pass it to wait(), or match it in
+        on_delivery."""
+        topic_b = _encode(topic, "topic", Status.INVALID_TOPIC)
+        data = _payload_bytes(message)
+        qos = self.config.default_qos if qos is None else self._int_arg(qos, "qos")
+        token = ctypes.c_uint64(0)
+        handle = self._acquire()
+        try:
+            _native.check(self._lib.eq1_mqtt_client_publish(
+                handle, topic_b, data or None, len(data), qos, bool(retain),
+                ctypes.byref(token)))
+        finally:
+            self._release()
+        return token.value
+
+    def wait(self, token: int, timeout: Optional[float] = None) -> bool:
+        """Blocks until the publish behind ``token`` completed and returns True; raises its
+        failure (e.g. ProtocolConnectionError DISCONNECTED), or ProtocolConnectionError
+        TIMEOUT after ``timeout`` seconds (default: operation_timeout)."""
+        if not _is_int(token) or token <= 0:
+            raise _invalid(f"{token!r} is not a delivery token")
+        ms = self._timeout_ms(timeout)
+        handle = self._acquire()
+        try:
+            _native.check(self._lib.eq1_mqtt_client_wait(handle, token, ms))
+        finally:
+            self._release()
+        return True
+
+    # ------------------------------------------------------------------ subscribe
+
+    def subscribe(self, topic: str, callback: MessageCallback, qos: Optional[int] = None,
+                  timeout: Optional[float] = None) -> bool:
+        """Subscribes to the filter ``topic`` (wildcards + and # allowed) and returns True once
+        the broker granted it; ``callback(topic, payload)`` then receives every matching
+        message (payload as bytes) on the client's dispatcher thread. Subscribing the same
+        filter again replaces its callback. Subscriptions are restored after a reconnect.
+        Raises ProtocolValidationError (bad filter, refused by the broker),
+        ProtocolConnectionError (not connected, timeout)."""
+        if not callable(callback):
+            raise _invalid(f"callback must be callable, not {type(callback).__name__}")
+        filter_b = _encode(topic, "topic filter", Status.INVALID_FILTER)
+        qos = self.config.default_qos if qos is None else _check_qos(qos)
+        ms = self._timeout_ms(timeout)
+        with self._subscribe_lock:
+            previous = self._subscriptions.get(topic)
+            sub_id = previous[0] if previous else _register_owner(self)
+            # Installed before the call: the first message may come before SUBACK is handled.
+            self._callbacks[sub_id] = (topic, callback)
+            granted = ctypes.c_int(-1)
+            handle = self._acquire()
+            try:
+                status = self._lib.eq1_mqtt_client_subscribe(
+                    handle, filter_b, qos, _message_trampoline, sub_id, ms,
+                    ctypes.byref(granted))
+                error = None if status == Status.OK else error_from_status(
+                    status, _native.last_error_message() or _native.status_text(status))
+            finally:
+                self._release()
+            if error is None:
+                self._subscriptions[topic] = (sub_id, callback, granted.value)
+                return True
+            if status == Status.TIMEOUT:
+                # The library keeps the subscription (its SUBACK may still come): so do we.
+                self._subscriptions[topic] = (sub_id, callback, qos)
+            elif previous is not None:
+                self._callbacks[sub_id] = (topic, previous[1])
+            else:
+                self._callbacks.pop(sub_id, None)
+                _forget_owner(sub_id)
+            raise error
+
+    def unsubscribe(self, topic: str, timeout: Optional[float] = None) -> bool:
+        """Removes the subscription to the filter ``topic`` (its callback is not called once
+        this returns) and returns True when the broker confirmed it."""
+        filter_b = _encode(topic, "topic filter", Status.INVALID_FILTER)
+        ms = self._timeout_ms(timeout)
+        with self._subscribe_lock:
+            handle = self._acquire()
+            try:
+                status = self._lib.eq1_mqtt_client_unsubscribe(handle, filter_b, ms)
+                error = None if status == Status.OK else error_from_status(
+                    status, _native.last_error_message() or _native.status_text(status))
+            finally:
+                self._release()
+            # Whatever the outcome, the library no longer routes messages for this filter.
+            entry = self._subscriptions.pop(topic, None)
+            if entry is not None:
+                self._callbacks.pop(entry[0], None)
+                _forget_owner(entry[0])
+        if error is not None:
+            raise error
+        return True
+
+    @property
+    def subscriptions(self) -> dict[str, int]:
+        """Current subscriptions: filter -> QoS granted by the broker."""
+        with self._subscribe_lock:
+            return {f: granted for f, (_, _, granted) in self._subscriptions.items()}
+
+    # ------------------------------------------------------------------ hooks and stats
+
+    @property
+    def on_connection_change(self) -> Optional[ConnectionCallback]:
+        """``callback(event: ConnectionEvent)`` on connect, loss (with the reason) and
+        disconnect; runs on the dispatcher thread."""
+        return self._on_connection_change
+
+    @on_connection_change.setter
+    def on_connection_change(self, callback: Optional[ConnectionCallback]) -> None:
+        if callback is not None and not callable(callback):
+            raise _invalid("on_connection_change must be callable or None")
+        self._on_connection_change = callback
+
+    @property
+    def on_delivery(self) -> Optional[DeliveryCallback]:
+        """``callback(token, error)`` once per publish: error is None when delivered, else the
+        ProtocolError (e.g. DISCONNECTED, DROPPED, PUBLISH_REFUSED); on the dispatcher thread."""
+        return self._on_delivery
+
+    @on_delivery.setter
+    def on_delivery(self, callback: Optional[DeliveryCallback]) -> None:
+        if callback is not None and not callable(callback):
+            raise _invalid("on_delivery must be callable or None")
+        handle = self._acquire()
+        try:
+            self._on_delivery = callback
+            _native.check(self._lib.eq1_mqtt_client_set_delivery_callback(
+                handle, _delivery_trampoline if callback is not None else _native.NO_DELIVERY_CB))
+        finally:
+            self._release()
+
+    def stats(self) -> dict[str, int]:
+        """The client's counters since creation: published, delivered, failed, received,
+        queued, dropped, reconnects, bytes_in, bytes_out."""
+        out = _native.Eq1Stats()
+        handle = self._acquire()
+        try:
+            _native.check(self._lib.eq1_mqtt_client_get_stats(handle, ctypes.byref(out)))
+        finally:
+            self._release()
+        return {name: int(getattr(out, name)) for name in _native.STATS_FIELDS}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _timeout_ms(self, timeout: Optional[float]) -> int:
+        if timeout is None:
+            return _to_ms(self.config.operation_timeout)
+        _check_seconds("timeout", timeout, allow_zero=True)
+        return 0 if timeout == 0 else _to_ms(timeout)
+
+    @staticmethod
+    def _int_arg(value: Any, what: str) -> int:
+        if not _is_int(value):
+            raise _invalid(f"{what} must be an int, not {value!r}",
+                           Status.INVALID_QOS if what == "qos" else Status.INVALID_ARGUMENT)
+        return int(value)
+
+    # ------------------------------------------------------------------ dispatcher side
+
+    def _deliver_message(self, sub_id: int, message: Any) -> None:
+        self._dispatcher_ident = threading.get_ident()
+        entry = self._callbacks.get(sub_id)
+        if entry is None:
+            return
+        filter_, callback = entry
+        raw_topic = ctypes.string_at(message.topic, message.topic_len)
+        payload = ctypes.string_at(message.payload, message.payload_len) \
+            if message.payload_len else b""
+        try:
+            topic = raw_topic.decode("utf-8")
+        except UnicodeDecodeError as e:
+            error = ProtocolDecodeError(f"a message on {raw_topic!r} has a topic that is not "
+                                        f"UTF-8 ({e}); dropped", Status.INVALID_UTF8)
+            logger.error("%s", error)
+            return
+        try:
+            callback(topic, payload)
+        except BaseException:  # noqa: BLE001 - a user callback never stops the client
+            logger.exception("the callback of the subscription to %r raised on a message on %r;"
+                             " the client continues", filter_, topic)
+
+    def _deliver_connection_event(self, event: Any) -> None:
+        self._dispatcher_ident = threading.get_ident()
+        state = ConnectionState(event.state)
+        reason = None
+        if event.reason != Status.OK:
+            text = (event.reason_text or b"").decode("utf-8", errors="replace")
+            reason = error_from_status(event.reason, text)
+        info = ConnectionEvent(
+            state=state, reason=reason, session_present=bool(event.session_present),
+            broker_host=(event.broker_host or b"").decode("utf-8", errors="replace"),
+            broker_port=int(event.broker_port))
+        hook = self._on_connection_change
+        try:
+            if hook is not None:
+                hook(info)
+        except BaseException:  # noqa: BLE001
+            logger.exception("on_connection_change raised; the client continues")
+        finally:
+            if state == ConnectionState.DISCONNECTED:
+                self._disconnected.set()
+
+    def _deliver_delivery(self, token: int, status: int, detail: Optional[bytes]) -> None:
+        self._dispatcher_ident = threading.get_ident()
+        hook = self._on_delivery
+        if hook is None:
+            return
+        error = None
+        if status != Status.OK:
+            error = error_from_status(status, (detail or b"").decode("utf-8", errors="replace"))
+        try:
+            hook(token, error)
+        except BaseException:  # noqa: BLE001
+            logger.exception("on_delivery raised on token %d; the client continues", token)

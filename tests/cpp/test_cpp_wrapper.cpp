@@ -1,0 +1,658 @@
+/*
+ * test_cpp_wrapper.cpp - the C++ wrapper (bindings/cpp/eq1.hpp) against a real broker:
+ * round trips at QoS 0/1/2, handlers that capture state, move semantics of Client and Options,
+ * every exception family from a real cause, exceptions thrown inside handlers, and that
+ * connection/delivery handlers, stats(), id(), unsubscribe and the will behave.
+ *
+ *   test_cpp_wrapper <host> <port>
+ *
+ * Prints one line per check ("ok   - ..." / "FAIL - ...") and "SUMMARY: <n> checks, <f> failed";
+ * exits 0 only if f == 0.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "eq1.hpp"
+
+using namespace std::chrono_literals;
+
+static_assert(!std::is_copy_constructible_v<eq1::Client>, "Client is move-only");
+static_assert(!std::is_copy_assignable_v<eq1::Client>, "Client is move-only");
+static_assert(std::is_nothrow_move_constructible_v<eq1::Client>);
+static_assert(std::is_nothrow_move_assignable_v<eq1::Client>);
+static_assert(!std::is_copy_constructible_v<eq1::Options>, "Options is move-only");
+static_assert(std::is_nothrow_move_constructible_v<eq1::Options>);
+static_assert(std::is_nothrow_move_assignable_v<eq1::Options>);
+static_assert(std::is_nothrow_destructible_v<eq1::Client>);
+static_assert(!std::is_copy_constructible_v<eq1::Message>, "a Message is a borrowed view");
+static_assert(std::is_base_of_v<std::runtime_error, eq1::Error>);
+static_assert(std::is_base_of_v<eq1::Error, eq1::ConnectionError>);
+static_assert(std::is_base_of_v<eq1::Error, eq1::AuthenticationError>);
+static_assert(std::is_base_of_v<eq1::Error, eq1::ValidationError>);
+static_assert(std::is_base_of_v<eq1::Error, eq1::ProtocolError>);
+
+/* ---------------------------------------------------------------------------- checks */
+
+static int g_checks;
+static int g_failures;
+static std::string g_host;
+static int g_port;
+static std::string g_base; // topic prefix unique to this process
+
+static void report(bool ok, const std::string &name, const std::string &why = "")
+{
+	++g_checks;
+	if (ok) {
+		std::printf("ok   - %s\n", name.c_str());
+	} else {
+		++g_failures;
+		std::printf("FAIL - %s%s%s\n", name.c_str(), why.empty() ? "" : ": ", why.c_str());
+	}
+	std::fflush(stdout);
+}
+
+#define CHECK(cond) report((cond), #cond, std::string(__FILE__ ":") + std::to_string(__LINE__))
+
+static std::string status_name(eq1_status status)
+{
+	return std::to_string(static_cast<int>(status)) + " (" + std::string(eq1::status_string(status)) + ")";
+}
+
+/* `call` must throw exactly an E (or a subclass) with status `want` and a detail message. */
+template <class E, class F>
+static void expect_throw(const std::string &name, F &&call, eq1_status want)
+{
+	try {
+		call();
+		report(false, name, "no exception");
+	} catch (const E &e) {
+		bool ok = e.status() == want && !e.detail().empty() &&
+			  std::string(e.what()).find(e.detail()) != std::string::npos;
+		report(ok, name,
+		       ok ? "" : "status " + status_name(e.status()) + " want " + status_name(want) +
+				       ", what(): " + e.what());
+	} catch (const eq1::Error &e) {
+		report(false, name,
+		       std::string("wrong class ") + typeid(e).name() + ", status " + status_name(e.status()) +
+			       ": " + e.what());
+	} catch (const std::exception &e) {
+		report(false, name, std::string("not an eq1::Error: ") + typeid(e).name() + ": " + e.what());
+	}
+}
+
+/* What a subscription received; filled on the dispatcher thread, read by main. */
+struct Inbox {
+	struct Item {
+		std::string topic;
+		std::string payload;
+		int qos;
+		bool retain;
+	};
+	std::mutex mutex;
+	std::condition_variable changed;
+	std::vector<Item> items;
+
+	void add(const eq1::Message &msg)
+	{
+		std::lock_guard<std::mutex> lock(mutex);
+		items.push_back({std::string(msg.topic()), std::string(msg.payload_view()), msg.qos(),
+				 msg.retain()});
+		changed.notify_all();
+	}
+	bool wait_for(std::size_t count, std::chrono::milliseconds timeout = 10s)
+	{
+		std::unique_lock<std::mutex> lock(mutex);
+		return changed.wait_for(lock, timeout, [&] { return items.size() >= count; });
+	}
+	std::size_t size()
+	{
+		std::lock_guard<std::mutex> lock(mutex);
+		return items.size();
+	}
+	Item at(std::size_t i)
+	{
+		std::lock_guard<std::mutex> lock(mutex);
+		return items.at(i);
+	}
+	eq1::MessageHandler handler()
+	{
+		return [this](const eq1::Message &msg) { add(msg); };
+	}
+};
+
+/* Polls `cond` for up to `timeout`. */
+static bool eventually(const std::function<bool()> &cond, std::chrono::milliseconds timeout = 10s)
+{
+	auto deadline = std::chrono::steady_clock::now() + timeout;
+	while (!cond()) {
+		if (std::chrono::steady_clock::now() > deadline)
+			return false;
+		std::this_thread::sleep_for(10ms);
+	}
+	return true;
+}
+
+static eq1::Options options_for_test(const std::string &client_id = "")
+{
+	eq1::Options options;
+	options.broker(g_host, g_port).connect_timeout(10s).client_id(client_id);
+	return options;
+}
+
+/* ---------------------------------------------------------------------------- tests */
+
+static void test_version()
+{
+	CHECK(eq1::version() == EQ1_VERSION_STRING);
+	CHECK(eq1::version_matches());
+}
+
+static void test_error_families()
+{
+	struct Case {
+		eq1_status status;
+		eq1::ErrorKind kind;
+	};
+	const Case cases[] = {
+		{EQ1_STATUS_NULL_ARGUMENT, eq1::ErrorKind::validation},
+		{EQ1_STATUS_INVALID_UTF8, eq1::ErrorKind::validation},
+		{EQ1_STATUS_INVALID_TOPIC, eq1::ErrorKind::validation},
+		{EQ1_STATUS_INVALID_FILTER, eq1::ErrorKind::validation},
+		{EQ1_STATUS_INVALID_QOS, eq1::ErrorKind::validation},
+		{EQ1_STATUS_PAYLOAD_TOO_LARGE, eq1::ErrorKind::validation},
+		{EQ1_STATUS_INVALID_ARGUMENT, eq1::ErrorKind::validation},
+		{EQ1_STATUS_INVALID_CLIENT_ID, eq1::ErrorKind::validation},
+		{EQ1_STATUS_INVALID_STATE, eq1::ErrorKind::validation},
+		{EQ1_STATUS_QUEUE_FULL, eq1::ErrorKind::validation},
+		{EQ1_STATUS_SUBSCRIBE_REFUSED, eq1::ErrorKind::validation},
+		{EQ1_STATUS_PUBLISH_REFUSED, eq1::ErrorKind::validation},
+		{EQ1_STATUS_TLS_CONFIG, eq1::ErrorKind::validation},
+		{EQ1_STATUS_BAD_CREDENTIALS, eq1::ErrorKind::authentication},
+		{EQ1_STATUS_NOT_AUTHORIZED, eq1::ErrorKind::authentication},
+		{EQ1_STATUS_TLS_CLIENT_CERT_REJECTED, eq1::ErrorKind::authentication},
+		{EQ1_STATUS_PROTOCOL_ERROR, eq1::ErrorKind::protocol},
+		{EQ1_STATUS_CONNECTION_REFUSED, eq1::ErrorKind::connection},
+		{EQ1_STATUS_TIMEOUT, eq1::ErrorKind::connection},
+		{EQ1_STATUS_DNS_FAILED, eq1::ErrorKind::connection},
+		{EQ1_STATUS_CONNECTION_LOST, eq1::ErrorKind::connection},
+		{EQ1_STATUS_TLS_UNKNOWN_ISSUER, eq1::ErrorKind::connection},
+		{EQ1_STATUS_NOT_CONNECTED, eq1::ErrorKind::connection},
+		{EQ1_STATUS_INTERNAL, eq1::ErrorKind::other},
+		{EQ1_STATUS_CALLED_FROM_CALLBACK, eq1::ErrorKind::other},
+	};
+	bool all_kinds = true, all_thrown = true;
+	std::string why;
+	for (const Case &c : cases) {
+		if (eq1::error_kind(c.status) != c.kind) {
+			all_kinds = false;
+			why += " kind(" + status_name(c.status) + ")";
+		}
+		try {
+			eq1::throw_error(c.status, "detail text");
+		} catch (const eq1::Error &e) {
+			bool ok = e.status() == c.status && e.detail() == "detail text";
+			switch (c.kind) {
+			case eq1::ErrorKind::validation:
+				ok = ok && dynamic_cast<const eq1::ValidationError *>(&e) != nullptr;
+				break;
+			case eq1::ErrorKind::authentication:
+				ok = ok && dynamic_cast<const eq1::AuthenticationError *>(&e) != nullptr;
+				break;
+			case eq1::ErrorKind::protocol:
+				ok = ok && dynamic_cast<const eq1::ProtocolError *>(&e) != nullptr;
+				break;
+			case eq1::ErrorKind::connection:
+				ok = ok && dynamic_cast<const eq1::ConnectionError *>(&e) != nullptr;
+				break;
+			case eq1::ErrorKind::other:
+			case eq1::ErrorKind::none:
+				ok = ok && typeid(e) == typeid(eq1::Error);
+				break;
+			}
+			if (!ok) {
+				all_thrown = false;
+				why += " throw(" + status_name(c.status) + ")";
+			}
+		}
+	}
+	report(all_kinds, "error_kind maps every status onto its family", why);
+	report(all_thrown, "throw_error throws the family's class with status and detail", why);
+	CHECK(eq1::error_kind(static_cast<eq1_status>(12345)) == eq1::ErrorKind::other);
+
+	// Copying an exception keeps status and detail.
+	eq1::ValidationError original(EQ1_STATUS_INVALID_QOS, "qos 7");
+	eq1::ValidationError copy = original;
+	CHECK(copy.status() == EQ1_STATUS_INVALID_QOS && copy.detail() == "qos 7");
+	CHECK(std::string(copy.what()).find("qos 7") != std::string::npos);
+}
+
+static void test_options()
+{
+	eq1::Options a;
+	a.broker(g_host, g_port).keep_alive(30s).clean_session(true).protocol_version(EQ1_MQTT_V311);
+	eq1_mqtt_options *handle = a.native();
+	CHECK(handle != nullptr);
+
+	eq1::Options b(std::move(a));
+	CHECK(a.native() == nullptr); // NOLINT(bugprone-use-after-move): checking the moved-from state
+	CHECK(b.native() == handle);
+
+	eq1::Options c;
+	c = std::move(b);
+	CHECK(c.native() == handle && b.native() == nullptr);
+
+	// A moved-from Options refuses to be used.
+	expect_throw<eq1::ValidationError>("setter on a moved-from Options",
+					   [&] { a.client_id("x"); }, EQ1_STATUS_NULL_ARGUMENT);
+	expect_throw<eq1::ValidationError>("Client from a moved-from Options",
+					   [&] { eq1::Client client(a); }, EQ1_STATUS_NULL_ARGUMENT);
+
+	// Fluent chain on a temporary, moved into a variable.
+	eq1::Options chained = eq1::Options().broker(g_host, g_port).client_id("chained").inflight_window(5);
+	CHECK(chained.native() != nullptr);
+	eq1::Client from_chain(chained);
+	CHECK(from_chain.id() == "chained");
+
+	// Setters validate through the library.
+	expect_throw<eq1::ValidationError>("port 0 is refused", [&] { c.broker("localhost", 0); },
+					   EQ1_STATUS_INVALID_ARGUMENT);
+	expect_throw<eq1::ValidationError>("keep-alive 70000 s is refused",
+					   [&] { c.keep_alive(std::chrono::seconds(70000)); },
+					   EQ1_STATUS_INVALID_ARGUMENT);
+	expect_throw<eq1::ValidationError>("protocol version 3 is refused",
+					   [&] { c.protocol_version(3); }, EQ1_STATUS_INVALID_ARGUMENT);
+	expect_throw<eq1::ValidationError>("host with a NUL byte is refused by the wrapper",
+					   [&] { c.broker(std::string_view("local\0host", 10), 1); },
+					   EQ1_STATUS_INVALID_ARGUMENT);
+}
+
+/* Round trips at QoS 0/1/2, text, binary and empty payloads; handlers capture state. */
+static void test_round_trips()
+{
+	eq1::Client client(options_for_test());
+	std::mutex events_mutex;
+	std::vector<std::pair<eq1_connection_state, int>> events;
+	client.on_connection([&](const eq1::ConnectionEvent &event) {
+		std::lock_guard<std::mutex> lock(events_mutex);
+		events.emplace_back(event.state, event.broker_port);
+	});
+	std::mutex tokens_mutex;
+	std::set<eq1::Token> delivered_ok;
+	client.on_delivery([&](const eq1::Delivery &delivery) {
+		std::lock_guard<std::mutex> lock(tokens_mutex);
+		if (delivery.ok())
+			delivered_ok.insert(delivery.token);
+	});
+
+	client.connect();
+	CHECK(client.is_connected());
+	CHECK(eventually([&] {
+		std::lock_guard<std::mutex> lock(events_mutex);
+		return !events.empty();
+	}));
+	{
+		std::lock_guard<std::mutex> lock(events_mutex);
+		CHECK(!events.empty() && events[0].first == EQ1_CONNECTION_STATE_CONNECTED &&
+		      events[0].second == g_port);
+	}
+	std::string id = client.id();
+	CHECK(id.rfind("eq1-", 0) == 0 && id.size() == 20); // generated: "eq1-" + 16 hex digits
+
+	Inbox inbox;
+	// The handler is a mutable lambda with its own counter: the Client must keep this very
+	// std::function object (not a fresh copy per message) for the counter to advance.
+	auto calls = std::make_shared<std::atomic<int>>(0);
+	int granted = client.subscribe(g_base + "/rt/#", 2,
+				       [&inbox, calls, count = 0](const eq1::Message &msg) mutable {
+					       ++count;
+					       calls->store(count);
+					       inbox.add(msg);
+				       });
+	CHECK(granted == 2);
+
+	std::vector<eq1::Token> tokens;
+	for (int qos = 0; qos <= 2; qos++) {
+		std::string topic = g_base + "/rt/q" + std::to_string(qos);
+		std::string text = "payload at qos " + std::to_string(qos);
+		eq1::Token token = client.publish(topic, text, qos);
+		CHECK(token != 0);
+		tokens.push_back(token);
+		client.wait(token, 10s);
+		bool arrived = inbox.wait_for(static_cast<std::size_t>(qos) + 1);
+		report(arrived, "QoS " + std::to_string(qos) + " round trip arrives");
+		if (arrived) {
+			Inbox::Item item = inbox.at(static_cast<std::size_t>(qos));
+			report(item.topic == topic && item.payload == text && item.qos == qos &&
+				       !item.retain,
+			       "QoS " + std::to_string(qos) + " round trip: topic, payload, qos",
+			       item.topic + " '" + item.payload + "' qos " + std::to_string(item.qos));
+		}
+	}
+
+	// Binary payload with NUL bytes (Bytes: pointer + size) and an empty payload.
+	const std::uint8_t binary[] = {0, 1, 2, 0, 255, 0};
+	eq1::Token token = client.publish(g_base + "/rt/bin", eq1::Bytes(binary, sizeof binary), 1);
+	tokens.push_back(token);
+	client.wait(token);
+	token = client.publish(g_base + "/rt/empty", eq1::Bytes(), 1);
+	tokens.push_back(token);
+	client.wait(token);
+	CHECK(inbox.wait_for(5));
+	if (inbox.size() >= 5) {
+		CHECK(inbox.at(3).payload == std::string(reinterpret_cast<const char *>(binary), sizeof binary));
+		CHECK(inbox.at(4).payload.empty());
+	}
+	CHECK(calls->load() == 5);
+
+	// The delivery handler saw every token succeed.
+	CHECK(eventually([&] {
+		std::lock_guard<std::mutex> lock(tokens_mutex);
+		return delivered_ok.size() == tokens.size();
+	}));
+	{
+		std::lock_guard<std::mutex> lock(tokens_mutex);
+		CHECK(std::set<eq1::Token>(tokens.begin(), tokens.end()) == delivered_ok);
+	}
+
+	eq1::Stats stats = client.stats();
+	CHECK(stats.published == 5);
+	CHECK(stats.delivered == 5);
+	CHECK(stats.received == 5);
+
+	client.disconnect(5s);
+	CHECK(!client.is_connected());
+	CHECK(eventually([&] {
+		std::lock_guard<std::mutex> lock(events_mutex);
+		return events.size() >= 2 && events.back().first == EQ1_CONNECTION_STATE_DISCONNECTED;
+	}));
+}
+
+/* A Client moved (constructed and assigned) keeps its connection and its handlers. */
+static void test_client_move()
+{
+	Inbox inbox;
+	eq1::Client a(options_for_test("eq1cpp-move-" + std::to_string(getpid())));
+	a.connect();
+	a.subscribe(g_base + "/move/#", 1, inbox.handler());
+	eq1_mqtt_client *handle = a.native_handle();
+
+	eq1::Client b(std::move(a));
+	CHECK(a.native_handle() == nullptr); // NOLINT(bugprone-use-after-move)
+	CHECK(b.native_handle() == handle);
+	CHECK(b.is_connected() && !a.is_connected());
+	CHECK(a.id().empty());
+	expect_throw<eq1::ValidationError>("publish on a moved-from Client",
+					   [&] { a.publish(g_base + "/move/x", "x", 1); },
+					   EQ1_STATUS_NULL_ARGUMENT);
+	expect_throw<eq1::ValidationError>("subscribe on a moved-from Client",
+					   [&] { a.subscribe(g_base + "/x", 0, inbox.handler()); },
+					   EQ1_STATUS_NULL_ARGUMENT);
+
+	b.wait(b.publish(g_base + "/move/1", "after move construction", 1));
+	CHECK(inbox.wait_for(1));
+
+	// Move-assign over another live, connected client: that one is freed, ours keeps going.
+	eq1::Client c(options_for_test());
+	c.connect();
+	c = std::move(b);
+	CHECK(c.native_handle() == handle && b.native_handle() == nullptr);
+	c.wait(c.publish(g_base + "/move/2", "after move assignment", 1));
+	CHECK(inbox.wait_for(2));
+	if (inbox.size() >= 2)
+		CHECK(inbox.at(1).payload == "after move assignment");
+	CHECK(c.id() == "eq1cpp-move-" + std::to_string(getpid()));
+
+	// Moving a client into a container and back out.
+	std::vector<eq1::Client> clients;
+	clients.push_back(std::move(c));
+	clients.emplace_back(options_for_test());
+	clients[0].wait(clients[0].publish(g_base + "/move/3", "from a vector", 1));
+	CHECK(inbox.wait_for(3));
+	clients[0].disconnect();
+}
+
+/* Each exception family from a real cause. */
+static void test_exceptions_from_real_causes()
+{
+	eq1::Client client(options_for_test());
+	client.connect();
+
+	expect_throw<eq1::ValidationError>("publish to a/# throws ValidationError",
+					   [&] { client.publish("a/#", "x", 1); }, EQ1_STATUS_INVALID_TOPIC);
+	expect_throw<eq1::ValidationError>("publish at QoS 3 throws ValidationError",
+					   [&] { client.publish(g_base + "/q3", "x", 3); },
+					   EQ1_STATUS_INVALID_QOS);
+	expect_throw<eq1::ValidationError>("subscribe at QoS 3 throws ValidationError",
+					   [&] { client.subscribe(g_base + "/q3", 3, [](const eq1::Message &) {}); },
+					   EQ1_STATUS_INVALID_QOS);
+	expect_throw<eq1::ValidationError>("subscribe to a/#/b throws ValidationError",
+					   [&] { client.subscribe("a/#/b", 0, [](const eq1::Message &) {}); },
+					   EQ1_STATUS_INVALID_FILTER);
+	expect_throw<eq1::ValidationError>("subscribe with an empty handler throws ValidationError",
+					   [&] { client.subscribe(g_base + "/empty", 0, eq1::MessageHandler()); },
+					   EQ1_STATUS_NULL_ARGUMENT);
+	expect_throw<eq1::ValidationError>("topic with a NUL byte throws ValidationError",
+					   [&] { client.publish(std::string_view("a\0b", 3), "x", 0); },
+					   EQ1_STATUS_INVALID_TOPIC);
+	expect_throw<eq1::ValidationError>("set_will while connected throws ValidationError",
+					   [&] { client.set_will(g_base + "/will", "x", 1); },
+					   EQ1_STATUS_INVALID_STATE);
+	expect_throw<eq1::ValidationError>("unsubscribe from a filter never subscribed",
+					   [&] { client.unsubscribe(g_base + "/never"); },
+					   EQ1_STATUS_INVALID_ARGUMENT);
+
+	// Catchable as the base classes too, with the detail from eq1_last_error_message.
+	try {
+		client.publish("a/#", "x", 1);
+		report(false, "ValidationError caught as std::runtime_error", "no exception");
+	} catch (const std::runtime_error &e) {
+		const auto *error = dynamic_cast<const eq1::Error *>(&e);
+		report(error != nullptr && std::string(e.what()).find("a/#") != std::string::npos,
+		       "ValidationError caught as std::runtime_error names the topic", e.what());
+	}
+	client.disconnect();
+
+	// A client that never connected cannot publish (the default outbox refuses it).
+	eq1::Client idle(options_for_test());
+	try {
+		idle.publish(g_base + "/idle", "x", 1);
+		report(false, "publish before connect throws ConnectionError", "no exception");
+	} catch (const eq1::ConnectionError &e) {
+		report(e.status() == EQ1_STATUS_NOT_CONNECTED, "publish before connect throws ConnectionError",
+		       status_name(e.status()));
+	} catch (const eq1::Error &e) {
+		report(false, "publish before connect throws ConnectionError",
+		       std::string(typeid(e).name()) + " " + status_name(e.status()));
+	}
+
+	// A port where nothing listens: bound (so nobody else takes it) but not listening.
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = 0;
+	socklen_t len = sizeof addr;
+	bool bound = fd >= 0 && bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0 &&
+		     getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) == 0;
+	CHECK(bound);
+	if (bound) {
+		int closed_port = ntohs(addr.sin_port);
+		eq1::Client refused(eq1::Options()
+					    .broker("127.0.0.1", closed_port)
+					    .connect_timeout(5s)
+					    .reconnect(false));
+		expect_throw<eq1::ConnectionError>("connect to a closed port throws ConnectionError",
+						   [&] { refused.connect(); }, EQ1_STATUS_CONNECTION_REFUSED);
+		CHECK(!refused.is_connected());
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Exceptions thrown inside handlers stay in C++: stored, counted, the client carries on. */
+static void test_exceptions_inside_handlers()
+{
+	eq1::Client client(options_for_test());
+	client.connect();
+	Inbox inbox;
+	std::atomic<int> thrown{0};
+	client.subscribe(g_base + "/throw/#", 1, [&](const eq1::Message &msg) {
+		inbox.add(msg);
+		if (msg.payload_view() == "std") {
+			++thrown;
+			throw std::runtime_error("boom from a message handler");
+		}
+		if (msg.payload_view() == "int") {
+			++thrown;
+			throw 42; // not even a std::exception
+		}
+	});
+	std::atomic<int> delivery_calls{0};
+	client.on_delivery([&](const eq1::Delivery &) {
+		++delivery_calls;
+		throw std::logic_error("boom from the delivery handler");
+	});
+
+	client.wait(client.publish(g_base + "/throw/a", "std", 1));
+	client.wait(client.publish(g_base + "/throw/b", "int", 1));
+	client.wait(client.publish(g_base + "/throw/c", "fine", 1));
+	CHECK(inbox.wait_for(3));
+	CHECK(thrown.load() == 2);
+	CHECK(eventually([&] { return delivery_calls.load() == 3; }));
+	CHECK(client.callback_exception_count() == 5);
+
+	std::exception_ptr first = client.take_callback_exception();
+	CHECK(first != nullptr);
+	try {
+		if (first)
+			std::rethrow_exception(first);
+	} catch (const std::runtime_error &e) {
+		CHECK(std::string(e.what()) == "boom from a message handler");
+	} catch (...) {
+		report(false, "the first stored exception is the message handler's");
+	}
+	CHECK(client.take_callback_exception() == nullptr); // taken: cleared
+
+	// Still fully working after all that.
+	client.on_delivery(nullptr);
+	client.wait(client.publish(g_base + "/throw/d", "still alive", 2));
+	CHECK(inbox.wait_for(4));
+	client.disconnect();
+}
+
+/* Unsubscribe stops delivery; subscribing a filter again replaces its handler; handlers may
+ * call the client (publish from inside a handler). */
+static void test_subscriptions()
+{
+	eq1::Client client(options_for_test());
+	client.connect();
+	Inbox first, second, sentinel;
+	const std::string filter = g_base + "/sub/x";
+	client.subscribe(filter, 1, first.handler());
+	client.subscribe(g_base + "/sub/sentinel", 1, sentinel.handler());
+	client.wait(client.publish(filter, "one", 1));
+	CHECK(first.wait_for(1));
+
+	// Same filter again: the new handler replaces the old one.
+	client.subscribe(filter, 1, second.handler());
+	client.wait(client.publish(filter, "two", 1));
+	CHECK(second.wait_for(1));
+	// Messages on one connection arrive in order: once the sentinel is in, "two" was routed.
+	client.wait(client.publish(g_base + "/sub/sentinel", "s1", 1));
+	CHECK(sentinel.wait_for(1));
+	CHECK(first.size() == 1);
+
+	client.unsubscribe(filter);
+	client.wait(client.publish(filter, "three", 1));
+	client.wait(client.publish(g_base + "/sub/sentinel", "s2", 1));
+	CHECK(sentinel.wait_for(2));
+	CHECK(first.size() == 1 && second.size() == 1);
+
+	// A handler that publishes (request/response) through the same client.
+	Inbox replies;
+	client.subscribe(g_base + "/sub/reply", 1, replies.handler());
+	client.subscribe(g_base + "/sub/request", 1, [&client](const eq1::Message &msg) {
+		client.wait(client.publish(g_base + "/sub/reply", "re: " + std::string(msg.payload_view()), 1));
+	});
+	client.publish(g_base + "/sub/request", "ping", 1);
+	CHECK(replies.wait_for(1));
+	if (replies.size() >= 1)
+		CHECK(replies.at(0).payload == "re: ping");
+	client.disconnect();
+}
+
+/* The will: set before connect, published by the broker when the client goes away without
+ * DISCONNECT (destroying a Client frees it without one). */
+static void test_will()
+{
+	Inbox wills;
+	eq1::Client watcher(options_for_test());
+	watcher.connect();
+	watcher.subscribe(g_base + "/will", 1, wills.handler());
+	{
+		eq1::Client dying(options_for_test());
+		dying.set_will(g_base + "/will", "gone", 1, false);
+		dying.connect();
+		// Destroyed here without disconnect().
+	}
+	CHECK(wills.wait_for(1));
+	if (wills.size() >= 1)
+		CHECK(wills.at(0).payload == "gone");
+	watcher.disconnect();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		std::fprintf(stderr, "usage: %s <host> <port>\n", argv[0]);
+		return 2;
+	}
+	g_host = argv[1];
+	g_port = std::atoi(argv[2]);
+	g_base = "eq1cpp/" + std::to_string(getpid());
+
+	const std::pair<const char *, void (*)()> tests[] = {
+		{"version", test_version},
+		{"error families", test_error_families},
+		{"options", test_options},
+		{"round trips", test_round_trips},
+		{"client move", test_client_move},
+		{"exceptions from real causes", test_exceptions_from_real_causes},
+		{"exceptions inside handlers", test_exceptions_inside_handlers},
+		{"subscriptions", test_subscriptions},
+		{"will", test_will},
+	};
+	for (const auto &test : tests) {
+		std::printf("# %s\n", test.first);
+		try {
+			test.second();
+		} catch (const eq1::Error &e) {
+			report(false, std::string(test.first) + " threw unexpectedly",
+			       status_name(e.status()) + ": " + e.what());
+		} catch (const std::exception &e) {
+			report(false, std::string(test.first) + " threw unexpectedly", e.what());
+		}
+	}
+	std::printf("SUMMARY: %d checks, %d failed\n", g_checks, g_failures);
+	return g_failures == 0 ? 0 : 1;
+}
