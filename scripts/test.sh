@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/prerequisites.sh
 eq1_need_cargo
 eq1_need_debian_packages mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
-    valgrind:valgrind cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ openssl:openssl
+    valgrind:valgrind cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ openssl:openssl \
+    strace:strace
 eq1_need_python_packages pytest:pytest cryptography:cryptography
 
 step() { printf '\n=== %s ===\n' "$*"; }

@@ -278,3 +278,29 @@ def test_tls_encrypted_key_with_wrong_password_is_a_config_error(probe, tls_brok
 def test_tls_1_2_and_1_3_both_work(probe, tls_broker_factory, pki, tls_version):
     b = tls_broker_factory(extra_conf=f"tls_version {tls_version}\n")
     assert connect_status(probe, b, *tls_args(pki), host="localhost")[0] == "EQ1_STATUS_OK"
+
+
+# ---------------------------------------------------------------- engine properties
+
+def test_ready_packets_leave_in_batched_writes(probe, broker, tmp_path):
+    """2,000 QoS 0 publishes queued at once must not cost 2,000 write system calls."""
+    trace = tmp_path / "writes.txt"
+    r = cprog.run("strace", ["-f", "-qq", "-e", "trace=write,writev,sendto,sendmsg", "-o", trace,
+                             probe, "--host", broker.host, "--port", broker.port, "--qos", 0,
+                             "--count", 2000, "--topic", "batch", "roundtrip"], timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert fields(line(r.stdout, "SUMMARY"))["missing"] == "0"
+    writes = [l for l in trace.read_text().splitlines()
+              if any(f"{call}(" in l for call in ("write", "writev", "sendto", "sendmsg"))]
+    # Each PUBLISH is 18 bytes; one write per packet would mean >= 2,000 calls.
+    print(f"{len(writes)} write calls for 2,000 publishes")
+    assert len(writes) < 400, f"{len(writes)} writes for 2,000 publishes"
+
+
+def test_publish_above_the_brokers_maximum_packet_size_is_refused(probe, broker_factory):
+    b = broker_factory(extra_conf="max_packet_size 1000\n")
+    r = run_probe(probe, b, "--version", 5, "--topic", "big", "--payload", "x" * 2000, "pub")
+    assert "FAIL publish: EQ1_STATUS_PAYLOAD_TOO_LARGE" in r.stdout, r.stdout
+    assert "maximum packet size is 1000" in r.stdout
+    ok = run_probe(probe, b, "--version", 5, "--topic", "big", "--payload", "x" * 900, "pub")
+    assert "PUBLISHED" in ok.stdout, ok.stdout
