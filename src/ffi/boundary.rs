@@ -131,6 +131,17 @@ pub unsafe fn out_param<'a, T>(ptr: *mut T, reset: T, what: &str) -> Result<&'a 
     Ok(out)
 }
 
+/// An out-parameter the caller may leave NULL (not interested); reset when given.
+///
+/// # Safety
+/// `ptr` is NULL or writable for one `T`.
+pub unsafe fn optional_out_param<'a, T>(ptr: *mut T, reset: T) -> Option<&'a mut T> {
+    // SAFETY: per the caller's contract a non-NULL pointer is writable.
+    let out = unsafe { ptr.as_mut() }?;
+    *out = reset;
+    Some(out)
+}
+
 /// Converts a millisecond timeout from C; negative is refused.
 pub fn timeout_ms(ms: std::ffi::c_int, what: &str) -> Result<std::time::Duration> {
     if ms < 0 {

@@ -5,7 +5,7 @@
 //! run on the client's dispatcher thread, one at a time, in the order events happened.
 
 use crate::error::Error;
-use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, out_param};
+use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, optional_out_param, out_param};
 use crate::ffi::options::eq1_mqtt_options;
 use crate::ffi::status::eq1_status;
 use crate::mqtt::{Client, ConnectionEvent, ConnectionState, Message};
@@ -321,12 +321,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish(
     out_token: *mut eq1_token,
 ) -> eq1_status {
     call(|| {
-        let out = if out_token.is_null() {
-            None
-        } else {
-            // SAFETY: non-NULL and writable per this function's contract.
-            Some(unsafe { out_param(out_token, 0, "out_token") }?)
-        };
+        // SAFETY: NULL or writable per this function's contract.
+        let out = unsafe { optional_out_param(out_token, 0) };
         // SAFETY: per this function's contract.
         let c = unsafe { handle(client, "client") }?;
         // SAFETY: per this function's contract.
@@ -378,12 +374,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
     out_granted_qos: *mut c_int,
 ) -> eq1_status {
     call(|| {
-        let out = if out_granted_qos.is_null() {
-            None
-        } else {
-            // SAFETY: non-NULL and writable per this function's contract.
-            Some(unsafe { out_param(out_granted_qos, -1, "out_granted_qos") }?)
-        };
+        // SAFETY: NULL or writable per this function's contract.
+        let out = unsafe { optional_out_param(out_granted_qos, -1) };
         // SAFETY: per this function's contract.
         let c = unsafe { handle(client, "client") }?;
         // SAFETY: per this function's contract.

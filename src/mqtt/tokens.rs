@@ -2,11 +2,15 @@
 //! or it was written (QoS 0), or failed with the reason. Callers may block on one.
 
 use crate::error::{Error, Result};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub type Token = u64;
+
+/// Failures remembered for `wait`; older ones are forgotten so that a long outage with the
+/// drop-oldest policy cannot grow memory without bound (the delivery callback saw them all).
+const KEPT_FAILURES: usize = 65_536;
 
 #[derive(Default)]
 struct State {
@@ -14,6 +18,9 @@ struct State {
     pending: HashSet<Token>,
     // Successes are implied (issued and no longer pending); only failures need remembering.
     failures: HashMap<Token, Error>,
+    failure_order: VecDeque<Token>,
+    /// Highest token whose failure was forgotten: below it, "not failed" is not known.
+    forgotten_up_to: Token,
 }
 
 #[derive(Default)]
@@ -40,6 +47,13 @@ impl Tokens {
         if state.pending.remove(&token) {
             if let Err(e) = result {
                 state.failures.insert(token, e.clone());
+                state.failure_order.push_back(token);
+                if state.failure_order.len() > KEPT_FAILURES {
+                    if let Some(old) = state.failure_order.pop_front() {
+                        state.failures.remove(&old);
+                        state.forgotten_up_to = state.forgotten_up_to.max(old);
+                    }
+                }
             }
             drop(state);
             self.completed.notify_all();
@@ -87,6 +101,9 @@ impl Tokens {
         }
         match state.failures.get(&token) {
             Some(e) => Err(e.clone()),
+            None if token <= state.forgotten_up_to => Err(Error::InvalidArgument(format!(
+                "the outcome of token {token} is no longer kept (more than {KEPT_FAILURES} failures since); the delivery callback reported it"
+            ))),
             None => Ok(()),
         }
     }
@@ -125,5 +142,23 @@ mod tests {
         tokens.complete_all_ok(&[c]);
         assert_eq!(waiter.join().unwrap(), Ok(()));
         assert_eq!(tokens.pending(), 0);
+    }
+
+    #[test]
+    fn old_failures_are_forgotten_and_said_to_be() {
+        let tokens = Tokens::default();
+        let first = tokens.issue();
+        tokens.complete(first, &Err(Error::Dropped("x".into())));
+        for _ in 0..KEPT_FAILURES {
+            let t = tokens.issue();
+            tokens.complete(t, &Err(Error::Dropped("x".into())));
+        }
+        assert!(matches!(
+            tokens.wait(first, Duration::ZERO),
+            Err(Error::InvalidArgument(_))
+        ));
+        let last = tokens.issue();
+        tokens.complete(last, &Ok(()));
+        assert_eq!(tokens.wait(last, Duration::ZERO), Ok(()));
     }
 }
