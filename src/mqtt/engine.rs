@@ -157,7 +157,11 @@ impl Engine {
                     match self.first_connect(deadline).await {
                         Err(e) => {
                             self.shared.set_state(State::Idle);
-                            self.fail_everything(&e);
+                            // Publishes queued before the first connect stay queued for the
+                            // next attempt when the options allow queueing before connect.
+                            if !self.options.queue_before_connect {
+                                self.fail_everything(&e);
+                            }
                             let _ = reply.try_send(Err(e));
                         }
                         Ok((connection, info)) => {

@@ -322,6 +322,23 @@ def test_queue_before_connect(make_client, broker, inbox):
     assert inbox.wait_for(1) == [("early", b"queued first")]
 
 
+def test_queued_before_connect_survives_a_failed_first_connect(make_client, broker, proxy,
+                                                               inbox):
+    sub = make_client(broker)
+    sub.connect()
+    sub.subscribe("early/retry", inbox)
+    pub = make_client(broker_address="127.0.0.1", port=proxy.port, queue_before_connect=True)
+    token = pub.publish_async("early/retry", "kept")
+    proxy.refuse(True)
+    with pytest.raises(ProtocolConnectionError):
+        pub.connect()
+    assert pub.stats()["queued"] == 1, "still queued after the failed connect"
+    proxy.refuse(False)
+    pub.connect()
+    assert pub.wait(token, timeout=10)
+    assert inbox.wait_for(1) == [("early/retry", b"kept")]
+
+
 def test_full_queue_rejects_new_publishes(make_client, broker):
     pub = make_client(broker, queue_before_connect=True, max_queued_messages=2)
     for n in (1, 2):
