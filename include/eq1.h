@@ -759,7 +759,9 @@ enum eq1_status eq1_mqtt_options_set_reconnect(struct eq1_mqtt_options *options,
 
 /**
  * Bounds of the outbox (publishes not yet sent, e.g. while disconnected), what to do when
- * it is full, and whether publishing before the first connect is allowed (queued).
+ * it is full (`EQ1_QUEUE_REJECT_NEW` or `EQ1_QUEUE_DROP_OLDEST`), and whether publishing
+ * before the first connect is allowed: those publishes are queued, and stay queued for the
+ * next `eq1_mqtt_client_connect` when the first one fails.
  *
  * # Safety
  * `options` is NULL or live.

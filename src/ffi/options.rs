@@ -322,7 +322,9 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_reconnect(
 }
 
 /// Bounds of the outbox (publishes not yet sent, e.g. while disconnected), what to do when
-/// it is full, and whether publishing before the first connect is allowed (queued).
+/// it is full (`EQ1_QUEUE_REJECT_NEW` or `EQ1_QUEUE_DROP_OLDEST`), and whether publishing
+/// before the first connect is allowed: those publishes are queued, and stay queued for the
+/// next `eq1_mqtt_client_connect` when the first one fails.
 ///
 /// # Safety
 /// `options` is NULL or live.
