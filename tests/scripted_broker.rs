@@ -778,3 +778,44 @@ fn connack_refusal_codes_map_to_errors() {
         "the client closed the socket after the timeout"
     );
 }
+
+#[test]
+fn connection_lost_during_a_disconnect_completes_it_without_reconnecting() {
+    let (listener, port) = listen();
+    let (published_tx, published) = mpsc::channel::<()>();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        peer.expect_publish();
+        published_tx.send(()).expect("tell the test");
+        // Never acknowledged: the disconnect waits for it, then the socket goes away.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(peer);
+        // A client that treated this as an ordinary loss would come back.
+        listener
+            .set_nonblocking(true)
+            .expect("make the listener non-blocking");
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(
+            listener.accept().is_err(),
+            "the client reconnected after the user's disconnect"
+        );
+    });
+    let mut opts = options(port, 4);
+    opts.set_reconnect(true, 50, 200).expect("reconnect");
+    let client = Client::new(opts).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    let token = client.publish("bye", b"x", 1, false).expect("publish");
+    published
+        .recv_timeout(CLIENT_WAIT)
+        .expect("the script saw the PUBLISH");
+    assert_eq!(client.disconnect(Duration::from_secs(10)), Ok(()));
+    wait_for(&events, ConnectionState::Disconnected, CLIENT_WAIT);
+    assert!(!client.is_connected());
+    assert!(matches!(
+        client.wait(token, CLIENT_WAIT),
+        Err(eq1::Error::Disconnected(_))
+    ));
+    script.finish(SCRIPT_WAIT);
+}

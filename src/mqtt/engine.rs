@@ -113,6 +113,8 @@ pub struct Engine {
     sequence: u64,
     broker_index: usize,
     random: u64,
+    /// The user's disconnect in progress: its deadline for in-flight messages, and the reply.
+    disconnecting: Option<(Instant, SyncSender<()>)>,
 }
 
 impl Engine {
@@ -140,6 +142,7 @@ impl Engine {
             sequence: 0,
             broker_index: 0,
             random: seed | 1,
+            disconnecting: None,
         }
     }
 
@@ -253,6 +256,11 @@ impl Engine {
                 Served::Lost(reason) => {
                     log!(Level::Warn, "connection lost: {reason}");
                     connection.abort();
+                    // Lost while the user was disconnecting: that disconnect is now complete.
+                    if let Some((_, reply)) = self.disconnecting.take() {
+                        self.finish_user_disconnect(reply);
+                        return false;
+                    }
                     self.shared.emit(Event::Connection(ConnectionEvent {
                         state: ConnectionState::ConnectionLost,
                         reason: Some(reason.clone()),
@@ -489,36 +497,36 @@ impl Engine {
         connection: &mut Connection,
         commands: &mut UnboundedReceiver<Command>,
     ) -> Served {
-        let mut disconnecting: Option<(Instant, SyncSender<()>)> = None;
         // Packets that arrived in the same segment as CONNACK are already buffered.
         if let Err(e) = self.handle_buffered(connection) {
             return Served::Lost(e);
         }
         loop {
             self.pump_outbox(connection);
-            if let Some((deadline, _)) = &disconnecting {
+            if let Some((deadline, _)) = &self.disconnecting {
                 let drained = self.inflight.is_empty() && self.outbox.is_empty();
                 if drained || Instant::now() >= *deadline {
                     connection.send_disconnect();
-                    if let Some((_, reply)) = disconnecting.take() {
+                    if let Some((_, reply)) = self.disconnecting.take() {
                         return Served::UserDisconnect(reply);
                     }
                 }
             }
             connection.flush();
             let keepalive_at = connection.next_keepalive_check();
-            let disconnect_at = disconnecting
+            let disconnect_at = self
+                .disconnecting
                 .as_ref()
                 .map(|(deadline, _)| *deadline)
                 .unwrap_or(keepalive_at);
             tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { return Served::ClientGone };
-                    self.handle_command(command, connection, &mut disconnecting);
+                    self.handle_command(command, connection);
                     // Drain what is already waiting so that it leaves in one write.
                     for _ in 0..1024 {
                         match commands.try_recv() {
-                            Ok(command) => self.handle_command(command, connection, &mut disconnecting),
+                            Ok(command) => self.handle_command(command, connection),
                             Err(_) => break,
                         }
                     }
@@ -533,17 +541,12 @@ impl Engine {
                         return Served::Lost(e);
                     }
                 }
-                _ = sleep_until(disconnect_at), if disconnecting.is_some() => {}
+                _ = sleep_until(disconnect_at), if self.disconnecting.is_some() => {}
             }
         }
     }
 
-    fn handle_command(
-        &mut self,
-        command: Command,
-        connection: &mut Connection,
-        disconnecting: &mut Option<(Instant, SyncSender<()>)>,
-    ) {
+    fn handle_command(&mut self, command: Command, connection: &mut Connection) {
         match command {
             Command::Publish(queued) => self.enqueue(queued),
             Command::Subscribe { filter, qos, reply } => {
@@ -571,7 +574,7 @@ impl Engine {
                 connection.commit(out);
             }
             Command::Disconnect { timeout, reply } => {
-                *disconnecting = Some((Instant::now() + timeout, reply));
+                self.disconnecting = Some((Instant::now() + timeout, reply));
             }
             Command::Connect { reply, .. } => {
                 let _ = reply.try_send(Err(Error::InvalidState("already connected".into())));
