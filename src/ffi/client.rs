@@ -387,18 +387,19 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
         let user_data = UserData(user_data);
         let handler = Arc::new(move |message: &Message| {
             let user_data = user_data;
-            let topic = c_string(&message.topic);
-            let view = eq1_mqtt_message {
-                topic: topic.as_ptr(),
-                topic_len: message.topic.len(),
-                payload: message.payload.as_ptr(),
-                payload_len: message.payload.len(),
-                qos: message.qos as c_int,
-                retain: message.retain,
-                dup: message.dup,
-            };
-            // SAFETY: the user's callback; `view` and what it points to outlive the call.
-            unsafe { callback(user_data.0, &view) }
+            with_c_topic(&message.topic, |topic| {
+                let view = eq1_mqtt_message {
+                    topic,
+                    topic_len: message.topic.len(),
+                    payload: message.payload.as_ptr(),
+                    payload_len: message.payload.len(),
+                    qos: message.qos as c_int,
+                    retain: message.retain,
+                    dup: message.dup,
+                };
+                // SAFETY: the user's callback; `view` and what it points to outlive the call.
+                unsafe { callback(user_data.0, &view) }
+            })
         });
         let granted = c.client.subscribe(filter, qos, handler, timeout)?;
         if let Some(out) = out {
@@ -515,6 +516,26 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_id(
             }
         }
         id.len()
+    })
+}
+
+thread_local! {
+    // Message callbacks run on one dispatcher thread per client, never nested: one buffer per
+    // thread spares an allocation per message for the NUL-terminated topic.
+    static C_TOPIC: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `body` with `topic` as a NUL-terminated C string that lives until it returns.
+fn with_c_topic<R>(topic: &str, body: impl FnOnce(*const c_char) -> R) -> R {
+    C_TOPIC.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            buffer.extend_from_slice(topic.as_bytes());
+            buffer.push(0);
+            body(buffer.as_ptr().cast())
+        }
+        // Only reachable if a callback were ever nested: fall back to its own copy.
+        Err(_) => body(c_string(topic).as_ptr()),
     })
 }
 

@@ -12,14 +12,12 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>) {
         match event {
             Event::Shutdown => return,
             Event::Message(message) => {
+                // Held across the handlers of this message: an unsubscribe from another thread
+                // removes the entry first and then waits for this lock, so a handler it removed
+                // is either not collected here or runs before that unsubscribe returns.
+                let _running = shared.dispatching.lock().unwrap_or_else(|p| p.into_inner());
                 let handlers = shared.subscriptions().handlers_for(&message.topic);
-                for (id, handler) in handlers {
-                    let _running = shared.dispatching.lock().unwrap_or_else(|p| p.into_inner());
-                    // Unsubscribed (or replaced) since the message arrived: its user data may
-                    // already be gone.
-                    if !shared.subscriptions().is_live(id) {
-                        continue;
-                    }
+                for handler in handlers {
                     guarded("message", || handler(&message));
                 }
             }

@@ -96,8 +96,8 @@ pub struct Shared {
     pub broker_max_packet: AtomicU64,
     has_delivery_handler: AtomicBool,
     events: Mutex<Sender<Event>>,
-    /// Held by the dispatcher while a message handler runs: unsubscribe takes it to wait
-    /// until a handler it removed has returned.
+    /// Held by the dispatcher while it runs the handlers of one message: unsubscribe takes it
+    /// to wait until a handler it removed has returned.
     pub dispatching: Mutex<()>,
 }
 

@@ -8,8 +8,6 @@ use std::sync::Arc;
 pub type MessageHandler = Arc<dyn Fn(&Message) + Send + Sync>;
 
 pub struct Subscription {
-    /// Unique per insert: a handler replaced or removed is told apart from its successor.
-    pub id: u64,
     pub filter: String,
     pub qos: u8,
     pub handler: MessageHandler,
@@ -20,16 +18,13 @@ pub struct Subscription {
 #[derive(Default)]
 pub struct SubscriptionTable {
     entries: Vec<Subscription>,
-    next_id: u64,
 }
 
 impl SubscriptionTable {
     /// Adds a subscription; one with the same filter is replaced, as the broker replaces it.
     /// Returns true when it replaced one.
     pub fn insert(&mut self, filter: &str, qos: u8, handler: MessageHandler) -> bool {
-        self.next_id += 1;
         let entry = Subscription {
-            id: self.next_id,
             filter: filter.to_string(),
             qos,
             handler,
@@ -45,11 +40,6 @@ impl SubscriptionTable {
                 false
             }
         }
-    }
-
-    /// Is the subscription behind this id still in the table?
-    pub fn is_live(&self, id: u64) -> bool {
-        self.entries.iter().any(|e| e.id == id)
     }
 
     pub fn remove(&mut self, filter: &str) -> bool {
@@ -69,11 +59,11 @@ impl SubscriptionTable {
             .map(|e| e.qos)
     }
 
-    pub fn handlers_for(&self, topic: &str) -> Vec<(u64, MessageHandler)> {
+    pub fn handlers_for(&self, topic: &str) -> Vec<MessageHandler> {
         self.entries
             .iter()
             .filter(|e| topic_matches(&e.filter, topic))
-            .map(|e| (e.id, e.handler.clone()))
+            .map(|e| e.handler.clone())
             .collect()
     }
 

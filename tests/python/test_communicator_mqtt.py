@@ -716,3 +716,25 @@ def test_native_log_level_follows_the_communicator_logger(make_client, broker, c
     with caplog.at_level(logging.DEBUG, logger="communicator"):
         make_client(broker).connect()
         assert _native._log_level_installed == 4
+
+
+def test_no_callback_runs_after_unsubscribe_returns(make_client, broker):
+    """A slow handler of an overlapping subscription is running when the other subscription
+    is removed: its handler may still run, but only before unsubscribe() returns."""
+    mqtt = make_client(broker)
+    mqtt.connect()
+    slow_started = threading.Event()
+    calls: list[float] = []
+
+    def slow(topic: str, payload: bytes) -> None:
+        slow_started.set()
+        time.sleep(0.5)
+
+    mqtt.subscribe("race/#", slow)
+    mqtt.subscribe("race/x", lambda t, p: calls.append(time.monotonic()))
+    mqtt.publish("race/x", "1", qos=1, wait=True)
+    assert slow_started.wait(5)
+    mqtt.unsubscribe("race/x")
+    returned = time.monotonic()
+    time.sleep(0.8)  # anything still queued for the removed handler would run now
+    assert all(t < returned for t in calls), (calls, returned)
