@@ -95,7 +95,7 @@ pub struct Shared {
     /// The current broker's maximum packet size (v5 CONNACK), 0 when it set none.
     pub broker_max_packet: AtomicU64,
     has_delivery_handler: AtomicBool,
-    events: Mutex<Sender<Event>>,
+    events: Sender<Event>,
     /// Held by the dispatcher while it runs the handlers of one message: unsubscribe takes it
     /// to wait until a handler it removed has returned.
     pub dispatching: Mutex<()>,
@@ -111,7 +111,7 @@ impl Shared {
             state: AtomicU8::new(State::Idle as u8),
             broker_max_packet: AtomicU64::new(0),
             has_delivery_handler: AtomicBool::new(false),
-            events: Mutex::new(events),
+            events,
             dispatching: Mutex::new(()),
         }
     }
@@ -161,11 +161,7 @@ impl Shared {
 
     pub fn emit(&self, event: Event) {
         // The dispatcher may already be gone (client being freed): nothing left to tell.
-        let _ = self
-            .events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(event);
+        let _ = self.events.send(event);
     }
 
     /// Completes a publish token: wakes waiters, counts it, tells the delivery callback.
