@@ -585,3 +585,98 @@ mod tests {
         }
     }
 }
+
+/// Random and mutated packets through the codec: whatever a broker sends, decoding returns a
+/// packet, "need more bytes" or a protocol error, and never panics (a panic would print to
+/// stderr from inside the library even though `Codec::decode` catches it).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn valid_packets(version: ProtocolVersion) -> Vec<Vec<u8>> {
+        let codec = Codec {
+            version,
+            max_incoming: 1 << 20,
+        };
+        let mut out = Vec::new();
+        let message = OutPublish {
+            topic: "a/b".into(),
+            payload: Bytes::from_static(b"hello"),
+            qos: 2,
+            retain: true,
+        };
+        let mut buf = BytesMut::new();
+        codec.publish(&message, 7, true, &mut buf).unwrap();
+        out.push(buf.to_vec());
+        for encode in [Codec::puback, Codec::pubrec, Codec::pubrel, Codec::pubcomp] {
+            let mut buf = BytesMut::new();
+            encode(&codec, 9, &mut buf).unwrap();
+            out.push(buf.to_vec());
+        }
+        out.push(vec![0x20, 0x02, 0x00, 0x00]); // CONNACK
+        out.push(vec![0x20, 0x03, 0x01, 0x00, 0x00]); // v5 CONNACK, no properties
+        out.push(vec![0x90, 0x03, 0x00, 0x01, 0x01]); // SUBACK
+        out.push(vec![0x90, 0x04, 0x00, 0x01, 0x00, 0x80]); // v5 SUBACK
+        out.push(vec![0xB0, 0x02, 0x00, 0x01]); // UNSUBACK
+        out.push(vec![0xD0, 0x00]); // PINGRESP
+        out.push(vec![0xE0, 0x02, 0x8B, 0x00]); // v5 DISCONNECT
+        out
+    }
+
+    fn decode_everything(version: ProtocolVersion, bytes: &[u8]) {
+        let mut buf = BytesMut::from(bytes);
+        let max = 1 << 16;
+        // Straight to the codec functions: no catch_unwind here, a panic fails the test.
+        for _ in 0..64 {
+            let result = match version {
+                ProtocolVersion::V311 => decode_v4(&mut buf, max),
+                ProtocolVersion::V5 => decode_v5(&mut buf, max as u32),
+            };
+            match result {
+                Ok(Some(_)) if !buf.is_empty() => continue,
+                _ => break,
+            }
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_packets_never_panic() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+            let seeds = valid_packets(version);
+            for _ in 0..200_000 {
+                let mut bytes = if rng.below(3) == 0 {
+                    (0..rng.below(40)).map(|_| rng.next() as u8).collect()
+                } else {
+                    seeds[rng.below(seeds.len())].clone()
+                };
+                for _ in 0..=rng.below(4) {
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    let at = rng.below(bytes.len());
+                    match rng.below(4) {
+                        0 => bytes[at] = rng.next() as u8,
+                        1 => bytes[at] ^= 1 << rng.below(8),
+                        2 => bytes.truncate(at),
+                        _ => bytes.insert(at, rng.next() as u8),
+                    }
+                }
+                decode_everything(version, &bytes);
+            }
+        }
+    }
+}
