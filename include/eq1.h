@@ -307,6 +307,57 @@ typedef void (*eq1_mqtt_delivery_cb)(void *user_data,
                                      const char *detail);
 
 /**
+ * One MQTT 5.0 user property (a name/value pair of UTF-8 strings).
+ */
+typedef struct eq1_mqtt_user_property {
+  const char *name;
+  const char *value;
+} eq1_mqtt_user_property;
+
+/**
+ * MQTT 5.0 PUBLISH properties. Zero-initialise (`eq1_mqtt_properties p = {0};`) and set what
+ * you need: zero means "absent" for every field. Given to
+ * `eq1_mqtt_client_publish_with_properties` (borrowed for the call, copied) and, for received
+ * messages, in `eq1_mqtt_message.properties` (borrowed until the callback returns).
+ */
+typedef struct eq1_mqtt_properties {
+  /**
+   * Whether `payload_is_utf8` is set.
+   */
+  bool has_payload_format;
+  /**
+   * Payload format indicator: true = UTF-8 text, false = unspecified bytes.
+   */
+  bool payload_is_utf8;
+  /**
+   * Whether `message_expiry` is set.
+   */
+  bool has_message_expiry;
+  /**
+   * Seconds after which the broker discards the message if it is still undelivered.
+   */
+  uint32_t message_expiry;
+  /**
+   * NUL-terminated, or NULL when absent.
+   */
+  const char *content_type;
+  /**
+   * Topic for a reply (request/response), NUL-terminated, or NULL when absent.
+   */
+  const char *response_topic;
+  /**
+   * Correlation data (bytes), NULL with length 0 when absent.
+   */
+  const uint8_t *correlation_data;
+  size_t correlation_data_len;
+  /**
+   * `user_property_count` name/value pairs (NULL when the count is 0).
+   */
+  const struct eq1_mqtt_user_property *user_properties;
+  size_t user_property_count;
+} eq1_mqtt_properties;
+
+/**
  * A message received on a subscription. Borrowed: every pointer lives until the callback
  * returns; copy what you keep.
  */
@@ -324,6 +375,10 @@ typedef struct eq1_mqtt_message {
   int qos;
   bool retain;
   bool dup;
+  /**
+   * MQTT 5.0 properties the sender set, or NULL (always NULL on MQTT 3.1.1).
+   */
+  const struct eq1_mqtt_properties *properties;
 } eq1_mqtt_message;
 
 /**
@@ -471,6 +526,24 @@ enum eq1_status eq1_mqtt_client_publish(struct eq1_mqtt_client *client,
                                         int qos,
                                         bool retain,
                                         eq1_token *out_token);
+
+/**
+ * `eq1_mqtt_client_publish` with MQTT 5.0 properties (`properties` may be NULL). On an
+ * MQTT 3.1.1 client, properties are refused with `EQ1_STATUS_INVALID_ARGUMENT`. Everything
+ * is copied before the call returns.
+ *
+ * # Safety
+ * As for `eq1_mqtt_client_publish`; `properties` is NULL or points to a valid struct whose
+ * pointers follow its field documentation.
+ */
+enum eq1_status eq1_mqtt_client_publish_with_properties(struct eq1_mqtt_client *client,
+                                                        const char *topic,
+                                                        const uint8_t *payload,
+                                                        size_t len,
+                                                        int qos,
+                                                        bool retain,
+                                                        const struct eq1_mqtt_properties *properties,
+                                                        eq1_token *out_token);
 
 /**
  * Blocks until the publish behind `token` is complete (QoS 0: written; QoS 1: PUBACK;

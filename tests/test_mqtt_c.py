@@ -304,3 +304,13 @@ def test_publish_above_the_brokers_maximum_packet_size_is_refused(probe, broker_
     assert "maximum packet size is 1000" in r.stdout
     ok = run_probe(probe, b, "--version", 5, "--topic", "big", "--payload", "x" * 900, "pub")
     assert "PUBLISHED" in ok.stdout, ok.stdout
+
+
+@pytest.mark.parametrize("valgrind", [False, True], ids=["plain", "valgrind"])
+def test_mqtt5_publish_properties_travel_through_the_broker(built_library, broker, valgrind):
+    exe = cprog.compile_c([cprog.repo_root() / "tests/c/test_v5_properties.c"])
+    r = cprog.run(exe, [broker.host, broker.port], timeout=180, valgrind=valgrind)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUMMARY 0 failures" in r.stdout
+    if valgrind:
+        cprog.assert_valgrind_clean(r)

@@ -5,10 +5,12 @@
 //! run on the client's dispatcher thread, one at a time, in the order events happened.
 
 use crate::error::Error;
-use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, optional_out_param, out_param};
+use crate::ffi::boundary::{
+    bytes, c_str, call, call_value, handle, optional_c_str, optional_out_param, out_param,
+};
 use crate::ffi::options::eq1_mqtt_options;
 use crate::ffi::status::eq1_status;
-use crate::mqtt::{Client, ConnectionEvent, ConnectionState, Message};
+use crate::mqtt::{Client, ConnectionEvent, ConnectionState, Message, PublishProperties};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Arc;
 
@@ -35,6 +37,41 @@ pub struct eq1_mqtt_message {
     pub qos: c_int,
     pub retain: bool,
     pub dup: bool,
+    /// MQTT 5.0 properties the sender set, or NULL (always NULL on MQTT 3.1.1).
+    pub properties: *const eq1_mqtt_properties,
+}
+
+/// One MQTT 5.0 user property (a name/value pair of UTF-8 strings).
+#[repr(C)]
+pub struct eq1_mqtt_user_property {
+    pub name: *const c_char,
+    pub value: *const c_char,
+}
+
+/// MQTT 5.0 PUBLISH properties. Zero-initialise (`eq1_mqtt_properties p = {0};`) and set what
+/// you need: zero means "absent" for every field. Given to
+/// `eq1_mqtt_client_publish_with_properties` (borrowed for the call, copied) and, for received
+/// messages, in `eq1_mqtt_message.properties` (borrowed until the callback returns).
+#[repr(C)]
+pub struct eq1_mqtt_properties {
+    /// Whether `payload_is_utf8` is set.
+    pub has_payload_format: bool,
+    /// Payload format indicator: true = UTF-8 text, false = unspecified bytes.
+    pub payload_is_utf8: bool,
+    /// Whether `message_expiry` is set.
+    pub has_message_expiry: bool,
+    /// Seconds after which the broker discards the message if it is still undelivered.
+    pub message_expiry: u32,
+    /// NUL-terminated, or NULL when absent.
+    pub content_type: *const c_char,
+    /// Topic for a reply (request/response), NUL-terminated, or NULL when absent.
+    pub response_topic: *const c_char,
+    /// Correlation data (bytes), NULL with length 0 when absent.
+    pub correlation_data: *const u8,
+    pub correlation_data_len: usize,
+    /// `user_property_count` name/value pairs (NULL when the count is 0).
+    pub user_properties: *const eq1_mqtt_user_property,
+    pub user_property_count: usize,
 }
 
 /// What happened to the connection.
@@ -337,6 +374,51 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish(
     })
 }
 
+/// `eq1_mqtt_client_publish` with MQTT 5.0 properties (`properties` may be NULL). On an
+/// MQTT 3.1.1 client, properties are refused with `EQ1_STATUS_INVALID_ARGUMENT`. Everything
+/// is copied before the call returns.
+///
+/// # Safety
+/// As for `eq1_mqtt_client_publish`; `properties` is NULL or points to a valid struct whose
+/// pointers follow its field documentation.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn eq1_mqtt_client_publish_with_properties(
+    client: *mut eq1_mqtt_client,
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    qos: c_int,
+    retain: bool,
+    properties: *const eq1_mqtt_properties,
+    out_token: *mut eq1_token,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: NULL or writable per this function's contract.
+        let out = unsafe { optional_out_param(out_token, 0) };
+        // SAFETY: per this function's contract.
+        let c = unsafe { handle(client, "client") }?;
+        // SAFETY: per this function's contract.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: per this function's contract.
+        let payload = unsafe { bytes(payload, len, "payload") }?;
+        // SAFETY: per this function's contract.
+        let properties = unsafe { properties.as_ref() }
+            .map(|p| {
+                // SAFETY: the struct's pointers follow its documentation (this function's contract).
+                unsafe { properties_from_c(p) }
+            })
+            .transpose()?;
+        let token = c
+            .client
+            .publish_with_properties(topic, payload, qos, retain, properties)?;
+        if let Some(out) = out {
+            *out = token;
+        }
+        Ok(())
+    })
+}
+
 /// Blocks until the publish behind `token` is complete (QoS 0: written; QoS 1: PUBACK;
 /// QoS 2: PUBCOMP) and returns `EQ1_STATUS_OK`, its failure status, or `EQ1_STATUS_TIMEOUT`.
 ///
@@ -387,8 +469,13 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
         let user_data = UserData(user_data);
         let handler = Arc::new(move |message: &Message| {
             let user_data = user_data;
+            let properties = message.properties.as_deref().map(PropertiesView::new);
+            let properties_ptr = properties
+                .as_ref()
+                .map_or(std::ptr::null(), |p| &p.view as *const eq1_mqtt_properties);
             with_c_topic(&message.topic, |topic| {
                 let view = eq1_mqtt_message {
+                    properties: properties_ptr,
                     topic,
                     topic_len: message.topic.len(),
                     payload: message.payload.as_ptr(),
@@ -541,4 +628,108 @@ fn with_c_topic<R>(topic: &str, body: impl FnOnce(*const c_char) -> R) -> R {
 
 fn c_string(text: &str) -> CString {
     CString::new(text).unwrap_or_else(|_| CString::new(text.replace('\0', " ")).unwrap_or_default())
+}
+
+/// Reads C properties into the core type, checking every pointer and string.
+///
+/// # Safety
+/// The struct's pointers follow the field documentation of `eq1_mqtt_properties`.
+unsafe fn properties_from_c(p: &eq1_mqtt_properties) -> crate::Result<PublishProperties> {
+    // SAFETY: per this function's contract (for each pointer below).
+    let content_type = unsafe { optional_c_str(p.content_type, "content type") }?;
+    // SAFETY: as above.
+    let response_topic = unsafe { optional_c_str(p.response_topic, "response topic") }?;
+    // SAFETY: as above.
+    let correlation = unsafe {
+        bytes(
+            p.correlation_data,
+            p.correlation_data_len,
+            "correlation data",
+        )
+    }?;
+    let mut user_properties = Vec::with_capacity(p.user_property_count.min(1024));
+    if p.user_property_count > 0 {
+        if p.user_properties.is_null() {
+            return Err(Error::NullArgument(format!(
+                "user_properties is NULL but user_property_count is {}",
+                p.user_property_count
+            )));
+        }
+        for i in 0..p.user_property_count {
+            // SAFETY: `user_properties` points to `user_property_count` entries.
+            let pair = unsafe { &*p.user_properties.add(i) };
+            // SAFETY: per this function's contract.
+            let name = unsafe { c_str(pair.name, &format!("user property {i} name")) }?;
+            // SAFETY: as above.
+            let value = unsafe { c_str(pair.value, &format!("user property {i} value")) }?;
+            user_properties.push((name.to_string(), value.to_string()));
+        }
+    }
+    Ok(PublishProperties {
+        payload_is_utf8: p.has_payload_format.then_some(p.payload_is_utf8),
+        message_expiry: p.has_message_expiry.then_some(p.message_expiry),
+        content_type: content_type.map(str::to_string),
+        response_topic: response_topic.map(str::to_string),
+        correlation_data: (!correlation.is_empty() || !p.correlation_data.is_null())
+            .then(|| bytes::Bytes::copy_from_slice(correlation)),
+        user_properties,
+    })
+}
+
+/// The C view of received properties and the NUL-terminated copies it points into.
+struct PropertiesView {
+    view: eq1_mqtt_properties,
+    _strings: Vec<CString>,
+    _pairs: Vec<eq1_mqtt_user_property>,
+}
+
+impl PropertiesView {
+    fn new(p: &PublishProperties) -> Box<PropertiesView> {
+        let mut strings = Vec::new();
+        let mut keep = |text: &str| {
+            let s = c_string(text);
+            let ptr = s.as_ptr();
+            strings.push(s);
+            ptr
+        };
+        let content_type = p
+            .content_type
+            .as_deref()
+            .map_or(std::ptr::null(), &mut keep);
+        let response_topic = p
+            .response_topic
+            .as_deref()
+            .map_or(std::ptr::null(), &mut keep);
+        let pairs: Vec<eq1_mqtt_user_property> = p
+            .user_properties
+            .iter()
+            .map(|(name, value)| eq1_mqtt_user_property {
+                name: keep(name),
+                value: keep(value),
+            })
+            .collect();
+        let correlation = p.correlation_data.as_ref();
+        let view = eq1_mqtt_properties {
+            has_payload_format: p.payload_is_utf8.is_some(),
+            payload_is_utf8: p.payload_is_utf8.unwrap_or(false),
+            has_message_expiry: p.message_expiry.is_some(),
+            message_expiry: p.message_expiry.unwrap_or(0),
+            content_type,
+            response_topic,
+            correlation_data: correlation.map_or(std::ptr::null(), |c| c.as_ptr()),
+            correlation_data_len: correlation.map_or(0, |c| c.len()),
+            user_properties: if pairs.is_empty() {
+                std::ptr::null()
+            } else {
+                pairs.as_ptr()
+            },
+            user_property_count: pairs.len(),
+        };
+        // The pointers point into heap buffers (CString, Vec) that moving does not relocate.
+        Box::new(PropertiesView {
+            view,
+            _strings: strings,
+            _pairs: pairs,
+        })
+    }
 }

@@ -4,7 +4,8 @@
 use crate::error::{Error, Result};
 use crate::mqtt::dispatcher;
 use crate::mqtt::engine::{Command, ConnectInfo, Engine, Queued};
-use crate::mqtt::options::{Options, QueueFullPolicy, Will};
+use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
+use crate::mqtt::properties::PublishProperties;
 use crate::mqtt::shared::{ConnectionHandler, DeliveryHandler, Event, Shared, State, Stats};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::tokens::Token;
@@ -155,9 +156,33 @@ impl Client {
 
     /// Queues a publish and returns its token at once; never waits on the network.
     pub fn publish(&self, topic: &str, payload: &[u8], qos: i32, retain: bool) -> Result<Token> {
+        self.publish_with_properties(topic, payload, qos, retain, None)
+    }
+
+    /// `publish` with MQTT 5.0 properties (refused on an MQTT 3.1.1 client).
+    pub fn publish_with_properties(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: i32,
+        retain: bool,
+        properties: Option<PublishProperties>,
+    ) -> Result<Token> {
         validate::topic_name(topic)?;
         let qos = validate::qos(qos)?;
-        self.check_packet_size(topic.len(), payload.len(), qos)?;
+        let properties = match properties.filter(|p| !p.is_empty()) {
+            None => None,
+            Some(_) if self.options.version != ProtocolVersion::V5 => {
+                return Err(Error::InvalidArgument(
+                    "PUBLISH properties need MQTT 5.0; this client speaks 3.1.1".into(),
+                ))
+            }
+            Some(p) => {
+                p.validate()?;
+                Some(Arc::new(p))
+            }
+        };
+        self.check_packet_size(topic.len(), payload.len(), qos, properties.as_deref())?;
         match self.shared.state() {
             State::Idle if !self.options.queue_before_connect => {
                 return Err(Error::NotConnected("the client is not connected".into()))
@@ -175,6 +200,7 @@ impl Client {
             payload: Bytes::copy_from_slice(payload),
             qos,
             retain,
+            properties,
         };
         if self
             .commands
@@ -235,8 +261,16 @@ impl Client {
         counters.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
     }
 
-    fn check_packet_size(&self, topic_len: usize, payload_len: usize, qos: u8) -> Result<()> {
-        let size = self.codec.publish_size(topic_len, payload_len, qos);
+    fn check_packet_size(
+        &self,
+        topic_len: usize,
+        payload_len: usize,
+        qos: u8,
+        properties: Option<&PublishProperties>,
+    ) -> Result<()> {
+        let size = self
+            .codec
+            .publish_size(topic_len, payload_len, qos, properties);
         let broker = self.shared.broker_max_packet.load(Ordering::Acquire);
         let limit = match broker {
             0 => self.options.max_packet_size as u64,

@@ -33,8 +33,12 @@ pub struct Output {
 
 impl Output {
     pub fn publish_size(&self, message: &OutPublish) -> usize {
-        self.codec
-            .publish_size(message.topic.len(), message.payload.len(), message.qos)
+        self.codec.publish_size(
+            message.topic.len(),
+            message.payload.len(),
+            message.qos,
+            message.properties.as_deref(),
+        )
     }
     pub fn publish(&mut self, message: &OutPublish, pkid: u16, dup: bool) -> Result<()> {
         self.codec.publish(message, pkid, dup, &mut self.buf)

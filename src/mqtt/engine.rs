@@ -882,6 +882,7 @@ impl Engine {
                 retain: publish.retain,
                 dup: publish.dup,
                 packet_id: publish.pkid,
+                properties: publish.properties,
             }));
         }
         Ok(())

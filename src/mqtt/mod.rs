@@ -7,6 +7,7 @@ mod dispatcher;
 mod engine;
 pub mod options;
 mod packet_ids;
+pub mod properties;
 pub mod shared;
 pub mod subscriptions;
 mod tls;
@@ -17,6 +18,7 @@ mod wire;
 
 pub use client::Client;
 pub use options::{BrokerAddress, Options, ProtocolVersion, QueueFullPolicy, Will};
+pub use properties::PublishProperties;
 pub use shared::{ConnectionEvent, ConnectionState, Stats};
 pub use tokens::Token;
 
@@ -29,4 +31,6 @@ pub struct Message {
     pub retain: bool,
     pub dup: bool,
     pub packet_id: u16,
+    /// MQTT 5.0 properties the sender set (`None` on 3.1.1 or when there are none).
+    pub properties: Option<std::sync::Arc<PublishProperties>>,
 }

@@ -3,9 +3,11 @@
 
 use crate::error::{Error, Result};
 use crate::mqtt::options::{Options, ProtocolVersion, Will};
+use crate::mqtt::properties::PublishProperties;
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::{self as m4, v4};
 use rumqttc::v5::mqttbytes::{self as m5, v5};
+use std::sync::Arc;
 
 /// A PUBLISH the engine sends.
 #[derive(Debug, Clone)]
@@ -14,6 +16,8 @@ pub struct OutPublish {
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,
+    /// MQTT 5.0 only; the handle refuses them on 3.1.1.
+    pub properties: Option<Arc<PublishProperties>>,
 }
 
 /// A PUBLISH received from the broker, topic alias already resolved.
@@ -25,6 +29,7 @@ pub struct InPublish {
     pub retain: bool,
     pub dup: bool,
     pub pkid: u16,
+    pub properties: Option<Arc<PublishProperties>>,
 }
 
 /// How the broker answered CONNECT.
@@ -95,11 +100,19 @@ impl Codec {
     }
 
     /// Size of the PUBLISH packet for this message, to check against packet-size limits.
-    pub fn publish_size(&self, topic_len: usize, payload_len: usize, qos: u8) -> usize {
-        let properties = if self.version == ProtocolVersion::V5 {
-            1
-        } else {
-            0
+    pub fn publish_size(
+        &self,
+        topic_len: usize,
+        payload_len: usize,
+        qos: u8,
+        properties: Option<&PublishProperties>,
+    ) -> usize {
+        let properties = match self.version {
+            ProtocolVersion::V311 => 0,
+            ProtocolVersion::V5 => {
+                let len = properties.map_or(0, PublishProperties::encoded_len);
+                remaining_length_size(len) + len
+            }
         };
         let remaining = 2 + topic_len + if qos > 0 { 2 } else { 0 } + properties + payload_len;
         1 + remaining_length_size(remaining) + remaining
@@ -189,7 +202,7 @@ impl Codec {
                 topic: Bytes::copy_from_slice(p.topic.as_bytes()),
                 pkid,
                 payload: p.payload.clone(),
-                properties: None,
+                properties: p.properties.as_deref().map(to_v5_properties),
             }
             .write(buf)
             .map_err(codec_error)?,
@@ -304,6 +317,30 @@ impl Codec {
     }
 }
 
+fn to_v5_properties(p: &PublishProperties) -> v5::PublishProperties {
+    v5::PublishProperties {
+        payload_format_indicator: p.payload_is_utf8.map(u8::from),
+        message_expiry_interval: p.message_expiry,
+        topic_alias: None,
+        response_topic: p.response_topic.clone(),
+        correlation_data: p.correlation_data.clone(),
+        user_properties: p.user_properties.clone(),
+        subscription_identifiers: Vec::new(),
+        content_type: p.content_type.clone(),
+    }
+}
+
+fn from_v5_properties(p: v5::PublishProperties) -> PublishProperties {
+    PublishProperties {
+        payload_is_utf8: p.payload_format_indicator.map(|f| f == 1),
+        message_expiry: p.message_expiry_interval,
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+    }
+}
+
 fn remaining_length_size(len: usize) -> usize {
     match len {
         0..=127 => 1,
@@ -364,6 +401,7 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
                 retain: p.retain,
                 dup: p.dup,
                 pkid: p.pkid,
+                properties: None,
             },
             None,
         ),
@@ -423,6 +461,11 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
             let topic = String::from_utf8(p.topic.to_vec())
                 .map_err(|_| malformed("PUBLISH topic is not UTF-8"))?;
             let alias = p.properties.as_ref().and_then(|props| props.topic_alias);
+            let properties = p
+                .properties
+                .map(from_v5_properties)
+                .filter(|props| !props.is_empty())
+                .map(Arc::new);
             Incoming::Publish(
                 InPublish {
                     topic,
@@ -431,6 +474,7 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
                     retain: p.retain,
                     dup: p.dup,
                     pkid: p.pkid,
+                    properties,
                 },
                 alias,
             )
@@ -536,22 +580,39 @@ mod tests {
     #[test]
     fn publish_size_matches_the_encoded_packet() {
         for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
-            for (payload, qos) in [(0usize, 0u8), (10, 1), (200, 2), (20_000, 1)] {
+            for (payload, qos) in [(0usize, 0u8), (10, 1), (200, 2), (20_000, 1), (21, 2)] {
                 let c = codec(version);
+                let properties = (version == ProtocolVersion::V5 && payload % 2 == 0).then(|| {
+                    Arc::new(PublishProperties {
+                        payload_is_utf8: Some(true),
+                        message_expiry: Some(60),
+                        content_type: Some("text/plain".into()),
+                        response_topic: Some("reply/here".into()),
+                        correlation_data: Some(Bytes::from_static(b"\x01\x02")),
+                        user_properties: vec![("k".into(), "v".into()), ("a".into(), "".into())],
+                    })
+                });
                 let p = OutPublish {
                     topic: "a/b".into(),
                     payload: Bytes::from(vec![7u8; payload]),
                     qos,
                     retain: false,
+                    properties: properties.clone(),
                 };
                 let mut buf = BytesMut::new();
                 c.publish(&p, if qos > 0 { 9 } else { 0 }, false, &mut buf)
                     .unwrap();
                 assert_eq!(
                     buf.len(),
-                    c.publish_size(3, payload, qos),
+                    c.publish_size(3, payload, qos, properties.as_deref()),
                     "{version:?} {payload} {qos}"
                 );
+                if let Some(expected) = properties {
+                    let Ok(Some(Incoming::Publish(back, _))) = c.decode(&mut buf) else {
+                        panic!("the encoded PUBLISH decodes")
+                    };
+                    assert_eq!(back.properties.as_deref(), Some(&*expected));
+                }
             }
         }
     }
@@ -617,6 +678,7 @@ mod fuzz {
             payload: Bytes::from_static(b"hello"),
             qos: 2,
             retain: true,
+            properties: None,
         };
         let mut buf = BytesMut::new();
         codec.publish(&message, 7, true, &mut buf).unwrap();

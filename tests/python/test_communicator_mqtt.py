@@ -738,3 +738,41 @@ def test_no_callback_runs_after_unsubscribe_returns(make_client, broker):
     returned = time.monotonic()
     time.sleep(0.8)  # anything still queued for the removed handler would run now
     assert all(t < returned for t in calls), (calls, returned)
+
+
+def test_mqtt5_properties_are_sent_and_received(make_client, broker):
+    from communicator import MessageProperties
+
+    mqtt = make_client(broker, protocol_version=5)
+    mqtt.connect()
+    got: list[tuple[str, bytes, object]] = []
+    arrived = threading.Event()
+
+    def on_message(topic: str, payload: bytes, properties) -> None:
+        got.append((topic, payload, properties))
+        arrived.set()
+
+    mqtt.subscribe("props/py", on_message, with_properties=True)
+    sent = MessageProperties(payload_is_utf8=True, message_expiry=600,
+                             content_type="text/plain", response_topic="props/reply",
+                             correlation_data=b"\x00\x07", user_properties=[("k", "v")])
+    mqtt.publish("props/py", "hi", qos=1, wait=True, properties=sent)
+    assert arrived.wait(5)
+    topic, payload, received = got[0]
+    assert (topic, payload) == ("props/py", b"hi")
+    assert received.content_type == "text/plain"
+    assert received.response_topic == "props/reply"
+    assert received.correlation_data == b"\x00\x07"
+    assert received.user_properties == [("k", "v")]
+    assert received.payload_is_utf8 is True
+    assert 590 <= received.message_expiry <= 600
+
+
+def test_properties_on_mqtt311_are_refused(make_client, broker):
+    from communicator import MessageProperties
+
+    mqtt = make_client(broker)
+    mqtt.connect()
+    with pytest.raises(ProtocolValidationError) as info:
+        mqtt.publish("p", "x", properties=MessageProperties(content_type="a"))
+    assert info.value.status == Status.INVALID_ARGUMENT

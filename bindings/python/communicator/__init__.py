@@ -21,6 +21,7 @@ from communicator.manager import ProtocolManager
 from communicator.protocols.mqtt.mqtt_protocol import (
     ConnectionEvent,
     ConnectionState,
+    MessageProperties,
     MQTTConfig,
     MQTTProtocol,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "LibraryNotFoundError",
     "MQTTConfig",
     "MQTTProtocol",
+    "MessageProperties",
     "ProtocolAuthenticationError",
     "ProtocolConnectionError",
     "ProtocolDecodeError",

@@ -74,6 +74,29 @@ class Eq1ConnectionEvent(Structure):
     ]
 
 
+class Eq1UserProperty(Structure):
+    """``eq1_mqtt_user_property``"""
+
+    _fields_ = [("name", c_char_p), ("value", c_char_p)]
+
+
+class Eq1Properties(Structure):
+    """``eq1_mqtt_properties`` (MQTT 5.0 PUBLISH properties; zero = absent)"""
+
+    _fields_ = [
+        ("has_payload_format", c_bool),
+        ("payload_is_utf8", c_bool),
+        ("has_message_expiry", c_bool),
+        ("message_expiry", ctypes.c_uint32),
+        ("content_type", c_char_p),
+        ("response_topic", c_char_p),
+        ("correlation_data", c_void_p),
+        ("correlation_data_len", c_size_t),
+        ("user_properties", POINTER(Eq1UserProperty)),
+        ("user_property_count", c_size_t),
+    ]
+
+
 class Eq1Message(Structure):
     """``eq1_mqtt_message``"""
 
@@ -85,6 +108,7 @@ class Eq1Message(Structure):
         ("qos", c_int),
         ("retain", c_bool),
         ("dup", c_bool),
+        ("properties", POINTER(Eq1Properties)),
     ]
 
 
@@ -125,6 +149,9 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_connect": (_status, [_client_p, c_int]),
     "eq1_mqtt_client_publish": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,
                                           c_bool, POINTER(c_uint64)]),
+    "eq1_mqtt_client_publish_with_properties": (
+        _status, [_client_p, c_char_p, c_char_p, c_size_t, c_int, c_bool,
+                  POINTER(Eq1Properties), POINTER(c_uint64)]),
     "eq1_mqtt_client_wait": (_status, [_client_p, c_uint64, c_int]),
     "eq1_mqtt_client_subscribe": (_status, [_client_p, c_char_p, c_int, MESSAGE_CB, c_void_p,
                                             c_int, POINTER(c_int)]),

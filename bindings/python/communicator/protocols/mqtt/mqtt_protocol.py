@@ -15,7 +15,7 @@ import enum
 import os
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 from communicator import _native
@@ -260,6 +260,78 @@ class ConnectionEvent:
 
 
 ConnectionCallback = Callable[[ConnectionEvent], None]
+
+
+@dataclass
+class MessageProperties:
+    """MQTT 5.0 PUBLISH properties: pass to publish(..., properties=), and received by a
+    subscription made with ``with_properties=True`` (None means absent)."""
+
+    #: True: the payload is UTF-8 text; False: unspecified bytes.
+    payload_is_utf8: Optional[bool] = None
+    #: Seconds after which the broker drops the message if still undelivered.
+    message_expiry: Optional[int] = None
+    content_type: Optional[str] = None
+    #: Topic the receiver should reply to (request/response).
+    response_topic: Optional[str] = None
+    correlation_data: Optional[bytes] = None
+    user_properties: list[tuple[str, str]] = field(default_factory=list)
+
+
+PropertiesCallback = Callable[[str, bytes, Optional[MessageProperties]], None]
+
+
+def _properties_to_c(p: MessageProperties) -> tuple[_native.Eq1Properties, list[Any]]:
+    """The C struct and the buffers it points into (keep them alive for the call)."""
+    keep: list[Any] = []
+    c = _native.Eq1Properties()
+    if p.payload_is_utf8 is not None:
+        c.has_payload_format = True
+        c.payload_is_utf8 = bool(p.payload_is_utf8)
+    if p.message_expiry is not None:
+        if not _is_int(p.message_expiry) or not 0 <= p.message_expiry <= 0xFFFFFFFF:
+            raise _invalid(f"message_expiry {p.message_expiry!r} is not 0..4294967295")
+        c.has_message_expiry = True
+        c.message_expiry = p.message_expiry
+    if p.content_type is not None:
+        c.content_type = _encode(p.content_type, "content_type", Status.INVALID_ARGUMENT)
+    if p.response_topic is not None:
+        c.response_topic = _encode(p.response_topic, "response_topic", Status.INVALID_TOPIC)
+    if p.correlation_data is not None:
+        data = ctypes.create_string_buffer(bytes(p.correlation_data), len(p.correlation_data))
+        keep.append(data)
+        c.correlation_data = ctypes.cast(data, ctypes.c_void_p)
+        c.correlation_data_len = len(p.correlation_data)
+    if p.user_properties:
+        pairs = (_native.Eq1UserProperty * len(p.user_properties))()
+        for i, (name, value) in enumerate(p.user_properties):
+            pairs[i].name = _encode(name, "user property name", Status.INVALID_ARGUMENT)
+            pairs[i].value = _encode(value, "user property value", Status.INVALID_ARGUMENT)
+        keep.append(pairs)
+        c.user_properties = pairs
+        c.user_property_count = len(p.user_properties)
+    return c, keep
+
+
+def _properties_from_c(pointer: Any) -> Optional[MessageProperties]:
+    if not pointer:
+        return None
+    c = pointer.contents
+
+    def text(raw: Optional[bytes]) -> Optional[str]:
+        return None if raw is None else raw.decode("utf-8", errors="replace")
+
+    return MessageProperties(
+        payload_is_utf8=bool(c.payload_is_utf8) if c.has_payload_format else None,
+        message_expiry=int(c.message_expiry) if c.has_message_expiry else None,
+        content_type=text(c.content_type),
+        response_topic=text(c.response_topic),
+        correlation_data=(ctypes.string_at(c.correlation_data, c.correlation_data_len)
+                          if c.correlation_data else None),
+        user_properties=[(text(c.user_properties[i].name) or "",
+                          text(c.user_properties[i].value) or "")
+                         for i in range(c.user_property_count)],
+    )
 #: ``on_delivery(token, error)``: error is None when the publish was delivered.
 DeliveryCallback = Callable[[int, Optional[ProtocolError]], None]
 
@@ -388,8 +460,10 @@ class MQTTProtocol(PubSubProtocol):
         self._connect_lock = threading.Lock()  # one connect/disconnect at a time
         self._subscribe_lock = threading.RLock()  # keeps _subscriptions in step with the library
         # filter -> (subscription id, callback, granted QoS)
-        self._subscriptions: dict[str, tuple[int, MessageCallback, int]] = {}
-        self._callbacks: dict[int, tuple[str, MessageCallback]] = {}  # id -> (filter, callback)
+        # filter -> (id, callback, granted QoS, callback takes properties)
+        self._subscriptions: dict[str, tuple[int, Callable[..., None], int, bool]] = {}
+        # id -> (filter, callback, callback takes properties)
+        self._callbacks: dict[int, tuple[str, Callable[..., None], bool]] = {}
         self._on_connection_change: Optional[ConnectionCallback] = None
         self._on_delivery: Optional[DeliveryCallback] = None
         self._disconnected = threading.Event()
@@ -619,30 +693,39 @@ class MQTTProtocol(PubSubProtocol):
 
     def publish(self, topic: str, message: Payload, qos: Optional[int] = None,
                 retain: bool = False, *, wait: bool = False,
-                timeout: Optional[float] = None) -> bool:
+                timeout: Optional[float] = None,
+                properties: Optional[MessageProperties] = None) -> bool:
         """Queues ``message`` (str is sent as UTF-8) for ``topic`` and returns True; it is sent
         at once when connected, else when reconnected (offline queue). ``qos`` defaults to
         config.default_qos. With ``wait=True``, blocks until the broker acknowledged it
         (QoS 1/2) or it was written (QoS 0), up to ``timeout`` (default: operation_timeout),
-        and raises if it failed."""
-        token = self.publish_async(topic, message, qos, retain)
+        and raises if it failed. ``properties`` (MQTT 5.0 only) are sent with the message."""
+        token = self.publish_async(topic, message, qos, retain, properties=properties)
         if wait:
             self.wait(token, timeout)
         return True
 
     def publish_async(self, topic: str, message: Payload, qos: Optional[int] = None,
-                      retain: bool = False) -> int:
+                      retain: bool = False, *,
+                      properties: Optional[MessageProperties] = None) -> int:
         """Like publish() but returns the delivery token: pass it to wait(), or match it in
         on_delivery."""
         topic_b = _encode(topic, "topic", Status.INVALID_TOPIC)
         data = _payload_bytes(message)
         qos = self.config.default_qos if qos is None else self._int_arg(qos, "qos")
         token = ctypes.c_uint64(0)
+        c_properties, _keep = (_properties_to_c(properties) if properties is not None
+                               else (None, None))
         handle = self._acquire()
         try:
-            _native.check(self._lib.eq1_mqtt_client_publish(
-                handle, topic_b, data or None, len(data), qos, bool(retain),
-                ctypes.byref(token)))
+            if c_properties is None:
+                _native.check(self._lib.eq1_mqtt_client_publish(
+                    handle, topic_b, data or None, len(data), qos, bool(retain),
+                    ctypes.byref(token)))
+            else:
+                _native.check(self._lib.eq1_mqtt_client_publish_with_properties(
+                    handle, topic_b, data or None, len(data), qos, bool(retain),
+                    ctypes.byref(c_properties), ctypes.byref(token)))
         finally:
             self._release()
         return token.value
@@ -664,7 +747,7 @@ class MQTTProtocol(PubSubProtocol):
     # ------------------------------------------------------------------ subscribe
 
     def subscribe(self, topic: str, callback: MessageCallback, qos: Optional[int] = None,
-                  timeout: Optional[float] = None) -> bool:
+                  timeout: Optional[float] = None, *, with_properties: bool = False) -> bool:
         """Subscribes to the filter ``topic`` (wildcards + and # allowed) and returns True once
         the broker granted it; ``callback(topic, payload)`` then receives every matching
         message (payload as bytes) on the client's dispatcher thread. Subscribing the same
@@ -680,7 +763,7 @@ class MQTTProtocol(PubSubProtocol):
             previous = self._subscriptions.get(topic)
             sub_id = previous[0] if previous else _register_owner(self)
             # Installed before the call: the first message may come before SUBACK is handled.
-            self._callbacks[sub_id] = (topic, callback)
+            self._callbacks[sub_id] = (topic, callback, with_properties)
             granted = ctypes.c_int(-1)
             handle = self._acquire()
             try:
@@ -692,13 +775,13 @@ class MQTTProtocol(PubSubProtocol):
             finally:
                 self._release()
             if error is None:
-                self._subscriptions[topic] = (sub_id, callback, granted.value)
+                self._subscriptions[topic] = (sub_id, callback, granted.value, with_properties)
                 return True
             if status == Status.TIMEOUT:
                 # The library keeps the subscription (its SUBACK may still come): so do we.
-                self._subscriptions[topic] = (sub_id, callback, qos)
+                self._subscriptions[topic] = (sub_id, callback, qos, with_properties)
             elif previous is not None:
-                self._callbacks[sub_id] = (topic, previous[1])
+                self._callbacks[sub_id] = (topic, previous[1], previous[3])
             else:
                 self._callbacks.pop(sub_id, None)
                 _forget_owner(sub_id)
@@ -730,7 +813,7 @@ class MQTTProtocol(PubSubProtocol):
     def subscriptions(self) -> dict[str, int]:
         """Current subscriptions: filter -> QoS granted by the broker."""
         with self._subscribe_lock:
-            return {f: granted for f, (_, _, granted) in self._subscriptions.items()}
+            return {f: granted for f, (_, _, granted, _) in self._subscriptions.items()}
 
     # ------------------------------------------------------------------ hooks and stats
 
@@ -797,7 +880,7 @@ class MQTTProtocol(PubSubProtocol):
         entry = self._callbacks.get(sub_id)
         if entry is None:
             return
-        filter_, callback = entry
+        filter_, callback, with_properties = entry
         raw_topic = ctypes.string_at(message.topic, message.topic_len)
         payload = ctypes.string_at(message.payload, message.payload_len) \
             if message.payload_len else b""
@@ -809,7 +892,10 @@ class MQTTProtocol(PubSubProtocol):
             logger.error("%s", error)
             return
         try:
-            callback(topic, payload)
+            if with_properties:
+                callback(topic, payload, _properties_from_c(message.properties))
+            else:
+                callback(topic, payload)
         except BaseException:  # noqa: BLE001 - a user callback never stops the client
             logger.exception("the callback of the subscription to %r raised on a message on %r;"
                              " the client continues", filter_, topic)
