@@ -66,6 +66,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -316,6 +317,40 @@ private:
  * A received message: a view of the C library's eq1_mqtt_message, valid only until the
  * handler returns (which is why it cannot be copied). Copy what you keep.
  */
+/**
+ * MQTT 5.0 PUBLISH properties (std::nullopt / empty = absent), for Client::publish and as
+ * received with a Message (Message::properties()).
+ */
+struct Properties {
+	std::optional<bool> payload_is_utf8;
+	std::optional<std::uint32_t> message_expiry;
+	std::optional<std::string> content_type;
+	std::optional<std::string> response_topic;
+	std::optional<std::string> correlation_data;
+	std::vector<std::pair<std::string, std::string>> user_properties;
+
+	/** Copies the C view (a received message's eq1_mqtt_properties). */
+	static Properties from_native(const eq1_mqtt_properties &p)
+	{
+		Properties out;
+		if (p.has_payload_format)
+			out.payload_is_utf8 = p.payload_is_utf8;
+		if (p.has_message_expiry)
+			out.message_expiry = p.message_expiry;
+		if (p.content_type)
+			out.content_type = p.content_type;
+		if (p.response_topic)
+			out.response_topic = p.response_topic;
+		if (p.correlation_data)
+			out.correlation_data = std::string(
+				reinterpret_cast<const char *>(p.correlation_data), p.correlation_data_len);
+		for (std::size_t i = 0; i < p.user_property_count; i++)
+			out.user_properties.emplace_back(p.user_properties[i].name,
+							 p.user_properties[i].value);
+		return out;
+	}
+};
+
 class Message {
 public:
 	explicit Message(const eq1_mqtt_message &message) noexcept : message_(&message) {}
@@ -333,6 +368,13 @@ public:
 	int qos() const noexcept { return message_->qos; }
 	bool retain() const noexcept { return message_->retain; }
 	bool dup() const noexcept { return message_->dup; }
+	/** MQTT 5.0 properties the sender set (std::nullopt when none, always on 3.1.1). */
+	std::optional<Properties> properties() const
+	{
+		if (!message_->properties)
+			return std::nullopt;
+		return Properties::from_native(*message_->properties);
+	}
 	const eq1_mqtt_message &native() const noexcept { return *message_; }
 
 private:
@@ -778,6 +820,34 @@ public:
 	Token publish(std::string_view topic, std::string_view payload, int qos = 0, bool retain = false)
 	{
 		return publish(topic, Bytes(payload), qos, retain);
+	}
+	/** publish with MQTT 5.0 properties (ValidationError on an MQTT 3.1.1 client). */
+	Token publish(std::string_view topic, Bytes payload, int qos, bool retain,
+		      const Properties &properties)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "topic");
+		std::vector<eq1_mqtt_user_property> pairs;
+		for (const auto &[name, value] : properties.user_properties)
+			pairs.push_back({ name.c_str(), value.c_str() });
+		eq1_mqtt_properties p{};
+		p.has_payload_format = properties.payload_is_utf8.has_value();
+		p.payload_is_utf8 = properties.payload_is_utf8.value_or(false);
+		p.has_message_expiry = properties.message_expiry.has_value();
+		p.message_expiry = properties.message_expiry.value_or(0);
+		p.content_type = properties.content_type ? properties.content_type->c_str() : nullptr;
+		p.response_topic =
+			properties.response_topic ? properties.response_topic->c_str() : nullptr;
+		if (properties.correlation_data) {
+			p.correlation_data =
+				reinterpret_cast<const std::uint8_t *>(properties.correlation_data->data());
+			p.correlation_data_len = properties.correlation_data->size();
+		}
+		p.user_properties = pairs.empty() ? nullptr : pairs.data();
+		p.user_property_count = pairs.size();
+		Token token = 0;
+		detail::check(eq1_mqtt_client_publish_with_properties(
+			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, &token));
+		return token;
 	}
 
 	/** Blocks until the publish behind `token` completed; throws its failure or a timeout. */

@@ -621,6 +621,57 @@ static void test_will()
 	watcher.disconnect();
 }
 
+/* MQTT 5.0 properties set on a publish come back with the message; 3.1.1 refuses them. */
+static void test_mqtt5_properties()
+{
+	eq1::Client client(options_for_test().protocol_version(EQ1_MQTT_V5));
+	client.connect();
+	std::mutex mutex;
+	std::optional<eq1::Properties> got;
+	int messages = 0;
+	client.subscribe(g_base + "/props", 1, [&](const eq1::Message &m) {
+		std::lock_guard<std::mutex> lock(mutex);
+		got = m.properties();
+		messages++;
+	});
+	eq1::Properties sent;
+	sent.content_type = "text/plain";
+	sent.response_topic = g_base + "/reply";
+	sent.correlation_data = std::string("\x00\x01", 2);
+	sent.user_properties = { { "k", "v" } };
+	sent.message_expiry = 120;
+	client.wait(client.publish(g_base + "/props", eq1::Bytes(std::string_view("x")), 1, false,
+				   sent));
+	for (int i = 0; i < 500; i++) {
+		{
+			std::lock_guard<std::mutex> lock(mutex);
+			if (messages > 0)
+				break;
+		}
+		std::this_thread::sleep_for(10ms);
+	}
+	std::lock_guard<std::mutex> lock(mutex);
+	CHECK(got.has_value());
+	if (got) {
+		CHECK(got->content_type == sent.content_type);
+		CHECK(got->response_topic == sent.response_topic);
+		CHECK(got->correlation_data == sent.correlation_data);
+		CHECK(got->user_properties == sent.user_properties);
+		CHECK(got->message_expiry && *got->message_expiry <= 120 && *got->message_expiry >= 110);
+	}
+	eq1::Client old(options_for_test());
+	old.connect();
+	bool refused = false;
+	try {
+		old.publish(g_base + "/props", eq1::Bytes(std::string_view("x")), 1, false, sent);
+	} catch (const eq1::ValidationError &e) {
+		refused = e.status() == EQ1_STATUS_INVALID_ARGUMENT;
+	}
+	CHECK(refused);
+	old.disconnect();
+	client.disconnect();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -641,6 +692,7 @@ int main(int argc, char **argv)
 		{"exceptions inside handlers", test_exceptions_inside_handlers},
 		{"subscriptions", test_subscriptions},
 		{"will", test_will},
+		{"mqtt5 properties", test_mqtt5_properties},
 	};
 	for (const auto &test : tests) {
 		std::printf("# %s\n", test.first);
