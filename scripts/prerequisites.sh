@@ -44,3 +44,14 @@ eq1_need_cargo() {
         exit 1
     }
 }
+
+eq1_need_cargo_components() {
+    # rustfmt and clippy come with rustup's default profile, but not with every install.
+    local component
+    for component in "$@"; do
+        if ! cargo "$component" --version >/dev/null 2>&1; then
+            command -v rustup >/dev/null 2>&1 && rustup component add "${component/fmt/rustfmt}" >/dev/null 2>&1 \
+                || { echo "missing tool: please install the Rust component ${component/fmt/rustfmt}" >&2; exit 1; }
+        fi
+    done
+}

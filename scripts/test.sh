@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/prerequisites.sh
 eq1_need_cargo
+eq1_need_cargo_components fmt clippy
 eq1_need_debian_packages mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
     valgrind:valgrind cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ openssl:openssl \
     strace:strace
