@@ -67,6 +67,33 @@ def test_secure_example_over_tls_with_password_publishes_retained(built_library,
     assert "retain=1 len=6 payload=online" in line(sub.stdout, "MSG")
 
 
+def test_request_response_example_matches_replies_by_correlation(built_library, broker):
+    exe = cprog.compile_c([cprog.repo_root() / "examples-c/request_response.c"])
+    r = cprog.run(exe, [broker.host, broker.port], timeout=120, valgrind=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for i, word in enumerate(["one", "two", "three"]):
+        assert f"Reply to request {i}: echo: {word}" in r.stdout
+    assert "3 of 3 requests answered" in r.stdout
+    cprog.assert_valgrind_clean(r)
+
+
+def test_will_retained_example_reports_presence(built_library, broker, probe):
+    exe = cprog.compile_c([cprog.repo_root() / "examples-c/will_retained.c"])
+    topic = "devices/press-7/status"
+    with Background([exe, broker.host, broker.port, "press-7", 60]) as device:
+        device.wait_for_line(f"{topic} = online")
+        late = run_probe(probe, broker, "--topic", topic, "--expect", "1", "--wait-ms", "5000",
+                         "sub")
+        assert "retain=1 len=6 payload=online" in line(late.stdout, "MSG")
+        device.kill()  # vanishes without DISCONNECT: the broker publishes the retained will
+    later = run_probe(probe, broker, "--topic", topic, "--expect", "1", "--wait-ms", "5000",
+                      "sub")
+    assert "retain=1 len=7 payload=offline" in line(later.stdout, "MSG")
+    # A clean run says "offline" itself before it leaves.
+    clean = cprog.run(exe, [broker.host, broker.port, "press-8", 0], timeout=60)
+    assert clean.returncode == 0 and "offline (said so before leaving)" in clean.stdout
+
+
 # ---------------------------------------------------------------- round trips
 
 @pytest.mark.parametrize("version", VERSIONS)
