@@ -2,6 +2,9 @@
 //! its first protocol. `ffi` is the C boundary (the only place with `unsafe`); everything else
 //! is plain Rust.
 
+// `unsafe` is confined to the C boundary (src/ffi/, which allows it).
+#![deny(unsafe_code)]
+
 pub mod error;
 pub mod ffi;
 pub mod log;
