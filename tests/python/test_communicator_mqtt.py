@@ -292,6 +292,20 @@ def test_connection_hook_sees_connect_loss_reconnect_and_disconnect(make_client,
     assert events[-1].state == ConnectionState.DISCONNECTED
 
 
+def test_disconnect_while_reconnecting_stops_the_attempts(make_client, proxy):
+    mqtt = make_client(broker_address="127.0.0.1", port=proxy.port,
+                       reconnect_min_delay=0.1, reconnect_max_delay=0.2)
+    mqtt.connect()
+    proxy.refuse(True)
+    proxy.cut()
+    wait_until(lambda: len(proxy.accept_times) >= 3, what="reconnect attempts")
+    mqtt.disconnect()
+    assert not mqtt.is_connected
+    attempts = len(proxy.accept_times)
+    time.sleep(1.0)  # five backoff periods
+    assert len(proxy.accept_times) <= attempts + 1, "still reconnecting after disconnect()"
+
+
 def test_publishes_while_offline_are_queued_and_sent_after_reconnect(make_client, broker,
                                                                       proxy, inbox):
     sub = make_client(broker)
