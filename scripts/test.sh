@@ -9,7 +9,7 @@ eq1_need_cargo_components fmt clippy
 eq1_need_debian_packages mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
     valgrind:valgrind cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ openssl:openssl \
     strace:strace
-eq1_need_python_packages pytest:pytest cryptography:cryptography
+eq1_need_python_packages pytest:pytest cryptography:cryptography mypy:mypy
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
@@ -21,5 +21,7 @@ step "cargo test (unit, scripted broker, header up to date)"
 cargo test --quiet
 step "cargo build --release"
 cargo build --release --quiet
+step "mypy --strict (the communicator package's type hints)"
+(cd bindings/python && python3 -m mypy --strict --no-error-summary communicator)
 step "pytest"
 python3 -m pytest -q -p no:cacheprovider tests "$@"
