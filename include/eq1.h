@@ -450,7 +450,8 @@ enum eq1_status eq1_mqtt_client_new(const struct eq1_mqtt_options *options,
 /**
  * Frees the client: stops its connection at once (no DISCONNECT: call
  * `eq1_mqtt_client_disconnect` first for a clean end), joins its threads, then calls
- * `user_data_free`. No callback runs after it returns. Publishes still in flight are
+ * `user_data_free`. No callback runs after it returns; a callback already running is waited
+ * for, events still queued for callbacks are dropped. Publishes still in flight are
  * abandoned. Refused with `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own callback
  * (the client stays valid then). NULL is a no-op.
  *

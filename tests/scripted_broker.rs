@@ -819,3 +819,54 @@ fn connection_lost_during_a_disconnect_completes_it_without_reconnecting() {
     ));
     script.finish(SCRIPT_WAIT);
 }
+
+#[test]
+fn freeing_a_client_drops_the_callbacks_still_queued() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        let subscribe = peer.expect(SUBSCRIBE);
+        peer.send(&suback_v4(subscribe.leading_pkid(), 0));
+        let mut burst = Vec::new();
+        for i in 0..200u32 {
+            burst.extend(publish("slow/x", 0, 0, false, None, &i.to_be_bytes()));
+        }
+        peer.send(&burst);
+        // Keep the socket open until the client goes away.
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    connect(&client);
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (started_tx, started) = mpsc::channel::<()>();
+    let handler: MessageHandler = {
+        let calls = calls.clone();
+        let started_tx = std::sync::Mutex::new(started_tx);
+        Arc::new(move |_| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = started_tx.lock().map(|tx| tx.send(()));
+            std::thread::sleep(Duration::from_millis(20));
+        })
+    };
+    client
+        .subscribe("slow/#", 0, handler, CLIENT_WAIT)
+        .expect("subscribe");
+    started
+        .recv_timeout(CLIENT_WAIT)
+        .expect("the first callback ran");
+    drop(client);
+    let after_free = calls.load(std::sync::atomic::Ordering::SeqCst);
+    // 200 queued x 20 ms would be 4 s of callbacks; the free skips them.
+    assert!(
+        after_free < 20,
+        "{after_free} callbacks ran before free returned"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        after_free,
+        "no callback after free"
+    );
+    script.finish(SCRIPT_WAIT);
+}

@@ -401,6 +401,7 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(dispatcher) = dispatcher {
+            self.shared.closing.store(true, Ordering::Release);
             self.shared.emit(Event::Shutdown);
             let _ = dispatcher.join();
         }

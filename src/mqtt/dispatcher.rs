@@ -4,11 +4,16 @@
 use crate::log::{log, Level};
 use crate::mqtt::shared::{Event, Shared};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 pub fn run(shared: Arc<Shared>, events: Receiver<Event>) {
     while let Ok(event) = events.recv() {
+        // A client being freed runs no more callbacks, however many events are still queued.
+        if shared.closing.load(Ordering::Acquire) {
+            return;
+        }
         match event {
             Event::Shutdown => return,
             Event::Message(message) => {

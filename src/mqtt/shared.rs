@@ -99,6 +99,8 @@ pub struct Shared {
     /// Held by the dispatcher while it runs the handlers of one message: unsubscribe takes it
     /// to wait until a handler it removed has returned.
     pub dispatching: Mutex<()>,
+    /// Set when the client is being freed: the dispatcher drops what is still queued.
+    pub closing: AtomicBool,
 }
 
 impl Shared {
@@ -113,6 +115,7 @@ impl Shared {
             has_delivery_handler: AtomicBool::new(false),
             events,
             dispatching: Mutex::new(()),
+            closing: AtomicBool::new(false),
         }
     }
 
