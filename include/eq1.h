@@ -20,6 +20,10 @@
  *    eq1_mqtt_client_free on its own client, which returns EQ1_STATUS_CALLED_FROM_CALLBACK.
  *  - Data passed to a callback is borrowed and lives until the callback returns.
  *  - After eq1_mqtt_client_free returns, no callback of that client runs again.
+ *  - A received QoS 1/2 message is acknowledged to the broker after its callbacks returned:
+ *    a slow callback slows the broker down (its inflight window) instead of messages piling
+ *    up in memory, and a process that dies inside a callback gets the message again from a
+ *    broker that kept its session.
  *  - The log callback may run on any library thread.
  */
 

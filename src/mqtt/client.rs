@@ -49,15 +49,16 @@ impl Client {
         let options = Arc::new(options);
         let (events_tx, events_rx) = mpsc::channel();
         let shared = Arc::new(Shared::new(events_tx));
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let dispatcher = {
             let shared = shared.clone();
+            let acks = commands.clone();
             std::thread::Builder::new()
                 .name("eq1-dispatch".into())
-                .spawn(move || dispatcher::run(shared, events_rx))
+                .spawn(move || dispatcher::run(shared, events_rx, acks))
                 .map_err(|e| Error::Internal(format!("cannot start the dispatcher thread: {e}")))?
         };
         let dispatcher_id = dispatcher.thread().id();
-        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = Engine::new(options.clone(), shared.clone(), client_id.clone());
         runtime.spawn(engine.run(command_rx));
         Ok(Client {

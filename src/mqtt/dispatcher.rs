@@ -2,13 +2,15 @@
 //! arrived, so that callbacks never run on the I/O runtime and a slow one never stalls keep-alive.
 
 use crate::log::{log, Level};
+use crate::mqtt::engine::Command;
 use crate::mqtt::shared::{Event, Shared};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
 
-pub fn run(shared: Arc<Shared>, events: Receiver<Event>) {
+pub fn run(shared: Arc<Shared>, events: Receiver<Event>, engine: UnboundedSender<Command>) {
     while let Ok(event) = events.recv() {
         // A client being freed runs no more callbacks, however many events are still queued.
         if shared.closing.load(Ordering::Acquire) {
@@ -16,14 +18,20 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>) {
         }
         match event {
             Event::Shutdown => return,
-            Event::Message(message) => {
-                // Held across the handlers of this message: an unsubscribe from another thread
-                // removes the entry first and then waits for this lock, so a handler it removed
-                // is either not collected here or runs before that unsubscribe returns.
-                let _running = shared.dispatching.lock().unwrap_or_else(|p| p.into_inner());
-                let handlers = shared.subscriptions().handlers_for(&message.topic);
-                for handler in handlers {
-                    guarded("message", || handler(&message));
+            Event::Message(message, ack) => {
+                {
+                    // Held across the handlers of this message: an unsubscribe from another
+                    // thread removes the entry first and then waits for this lock, so a handler
+                    // it removed is either not collected here or runs before it returns.
+                    let _running = shared.dispatching.lock().unwrap_or_else(|p| p.into_inner());
+                    let handlers = shared.subscriptions().handlers_for(&message.topic);
+                    for handler in handlers {
+                        guarded("message", || handler(&message));
+                    }
+                }
+                if let Some(ticket) = ack {
+                    // The engine may be gone (client being freed): the broker will resend.
+                    let _ = engine.send(Command::Ack(ticket));
                 }
             }
             Event::Connection(connection) => {

@@ -8,7 +8,9 @@ use crate::log::{log, Level};
 use crate::mqtt::connection::{Connection, Handshake};
 use crate::mqtt::options::{BrokerAddress, Options, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
-use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Event, Shared, State};
+use crate::mqtt::shared::{
+    bump, AckTicket, ConnectionEvent, ConnectionState, Event, Shared, State,
+};
 use crate::mqtt::tokens::Token;
 use crate::mqtt::wire::{InPublish, Incoming, OutPublish};
 use crate::mqtt::Message;
@@ -58,6 +60,8 @@ pub enum Command {
         timeout: Duration,
         reply: SyncSender<()>,
     },
+    /// The handlers of a received QoS 1/2 message returned: acknowledge it.
+    Ack(AckTicket),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +119,8 @@ pub struct Engine {
     random: u64,
     /// The user's disconnect in progress: its deadline for in-flight messages, and the reply.
     disconnecting: Option<(Instant, SyncSender<()>)>,
+    /// Counts connections, to tell an acknowledgement owed on this one from a stale one.
+    connection_number: u64,
 }
 
 impl Engine {
@@ -143,6 +149,7 @@ impl Engine {
             broker_index: 0,
             random: seed | 1,
             disconnecting: None,
+            connection_number: 0,
         }
     }
 
@@ -214,6 +221,7 @@ impl Engine {
             tls: self.tls.as_ref(),
         };
         let mut connection = handshake.run(&broker, deadline, &self.shared).await?;
+        self.connection_number += 1;
         self.broker_index = index;
         let info = ConnectInfo {
             session_present: connection.session_present,
@@ -579,6 +587,26 @@ impl Engine {
             Command::Connect { reply, .. } => {
                 let _ = reply.try_send(Err(Error::InvalidState("already connected".into())));
             }
+            Command::Ack(ticket) => {
+                // An acknowledgement owed on an earlier connection is void: a broker that kept
+                // the session sends the message again (QoS 2 duplicates are then answered from
+                // `incoming_qos2` without a second delivery).
+                if ticket.connection == self.connection_number {
+                    let mut out = connection.output();
+                    let sent = match ticket.qos {
+                        1 => out.puback(ticket.pkid),
+                        _ => out.pubrec(ticket.pkid),
+                    };
+                    if let Err(e) = sent {
+                        log!(
+                            Level::Error,
+                            "cannot acknowledge packet {}: {e}",
+                            ticket.pkid
+                        );
+                    }
+                    connection.commit(out);
+                }
+            }
         }
     }
 
@@ -624,6 +652,8 @@ impl Engine {
                     "the client is already connecting".into(),
                 )));
             }
+            // Owed on a connection that is gone: see `handle_command`.
+            Command::Ack(_) => {}
         }
     }
 
@@ -857,25 +887,31 @@ impl Engine {
         publish: InPublish,
         out: &mut crate::mqtt::connection::Output,
     ) -> Result<()> {
-        let deliver = match publish.qos {
-            0 => true,
-            1 => {
-                out.puback(publish.pkid)?;
-                true
-            }
+        let ack = AckTicket {
+            connection: self.connection_number,
+            pkid: publish.pkid,
+            qos: publish.qos,
+        };
+        let ack = match publish.qos {
+            0 => None,
+            1 => Some(ack),
             _ => {
-                out.pubrec(publish.pkid)?;
-                // Held until PUBREL: a retransmission (DUP set) of the same id is not delivered
-                // again. The same id without DUP is a new message: a broker restored from a
-                // stale persistence file reuses ids it had already used (seen with mosquitto
-                // after SIGKILL), and treating those as duplicates would lose them.
+                // Held until PUBREL: a retransmission (DUP set) of the same id is acknowledged
+                // at once and not delivered again. The same id without DUP is a new message: a
+                // broker restored from a stale persistence file reuses ids it had already used
+                // (seen with mosquitto after SIGKILL), and treating those as duplicates would
+                // lose them.
                 let first_time = self.incoming_qos2.insert(publish.pkid);
-                first_time || !publish.dup
+                if !first_time && publish.dup {
+                    out.pubrec(publish.pkid)?;
+                    return Ok(());
+                }
+                Some(ack)
             }
         };
-        if deliver {
-            bump(&self.shared.counters.received, 1);
-            self.shared.emit(Event::Message(Message {
+        bump(&self.shared.counters.received, 1);
+        self.shared.emit(Event::Message(
+            Message {
                 topic: publish.topic,
                 payload: publish.payload,
                 qos: publish.qos,
@@ -883,8 +919,9 @@ impl Engine {
                 dup: publish.dup,
                 packet_id: publish.pkid,
                 properties: publish.properties,
-            }));
-        }
+            },
+            ack,
+        ));
         Ok(())
     }
 

@@ -37,9 +37,21 @@ pub struct ConnectionEvent {
     pub broker: Option<BrokerAddress>,
 }
 
+/// The acknowledgement a received QoS 1/2 message still owes the broker: sent once its
+/// handlers have returned, so a slow consumer slows the broker (its inflight window) instead
+/// of piling messages up in memory, and a message is acknowledged only after the application
+/// saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckTicket {
+    /// Which connection received it: an acknowledgement is only valid on that connection.
+    pub connection: u64,
+    pub pkid: u16,
+    pub qos: u8,
+}
+
 /// What the dispatcher thread delivers to user callbacks, in order.
 pub enum Event {
-    Message(Message),
+    Message(Message, Option<AckTicket>),
     Connection(ConnectionEvent),
     Delivery(Token, Result<()>),
     Shutdown,

@@ -790,3 +790,29 @@ def test_properties_on_mqtt311_are_refused(make_client, broker):
     with pytest.raises(ProtocolValidationError) as info:
         mqtt.publish("p", "x", properties=MessageProperties(content_type="a"))
     assert info.value.status == Status.INVALID_ARGUMENT
+
+
+def test_a_blocked_handler_holds_back_the_broker_instead_of_queueing(make_client, broker):
+    """QoS 1 messages are acknowledged after their handler returned: while it is blocked the
+    broker stops at its inflight window (mosquitto: 20) rather than the client queueing all."""
+    release = threading.Event()
+    seen: list[bytes] = []
+
+    def blocked(topic: str, payload: bytes) -> None:
+        release.wait(30)
+        seen.append(payload)
+
+    sub = make_client(broker)
+    sub.connect()
+    sub.subscribe("flow", blocked, qos=1)
+    pub = make_client(broker)
+    pub.connect()
+    for i in range(500):
+        pub.publish("flow", str(i), qos=1)
+    wait_until(lambda: sub.stats()["received"] >= 20, what="the first window")
+    time.sleep(0.5)
+    held = sub.stats()["received"]
+    assert held <= 21, f"{held} messages taken while the handler was blocked"
+    release.set()
+    wait_until(lambda: len(seen) == 500, timeout=30, what="all 500 after the release")
+    assert seen == [str(i).encode() for i in range(500)]
