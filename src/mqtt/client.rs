@@ -23,8 +23,6 @@ use tokio::sync::mpsc::UnboundedSender;
 /// Slack on top of a caller's timeout for the engine to send its answer back.
 const REPLY_GRACE: Duration = Duration::from_millis(500);
 
-pub use crate::mqtt::engine::ConnectInfo as Connected;
-
 pub struct Client {
     options: Arc<Options>,
     codec: Codec,
@@ -75,10 +73,6 @@ impl Client {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
-    }
-
-    pub fn options(&self) -> &Options {
-        &self.options
     }
 
     pub fn set_connection_handler(&self, handler: Option<ConnectionHandler>) {

@@ -17,6 +17,7 @@ pub mod validate;
 mod wire;
 
 pub use client::Client;
+pub use engine::ConnectInfo;
 pub use options::{BrokerAddress, Options, ProtocolVersion, QueueFullPolicy, Will};
 pub use properties::PublishProperties;
 pub use shared::{ConnectionEvent, ConnectionState, Stats};

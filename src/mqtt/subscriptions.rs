@@ -48,10 +48,6 @@ impl SubscriptionTable {
         self.entries.len() != before
     }
 
-    pub fn contains(&self, filter: &str) -> bool {
-        self.entries.iter().any(|e| e.filter == filter)
-    }
-
     pub fn qos_of(&self, filter: &str) -> Option<u8> {
         self.entries
             .iter()
@@ -88,10 +84,12 @@ impl SubscriptionTable {
             .collect()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
