@@ -5,11 +5,9 @@
 // `unsafe` is confined to the C boundary (src/ffi/, which allows it).
 #![deny(unsafe_code)]
 
-pub mod error;
+pub mod core;
 pub mod ffi;
-pub mod log;
 pub mod mqtt;
 pub mod protocol;
-mod runtime;
 
-pub use error::{Error, Result};
+pub use crate::core::error::{Error, Result};

@@ -10,7 +10,7 @@
 mod scripted;
 
 use eq1::mqtt::subscriptions::MessageHandler;
-use eq1::mqtt::{Client, ConnectionState, Message};
+use eq1::mqtt::{Client, ConnectionState, Message, Qos};
 use eq1::Error;
 use scripted::*;
 use std::collections::HashSet;
@@ -107,7 +107,7 @@ fn unexpected_acks_are_ignored_and_connection_stays_up() {
         .expect("the script got past the stray acks");
     assert_stays_connected(&client, &events);
     let token = client
-        .publish("after/strays", b"still here", 1, false)
+        .publish("after/strays", b"still here", Qos::AtLeastOnce, false)
         .expect("publish");
     assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
     assert_stays_connected(&client, &events);
@@ -199,9 +199,9 @@ fn inbound_qos2_is_delivered_once_until_pubrel() {
     connect(&client);
     let (handler, messages) = forwarding_handler();
     let granted = client
-        .subscribe("in/#", 2, handler, CLIENT_WAIT)
+        .subscribe("in/#", Qos::ExactlyOnce, handler, CLIENT_WAIT)
         .expect("subscribe");
-    assert_eq!(granted, 2);
+    assert_eq!(granted, Qos::ExactlyOnce);
     let mut seen = Vec::new();
     loop {
         let (topic, payload) = messages
@@ -253,7 +253,7 @@ fn resend_after_reconnect(session_present: bool) -> (Publish, Publish) {
     let events = watch_connection(&client);
     connect(&client);
     let token = client
-        .publish("resend/me", b"payload", 1, false)
+        .publish("resend/me", b"payload", Qos::AtLeastOnce, false)
         .expect("publish");
     wait_for(&events, ConnectionState::ConnectionLost, CLIENT_WAIT);
     let (_, reconnected) = wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
@@ -332,7 +332,7 @@ fn qos2_resumes_at_pubrel_after_reconnect() {
     let events = watch_connection(&client);
     connect(&client);
     let token = client
-        .publish("exactly/once", b"payload", 2, false)
+        .publish("exactly/once", b"payload", Qos::ExactlyOnce, false)
         .expect("publish");
     wait_for(&events, ConnectionState::ConnectionLost, CLIENT_WAIT);
     let (_, reconnected) = wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
@@ -430,18 +430,24 @@ fn packet_ids_do_not_collide_across_publish_and_subscribe() {
     connect(&client);
     let (handler, _messages) = forwarding_handler();
     let (granted, tokens) = std::thread::scope(|s| {
-        let subscriber = s.spawn(|| client.subscribe("ids/#", 1, handler, Duration::from_secs(8)));
+        let subscriber = s
+            .spawn(|| client.subscribe("ids/#", Qos::AtLeastOnce, handler, Duration::from_secs(8)));
         let tokens: Vec<_> = (0..10)
             .map(|i| {
                 client
-                    .publish("ids/pub", format!("{i}").as_bytes(), 1, false)
+                    .publish(
+                        "ids/pub",
+                        format!("{i}").as_bytes(),
+                        Qos::AtLeastOnce,
+                        false,
+                    )
                     .expect("publish")
             })
             .collect();
         let granted = subscriber.join().expect("subscriber thread");
         (granted, tokens)
     });
-    assert_eq!(granted, Ok(1));
+    assert_eq!(granted, Ok(Qos::AtLeastOnce));
     for token in tokens {
         assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
     }
@@ -489,7 +495,12 @@ fn inflight_window_is_respected() {
     let tokens: Vec<_> = (0..10)
         .map(|i| {
             client
-                .publish("window/t", format!("{i}").as_bytes(), 1, false)
+                .publish(
+                    "window/t",
+                    format!("{i}").as_bytes(),
+                    Qos::AtLeastOnce,
+                    false,
+                )
                 .expect("publish")
         })
         .collect();
@@ -525,7 +536,7 @@ fn v5_topic_alias_is_resolved() {
     connect(&client);
     let (handler, messages) = forwarding_handler();
     client
-        .subscribe("a/#", 0, handler, CLIENT_WAIT)
+        .subscribe("a/#", Qos::AtMostOnce, handler, CLIENT_WAIT)
         .expect("subscribe");
     let first = messages.recv_timeout(CLIENT_WAIT).expect("first message");
     let second = messages.recv_timeout(CLIENT_WAIT).expect("second message");
@@ -557,7 +568,7 @@ fn v5_puback_failure_reason_fails_the_token() {
     let events = watch_connection(&client);
     connect(&client);
     let refused = client
-        .publish("v5/refused", b"x", 1, false)
+        .publish("v5/refused", b"x", Qos::AtLeastOnce, false)
         .expect("publish");
     let outcome = client.wait(refused, CLIENT_WAIT);
     assert!(
@@ -565,7 +576,7 @@ fn v5_puback_failure_reason_fails_the_token() {
         "{outcome:?}"
     );
     let accepted = client
-        .publish("v5/accepted", b"y", 1, false)
+        .publish("v5/accepted", b"y", Qos::AtLeastOnce, false)
         .expect("publish");
     assert_eq!(client.wait(accepted, CLIENT_WAIT), Ok(()));
     wait_for(&events, ConnectionState::Connected, CLIENT_WAIT);
@@ -589,7 +600,7 @@ fn v5_suback_failure_is_subscribe_refused() {
     let client = Client::new(options(port, 5)).expect("client");
     connect(&client);
     let (handler, _messages) = forwarding_handler();
-    let outcome = client.subscribe("v5/forbidden", 1, handler, CLIENT_WAIT);
+    let outcome = client.subscribe("v5/forbidden", Qos::AtLeastOnce, handler, CLIENT_WAIT);
     assert!(
         matches!(outcome, Err(Error::SubscribeRefused(_))),
         "{outcome:?}"
@@ -806,7 +817,9 @@ fn connection_lost_during_a_disconnect_completes_it_without_reconnecting() {
     let client = Client::new(opts).expect("client");
     let events = watch_connection(&client);
     connect(&client);
-    let token = client.publish("bye", b"x", 1, false).expect("publish");
+    let token = client
+        .publish("bye", b"x", Qos::AtLeastOnce, false)
+        .expect("publish");
     published
         .recv_timeout(CLIENT_WAIT)
         .expect("the script saw the PUBLISH");
@@ -850,7 +863,7 @@ fn freeing_a_client_drops_the_callbacks_still_queued() {
         })
     };
     client
-        .subscribe("slow/#", 0, handler, CLIENT_WAIT)
+        .subscribe("slow/#", Qos::AtMostOnce, handler, CLIENT_WAIT)
         .expect("subscribe");
     started
         .recv_timeout(CLIENT_WAIT)

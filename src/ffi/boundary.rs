@@ -2,7 +2,7 @@
 //! turns `Result` into an `eq1_status` and records the detail message for this thread. Also the
 //! pointer checks that tie each C argument to a Rust borrow.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 use crate::ffi::status::eq1_status;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};

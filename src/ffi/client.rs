@@ -4,7 +4,7 @@
 //! client's own callbacks, except `eq1_mqtt_client_free` (refused inside a callback). Callbacks
 //! run on the client's dispatcher thread, one at a time, in the order events happened.
 
-use crate::error::Error;
+use crate::core::error::Error;
 use crate::ffi::boundary::{
     bytes, c_str, call, call_value, handle, optional_c_str, optional_out_param, out_param,
 };
@@ -310,7 +310,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_will(
         let topic = unsafe { c_str(topic, "will topic") }?;
         // SAFETY: per this function's contract.
         let payload = unsafe { bytes(payload, len, "will payload") }?;
-        c.client.set_will(topic, payload, qos, retain)
+        c.client
+            .set_will(topic, payload, crate::mqtt::validate::qos(qos)?, retain)
     })
 }
 
@@ -367,7 +368,9 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish(
         let topic = unsafe { c_str(topic, "topic") }?;
         // SAFETY: per this function's contract.
         let payload = unsafe { bytes(payload, len, "payload") }?;
-        let token = c.client.publish(topic, payload, qos, retain)?;
+        let token = c
+            .client
+            .publish(topic, payload, crate::mqtt::validate::qos(qos)?, retain)?;
         if let Some(out) = out {
             *out = token;
         }
@@ -410,9 +413,13 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish_with_properties(
                 unsafe { properties_from_c(p) }
             })
             .transpose()?;
-        let token = c
-            .client
-            .publish_with_properties(topic, payload, qos, retain, properties)?;
+        let token = c.client.publish_with_properties(
+            topic,
+            payload,
+            crate::mqtt::validate::qos(qos)?,
+            retain,
+            properties,
+        )?;
         if let Some(out) = out {
             *out = token;
         }
@@ -489,6 +496,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
                 unsafe { callback(user_data.0, &view) }
             })
         });
+        let qos = crate::mqtt::validate::qos(qos)?;
         let granted = c.client.subscribe(filter, qos, handler, timeout)?;
         if let Some(out) = out {
             *out = granted as c_int;

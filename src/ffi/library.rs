@@ -1,8 +1,8 @@
 //! Library-wide functions: version, last error message, log callback.
 
+use crate::core::log::{self, Level};
 use crate::ffi::boundary::{call, call_value, last_error};
 use crate::ffi::status::eq1_status;
-use crate::log::{self, Level};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! `eq1_status`: the stable number every fallible C function returns, one per cause.
 
-use crate::error::Error;
+use crate::core::error::Error;
 use std::ffi::{c_char, c_int};
 
 /// Result of every fallible function. 0 is success; the numbers are stable across releases.

@@ -1,17 +1,18 @@
 //! The client handle: what callers (the C boundary, Rust users) hold. Validates every input,
 //! turns calls into commands for the session engine, and owns the dispatcher thread.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
+use crate::core::runtime;
+use crate::core::tokens::Token;
 use crate::mqtt::dispatcher;
 use crate::mqtt::engine::{Command, ConnectInfo, Engine, Queued};
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::properties::PublishProperties;
 use crate::mqtt::shared::{ConnectionHandler, DeliveryHandler, Event, Shared, State, Stats};
 use crate::mqtt::subscriptions::MessageHandler;
-use crate::mqtt::tokens::Token;
 use crate::mqtt::validate;
 use crate::mqtt::wire::{Codec, OutPublish};
-use crate::runtime;
+use crate::mqtt::Qos;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
@@ -84,9 +85,9 @@ impl Client {
     }
 
     /// The will goes into the next CONNECT; it cannot change while connected.
-    pub fn set_will(&self, topic: &str, payload: &[u8], qos: i32, retain: bool) -> Result<()> {
+    pub fn set_will(&self, topic: &str, payload: &[u8], qos: Qos, retain: bool) -> Result<()> {
         validate::topic_name(topic)?;
-        let qos = validate::qos(qos)?;
+        let qos = qos as u8;
         if payload.len() > validate::MAX_STRING_LEN {
             return Err(Error::PayloadTooLarge(format!(
                 "will payload is {} bytes; MQTT allows at most 65,535",
@@ -150,7 +151,7 @@ impl Client {
     }
 
     /// Queues a publish and returns its token at once; never waits on the network.
-    pub fn publish(&self, topic: &str, payload: &[u8], qos: i32, retain: bool) -> Result<Token> {
+    pub fn publish(&self, topic: &str, payload: &[u8], qos: Qos, retain: bool) -> Result<Token> {
         self.publish_with_properties(topic, payload, qos, retain, None)
     }
 
@@ -159,12 +160,12 @@ impl Client {
         &self,
         topic: &str,
         payload: &[u8],
-        qos: i32,
+        qos: Qos,
         retain: bool,
         properties: Option<PublishProperties>,
     ) -> Result<Token> {
         validate::topic_name(topic)?;
-        let qos = validate::qos(qos)?;
+        let qos = qos as u8;
         let properties = match properties.filter(|p| !p.is_empty()) {
             None => None,
             Some(_) if self.options.version != ProtocolVersion::V5 => {
@@ -289,12 +290,12 @@ impl Client {
     pub fn subscribe(
         &self,
         filter: &str,
-        qos: i32,
+        qos: Qos,
         handler: MessageHandler,
         timeout: Duration,
-    ) -> Result<u8> {
+    ) -> Result<Qos> {
         validate::topic_filter(filter)?;
-        let qos = validate::qos(qos)?;
+        let qos = qos as u8;
         match self.shared.state() {
             State::Idle | State::Connecting | State::Disconnecting => {
                 return Err(Error::NotConnected("the client is not connected".into()))
@@ -316,7 +317,12 @@ impl Client {
             self.shared.subscriptions().remove(filter);
             return Err(engine_gone());
         }
-        wait_reply(&answer, timeout, "subscribe")?
+        let granted = wait_reply(&answer, timeout, "subscribe")??;
+        Qos::from_u8(granted).ok_or_else(|| {
+            Error::Protocol(format!(
+                "broker granted QoS {granted}, which does not exist"
+            ))
+        })
     }
 
     /// Removes the subscription (its handler is not called again) and waits for UNSUBACK.
@@ -438,4 +444,37 @@ fn generated_client_id() -> String {
     );
     hasher.write_u32(std::process::id());
     format!("eq1-{:016x}", hasher.finish())
+}
+
+impl crate::protocol::BaseProtocol for crate::mqtt::Client {
+    fn connect(&self, timeout: Duration) -> Result<()> {
+        crate::mqtt::Client::connect(self, timeout).map(drop)
+    }
+    fn disconnect(&self, timeout: Duration) -> Result<()> {
+        crate::mqtt::Client::disconnect(self, timeout)
+    }
+    fn is_connected(&self) -> bool {
+        crate::mqtt::Client::is_connected(self)
+    }
+}
+
+impl crate::protocol::PubSubProtocol for crate::mqtt::Client {
+    type Token = crate::mqtt::Token;
+    type Qos = Qos;
+    type Handler = MessageHandler;
+    fn publish(&self, topic: &str, payload: &[u8], qos: Qos, retain: bool) -> Result<Self::Token> {
+        crate::mqtt::Client::publish(self, topic, payload, qos, retain)
+    }
+    fn subscribe(
+        &self,
+        filter: &str,
+        qos: Qos,
+        handler: MessageHandler,
+        timeout: Duration,
+    ) -> Result<Qos> {
+        crate::mqtt::Client::subscribe(self, filter, qos, handler, timeout)
+    }
+    fn unsubscribe(&self, filter: &str, timeout: Duration) -> Result<()> {
+        crate::mqtt::Client::unsubscribe(self, filter, timeout)
+    }
 }

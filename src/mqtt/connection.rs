@@ -2,12 +2,12 @@
 //! polls, and a writer task that sends every ready packet in one buffer with one write.
 //! Also keep-alive timing, broker limits (v5) and inbound topic aliases of this connection.
 
-use crate::error::{Error, Result};
-use crate::mqtt::options::{BrokerAddress, Options, Will};
+use crate::core::error::{Error, Result};
+use crate::core::tls;
+use crate::core::tokens::Token;
+use crate::core::transport::{self, Stream};
+use crate::mqtt::options::{Endpoint, Options, Will};
 use crate::mqtt::shared::{bump, Shared};
-use crate::mqtt::tls;
-use crate::mqtt::tokens::Token;
-use crate::mqtt::transport::{self, Stream};
 use crate::mqtt::wire::{Codec, InPublish, Incoming, OutPublish};
 use bytes::BytesMut;
 use rumqttc::tokio_rustls::TlsConnector;
@@ -70,7 +70,7 @@ struct Chunk {
 }
 
 pub struct Connection {
-    pub broker: BrokerAddress,
+    pub broker: Endpoint,
     pub session_present: bool,
     codec: Codec,
     shared: Arc<Shared>,
@@ -104,7 +104,7 @@ impl Handshake<'_> {
     /// Connects, sends CONNECT and waits for CONNACK, all before `deadline`.
     pub async fn run(
         &self,
-        broker: &BrokerAddress,
+        broker: &Endpoint,
         deadline: Instant,
         shared: &Arc<Shared>,
     ) -> Result<Connection> {

@@ -1,7 +1,7 @@
 //! The dispatcher thread: calls a client's user callbacks one at a time, in the order events
 //! arrived, so that callbacks never run on the I/O runtime and a slow one never stalls keep-alive.
 
-use crate::log::{log, Level};
+use crate::core::log::{log, Level};
 use crate::mqtt::engine::Command;
 use crate::mqtt::shared::{Event, Shared};
 use std::panic::{catch_unwind, AssertUnwindSafe};

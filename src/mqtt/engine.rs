@@ -3,15 +3,15 @@
 //! failover, subscription restore). It talks to the handle through commands and to the
 //! dispatcher through events; it never calls user code.
 
-use crate::error::{Error, Result};
-use crate::log::{log, Level};
+use crate::core::error::{Error, Result};
+use crate::core::log::{log, Level};
+use crate::core::tokens::Token;
 use crate::mqtt::connection::{Connection, Handshake};
-use crate::mqtt::options::{BrokerAddress, Options, QueueFullPolicy, Will};
+use crate::mqtt::options::{Endpoint, Options, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
 use crate::mqtt::shared::{
     bump, AckTicket, ConnectionEvent, ConnectionState, Event, Shared, State,
 };
-use crate::mqtt::tokens::Token;
 use crate::mqtt::wire::{InPublish, Incoming, OutPublish};
 use crate::mqtt::Message;
 use rumqttc::tokio_rustls::TlsConnector;
@@ -37,7 +37,7 @@ impl Queued {
 
 pub struct ConnectInfo {
     pub session_present: bool,
-    pub broker: BrokerAddress,
+    pub broker: Endpoint,
 }
 
 pub enum Command {
@@ -189,7 +189,7 @@ impl Engine {
 
     async fn first_connect(&mut self, deadline: Instant) -> Result<(Connection, ConnectInfo)> {
         self.tls = match &self.options.tls {
-            Some(tls) => Some(crate::mqtt::tls::connector(tls)?),
+            Some(tls) => Some(crate::core::tls::connector(tls)?),
             None => None,
         };
         let mut last_error = None;

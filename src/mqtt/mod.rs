@@ -10,18 +10,35 @@ mod packet_ids;
 pub mod properties;
 pub mod shared;
 pub mod subscriptions;
-mod tls;
-pub mod tokens;
-mod transport;
 pub mod validate;
 mod wire;
 
+pub use crate::core::tokens::Token;
 pub use client::Client;
 pub use engine::ConnectInfo;
-pub use options::{BrokerAddress, Options, ProtocolVersion, QueueFullPolicy, Will};
+pub use options::{Endpoint, Options, ProtocolVersion, QueueFullPolicy, Will};
 pub use properties::PublishProperties;
 pub use shared::{ConnectionEvent, ConnectionState, Stats};
-pub use tokens::Token;
+
+/// MQTT delivery guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Qos {
+    AtMostOnce = 0,
+    AtLeastOnce = 1,
+    ExactlyOnce = 2,
+}
+
+impl Qos {
+    pub fn from_u8(n: u8) -> Option<Qos> {
+        match n {
+            0 => Some(Qos::AtMostOnce),
+            1 => Some(Qos::AtLeastOnce),
+            2 => Some(Qos::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
 
 /// A message received on a subscription. Handlers borrow it for the duration of the call.
 #[derive(Debug, Clone)]

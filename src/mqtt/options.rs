@@ -1,7 +1,9 @@
 //! Everything a client is configured with before it connects: brokers, identity, session,
 //! limits, TLS, reconnect and offline-queue behaviour. Setters validate; nothing panics.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
+pub use crate::core::tls::{ClientCertificate, TlsOptions, TlsVersion};
+pub use crate::core::transport::Endpoint;
 use crate::mqtt::validate;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,50 +13,6 @@ use std::time::Duration;
 pub enum ProtocolVersion {
     V311,
     V5,
-}
-
-/// One broker the client may connect to (several make a failover list).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddress {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertificate {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    pub key_password: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    V1_2,
-    V1_3,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// PEM file of trusted CAs; `None` uses the system's trust store.
-    pub ca_file: Option<PathBuf>,
-    pub client_cert: Option<ClientCertificate>,
-    pub verify_hostname: bool,
-    /// Accept any certificate: for tests only.
-    pub insecure: bool,
-    pub min_version: TlsVersion,
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        TlsOptions {
-            ca_file: None,
-            client_cert: None,
-            verify_hostname: true,
-            insecure: false,
-            min_version: TlsVersion::V1_2,
-        }
-    }
 }
 
 /// What the offline queue does when it is full.
@@ -79,7 +37,7 @@ pub const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
-    pub brokers: Vec<BrokerAddress>,
+    pub brokers: Vec<Endpoint>,
     /// `brokers` still holds the built-in default (localhost:1883), not a user's choice.
     brokers_are_default: bool,
     pub client_id: Option<String>,
@@ -105,7 +63,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            brokers: vec![BrokerAddress {
+            brokers: vec![Endpoint {
                 host: "localhost".into(),
                 port: 1883,
                 tls: false,
@@ -311,12 +269,12 @@ impl Options {
     }
 }
 
-fn broker_address(host: &str, port: i32, tls: bool) -> Result<BrokerAddress> {
+fn broker_address(host: &str, port: i32, tls: bool) -> Result<Endpoint> {
     if host.is_empty() {
         return Err(Error::InvalidArgument("broker host is empty".into()));
     }
     let port = in_range("broker port", port, 1, 65_535)? as u16;
-    Ok(BrokerAddress {
+    Ok(Endpoint {
         host: host.to_string(),
         port,
         tls,

@@ -1,7 +1,7 @@
 //! MQTT 5.0 PUBLISH properties an application sets and reads: payload format, message expiry,
 //! content type, response topic, correlation data, user properties.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 use crate::mqtt::validate;
 use bytes::Bytes;
 

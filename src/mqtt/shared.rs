@@ -1,10 +1,10 @@
 //! State shared between a client's handle (caller threads), its session engine (runtime thread)
 //! and its dispatcher thread: tokens, subscriptions, connection state, counters, event queue.
 
-use crate::error::{Error, Result};
-use crate::mqtt::options::BrokerAddress;
+use crate::core::error::{Error, Result};
+use crate::core::tokens::{Token, Tokens};
+use crate::mqtt::options::Endpoint;
 use crate::mqtt::subscriptions::SubscriptionTable;
-use crate::mqtt::tokens::{Token, Tokens};
 use crate::mqtt::Message;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
@@ -34,7 +34,7 @@ pub struct ConnectionEvent {
     /// Why the connection was lost (`None` for connects and user disconnects).
     pub reason: Option<Error>,
     pub session_present: bool,
-    pub broker: Option<BrokerAddress>,
+    pub broker: Option<Endpoint>,
 }
 
 /// The acknowledgement a received QoS 1/2 message still owes the broker: sent once its

@@ -1,7 +1,8 @@
 //! Checks applied before anything is queued: topic names, topic filters, QoS, client ids, and
 //! the topic-matching rule used to route a received message to its subscriptions.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
+use crate::mqtt::Qos;
 
 /// Longest UTF-8 string MQTT can encode (two-byte length prefix).
 pub const MAX_STRING_LEN: usize = 65_535;
@@ -44,9 +45,11 @@ pub fn topic_filter(filter: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn qos(qos: i32) -> Result<u8> {
+pub fn qos(qos: i32) -> Result<Qos> {
     match qos {
-        0..=2 => Ok(qos as u8),
+        0 => Ok(Qos::AtMostOnce),
+        1 => Ok(Qos::AtLeastOnce),
+        2 => Ok(Qos::ExactlyOnce),
         _ => Err(Error::InvalidQos(format!(
             "QoS {qos} is out of range; use 0, 1 or 2"
         ))),
@@ -130,8 +133,8 @@ mod tests {
 
     #[test]
     fn qos_range_is_checked() {
-        assert_eq!(qos(0), Ok(0));
-        assert_eq!(qos(2), Ok(2));
+        assert_eq!(qos(0), Ok(Qos::AtMostOnce));
+        assert_eq!(qos(2), Ok(Qos::ExactlyOnce));
         assert!(matches!(qos(3), Err(Error::InvalidQos(_))));
         assert!(matches!(qos(-1), Err(Error::InvalidQos(_))));
     }

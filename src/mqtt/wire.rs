@@ -1,7 +1,7 @@
 //! The bridge between the session engine and rumqttc's packet codec: one version-neutral view of
 //! the packets the engine sends and receives, encoded and decoded as MQTT 3.1.1 (`v4`) or 5.0.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 use crate::mqtt::options::{Options, ProtocolVersion, Will};
 use crate::mqtt::properties::PublishProperties;
 use bytes::{Bytes, BytesMut};

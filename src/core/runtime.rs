@@ -6,7 +6,7 @@ use tokio::runtime::{Builder, Runtime};
 
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
 
-pub fn get() -> crate::error::Result<&'static Runtime> {
+pub fn get() -> crate::core::error::Result<&'static Runtime> {
     RUNTIME.get_or_try_init(|| {
         Builder::new_multi_thread()
             .worker_threads(1)
@@ -15,7 +15,7 @@ pub fn get() -> crate::error::Result<&'static Runtime> {
             .enable_time()
             .build()
             .map_err(|e| {
-                crate::error::Error::Internal(format!("cannot start the I/O runtime: {e}"))
+                crate::core::error::Error::Internal(format!("cannot start the I/O runtime: {e}"))
             })
     })
 }

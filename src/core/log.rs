@@ -64,8 +64,8 @@ pub fn emit(level: Level, message: &str) {
 /// `log!(Level::Info, "connected to {}", host)`: formats only when the level is enabled.
 macro_rules! log {
     ($level:expr, $($arg:tt)*) => {
-        if $crate::log::enabled($level) {
-            $crate::log::emit($level, &format!($($arg)*));
+        if $crate::core::log::enabled($level) {
+            $crate::core::log::emit($level, &format!($($arg)*));
         }
     };
 }

@@ -1,7 +1,7 @@
 //! Delivery tokens: one per accepted publish, completed when the broker acknowledged it (QoS 1/2)
 //! or it was written (QoS 0), or failed with the reason. Callers may block on one.
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -1,9 +1,8 @@
 //! Opens the byte stream to a broker: DNS, TCP (with TCP_NODELAY) and optionally TLS, all within
 //! one deadline, each failure named by its cause.
 
-use crate::error::{Error, Result};
-use crate::mqtt::options::BrokerAddress;
-use crate::mqtt::tls;
+use crate::core::error::{Error, Result};
+use crate::core::tls;
 use rumqttc::tokio_rustls::TlsConnector;
 use std::io::ErrorKind;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -15,8 +14,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> IoStream for T {}
 
 pub type Stream = Box<dyn IoStream>;
 
+/// One server to connect to (several make a failover list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
 pub async fn open(
-    broker: &BrokerAddress,
+    broker: &Endpoint,
     tls: Option<&TlsConnector>,
     deadline: Instant,
 ) -> Result<Stream> {

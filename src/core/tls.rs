@@ -2,8 +2,7 @@
 //! (CA file or system roots, client certificate with an optionally encrypted key, hostname
 //! verification, minimum version) and names the cause of a failed handshake.
 
-use crate::error::{Error, Result};
-use crate::mqtt::options::{ClientCertificate, TlsOptions, TlsVersion};
+use crate::core::error::{Error, Result};
 use rumqttc::tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -14,7 +13,44 @@ use rumqttc::tokio_rustls::rustls::{
     SignatureScheme,
 };
 use rumqttc::tokio_rustls::TlsConnector;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub key_password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file of trusted CAs; `None` uses the system's trust store.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<ClientCertificate>,
+    pub verify_hostname: bool,
+    /// Accept any certificate: for tests only.
+    pub insecure: bool,
+    pub min_version: TlsVersion,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            ca_file: None,
+            client_cert: None,
+            verify_hostname: true,
+            insecure: false,
+            min_version: TlsVersion::V1_2,
+        }
+    }
+}
 
 pub fn connector(options: &TlsOptions) -> Result<TlsConnector> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
