@@ -141,6 +141,15 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_NOT_CONNECTED = 12,
   /**
+   * The broker's Maximum QoS (MQTT 5.0) is below the QoS asked for; nothing was sent.
+   */
+  EQ1_STATUS_QOS_NOT_SUPPORTED = 13,
+  /**
+   * The broker announced it lacks what the call needs (MQTT 5.0: retain, wildcard, shared
+   * subscriptions or subscription identifiers not available); nothing was sent.
+   */
+  EQ1_STATUS_FEATURE_NOT_SUPPORTED = 14,
+  /**
    * The operation did not complete within its timeout.
    */
   EQ1_STATUS_TIMEOUT = 20,
@@ -216,6 +225,11 @@ typedef enum eq1_status {
    * The message was dropped from the full offline queue (drop-oldest policy).
    */
   EQ1_STATUS_DROPPED = 47,
+  /**
+   * The broker does not support the protocol version asked for (e.g. MQTT 5.0 to a
+   * 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
+   */
+  EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION = 48,
   /**
    * An internal error (a bug): please report it with the detail message.
    */

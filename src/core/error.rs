@@ -28,6 +28,13 @@ pub enum Error {
     QueueFull(String),
     #[error("{0}")]
     NotConnected(String),
+    /// The broker announced a Maximum QoS below the one asked for (MQTT 5.0).
+    #[error("{0}")]
+    QosNotSupported(String),
+    /// The broker announced that it lacks a feature the call needs (retain, wildcards, shared
+    /// subscriptions, subscription identifiers: MQTT 5.0).
+    #[error("{0}")]
+    FeatureNotSupported(String),
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
@@ -56,6 +63,9 @@ pub enum Error {
     NotAuthorized(String),
     #[error("{0}")]
     BrokerRefused(String),
+    /// The broker does not speak the protocol version we asked for.
+    #[error("{0}")]
+    UnsupportedProtocolVersion(String),
     #[error("{0}")]
     SubscribeRefused(String),
     #[error("{0}")]

@@ -34,6 +34,11 @@ pub enum eq1_status {
     QueueFull = 11,
     /// The client is not connected.
     NotConnected = 12,
+    /// The broker's Maximum QoS (MQTT 5.0) is below the QoS asked for; nothing was sent.
+    QosNotSupported = 13,
+    /// The broker announced it lacks what the call needs (MQTT 5.0: retain, wildcard, shared
+    /// subscriptions or subscription identifiers not available); nothing was sent.
+    FeatureNotSupported = 14,
     /// The operation did not complete within its timeout.
     Timeout = 20,
     /// The broker's host refused the TCP connection (nothing listening).
@@ -72,6 +77,9 @@ pub enum eq1_status {
     Disconnected = 46,
     /// The message was dropped from the full offline queue (drop-oldest policy).
     Dropped = 47,
+    /// The broker does not support the protocol version asked for (e.g. MQTT 5.0 to a
+    /// 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
+    UnsupportedProtocolVersion = 48,
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99,
 }
@@ -92,6 +100,9 @@ impl From<&Error> for eq1_status {
             Error::CalledFromCallback(_) => S::CalledFromCallback,
             Error::QueueFull(_) => S::QueueFull,
             Error::NotConnected(_) => S::NotConnected,
+            Error::QosNotSupported(_) => S::QosNotSupported,
+            Error::FeatureNotSupported(_) => S::FeatureNotSupported,
+            Error::UnsupportedProtocolVersion(_) => S::UnsupportedProtocolVersion,
             Error::Timeout(_) => S::Timeout,
             Error::ConnectionRefused(_) => S::ConnectionRefused,
             Error::DnsFailed(_) => S::DnsFailed,
@@ -167,6 +178,14 @@ const NAMES: &[(eq1_status, &std::ffi::CStr)] = &[
         eq1_status::NotConnected,
         c"EQ1_STATUS_NOT_CONNECTED: the client is not connected",
     ),
+    (
+        eq1_status::QosNotSupported,
+        c"EQ1_STATUS_QOS_NOT_SUPPORTED: the broker does not support this QoS",
+    ),
+    (
+        eq1_status::FeatureNotSupported,
+        c"EQ1_STATUS_FEATURE_NOT_SUPPORTED: the broker does not support this feature",
+    ),
     (eq1_status::Timeout, c"EQ1_STATUS_TIMEOUT: timed out"),
     (
         eq1_status::ConnectionRefused,
@@ -236,6 +255,10 @@ const NAMES: &[(eq1_status, &std::ffi::CStr)] = &[
     (
         eq1_status::Dropped,
         c"EQ1_STATUS_DROPPED: dropped from the full offline queue",
+    ),
+    (
+        eq1_status::UnsupportedProtocolVersion,
+        c"EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION: the broker does not support this protocol version",
     ),
     (eq1_status::Internal, c"EQ1_STATUS_INTERNAL: internal error"),
 ];
