@@ -531,7 +531,9 @@ fn v5_topic_alias_is_resolved() {
         peer.expect_silence(Duration::from_millis(200), "after the aliased publishes");
         done_gate.hold();
     });
-    let client = Client::new(options(port, 5)).expect("client");
+    let mut options = options(port, 5);
+    options.set_topic_alias_maximum(4).expect("alias maximum");
+    let client = Client::new(options).expect("client");
     let events = watch_connection(&client);
     connect(&client);
     let (handler, messages) = forwarding_handler();
@@ -752,7 +754,7 @@ fn connack_refusal_codes_map_to_errors() {
     );
     let bad_version = refused_with(1);
     assert!(
-        matches!(bad_version, Err(Error::BrokerRefused(_))),
+        matches!(bad_version, Err(Error::UnsupportedProtocolVersion(_))),
         "{bad_version:?}"
     );
 

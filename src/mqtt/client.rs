@@ -1,14 +1,16 @@
 //! The client handle: what callers (the C boundary, Rust users) hold. Validates every input,
-//! turns calls into commands for the session engine, and owns the dispatcher thread.
+//! turns calls into commands for the driver, and owns the dispatcher thread.
 
+use crate::core::dispatcher::{self as callbacks, Backlog};
 use crate::core::error::{Error, Result};
 use crate::core::runtime;
 use crate::core::tokens::Token;
 use crate::mqtt::dispatcher;
-use crate::mqtt::engine::{Command, ConnectInfo, Engine, Queued};
+use crate::mqtt::driver::{Command, ConnectInfo, Driver};
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::properties::PublishProperties;
-use crate::mqtt::shared::{ConnectionHandler, DeliveryHandler, Event, Shared, State, Stats};
+use crate::mqtt::session::{check_filters_against, check_publish_against, Queued};
+use crate::mqtt::shared::{ConnectionHandler, DeliveryHandler, Dispatch, Shared, State, Stats};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::validate;
 use crate::mqtt::wire::{Codec, OutPublish};
@@ -18,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Slack on top of a caller's timeout for the engine to send its answer back.
@@ -47,19 +49,17 @@ impl Client {
             .unwrap_or_else(generated_client_id);
         let options = Arc::new(options);
         let (events_tx, events_rx) = mpsc::channel();
-        let shared = Arc::new(Shared::new(events_tx));
+        let backlog = Backlog::new(options.inbound_max_messages, options.inbound_max_bytes);
+        let shared = Arc::new(Shared::new(events_tx, backlog));
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let dispatcher = {
             let shared = shared.clone();
             let acks = commands.clone();
-            std::thread::Builder::new()
-                .name("eq1-dispatch".into())
-                .spawn(move || dispatcher::run(shared, events_rx, acks))
-                .map_err(|e| Error::Internal(format!("cannot start the dispatcher thread: {e}")))?
+            callbacks::spawn(move || dispatcher::run(shared, events_rx, acks))?
         };
         let dispatcher_id = dispatcher.thread().id();
-        let engine = Engine::new(options.clone(), shared.clone(), client_id.clone());
-        runtime.spawn(engine.run(command_rx));
+        let driver = Driver::new(options.clone(), shared.clone(), client_id.clone());
+        runtime.spawn(driver.run(command_rx));
         Ok(Client {
             codec: Codec::new(&options),
             options,
@@ -82,6 +82,17 @@ impl Client {
 
     pub fn set_delivery_handler(&self, handler: Option<DeliveryHandler>) {
         self.shared.set_handlers(|h| h.delivery = handler);
+    }
+
+    /// The default message handler: receives every message no subscription's handler takes
+    /// (libmosquitto's on_message, Paho's messageArrived). Messages held because nothing took
+    /// them are handed to it now.
+    pub fn set_message_handler(&self, handler: Option<MessageHandler>) {
+        let added = handler.is_some();
+        self.shared.set_handlers(|h| h.message = handler);
+        if added {
+            self.shared.emit(Dispatch::Redeliver);
+        }
     }
 
     /// The will goes into the next CONNECT; it cannot change while connected.
@@ -178,7 +189,16 @@ impl Client {
                 Some(Arc::new(p))
             }
         };
-        self.check_packet_size(topic.len(), payload.len(), qos, properties.as_deref())?;
+        let message = OutPublish {
+            topic: topic.to_string(),
+            payload: Bytes::copy_from_slice(payload),
+            qos,
+            retain,
+            properties,
+        };
+        let (limits, broker_max) = self.shared.broker_limits();
+        let max_packet = broker_max.min(self.options.max_packet_size as usize);
+        check_publish_against(&limits, max_packet, &self.codec, &message)?;
         match self.shared.state() {
             State::Idle if !self.options.queue_before_connect => {
                 return Err(Error::NotConnected("the client is not connected".into()))
@@ -191,13 +211,6 @@ impl Client {
         let weight = (topic.len() + payload.len()) as u64;
         self.reserve_outbox_space(weight)?;
         let token = self.shared.tokens.issue();
-        let message = OutPublish {
-            topic: topic.to_string(),
-            payload: Bytes::copy_from_slice(payload),
-            qos,
-            retain,
-            properties,
-        };
         if self
             .commands
             .send(Command::Publish(Queued { token, message }))
@@ -257,29 +270,6 @@ impl Client {
         counters.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
     }
 
-    fn check_packet_size(
-        &self,
-        topic_len: usize,
-        payload_len: usize,
-        qos: u8,
-        properties: Option<&PublishProperties>,
-    ) -> Result<()> {
-        let size = self
-            .codec
-            .publish_size(topic_len, payload_len, qos, properties);
-        let broker = self.shared.broker_max_packet.load(Ordering::Acquire);
-        let limit = match broker {
-            0 => self.options.max_packet_size as u64,
-            b => b.min(self.options.max_packet_size as u64),
-        };
-        if size as u64 > limit {
-            return Err(Error::PayloadTooLarge(format!(
-                "a PUBLISH with a {payload_len}-byte payload is {size} bytes; the maximum packet size is {limit}"
-            )));
-        }
-        Ok(())
-    }
-
     /// Blocks until the publish behind `token` completed, failed, or `timeout` passed.
     pub fn wait(&self, token: Token, timeout: Duration) -> Result<()> {
         self.shared.tokens.wait(token, timeout)
@@ -294,62 +284,96 @@ impl Client {
         handler: MessageHandler,
         timeout: Duration,
     ) -> Result<Qos> {
+        let deadline = Instant::now() + timeout;
         validate::topic_filter(filter)?;
-        let qos = qos as u8;
+        let filters = vec![(filter.to_string(), qos)];
+        check_filters_against(&self.shared.broker_limits().0, &filters)?;
         match self.shared.state() {
             State::Idle | State::Connecting | State::Disconnecting => {
                 return Err(Error::NotConnected("the client is not connected".into()))
             }
             State::Connected | State::Reconnecting => {}
         }
-        let replaced = self.shared.subscriptions().insert(filter, qos, handler);
-        if replaced && !self.in_callback() {
-            // The old handler's user data may be freed once we return.
-            self.shared.wait_for_running_handler();
-        }
+        let replaced = self
+            .shared
+            .subscriptions()
+            .insert(filter, qos as u8, handler);
+        // Messages held for lack of a route may have one now.
+        self.shared.emit(Dispatch::Redeliver);
         let (reply, answer) = mpsc::sync_channel(1);
-        let command = Command::Subscribe {
-            filter: filter.to_string(),
-            qos,
-            reply,
-        };
-        if self.commands.send(command).is_err() {
+        if self
+            .commands
+            .send(Command::Subscribe { filters, reply })
+            .is_err()
+        {
             self.shared.subscriptions().remove(filter);
             return Err(engine_gone());
         }
-        let granted = wait_reply(&answer, timeout, "subscribe")??;
-        Qos::from_u8(granted).ok_or_else(|| {
-            Error::Protocol(format!(
-                "broker granted QoS {granted}, which does not exist"
-            ))
-        })
+        if replaced && !self.in_callback() {
+            // The old handler's user data may be freed once we return.
+            self.wait_for_callbacks(deadline, "subscribe")?;
+        }
+        let outcome = wait_reply(&answer, remaining(deadline), "subscribe")?.and_then(|granted| {
+            granted
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Err(Error::Protocol("SUBACK without a return code".into())))
+        });
+        if let Err(e) = &outcome {
+            if !matches!(e, Error::Timeout(_)) {
+                self.shared.subscriptions().remove(filter);
+            }
+        }
+        outcome
     }
 
     /// Removes the subscription (its handler is not called again) and waits for UNSUBACK.
     pub fn unsubscribe(&self, filter: &str, timeout: Duration) -> Result<()> {
-        validate::topic_filter(filter)?;
-        if !self.shared.subscriptions().remove(filter) {
-            return Err(Error::InvalidArgument(format!(
-                "there is no subscription to '{filter}'"
-            )));
+        self.unsubscribe_many(&[filter], timeout)
+    }
+
+    /// Unsubscribes several filters with one UNSUBSCRIBE. Any filter may be given, also one
+    /// this handle never subscribed (a persistent session from an earlier run may hold it).
+    /// Once it returns, no removed handler is called again; a handler still running from
+    /// another thread's point of view is waited for within `timeout`.
+    pub fn unsubscribe_many(&self, filters: &[&str], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        if filters.is_empty() {
+            return Err(Error::InvalidArgument("no filter to unsubscribe".into()));
         }
-        // From here on its handler is not called again: wait out a call already running
-        // (unless that call is us, unsubscribing from inside a callback).
-        if !self.in_callback() {
-            self.shared.wait_for_running_handler();
+        for filter in filters {
+            validate::topic_filter(filter)?;
         }
-        if self.shared.state() == State::Idle {
-            return Ok(());
+        {
+            let mut routes = self.shared.subscriptions();
+            for filter in filters {
+                routes.remove(filter);
+            }
         }
         let (reply, answer) = mpsc::sync_channel(1);
         let command = Command::Unsubscribe {
-            filter: filter.to_string(),
+            filters: filters.iter().map(|f| f.to_string()).collect(),
             reply,
         };
         if self.commands.send(command).is_err() {
             return Err(engine_gone());
         }
-        wait_reply(&answer, timeout, "unsubscribe")?
+        // From here on its handler is not called again: wait out a call already running
+        // (unless that call is us, unsubscribing from inside a callback).
+        if !self.in_callback() {
+            self.wait_for_callbacks(deadline, "unsubscribe")?;
+        }
+        wait_reply(&answer, remaining(deadline), "unsubscribe")?
+    }
+
+    fn wait_for_callbacks(&self, deadline: Instant, what: &str) -> Result<()> {
+        if self.shared.gate.wait_idle(remaining(deadline)) {
+            Ok(())
+        } else {
+            Err(Error::Timeout(format!(
+                "{what}: a message callback of this client was still running when the timeout passed (the change is made; the running call may still use the old handler)"
+            )))
+        }
     }
 
     /// Waits up to `timeout` for in-flight QoS 1/2 publishes, then sends DISCONNECT. What is
@@ -371,8 +395,8 @@ impl Client {
         {
             return Err(engine_gone());
         }
-        // The engine answers after DISCONNECT went out (bounded by its own 2 s close).
-        wait_reply(&answer, timeout + Duration::from_secs(3), "disconnect")
+        // The driver answers after DISCONNECT went out (bounded by its own 2 s close).
+        wait_reply(&answer, timeout + Duration::from_secs(3), "disconnect")?
     }
 
     pub fn is_connected(&self) -> bool {
@@ -403,7 +427,7 @@ impl Client {
             .take();
         if let Some(dispatcher) = dispatcher {
             self.shared.closing.store(true, Ordering::Release);
-            self.shared.emit(Event::Shutdown);
+            self.shared.emit(Dispatch::Shutdown);
             let _ = dispatcher.join();
         }
         Ok(())
@@ -427,6 +451,10 @@ fn wait_reply<T>(answer: &Receiver<T>, timeout: Duration, what: &str) -> Result<
             )),
             mpsc::RecvTimeoutError::Disconnected => engine_gone(),
         })
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
 }
 
 fn engine_gone() -> Error {

@@ -1,46 +1,56 @@
-//! The dispatcher thread: calls a client's user callbacks one at a time, in the order events
-//! arrived, so that callbacks never run on the I/O runtime and a slow one never stalls keep-alive.
+//! A client's dispatcher thread: calls the user's callbacks one at a time, in the order events
+//! arrived. A received message goes to every subscription whose filter matches it, else to the
+//! default message callback; with neither, a QoS 1/2 message is held (not acknowledged, still
+//! counted in the inbound backlog) until a matching subscription or the default callback
+//! appears, so that a message the broker queued for a persistent session is never
+//! acknowledged and then dropped.
 
+use crate::core::dispatcher::guarded;
 use crate::core::log::{log, Level};
-use crate::mqtt::engine::Command;
-use crate::mqtt::shared::{Event, Shared};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::mqtt::driver::Command;
+use crate::mqtt::session::AckTicket;
+use crate::mqtt::shared::{Dispatch, Shared};
+use crate::mqtt::subscriptions::MessageHandler;
+use crate::mqtt::Message;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub fn run(shared: Arc<Shared>, events: Receiver<Event>, engine: UnboundedSender<Command>) {
+struct Dispatcher {
+    shared: Arc<Shared>,
+    driver: UnboundedSender<Command>,
+    /// Messages no callback took yet, oldest first.
+    held: VecDeque<(Message, Option<AckTicket>)>,
+}
+
+pub fn run(shared: Arc<Shared>, events: Receiver<Dispatch>, driver: UnboundedSender<Command>) {
+    let mut dispatcher = Dispatcher {
+        shared,
+        driver,
+        held: VecDeque::new(),
+    };
     while let Ok(event) = events.recv() {
         // A client being freed runs no more callbacks, however many events are still queued.
-        if shared.closing.load(Ordering::Acquire) {
+        if dispatcher.shared.closing.load(Ordering::Acquire) {
             return;
         }
         match event {
-            Event::Shutdown => return,
-            Event::Message(message, ack) => {
-                {
-                    // Held across the handlers of this message: an unsubscribe from another
-                    // thread removes the entry first and then waits for this lock, so a handler
-                    // it removed is either not collected here or runs before it returns.
-                    let _running = shared.dispatching.lock().unwrap_or_else(|p| p.into_inner());
-                    let handlers = shared.subscriptions().handlers_for(&message.topic);
-                    for handler in handlers {
-                        guarded("message", || handler(&message));
-                    }
-                }
-                if let Some(ticket) = ack {
-                    // The engine may be gone (client being freed): the broker will resend.
-                    let _ = engine.send(Command::Ack(ticket));
-                }
+            Dispatch::Shutdown => return,
+            Dispatch::Message(message, ticket) => {
+                // Held messages are older: they go first once they have somewhere to go.
+                dispatcher.release_held();
+                dispatcher.deliver(message, ticket);
             }
-            Event::Connection(connection) => {
-                if let Some(handler) = shared.handlers().connection {
+            Dispatch::Redeliver => dispatcher.release_held(),
+            Dispatch::Connection(connection) => {
+                if let Some(handler) = dispatcher.shared.handlers().connection {
                     guarded("connection", || handler(&connection));
                 }
             }
-            Event::Delivery(token, result) => {
-                if let Some(handler) = shared.handlers().delivery {
+            Dispatch::Delivery(token, result) => {
+                if let Some(handler) = dispatcher.shared.handlers().delivery {
                     guarded("delivery", || handler(token, &result));
                 }
             }
@@ -48,12 +58,67 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>, engine: UnboundedSender
     }
 }
 
-// A handler that panics (a Rust user's closure) must not take the dispatcher down with it.
-fn guarded(what: &str, call: impl FnOnce()) {
-    if catch_unwind(AssertUnwindSafe(call)).is_err() {
-        log!(
-            Level::Error,
-            "a {what} callback panicked; the client continues"
-        );
+impl Dispatcher {
+    /// Runs the message's handlers, then acknowledges it; holds it when there are none.
+    fn deliver(&mut self, message: Message, ticket: Option<AckTicket>) {
+        let delivered = {
+            // Held across the handlers of this message: an unsubscribe from another thread
+            // removes the route first and then waits for the gate, so a handler it removed is
+            // either not collected here or has returned before the unsubscribe does.
+            let _running = self.shared.gate.enter();
+            let handlers = self.handlers_for(&message.topic);
+            for handler in &handlers {
+                guarded("message", || handler(&message));
+            }
+            !handlers.is_empty()
+        };
+        if !delivered && ticket.is_some() {
+            if self.held.is_empty() {
+                log!(
+                    Level::Warn,
+                    "a QoS {} message on '{}' matches no subscription and no default message callback is set: held until one is",
+                    message.qos,
+                    message.topic
+                );
+            }
+            self.held.push_back((message, ticket));
+            return;
+        }
+        if !delivered {
+            log!(
+                Level::Debug,
+                "QoS 0 message on '{}' matches no subscription: dropped",
+                message.topic
+            );
+        }
+        self.shared
+            .backlog
+            .remove(message.payload.len() + message.topic.len());
+        if let Some(ticket) = ticket {
+            // The driver may be gone (client being freed): the broker will resend.
+            let _ = self.driver.send(Command::Ack(ticket));
+        }
+    }
+
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        // In arrival order; one still without a route does not block the others.
+        for (message, ticket) in std::mem::take(&mut self.held) {
+            if self.handlers_for(&message.topic).is_empty() {
+                self.held.push_back((message, ticket));
+            } else {
+                self.deliver(message, ticket);
+            }
+        }
+    }
+
+    fn handlers_for(&self, topic: &str) -> Vec<MessageHandler> {
+        let handlers = self.shared.subscriptions().handlers_for(topic);
+        if !handlers.is_empty() {
+            return handlers;
+        }
+        self.shared.handlers().message.into_iter().collect()
     }
 }

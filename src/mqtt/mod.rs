@@ -2,12 +2,12 @@
 //! the session engine behind it runs on the library's runtime thread.
 
 pub mod client;
-mod connection;
 mod dispatcher;
-mod engine;
+mod driver;
 pub mod options;
 mod packet_ids;
 pub mod properties;
+pub mod session;
 pub mod shared;
 pub mod subscriptions;
 pub mod validate;
@@ -15,7 +15,7 @@ mod wire;
 
 pub use crate::core::tokens::Token;
 pub use client::Client;
-pub use engine::ConnectInfo;
+pub use driver::ConnectInfo;
 pub use options::{Endpoint, Options, ProtocolVersion, QueueFullPolicy, Will};
 pub use properties::PublishProperties;
 pub use shared::{ConnectionEvent, ConnectionState, Stats};

@@ -32,6 +32,21 @@ pub struct Will {
     pub retain: bool,
 }
 
+/// MQTT 5.0 CONNECT properties: sent only when the user set them (a broker applies the spec's
+/// defaults to the rest, and a strict one rejects values it does not like).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct V5ConnectOptions {
+    /// How many unacknowledged QoS 1/2 messages the broker may send us at once (absent: 65,535).
+    pub receive_maximum: Option<u16>,
+    /// Send our maximum packet size (set by `set_max_packet_size`).
+    pub announce_max_packet_size: bool,
+    /// How many topic aliases the broker may use towards us (0: none, not sent).
+    pub topic_alias_maximum: u16,
+    pub request_response_information: Option<bool>,
+    pub request_problem_information: Option<bool>,
+    pub user_properties: Vec<(String, String)>,
+}
+
 /// Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
 pub const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
 
@@ -58,6 +73,13 @@ pub struct Options {
     pub queue_max_bytes: usize,
     pub queue_full_policy: QueueFullPolicy,
     pub queue_before_connect: bool,
+    /// Received messages waiting for callbacks: beyond either bound the socket is not read
+    /// (the broker holds the rest: TCP flow control, and its inflight window for QoS 1/2).
+    pub inbound_max_messages: usize,
+    pub inbound_max_bytes: usize,
+    pub v5_connect: V5ConnectOptions,
+    /// An MQTT 5.0 CONNECT refused for its protocol version is retried as MQTT 3.1.1.
+    pub protocol_fallback: bool,
 }
 
 impl Default for Options {
@@ -87,6 +109,10 @@ impl Default for Options {
             queue_max_bytes: 64 * 1024 * 1024,
             queue_full_policy: QueueFullPolicy::RejectNew,
             queue_before_connect: false,
+            inbound_max_messages: 10_000,
+            inbound_max_bytes: 32 * 1024 * 1024,
+            v5_connect: V5ConnectOptions::default(),
+            protocol_fallback: false,
         }
     }
 }
@@ -174,6 +200,42 @@ impl Options {
             )));
         }
         self.max_packet_size = bytes as u32;
+        self.v5_connect.announce_max_packet_size = true;
+        Ok(())
+    }
+
+    pub fn set_receive_maximum(&mut self, maximum: i32) -> Result<()> {
+        self.v5_connect.receive_maximum =
+            Some(in_range("receive maximum", maximum, 1, 65_535)? as u16);
+        Ok(())
+    }
+
+    pub fn set_topic_alias_maximum(&mut self, maximum: i32) -> Result<()> {
+        self.v5_connect.topic_alias_maximum =
+            in_range("topic alias maximum", maximum, 0, 65_535)? as u16;
+        Ok(())
+    }
+
+    pub fn add_connect_user_property(&mut self, name: &str, value: &str) -> Result<()> {
+        if name.len() > validate::MAX_STRING_LEN || value.len() > validate::MAX_STRING_LEN {
+            return Err(Error::InvalidArgument(
+                "a user property name or value is longer than 65,535 bytes".into(),
+            ));
+        }
+        self.v5_connect
+            .user_properties
+            .push((name.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    pub fn set_inbound_queue(&mut self, max_messages: i64, max_bytes: i64) -> Result<()> {
+        if max_messages < 1 || max_bytes < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "inbound queue limits of {max_messages} messages and {max_bytes} bytes must both be at least 1"
+            )));
+        }
+        self.inbound_max_messages = max_messages as usize;
+        self.inbound_max_bytes = max_bytes.min(usize::MAX as i64) as usize;
         Ok(())
     }
 

@@ -1,10 +1,16 @@
-//! State shared between a client's handle (caller threads), its session engine (runtime thread)
-//! and its dispatcher thread: tokens, subscriptions, connection state, counters, event queue.
+//! What a client's three sides coordinate through: the handle (caller threads), the driver
+//! (runtime thread) and the dispatcher (callback thread). Session state is not here: the
+//! session state machine owns it. Here are tokens, the callback routes, connection state,
+//! counters, the bounded event queue to the dispatcher, and the broker limits the handle
+//! checks publishes against.
 
+use crate::core::dispatcher::{Backlog, CallbackGate};
 use crate::core::error::{Error, Result};
 use crate::core::tokens::{Token, Tokens};
 use crate::mqtt::options::Endpoint;
-use crate::mqtt::subscriptions::SubscriptionTable;
+use crate::mqtt::session::AckTicket;
+use crate::mqtt::subscriptions::{MessageHandler, SubscriptionTable};
+use crate::mqtt::wire::BrokerLimits;
 use crate::mqtt::Message;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
@@ -37,23 +43,13 @@ pub struct ConnectionEvent {
     pub broker: Option<Endpoint>,
 }
 
-/// The acknowledgement a received QoS 1/2 message still owes the broker: sent once its
-/// handlers have returned, so a slow consumer slows the broker (its inflight window) instead
-/// of piling messages up in memory, and a message is acknowledged only after the application
-/// saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AckTicket {
-    /// Which connection received it: an acknowledgement is only valid on that connection.
-    pub connection: u64,
-    pub pkid: u16,
-    pub qos: u8,
-}
-
 /// What the dispatcher thread delivers to user callbacks, in order.
-pub enum Event {
+pub enum Dispatch {
     Message(Message, Option<AckTicket>),
     Connection(ConnectionEvent),
     Delivery(Token, Result<()>),
+    /// A route was added: held messages may have a callback now.
+    Redeliver,
     Shutdown,
 }
 
@@ -64,6 +60,8 @@ pub type DeliveryHandler = Arc<dyn Fn(Token, &Result<()>) + Send + Sync>;
 pub struct Handlers {
     pub connection: Option<ConnectionHandler>,
     pub delivery: Option<DeliveryHandler>,
+    /// Receives every message that no subscription's handler takes.
+    pub message: Option<MessageHandler>,
 }
 
 /// Counters since the client was created.
@@ -100,35 +98,46 @@ pub fn bump(counter: &AtomicU64, by: u64) {
 
 pub struct Shared {
     pub tokens: Tokens,
+    /// Which handler receives which topic (the dispatcher's routing table).
     pub subscriptions: Mutex<SubscriptionTable>,
     pub handlers: Mutex<Handlers>,
     pub counters: Counters,
     state: AtomicU8,
-    /// The current broker's maximum packet size (v5 CONNACK), 0 when it set none.
-    pub broker_max_packet: AtomicU64,
+    /// The current broker's announced limits and its maximum packet size for us.
+    pub broker_limits: Mutex<(BrokerLimits, usize)>,
     has_delivery_handler: AtomicBool,
-    events: Sender<Event>,
-    /// Held by the dispatcher while it runs the handlers of one message: unsubscribe takes it
-    /// to wait until a handler it removed has returned.
-    pub dispatching: Mutex<()>,
+    events: Sender<Dispatch>,
+    /// Received messages not yet handled by callbacks (held ones included): bounded, the
+    /// driver stops reading while it is full.
+    pub backlog: Backlog,
+    /// Lets unsubscribe wait until a handler it removed has returned.
+    pub gate: CallbackGate,
     /// Set when the client is being freed: the dispatcher drops what is still queued.
     pub closing: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(events: Sender<Event>) -> Shared {
+    pub fn new(events: Sender<Dispatch>, backlog: Backlog) -> Shared {
         Shared {
             tokens: Tokens::default(),
             subscriptions: Mutex::default(),
             handlers: Mutex::default(),
             counters: Counters::default(),
             state: AtomicU8::new(State::Idle as u8),
-            broker_max_packet: AtomicU64::new(0),
+            broker_limits: Mutex::new((
+                BrokerLimits::default(),
+                crate::mqtt::options::MQTT_MAX_PACKET_SIZE as usize,
+            )),
             has_delivery_handler: AtomicBool::new(false),
             events,
-            dispatching: Mutex::new(()),
+            backlog,
+            gate: CallbackGate::default(),
             closing: AtomicBool::new(false),
         }
+    }
+
+    pub fn broker_limits(&self) -> (BrokerLimits, usize) {
+        *self.broker_limits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn state(&self) -> State {
@@ -155,11 +164,6 @@ impl Shared {
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Returns once no message handler is running (none may start on a removed subscription).
-    pub fn wait_for_running_handler(&self) {
-        drop(self.dispatching.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-
     pub fn handlers(&self) -> Handlers {
         self.handlers
             .lock()
@@ -174,7 +178,7 @@ impl Shared {
             .store(handlers.delivery.is_some(), Ordering::Release);
     }
 
-    pub fn emit(&self, event: Event) {
+    pub fn emit(&self, event: Dispatch) {
         // The dispatcher may already be gone (client being freed): nothing left to tell.
         let _ = self.events.send(event);
     }
@@ -189,7 +193,7 @@ impl Shared {
         }
         self.tokens.complete(token, &result);
         if self.has_delivery_handler.load(Ordering::Acquire) {
-            self.emit(Event::Delivery(token, result));
+            self.emit(Dispatch::Delivery(token, result));
         }
     }
 
@@ -198,7 +202,7 @@ impl Shared {
         self.tokens.complete_all_ok(tokens);
         if self.has_delivery_handler.load(Ordering::Acquire) {
             for token in tokens {
-                self.emit(Event::Delivery(*token, Ok(())));
+                self.emit(Dispatch::Delivery(*token, Ok(())));
             }
         }
     }

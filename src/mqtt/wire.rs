@@ -33,16 +33,29 @@ pub struct InPublish {
 }
 
 /// How the broker answered CONNECT.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConnAck {
     pub session_present: bool,
-    /// `Ok` when accepted, otherwise the error naming the refusal.
+    /// `None` when accepted, otherwise the error naming the refusal.
     pub refusal: Option<Error>,
-    /// v5: the broker's maximum packet size, receive maximum, assigned client id, keep-alive.
-    pub max_packet_size: Option<u32>,
-    pub receive_maximum: Option<u16>,
+    /// v5: what the broker announced about itself.
+    pub limits: BrokerLimits,
     pub assigned_client_id: Option<String>,
     pub server_keep_alive: Option<u16>,
+}
+
+/// What a v5 broker announced in CONNACK (all absent on 3.1.1, where nothing is announced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BrokerLimits {
+    pub receive_maximum: Option<u16>,
+    pub maximum_packet_size: Option<u32>,
+    /// 0 or 1 when announced; absent means 2.
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<bool>,
+    pub wildcard_available: Option<bool>,
+    pub shared_available: Option<bool>,
+    pub subscription_ids_available: Option<bool>,
+    pub topic_alias_maximum: Option<u16>,
 }
 
 /// Everything a broker may send, in one shape for both protocol versions.
@@ -62,6 +75,25 @@ pub enum Incoming {
     Disconnect(String),
     /// A packet only a client may send (CONNECT, SUBSCRIBE, PINGREQ, AUTH...).
     Unexpected(&'static str),
+}
+
+impl Incoming {
+    /// The packet type's name, for messages that must not embed a packet's contents.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Incoming::ConnAck(_) => "CONNACK",
+            Incoming::Publish(..) => "PUBLISH",
+            Incoming::PubAck(..) => "PUBACK",
+            Incoming::PubRec(..) => "PUBREC",
+            Incoming::PubRel(_) => "PUBREL",
+            Incoming::PubComp(_) => "PUBCOMP",
+            Incoming::SubAck(..) => "SUBACK",
+            Incoming::UnsubAck(_) => "UNSUBACK",
+            Incoming::PingResp => "PINGRESP",
+            Incoming::Disconnect(_) => "DISCONNECT",
+            Incoming::Unexpected(name) => name,
+        }
+    }
 }
 
 /// Encodes and decodes for one protocol version and one maximum incoming packet size.
@@ -97,6 +129,10 @@ impl Codec {
             version: options.version,
             max_incoming: options.max_packet_size,
         }
+    }
+
+    pub fn with_version(self, version: ProtocolVersion) -> Codec {
+        Codec { version, ..self }
     }
 
     /// Size of the PUBLISH packet for this message, to check against packet-size limits.
@@ -148,15 +184,20 @@ impl Codec {
                 connect.write(buf).map_err(codec_error)?;
             }
             ProtocolVersion::V5 => {
+                // Only what the user configured: a broker applies the defaults of the spec to
+                // the rest, and a strict one rejects values it does not like.
+                let v5 = &options.v5_connect;
                 let properties = v5::ConnectProperties {
                     session_expiry_interval: (options.session_expiry > 0)
                         .then_some(options.session_expiry),
-                    receive_maximum: Some(u16::MAX),
-                    max_packet_size: Some(options.max_packet_size),
-                    topic_alias_max: None,
-                    request_response_info: None,
-                    request_problem_info: None,
-                    user_properties: Vec::new(),
+                    receive_maximum: v5.receive_maximum,
+                    max_packet_size: v5
+                        .announce_max_packet_size
+                        .then_some(options.max_packet_size),
+                    topic_alias_max: (v5.topic_alias_maximum > 0).then_some(v5.topic_alias_maximum),
+                    request_response_info: v5.request_response_information.map(u8::from),
+                    request_problem_info: v5.request_problem_information.map(u8::from),
+                    user_properties: v5.user_properties.clone(),
                     authentication_method: None,
                     authentication_data: None,
                 };
@@ -267,17 +308,17 @@ impl Codec {
         .map(drop)
     }
 
-    pub fn unsubscribe(&self, pkid: u16, filter: &str, buf: &mut BytesMut) -> Result<()> {
+    pub fn unsubscribe(&self, pkid: u16, filters: &[String], buf: &mut BytesMut) -> Result<()> {
         match self.version {
             ProtocolVersion::V311 => v4::Unsubscribe {
                 pkid,
-                topics: vec![filter.to_string()],
+                topics: filters.to_vec(),
             }
             .write(buf)
             .map_err(codec_error),
             ProtocolVersion::V5 => v5::Unsubscribe {
                 pkid,
-                filters: vec![filter.to_string()],
+                filters: filters.to_vec(),
                 properties: None,
             }
             .write(buf)
@@ -291,9 +332,16 @@ impl Codec {
         buf.extend_from_slice(&[0xC0, 0x00]);
     }
 
-    pub fn disconnect(&self, buf: &mut BytesMut) {
-        // v3.1.1 DISCONNECT and v5 DISCONNECT with reason 0x00 and no properties are both 0xE0 0x00.
-        buf.extend_from_slice(&[0xE0, 0x00]);
+    /// DISCONNECT; on v5 with `reason` (0x00 normal, 0x81 malformed packet, 0x82 protocol
+    /// error, 0x93 receive maximum exceeded, ...). 3.1.1 has no reason: the connection closes.
+    pub fn disconnect(&self, reason: u8, buf: &mut BytesMut) {
+        match (self.version, reason) {
+            // v3.1.1 DISCONNECT and v5 DISCONNECT with reason 0x00 are both 0xE0 0x00.
+            (ProtocolVersion::V311, _) | (ProtocolVersion::V5, 0) => {
+                buf.extend_from_slice(&[0xE0, 0x00])
+            }
+            (ProtocolVersion::V5, code) => buf.extend_from_slice(&[0xE0, 0x01, code]),
+        }
     }
 
     /// Decodes the next whole packet from `buf`; `Ok(None)` when more bytes are needed.
@@ -374,8 +422,8 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
                 C::NotAuthorized => Some(Error::NotAuthorized(
                     "broker refused the connection: not authorized".into(),
                 )),
-                C::RefusedProtocolVersion => Some(Error::BrokerRefused(
-                    "broker refused the connection: unacceptable protocol version".into(),
+                C::RefusedProtocolVersion => Some(Error::UnsupportedProtocolVersion(
+                    "broker refused the connection: unacceptable protocol version (it does not speak MQTT 3.1.1)".into(),
                 )),
                 C::BadClientId => Some(Error::InvalidClientId(
                     "broker refused the connection: client identifier rejected".into(),
@@ -387,10 +435,7 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
             Incoming::ConnAck(ConnAck {
                 session_present: ack.session_present,
                 refusal,
-                max_packet_size: None,
-                receive_maximum: None,
-                assigned_client_id: None,
-                server_keep_alive: None,
+                ..ConnAck::default()
             })
         }
         v4::Packet::Publish(p) => Incoming::Publish(
@@ -435,6 +480,9 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
     if let Some(disconnect) = short_v5_disconnect(buf)? {
         return Ok(disconnect);
     }
+    if let Some(refusal) = v311_connack_to_v5(buf) {
+        return Ok(Some(refusal));
+    }
     let before = buf.len();
     let packet = match v5::Packet::read(buf, Some(max)) {
         Ok(p) => p,
@@ -446,11 +494,23 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         v5::Packet::ConnAck(ack) => {
             let refusal = v5_connack_refusal(ack.code, ack.properties.as_ref());
             let props = ack.properties;
+            let flag = |f: Option<u8>| f.map(|f| f != 0);
             Incoming::ConnAck(ConnAck {
                 session_present: ack.session_present,
                 refusal,
-                max_packet_size: props.as_ref().and_then(|p| p.max_packet_size),
-                receive_maximum: props.as_ref().and_then(|p| p.receive_max),
+                limits: props
+                    .as_ref()
+                    .map(|p| BrokerLimits {
+                        receive_maximum: p.receive_max,
+                        maximum_packet_size: p.max_packet_size,
+                        maximum_qos: p.max_qos,
+                        retain_available: flag(p.retain_available),
+                        wildcard_available: flag(p.wildcard_subscription_available),
+                        shared_available: flag(p.shared_subscription_available),
+                        subscription_ids_available: flag(p.subscription_identifiers_available),
+                        topic_alias_maximum: p.topic_alias_max,
+                    })
+                    .unwrap_or_default(),
                 assigned_client_id: props
                     .as_ref()
                     .and_then(|p| p.assigned_client_identifier.clone()),
@@ -545,6 +605,21 @@ fn short_v5_disconnect(buf: &mut BytesMut) -> Result<Option<Option<Incoming>>> {
     )))))
 }
 
+/// A broker that speaks only 3.1.1 answers a v5 CONNECT with a 3.1.1 CONNACK refusing the
+/// protocol version (`20 02 00 01`): a refusal to report as such, not a malformed packet.
+fn v311_connack_to_v5(buf: &mut BytesMut) -> Option<Incoming> {
+    if buf.len() < 4 || buf[..2] != [0x20, 0x02] || buf[3] != 0x01 || buf[2] != 0 {
+        return None;
+    }
+    let _ = buf.split_to(4);
+    Some(Incoming::ConnAck(ConnAck {
+        refusal: Some(Error::UnsupportedProtocolVersion(
+            "broker refused the connection: it does not speak MQTT 5.0 (it answered with an MQTT 3.1.1 CONNACK, unacceptable protocol version)".into(),
+        )),
+        ..ConnAck::default()
+    }))
+}
+
 fn v5_connack_refusal(
     code: v5::ConnectReturnCode,
     properties: Option<&v5::ConnAckProperties>,
@@ -562,6 +637,9 @@ fn v5_connack_refusal(
         C::BadClientId | C::ClientIdentifierNotValid => {
             Some(Error::InvalidClientId(text("client identifier not valid")))
         }
+        C::UnsupportedProtocolVersion => Some(Error::UnsupportedProtocolVersion(text(
+            "unsupported protocol version",
+        ))),
         other => Some(Error::BrokerRefused(text(&format!("{other:?}")))),
     }
 }

@@ -1,0 +1,167 @@
+//! The callback side of a client: one thread per client runs the application's callbacks one
+//! at a time, in order, so that callbacks never run on the I/O runtime and a slow one never
+//! stalls the connection. Here is what any protocol's dispatcher needs: the thread, the gate
+//! that lets another thread wait until a callback has returned, the bounded backlog in front
+//! of the callbacks, and panic containment.
+
+use crate::core::log::{log, Level};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Starts the dispatcher thread.
+pub fn spawn(body: impl FnOnce() + Send + 'static) -> crate::core::error::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("eq1-dispatch".into())
+        .spawn(body)
+        .map_err(|e| {
+            crate::core::error::Error::Internal(format!("cannot start the dispatcher thread: {e}"))
+        })
+}
+
+/// A callback that panics (a Rust user's closure) must not take the dispatcher down with it.
+pub fn guarded(what: &str, call: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(call)).is_err() {
+        log!(
+            Level::Error,
+            "a {what} callback panicked; the client continues"
+        );
+    }
+}
+
+/// Tells other threads whether a callback is running, so that one which removed a callback
+/// can wait (with a timeout) until a call already under way has returned.
+#[derive(Default)]
+pub struct CallbackGate {
+    running: Mutex<bool>,
+    idle: Condvar,
+}
+
+pub struct Running<'a>(&'a CallbackGate);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.idle.notify_all();
+    }
+}
+
+impl CallbackGate {
+    /// Held by the dispatcher while it runs the callbacks of one event.
+    pub fn enter(&self) -> Running<'_> {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        Running(self)
+    }
+
+    /// Returns true once no callback runs, false if one still runs after `timeout`.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            running = self
+                .idle
+                .wait_timeout(running, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// The received work waiting for callbacks, bounded in items and bytes. The I/O side stops
+/// reading from the peer while it is full (the peer then holds the rest: TCP flow control),
+/// and is woken when the dispatcher has made room.
+pub struct Backlog {
+    items: AtomicUsize,
+    bytes: AtomicUsize,
+    max_items: usize,
+    max_bytes: usize,
+    room: tokio::sync::Notify,
+    waiting: AtomicBool,
+}
+
+impl Backlog {
+    pub fn new(max_items: usize, max_bytes: usize) -> Backlog {
+        Backlog {
+            items: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            max_items: max_items.max(1),
+            max_bytes: max_bytes.max(1),
+            room: tokio::sync::Notify::new(),
+            waiting: AtomicBool::new(false),
+        }
+    }
+
+    pub fn add(&self, bytes: usize) {
+        self.items.fetch_add(1, Ordering::AcqRel);
+        self.bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    pub fn remove(&self, bytes: usize) {
+        self.items.fetch_sub(1, Ordering::AcqRel);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) && !self.is_full() {
+            self.waiting.store(false, Ordering::Release);
+            self.room.notify_one();
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.items.load(Ordering::Acquire) >= self.max_items
+            || self.bytes.load(Ordering::Acquire) >= self.max_bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves once there is room (at once if there is).
+    pub async fn room(&self) {
+        loop {
+            let notified = self.room.notified();
+            self.waiting.store(true, Ordering::Release);
+            if !self.is_full() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn gate_wait_times_out_while_a_callback_runs() {
+        let gate = Arc::new(CallbackGate::default());
+        let running = gate.enter();
+        assert!(!gate.wait_idle(Duration::from_millis(20)));
+        drop(running);
+        assert!(gate.wait_idle(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn backlog_is_full_at_either_bound() {
+        let backlog = Backlog::new(2, 100);
+        backlog.add(10);
+        assert!(!backlog.is_full());
+        backlog.add(10);
+        assert!(backlog.is_full());
+        backlog.remove(10);
+        assert!(!backlog.is_full());
+        backlog.add(200);
+        assert!(backlog.is_full());
+    }
+}

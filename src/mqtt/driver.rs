@@ -1,0 +1,733 @@
+//! The driver: one tokio task per client that owns the socket, the timers and reconnection
+//! (backoff, failover), and nothing else. Every MQTT decision is the session's
+//! (`session.rs`); the driver feeds it commands, packets and the time, writes what it
+//! encodes, and hands its events to tokens, waiters and the dispatcher.
+
+use crate::core::backoff::Backoff;
+use crate::core::error::{Error, Result};
+use crate::core::log::{log, Level};
+use crate::core::tls;
+use crate::core::transport::{self, Endpoint, Stream};
+use crate::mqtt::options::{Options, Will};
+use crate::mqtt::session::{reason, AckTicket, Event, Outcome, Queued, Session, Transmit};
+use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Dispatch, Shared, State};
+use crate::mqtt::wire::Incoming;
+use crate::mqtt::Qos;
+use bytes::BytesMut;
+use rumqttc::tokio_rustls::TlsConnector;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+const READ_CHUNK: usize = 64 * 1024;
+/// How long a DISCONNECT (or a violation's DISCONNECT) may take to leave before we give up.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the connect call learns.
+pub struct ConnectInfo {
+    pub session_present: bool,
+    pub broker: Endpoint,
+}
+
+/// A request from the handle.
+pub enum Command {
+    Connect {
+        deadline: Instant,
+        will: Option<Will>,
+        reply: SyncSender<Result<ConnectInfo>>,
+    },
+    Publish(Queued),
+    Subscribe {
+        filters: Vec<(String, Qos)>,
+        reply: SyncSender<Result<Vec<Result<Qos>>>>,
+    },
+    Unsubscribe {
+        filters: Vec<String>,
+        reply: SyncSender<Result<()>>,
+    },
+    Disconnect {
+        timeout: Duration,
+        reply: SyncSender<Result<()>>,
+    },
+    /// The handlers of a received QoS 1/2 message returned: acknowledge it.
+    Ack(AckTicket),
+}
+
+/// Who waits for a session reply, and in which shape.
+pub enum Waiter {
+    Subscribe(SyncSender<Result<Vec<Result<Qos>>>>),
+    Unsubscribe(SyncSender<Result<()>>),
+    Disconnect(SyncSender<Result<()>>),
+}
+
+impl Waiter {
+    fn answer(self, outcome: Outcome) {
+        // A waiter that timed out has gone: nobody to tell (try_send fails, ignored).
+        match (self, outcome) {
+            (Waiter::Subscribe(reply), Outcome::Subscribed(granted)) => {
+                let _ = reply.try_send(Ok(granted));
+            }
+            (Waiter::Subscribe(reply), other) => {
+                let _ = reply.try_send(Err(failure_of(other)));
+            }
+            (Waiter::Unsubscribe(reply), Outcome::Failed(e))
+            | (Waiter::Disconnect(reply), Outcome::Failed(e)) => {
+                let _ = reply.try_send(Err(e));
+            }
+            (Waiter::Unsubscribe(reply), _) | (Waiter::Disconnect(reply), _) => {
+                let _ = reply.try_send(Ok(()));
+            }
+        }
+    }
+}
+
+fn failure_of(outcome: Outcome) -> Error {
+    match outcome {
+        Outcome::Failed(e) => e,
+        _ => Error::Internal("subscribe answered with an unrelated outcome".into()),
+    }
+}
+
+/// One open connection: the two halves of the stream, what was read, what is being written.
+struct Socket {
+    endpoint: Endpoint,
+    reader: ReadHalf<Stream>,
+    writer: WriteHalf<Stream>,
+    read_buf: BytesMut,
+    writing: Option<(Transmit, usize)>,
+}
+
+/// What woke the serving loop.
+enum Wake {
+    Command(Option<Command>),
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<Option<Transmit>>),
+    Deadline,
+    Room,
+}
+
+enum Served {
+    Lost(Error),
+    UserDisconnect,
+    ClientGone,
+}
+
+pub struct Driver {
+    options: Arc<Options>,
+    shared: Arc<Shared>,
+    session: Session<Waiter>,
+    tls: Option<TlsConnector>,
+    backoff: Backoff,
+    broker_index: usize,
+}
+
+impl Driver {
+    pub fn new(options: Arc<Options>, shared: Arc<Shared>, client_id: String) -> Driver {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9_7F4A_7C15)
+            ^ (Arc::as_ptr(&shared) as u64);
+        Driver {
+            backoff: Backoff::new(options.reconnect_min, options.reconnect_max, seed),
+            session: Session::new(options.clone(), client_id, std::time::Instant::now()),
+            options,
+            shared,
+            tls: None,
+            broker_index: 0,
+        }
+    }
+
+    /// The task body: idle until asked to connect, then serve the session until the user
+    /// disconnects (back to idle) or the handle is dropped (the task ends).
+    pub async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
+        while let Some(command) = commands.recv().await {
+            match command {
+                Command::Connect {
+                    deadline,
+                    will,
+                    reply,
+                } => {
+                    self.session.begin(will);
+                    match self.first_connect(deadline).await {
+                        Err(e) => {
+                            self.shared.set_state(State::Idle);
+                            // Publishes queued before the first connect stay queued for the
+                            // next attempt when the options allow queueing before connect.
+                            self.session.end(&e, self.options.queue_before_connect);
+                            self.deliver_events();
+                            let _ = reply.try_send(Err(e));
+                        }
+                        Ok((socket, info)) => {
+                            let _ = reply.try_send(Ok(info));
+                            if self.serve_session(socket, &mut commands).await {
+                                return;
+                            }
+                        }
+                    }
+                }
+                other => {
+                    self.command(other);
+                    self.deliver_events();
+                }
+            }
+        }
+    }
+
+    async fn first_connect(&mut self, deadline: Instant) -> Result<(Socket, ConnectInfo)> {
+        self.tls = match &self.options.tls {
+            Some(tls) => Some(tls::connector(tls)?),
+            None => None,
+        };
+        let mut last_error = None;
+        for index in 0..self.options.brokers.len() {
+            match self.connect_to(index, deadline).await {
+                Ok(connected) => return Ok(connected),
+                Err(e) => {
+                    log!(Level::Warn, "connect failed: {e}");
+                    last_error = Some(e);
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::InvalidArgument("no broker configured".into())))
+    }
+
+    /// One broker: the handshake, retried once as MQTT 3.1.1 when the broker refuses 5.0 and
+    /// the options allow the fallback.
+    async fn connect_to(
+        &mut self,
+        index: usize,
+        deadline: Instant,
+    ) -> Result<(Socket, ConnectInfo)> {
+        match self.handshake(index, deadline).await {
+            Err(Error::UnsupportedProtocolVersion(m)) if self.session.fall_back_to_v311() => {
+                log!(Level::Warn, "{m}");
+                self.handshake(index, deadline).await
+            }
+            other => other,
+        }
+    }
+
+    async fn handshake(
+        &mut self,
+        index: usize,
+        deadline: Instant,
+    ) -> Result<(Socket, ConnectInfo)> {
+        let endpoint = self.options.brokers[index].clone();
+        let result = self.open_session(&endpoint, deadline).await;
+        match result {
+            Ok(socket) => {
+                self.broker_index = index;
+                let session_present = self.session.session_present();
+                self.shared.set_state(State::Connected);
+                self.publish_limits();
+                log!(
+                    Level::Info,
+                    "connected to {}:{} (session present: {session_present})",
+                    endpoint.host,
+                    endpoint.port
+                );
+                if self.options.tls.as_ref().is_some_and(|t| t.insecure) && endpoint.tls {
+                    log!(
+                        Level::Warn,
+                        "TLS to {}:{} is not verified (insecure mode): anyone on the path can read and change this connection",
+                        endpoint.host,
+                        endpoint.port
+                    );
+                }
+                self.shared.emit(Dispatch::Connection(ConnectionEvent {
+                    state: ConnectionState::Connected,
+                    reason: None,
+                    session_present,
+                    broker: Some(endpoint.clone()),
+                }));
+                self.deliver_events();
+                Ok((
+                    socket,
+                    ConnectInfo {
+                        session_present,
+                        broker: endpoint,
+                    },
+                ))
+            }
+            Err(e) => {
+                self.session.connection_closed(&e);
+                self.deliver_events();
+                Err(e)
+            }
+        }
+    }
+
+    /// TCP (+TLS), CONNECT, CONNACK, all before `deadline`.
+    async fn open_session(&mut self, endpoint: &Endpoint, deadline: Instant) -> Result<Socket> {
+        let tls = if endpoint.tls {
+            Some(self.tls.as_ref().ok_or_else(|| {
+                Error::TlsConfig(format!(
+                    "broker {}:{} needs TLS but no TLS options are set",
+                    endpoint.host, endpoint.port
+                ))
+            })?)
+        } else {
+            None
+        };
+        let stream = transport::open(endpoint, tls, deadline).await?;
+        let (reader, writer) = tokio::io::split(stream);
+        let mut socket = Socket {
+            endpoint: endpoint.clone(),
+            reader,
+            writer,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            writing: None,
+        };
+        let name = format!("{}:{}", endpoint.host, endpoint.port);
+        let timed_out = || Error::Timeout(format!("timed out waiting for CONNACK from {name}"));
+        self.session.connection_opened(std::time::Instant::now())?;
+        while let Some(transmit) = self.session.transmit(std::time::Instant::now()) {
+            timeout_at(deadline, write_all(&mut socket, transmit, &self.shared))
+                .await
+                .map_err(|_| timed_out())??;
+        }
+        loop {
+            let codec = self.session.codec();
+            let decoded = codec.decode(&mut socket.read_buf);
+            match decoded {
+                Ok(Some(packet)) => {
+                    let is_connack = matches!(packet, Incoming::ConnAck(_));
+                    self.session
+                        .handle_packet(packet, std::time::Instant::now())?;
+                    if is_connack {
+                        return Ok(socket);
+                    }
+                }
+                Ok(None) => {
+                    socket.read_buf.reserve(READ_CHUNK);
+                    let n = timeout_at(deadline, socket.reader.read_buf(&mut socket.read_buf))
+                        .await
+                        .map_err(|_| timed_out())?
+                        .map_err(|e| read_error(&e, &socket.endpoint))?;
+                    if n == 0 {
+                        return Err(Error::ConnectionLost(format!(
+                            "{name} closed the connection before sending CONNACK"
+                        )));
+                    }
+                    bump(&self.shared.counters.bytes_in, n as u64);
+                }
+                Err(e) => return Err(self.session.malformed(reason::MALFORMED_PACKET, e)),
+            }
+        }
+    }
+
+    /// Serves connections until the user disconnects (returns false) or the handle is gone
+    /// (returns true).
+    async fn serve_session(
+        &mut self,
+        mut socket: Socket,
+        commands: &mut UnboundedReceiver<Command>,
+    ) -> bool {
+        loop {
+            match self.serve(&mut socket, commands).await {
+                Served::ClientGone => return true,
+                Served::UserDisconnect => {
+                    self.finish_user_disconnect();
+                    return false;
+                }
+                Served::Lost(reason) => {
+                    log!(Level::Warn, "connection lost: {reason}");
+                    self.abandon(socket, &reason);
+                    // Lost while the user was disconnecting: that disconnect is now complete.
+                    if self.session.is_disconnecting() {
+                        self.session.finish_disconnect(Ok(()));
+                        self.finish_user_disconnect();
+                        return false;
+                    }
+                    self.session.connection_closed(&reason);
+                    self.shared.emit(Dispatch::Connection(ConnectionEvent {
+                        state: ConnectionState::ConnectionLost,
+                        reason: Some(reason.clone()),
+                        session_present: false,
+                        broker: Some(socket_endpoint(&self.options, self.broker_index)),
+                    }));
+                    if !self.options.auto_reconnect {
+                        self.shared.set_state(State::Idle);
+                        self.session.end(&reason, false);
+                        self.deliver_events();
+                        return false;
+                    }
+                    self.shared.set_state(State::Reconnecting);
+                    self.deliver_events();
+                    match self.reconnect(commands).await {
+                        Ok(next) => {
+                            bump(&self.shared.counters.reconnects, 1);
+                            socket = next;
+                        }
+                        Err(Served::ClientGone) => return true,
+                        Err(_) => {
+                            self.finish_user_disconnect();
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish_user_disconnect(&mut self) {
+        self.shared.set_state(State::Idle);
+        log!(Level::Info, "disconnected");
+        self.shared.emit(Dispatch::Connection(ConnectionEvent {
+            state: ConnectionState::Disconnected,
+            reason: None,
+            session_present: false,
+            broker: None,
+        }));
+        self.deliver_events();
+    }
+
+    /// A socket that is gone: what it was still writing never arrived.
+    fn abandon(&mut self, mut socket: Socket, reason: &Error) {
+        if let Some((transmit, _)) = socket.writing.take() {
+            self.unwritten(transmit, reason);
+        }
+    }
+
+    fn unwritten(&mut self, transmit: Transmit, reason: &Error) {
+        self.release(transmit.released);
+        for token in transmit.written_tokens {
+            self.shared.complete(
+                token,
+                Err(Error::ConnectionLost(format!(
+                    "connection lost before the QoS 0 message was written: {reason}"
+                ))),
+            );
+        }
+    }
+
+    /// Backoff, then one round over the brokers from the current one; repeat until connected.
+    /// Commands keep flowing into the session meanwhile.
+    async fn reconnect(
+        &mut self,
+        commands: &mut UnboundedReceiver<Command>,
+    ) -> std::result::Result<Socket, Served> {
+        let mut attempt = 0u32;
+        loop {
+            let wake = Instant::now() + self.backoff.delay(attempt);
+            attempt = attempt.saturating_add(1);
+            loop {
+                tokio::select! {
+                    _ = sleep_until(wake) => break,
+                    command = commands.recv() => {
+                        let Some(command) = command else { return Err(Served::ClientGone) };
+                        self.command(command);
+                        self.deliver_events();
+                        if self.session.is_idle() {
+                            // The user disconnected while we were away.
+                            return Err(Served::UserDisconnect);
+                        }
+                    }
+                }
+            }
+            let count = self.options.brokers.len();
+            let start = self.broker_index;
+            for k in 0..count {
+                let index = (start + k) % count;
+                let deadline = Instant::now() + self.options.connect_timeout;
+                match self.connect_to(index, deadline).await {
+                    Ok((socket, _)) => return Ok(socket),
+                    Err(e) => {
+                        let b = &self.options.brokers[index];
+                        log!(
+                            Level::Warn,
+                            "reconnect to {}:{} failed: {}",
+                            b.host,
+                            b.port,
+                            e
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        socket: &mut Socket,
+        commands: &mut UnboundedReceiver<Command>,
+    ) -> Served {
+        // Packets that arrived in the same segment as CONNACK are already buffered.
+        if let Err(e) = self.handle_buffered(socket) {
+            return self.close_on_violation(socket, e).await;
+        }
+        loop {
+            self.deliver_events();
+            if socket.writing.is_none() {
+                socket.writing = self
+                    .session
+                    .transmit(std::time::Instant::now())
+                    .map(|t| (t, 0));
+            }
+            if self.session.disconnect_due(std::time::Instant::now()) {
+                let written = self.flush_and_close(socket).await;
+                self.session.finish_disconnect(written);
+                return Served::UserDisconnect;
+            }
+            let paused = self.shared.backlog.is_full();
+            self.session
+                .set_read_paused(paused, std::time::Instant::now());
+            let deadline = self.session.next_deadline().map(Instant::from_std);
+            let wake = {
+                let Socket {
+                    reader,
+                    writer,
+                    read_buf,
+                    writing,
+                    ..
+                } = &mut *socket;
+                tokio::select! {
+                    command = commands.recv() => Wake::Command(command),
+                    read = reader.read_buf(read_buf), if !paused => Wake::Read(read),
+                    step = write_step(writer, writing), if writing.is_some() => Wake::Wrote(step),
+                    _ = sleep_until_opt(deadline) => Wake::Deadline,
+                    _ = self.shared.backlog.room(), if paused => Wake::Room,
+                }
+            };
+            match wake {
+                Wake::Command(None) => return Served::ClientGone,
+                Wake::Command(Some(command)) => {
+                    self.command(command);
+                    // Drain what is already waiting so that it leaves in one write.
+                    for _ in 0..1024 {
+                        match commands.try_recv() {
+                            Ok(command) => self.command(command),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Wake::Read(Ok(0)) => {
+                    return Served::Lost(Error::ConnectionLost(format!(
+                        "broker {}:{} closed the connection",
+                        socket.endpoint.host, socket.endpoint.port
+                    )))
+                }
+                Wake::Read(Ok(n)) => {
+                    bump(&self.shared.counters.bytes_in, n as u64);
+                    if let Err(e) = self.handle_buffered(socket) {
+                        return self.close_on_violation(socket, e).await;
+                    }
+                }
+                Wake::Read(Err(e)) => return Served::Lost(read_error(&e, &socket.endpoint)),
+                Wake::Wrote(Err(e)) => return Served::Lost(write_error(&e, &socket.endpoint)),
+                Wake::Wrote(Ok(Some(done))) => self.written(done),
+                Wake::Wrote(Ok(None)) | Wake::Room => {}
+                Wake::Deadline => {
+                    if let Err(e) = self.session.handle_timeout(std::time::Instant::now()) {
+                        return Served::Lost(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles every whole packet read so far.
+    fn handle_buffered(&mut self, socket: &mut Socket) -> Result<()> {
+        if socket.read_buf.capacity() - socket.read_buf.len() < 1024 {
+            socket.read_buf.reserve(READ_CHUNK);
+        }
+        loop {
+            let codec = self.session.codec();
+            match codec.decode(&mut socket.read_buf) {
+                Ok(Some(packet)) => self
+                    .session
+                    .handle_packet(packet, std::time::Instant::now())?,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.session.malformed(reason::MALFORMED_PACKET, e)),
+            }
+        }
+    }
+
+    /// The broker broke the protocol: the session encoded a DISCONNECT with the reason (v5);
+    /// it gets a short time to leave before the connection closes.
+    async fn close_on_violation(&mut self, socket: &mut Socket, error: Error) -> Served {
+        let _ = self.flush_and_close(socket).await;
+        Served::Lost(error)
+    }
+
+    /// Writes everything still pending (a DISCONNECT last), within a bounded time.
+    async fn flush_and_close(&mut self, socket: &mut Socket) -> Result<()> {
+        let shared = self.shared.clone();
+        let deadline = Instant::now() + CLOSE_WRITE_TIMEOUT;
+        let mut pending: Vec<Transmit> =
+            socket.writing.take().map(|(t, _)| t).into_iter().collect();
+        pending.extend(self.session.transmit(std::time::Instant::now()));
+        let mut result = Ok(());
+        for transmit in pending {
+            if result.is_err() {
+                self.unwritten(transmit, &Error::Disconnected("not written".into()));
+                continue;
+            }
+            let released = transmit.released;
+            let tokens = transmit.written_tokens.clone();
+            match timeout_at(deadline, write_all(socket, transmit, &shared)).await {
+                Ok(Ok(())) => {
+                    self.release(released);
+                    shared.complete_all_ok(&tokens);
+                }
+                Ok(Err(e)) => {
+                    result = Err(e);
+                }
+                Err(_) => {
+                    result = Err(Error::Timeout(format!(
+                        "DISCONNECT could not be sent to {}:{} within {} ms (the broker is not reading)",
+                        socket.endpoint.host,
+                        socket.endpoint.port,
+                        CLOSE_WRITE_TIMEOUT.as_millis()
+                    )));
+                }
+            }
+        }
+        let _ = timeout_at(deadline, socket.writer.shutdown()).await;
+        result
+    }
+
+    fn written(&mut self, done: Transmit) {
+        bump(&self.shared.counters.bytes_out, done.bytes.len() as u64);
+        self.release(done.released);
+        self.shared.complete_all_ok(&done.written_tokens);
+    }
+
+    fn release(&self, (messages, bytes): (u64, u64)) {
+        let counters = &self.shared.counters;
+        counters.queued.fetch_sub(messages, Ordering::AcqRel);
+        counters.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Publish(queued) => self.session.publish(queued),
+            Command::Subscribe { filters, reply } => {
+                self.session.subscribe(filters, Waiter::Subscribe(reply))
+            }
+            Command::Unsubscribe { filters, reply } => self
+                .session
+                .unsubscribe(filters, Waiter::Unsubscribe(reply)),
+            Command::Disconnect { timeout, reply } => {
+                let deadline = std::time::Instant::now() + timeout;
+                self.session.disconnect(deadline, Waiter::Disconnect(reply));
+            }
+            Command::Connect { reply, .. } => {
+                let _ = reply.try_send(Err(Error::InvalidState(
+                    if self.session.is_connected() {
+                        "the client is already connected"
+                    } else {
+                        "the client is already connecting"
+                    }
+                    .into(),
+                )));
+            }
+            Command::Ack(ticket) => self.session.acknowledge(ticket),
+        }
+    }
+
+    /// Hands the session's events on: tokens, waiters, the dispatcher.
+    fn deliver_events(&mut self) {
+        let (messages, bytes) = self.session.take_queue_delta();
+        let counters = &self.shared.counters;
+        if messages != 0 || bytes != 0 {
+            counters.queued.fetch_add(messages as u64, Ordering::AcqRel);
+            counters
+                .queued_bytes
+                .fetch_add(bytes as u64, Ordering::AcqRel);
+        }
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Connected { .. } => {}
+                Event::Message(message, ticket) => {
+                    bump(&counters.received, 1);
+                    self.shared
+                        .backlog
+                        .add(message.payload.len() + message.topic.len());
+                    self.shared.emit(Dispatch::Message(message, ticket));
+                }
+                Event::Completed(token, result) => self.shared.complete(token, result),
+                Event::Reply(waiter, outcome) => waiter.answer(outcome),
+            }
+        }
+    }
+
+    /// The handle checks publishes against the current broker's limits before queueing.
+    fn publish_limits(&self) {
+        *self
+            .shared
+            .broker_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) =
+            (self.session.limits(), self.session.max_outgoing_packet());
+    }
+}
+
+fn socket_endpoint(options: &Options, index: usize) -> Endpoint {
+    options.brokers[index.min(options.brokers.len().saturating_sub(1))].clone()
+}
+
+fn read_error(e: &std::io::Error, endpoint: &Endpoint) -> Error {
+    tls::classify_io(e, &endpoint.host).unwrap_or_else(|| {
+        Error::ConnectionLost(format!(
+            "connection to {}:{} lost: {e}",
+            endpoint.host, endpoint.port
+        ))
+    })
+}
+
+fn write_error(e: &std::io::Error, endpoint: &Endpoint) -> Error {
+    tls::classify_io(e, &endpoint.host).unwrap_or_else(|| {
+        Error::ConnectionLost(format!(
+            "write to {}:{} failed: {e}",
+            endpoint.host, endpoint.port
+        ))
+    })
+}
+
+/// One write (or the final flush) of the transmit in progress; `Some` once it is all out.
+/// Each call awaits one cancel-safe operation, so `select!` may drop it at any point.
+async fn write_step(
+    writer: &mut WriteHalf<Stream>,
+    writing: &mut Option<(Transmit, usize)>,
+) -> std::io::Result<Option<Transmit>> {
+    let Some((transmit, written)) = writing else {
+        return Ok(None);
+    };
+    if *written < transmit.bytes.len() {
+        let n = writer.write(&transmit.bytes[*written..]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        *written += n;
+        return Ok(None);
+    }
+    writer.flush().await?;
+    Ok(writing.take().map(|(t, _)| t))
+}
+
+async fn write_all(socket: &mut Socket, transmit: Transmit, shared: &Shared) -> Result<()> {
+    let result = async {
+        socket.writer.write_all(&transmit.bytes).await?;
+        socket.writer.flush().await
+    }
+    .await;
+    result.map_err(|e| write_error(&e, &socket.endpoint))?;
+    bump(&shared.counters.bytes_out, transmit.bytes.len() as u64);
+    Ok(())
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,1309 @@
+//! The MQTT session as a state machine without I/O: it takes commands from the handle, packets
+//! from the broker and the current time, and gives back bytes to write, events for the
+//! application and its next deadline. It owns all session state (packet ids, the outbox, the
+//! inflight window, inbound QoS 1/2, pending subscribes and unsubscribes, topic aliases, the
+//! broker's limits, keep-alive timing). No sockets, no runtime, no locks: the driver
+//! (`driver.rs`) owns the socket, the timers and reconnection, and unit tests drive it directly.
+//!
+//! `W` is whatever the caller uses to be answered (a channel in the driver, a number in tests):
+//! the session hands it back in `Event::Reply`.
+
+use crate::core::error::{Error, Result};
+use crate::core::log::{log, Level};
+use crate::core::tokens::Token;
+use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
+use crate::mqtt::packet_ids::PacketIds;
+use crate::mqtt::wire::{BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish};
+use crate::mqtt::{Message, Qos};
+use bytes::BytesMut;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes of publishes the session encodes ahead of the socket: beyond this, messages wait in
+/// the outbox, where they count against its limits (a broker that does not read cannot make
+/// us buffer without bound).
+pub(crate) const WRITE_AHEAD: usize = 256 * 1024;
+
+/// MQTT 5.0 DISCONNECT reason codes the session sends.
+pub(crate) mod reason {
+    pub(crate) const NORMAL: u8 = 0x00;
+    pub(crate) const MALFORMED_PACKET: u8 = 0x81;
+    pub(crate) const PROTOCOL_ERROR: u8 = 0x82;
+    pub(crate) const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
+    pub(crate) const TOPIC_ALIAS_INVALID: u8 = 0x94;
+    pub(crate) const PACKET_TOO_LARGE: u8 = 0x95;
+}
+
+/// A publish accepted by the handle, waiting in the outbox.
+pub struct Queued {
+    pub token: Token,
+    pub message: OutPublish,
+}
+
+impl Queued {
+    /// What it counts against the outbox's byte limit.
+    pub fn weight(&self) -> u64 {
+        (self.message.topic.len() + self.message.payload.len()) as u64
+    }
+}
+
+/// The acknowledgement a received QoS 1/2 message still owes the broker: sent once its
+/// handlers have returned, so that a message is acknowledged only after the application saw
+/// it, and a slow consumer holds the broker at its inflight window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckTicket {
+    /// Which connection received it: an acknowledgement is only valid on that connection.
+    pub connection: u64,
+    pub pkid: u16,
+    pub qos: Qos,
+}
+
+/// What the session has to tell its owner.
+#[derive(Debug)]
+pub enum Event<W> {
+    /// CONNACK accepted.
+    Connected { session_present: bool },
+    /// A message for the application; the ticket acknowledges it once handled.
+    Message(Message, Option<AckTicket>),
+    /// A publish token's outcome.
+    Completed(Token, Result<()>),
+    /// The answer to a subscribe, unsubscribe or disconnect.
+    Reply(W, Outcome),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Per filter, in the order given: the granted QoS or the refusal.
+    Subscribed(Vec<Result<Qos>>),
+    Unsubscribed,
+    Disconnected,
+    Failed(Error),
+}
+
+/// Encoded packets for one write, and what completes once they are written.
+#[derive(Debug, Default)]
+pub struct Transmit {
+    pub bytes: BytesMut,
+    /// QoS 0 publishes in `bytes`: delivered once written.
+    pub written_tokens: Vec<Token>,
+    /// Outbox places (messages, bytes) to give back once written.
+    pub released: (u64, u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not connected and not trying: the user has not connected, or disconnected.
+    Idle,
+    /// Between connections: connecting or reconnecting.
+    Offline,
+    /// CONNECT written, waiting for CONNACK.
+    AwaitConnAck,
+    Connected,
+    /// The user's DISCONNECT is encoded: nothing more is sent.
+    Closing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    AwaitAck,
+    /// PUBREL sent; waiting for PUBCOMP.
+    AwaitComp,
+}
+
+struct Inflight {
+    token: Token,
+    message: OutPublish,
+    stage: Stage,
+    /// Send order, so that a resumed session retransmits in the original order.
+    sequence: u64,
+}
+
+/// A subscription the session restores after a reconnect.
+struct Subscription {
+    filter: String,
+    qos: Qos,
+    /// The broker acknowledged it in the current session.
+    confirmed: bool,
+}
+
+struct PendingSubscribe<W> {
+    filters: Vec<(String, Qos)>,
+    /// `None` for a restore nobody waits for.
+    reply: Option<W>,
+}
+
+struct PendingUnsubscribe<W> {
+    filters: Vec<String>,
+    reply: Option<W>,
+}
+
+struct Disconnecting<W> {
+    deadline: Instant,
+    replies: Vec<W>,
+}
+
+/// What belongs to one connection and starts afresh with the next.
+struct Link {
+    keep_alive: Duration,
+    last_sent: Instant,
+    last_received: Instant,
+    ping_sent: Option<Instant>,
+    read_paused: bool,
+    limits: BrokerLimits,
+    /// Inbound topic aliases (v5), at most the maximum we announced.
+    aliases: HashMap<u16, String>,
+}
+
+impl Link {
+    fn new(keep_alive: Duration, now: Instant) -> Link {
+        Link {
+            keep_alive,
+            last_sent: now,
+            last_received: now,
+            ping_sent: None,
+            read_paused: false,
+            limits: BrokerLimits::default(),
+            aliases: HashMap::new(),
+        }
+    }
+}
+
+pub struct Session<W> {
+    options: Arc<Options>,
+    client_id: String,
+    will: Option<Will>,
+    codec: Codec,
+    phase: Phase,
+    link: Link,
+    /// Counts connections, to tell an acknowledgement owed on this one from a stale one.
+    connection_number: u64,
+    ids: PacketIds,
+    outbox: VecDeque<Queued>,
+    /// Topic + payload bytes in `outbox`.
+    outbox_bytes: u64,
+    inflight: BTreeMap<u16, Inflight>,
+    sequence: u64,
+    subscriptions: Vec<Subscription>,
+    subscribes: HashMap<u16, PendingSubscribe<W>>,
+    unsubscribes: HashMap<u16, PendingUnsubscribe<W>>,
+    /// Subscribes made between connections, sent once connected.
+    deferred_subscribes: Vec<(Vec<(String, Qos)>, W)>,
+    /// Unsubscribes made between connections, sent if the broker kept the session.
+    deferred_unsubscribes: Vec<PendingUnsubscribe<W>>,
+    /// Received QoS 1 ids whose PUBACK the application still owes.
+    inbound_qos1: HashSet<u16>,
+    /// Received QoS 2 ids awaiting PUBREL.
+    inbound_qos2: HashSet<u16>,
+    disconnecting: Option<Disconnecting<W>>,
+    session_present: bool,
+    out: Transmit,
+    events: VecDeque<Event<W>>,
+    /// Outbox places given back (negative) or taken again (positive) since the last
+    /// `take_queue_delta`, outside of transmits: (messages, bytes).
+    queue_delta: (i64, i64),
+}
+
+impl<W> Session<W> {
+    pub fn new(options: Arc<Options>, client_id: String, now: Instant) -> Session<W> {
+        let codec = Codec::new(&options);
+        let link = Link::new(options.keep_alive, now);
+        Session {
+            options,
+            client_id,
+            will: None,
+            codec,
+            phase: Phase::Idle,
+            link,
+            connection_number: 0,
+            ids: PacketIds::default(),
+            outbox: VecDeque::new(),
+            outbox_bytes: 0,
+            inflight: BTreeMap::new(),
+            sequence: 0,
+            subscriptions: Vec::new(),
+            subscribes: HashMap::new(),
+            unsubscribes: HashMap::new(),
+            deferred_subscribes: Vec::new(),
+            deferred_unsubscribes: Vec::new(),
+            inbound_qos1: HashSet::new(),
+            inbound_qos2: HashSet::new(),
+            disconnecting: None,
+            session_present: false,
+            out: Transmit::default(),
+            events: VecDeque::new(),
+            queue_delta: (0, 0),
+        }
+    }
+
+    // ----- what the driver asks -----
+
+    /// The protocol version of the current (or next) connection.
+    pub fn version(&self) -> ProtocolVersion {
+        self.codec.version
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// What the broker of the current connection announced.
+    pub fn limits(&self) -> BrokerLimits {
+        self.link.limits
+    }
+
+    /// Whether the broker kept the session, as its last CONNACK said.
+    pub fn session_present(&self) -> bool {
+        self.session_present
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event<W>> {
+        self.events.pop_front()
+    }
+
+    /// Outbox places given back or taken outside of transmits, since the last call.
+    pub fn take_queue_delta(&mut self) -> (i64, i64) {
+        std::mem::take(&mut self.queue_delta)
+    }
+
+    /// Unacknowledged publishes in flight (sent, not completed).
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    // ----- connection lifecycle -----
+
+    /// The user connects: the session leaves idle with the will for its CONNECTs, and starts
+    /// from the configured protocol version again.
+    pub fn begin(&mut self, will: Option<Will>) {
+        self.will = will;
+        self.codec = Codec::new(&self.options);
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Offline;
+        }
+    }
+
+    /// Tries MQTT 3.1.1 after a 5.0 CONNECT was refused for its version, when the options
+    /// allow it. Returns whether the next connection will use 3.1.1.
+    pub fn fall_back_to_v311(&mut self) -> bool {
+        if !self.options.protocol_fallback || self.codec.version == ProtocolVersion::V311 {
+            return false;
+        }
+        log!(
+            Level::Info,
+            "the broker does not speak MQTT 5.0: falling back to MQTT 3.1.1"
+        );
+        self.codec = self.codec.with_version(ProtocolVersion::V311);
+        true
+    }
+
+    /// A new connection is open: CONNECT goes first.
+    pub fn connection_opened(&mut self, now: Instant) -> Result<()> {
+        self.drop_unsent(&Error::ConnectionLost(
+            "connection lost before the QoS 0 message was written".into(),
+        ));
+        self.connection_number += 1;
+        self.link = Link::new(self.options.keep_alive, now);
+        self.phase = Phase::AwaitConnAck;
+        let options = self.options.clone();
+        self.codec.connect(
+            &options,
+            &self.client_id,
+            self.will.as_ref(),
+            &mut self.out.bytes,
+        )
+    }
+
+    /// The connection is gone (lost, refused, or timed out before CONNACK). Session state
+    /// stays for the next connection; what was not written yet is rewritten from state.
+    pub fn connection_closed(&mut self, reason: &Error) {
+        self.drop_unsent(&Error::ConnectionLost(format!(
+            "connection lost before the QoS 0 message was written: {reason}"
+        )));
+        self.inbound_qos1.clear();
+        self.link.aliases.clear();
+        for (pkid, pending) in std::mem::take(&mut self.subscribes) {
+            self.ids.release(pkid);
+            if let Some(reply) = pending.reply {
+                self.deferred_subscribes.push((pending.filters, reply));
+            }
+        }
+        for (pkid, pending) in std::mem::take(&mut self.unsubscribes) {
+            self.ids.release(pkid);
+            self.deferred_unsubscribes.push(pending);
+        }
+        if self.phase != Phase::Idle {
+            self.phase = Phase::Offline;
+        }
+    }
+
+    /// The session is over (connect failed and no retry, the user disconnected, reconnect is
+    /// off): everything pending fails with `reason`. With `keep_outbox`, queued publishes
+    /// stay for the next connect (queueing before the first connect).
+    pub fn end(&mut self, reason: &Error, keep_outbox: bool) {
+        self.connection_closed(reason);
+        self.phase = Phase::Idle;
+        if !keep_outbox {
+            while let Some(queued) = self.pop_outbox() {
+                self.give_back(&queued);
+                self.complete(queued.token, Err(reason.clone()));
+            }
+        }
+        for (_, entry) in std::mem::take(&mut self.inflight) {
+            self.complete(entry.token, Err(reason.clone()));
+        }
+        for (_, reply) in std::mem::take(&mut self.deferred_subscribes) {
+            self.events
+                .push_back(Event::Reply(reply, Outcome::Failed(reason.clone())));
+        }
+        for pending in std::mem::take(&mut self.deferred_unsubscribes) {
+            if let Some(reply) = pending.reply {
+                self.events
+                    .push_back(Event::Reply(reply, Outcome::Failed(reason.clone())));
+            }
+        }
+        if let Some(disconnecting) = self.disconnecting.take() {
+            for reply in disconnecting.replies {
+                self.events
+                    .push_back(Event::Reply(reply, Outcome::Disconnected));
+            }
+        }
+        self.inbound_qos2.clear();
+        self.ids = PacketIds::default();
+    }
+
+    // ----- commands from the handle -----
+
+    pub fn publish(&mut self, queued: Queued) {
+        match self.phase {
+            Phase::Idle if !self.options.queue_before_connect => self.refuse(
+                queued,
+                Error::NotConnected("the client is not connected".into()),
+            ),
+            Phase::Closing => self.refuse(
+                queued,
+                Error::NotConnected("the client is disconnecting".into()),
+            ),
+            _ => self.enqueue(queued),
+        }
+    }
+
+    pub fn subscribe(&mut self, filters: Vec<(String, Qos)>, reply: W) {
+        if let Err(e) = self.check_filters_supported(&filters) {
+            self.events
+                .push_back(Event::Reply(reply, Outcome::Failed(e)));
+            return;
+        }
+        match self.phase {
+            Phase::Idle | Phase::Closing => {
+                self.events.push_back(Event::Reply(
+                    reply,
+                    Outcome::Failed(Error::NotConnected("the client is not connected".into())),
+                ));
+                return;
+            }
+            _ => {}
+        }
+        for (filter, qos) in &filters {
+            match self.subscriptions.iter_mut().find(|s| &s.filter == filter) {
+                Some(existing) => {
+                    existing.qos = *qos;
+                    existing.confirmed = false;
+                }
+                None => self.subscriptions.push(Subscription {
+                    filter: filter.clone(),
+                    qos: *qos,
+                    confirmed: false,
+                }),
+            }
+        }
+        if self.phase == Phase::Connected {
+            self.send_subscribe(filters, Some(reply));
+        } else {
+            // Sent with the restore once (re)connected.
+            self.deferred_subscribes.push((filters, reply));
+        }
+    }
+
+    /// Any filter may be unsubscribed, also one this handle never subscribed (a persistent
+    /// session from an earlier process holds it).
+    pub fn unsubscribe(&mut self, filters: Vec<String>, reply: W) {
+        self.subscriptions.retain(|s| !filters.contains(&s.filter));
+        match self.phase {
+            Phase::Connected => self.send_unsubscribe(PendingUnsubscribe {
+                filters,
+                reply: Some(reply),
+            }),
+            Phase::Offline | Phase::AwaitConnAck => {
+                // Answered now; sent if the broker turns out to have kept the session.
+                self.deferred_unsubscribes.push(PendingUnsubscribe {
+                    filters,
+                    reply: None,
+                });
+                self.events
+                    .push_back(Event::Reply(reply, Outcome::Unsubscribed));
+            }
+            Phase::Idle | Phase::Closing => {
+                self.events
+                    .push_back(Event::Reply(reply, Outcome::Unsubscribed));
+            }
+        }
+    }
+
+    /// The user disconnects: in-flight publishes get until `deadline`, then DISCONNECT goes
+    /// out (`disconnect_due`). Several callers may wait for the same disconnect.
+    pub fn disconnect(&mut self, deadline: Instant, reply: W) {
+        match self.phase {
+            Phase::Connected | Phase::Closing => match &mut self.disconnecting {
+                Some(d) => d.replies.push(reply),
+                None => {
+                    self.disconnecting = Some(Disconnecting {
+                        deadline,
+                        replies: vec![reply],
+                    })
+                }
+            },
+            Phase::Idle => self
+                .events
+                .push_back(Event::Reply(reply, Outcome::Disconnected)),
+            // No connection to send DISCONNECT on: the disconnect is complete at once.
+            Phase::Offline | Phase::AwaitConnAck => {
+                self.events
+                    .push_back(Event::Reply(reply, Outcome::Disconnected));
+                self.end(
+                    &Error::Disconnected(
+                        "the client disconnected before the broker acknowledged the message".into(),
+                    ),
+                    false,
+                );
+            }
+        }
+    }
+
+    /// The application has handled a received QoS 1/2 message: acknowledge it, if it came
+    /// on this connection (a broker that kept the session resends it otherwise).
+    pub fn acknowledge(&mut self, ticket: AckTicket) {
+        if ticket.connection != self.connection_number || self.phase != Phase::Connected {
+            return;
+        }
+        let encoded = match ticket.qos {
+            Qos::AtLeastOnce => {
+                self.inbound_qos1.remove(&ticket.pkid);
+                self.codec.puback(ticket.pkid, &mut self.out.bytes)
+            }
+            _ => self.codec.pubrec(ticket.pkid, &mut self.out.bytes),
+        };
+        if let Err(e) = encoded {
+            log!(
+                Level::Error,
+                "cannot acknowledge packet {}: {e}",
+                ticket.pkid
+            );
+        }
+    }
+
+    // ----- what the broker sent -----
+
+    /// Handles one packet. An error closes the connection (the session has encoded the v5
+    /// DISCONNECT with its reason, if any, for the driver to write first).
+    pub fn handle_packet(&mut self, packet: Incoming, now: Instant) -> Result<()> {
+        self.link.last_received = now;
+        if self.phase == Phase::AwaitConnAck {
+            return match packet {
+                Incoming::ConnAck(ack) => self.handle_connack(ack, now),
+                other => Err(self.violation(
+                    reason::PROTOCOL_ERROR,
+                    format!("expected CONNACK, the broker sent {}", other.kind()),
+                )),
+            };
+        }
+        match packet {
+            Incoming::Publish(publish, alias) => self.receive(publish, alias)?,
+            Incoming::PubAck(pkid, failure) => {
+                if self.inflight.get(&pkid).is_some_and(|i| i.message.qos == 1) {
+                    self.finish_publish(pkid, failure);
+                } else {
+                    log!(Level::Debug, "ignoring unexpected PUBACK {pkid}");
+                }
+            }
+            Incoming::PubRec(pkid, failure) => match self.inflight.get_mut(&pkid) {
+                Some(entry) if entry.message.qos == 2 => {
+                    if failure.is_some() {
+                        self.finish_publish(pkid, failure);
+                    } else {
+                        entry.stage = Stage::AwaitComp;
+                        self.codec.pubrel(pkid, &mut self.out.bytes)?;
+                    }
+                }
+                _ => log!(Level::Debug, "ignoring unexpected PUBREC {pkid}"),
+            },
+            Incoming::PubComp(pkid) => {
+                if self
+                    .inflight
+                    .get(&pkid)
+                    .is_some_and(|i| i.stage == Stage::AwaitComp)
+                {
+                    self.finish_publish(pkid, None);
+                } else {
+                    log!(Level::Debug, "ignoring unexpected PUBCOMP {pkid}");
+                }
+            }
+            Incoming::PubRel(pkid) => {
+                // Answered even for an unknown id, so that the broker can finish its side.
+                self.inbound_qos2.remove(&pkid);
+                self.codec.pubcomp(pkid, &mut self.out.bytes)?;
+            }
+            Incoming::SubAck(pkid, codes) => self.handle_suback(pkid, codes)?,
+            Incoming::UnsubAck(pkid) => match self.unsubscribes.remove(&pkid) {
+                Some(pending) => {
+                    self.ids.release(pkid);
+                    if let Some(reply) = pending.reply {
+                        self.events
+                            .push_back(Event::Reply(reply, Outcome::Unsubscribed));
+                    }
+                }
+                None => log!(Level::Debug, "ignoring unexpected UNSUBACK {pkid}"),
+            },
+            Incoming::PingResp => self.link.ping_sent = None,
+            Incoming::Disconnect(reason) => return Err(Error::ConnectionLost(reason)),
+            Incoming::ConnAck(_) => {
+                return Err(self.violation(
+                    reason::PROTOCOL_ERROR,
+                    "the broker sent a second CONNACK".into(),
+                ))
+            }
+            Incoming::Unexpected(name) => {
+                return Err(self.violation(
+                    reason::PROTOCOL_ERROR,
+                    format!("the broker sent a {name} packet, which only clients may send"),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// The decoder rejected what the broker sent: the connection closes with `reason`.
+    pub fn malformed(&mut self, reason_code: u8, error: Error) -> Error {
+        self.encode_disconnect(reason_code);
+        error
+    }
+
+    fn handle_connack(&mut self, ack: ConnAck, now: Instant) -> Result<()> {
+        if let Some(refusal) = ack.refusal {
+            return Err(refusal);
+        }
+        if ack.session_present && self.options.clean_session {
+            return Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "CONNACK says session present, but we asked for a clean session".into(),
+            ));
+        }
+        self.link = Link::new(
+            ack.server_keep_alive
+                .map(|s| Duration::from_secs(s as u64))
+                .unwrap_or(self.options.keep_alive),
+            now,
+        );
+        self.link.limits = ack.limits;
+        self.phase = Phase::Connected;
+        self.session_present = ack.session_present;
+        self.resume(ack.session_present);
+        self.events.push_back(Event::Connected {
+            session_present: ack.session_present,
+        });
+        Ok(())
+    }
+
+    /// After CONNACK: put session state in line with what the broker kept, and encode the
+    /// retransmissions and the subscription restore.
+    fn resume(&mut self, session_present: bool) {
+        if !session_present {
+            // Publishes the broker never completed go back to the head of the outbox, in
+            // their original order, to be sent again as new messages. Even a QoS 2 message
+            // past PUBREC is sent again: a broker that lost our session may have lost the
+            // message with it, and a possible duplicate is better than a possible loss.
+            let mut ordered: Vec<Inflight> =
+                std::mem::take(&mut self.inflight).into_values().collect();
+            ordered.sort_by_key(|i| i.sequence);
+            for entry in ordered.into_iter().rev() {
+                self.requeue_front(Queued {
+                    token: entry.token,
+                    message: entry.message,
+                });
+            }
+            // The broker holds no subscription: unsubscribes have nothing left to do.
+            for pending in std::mem::take(&mut self.deferred_unsubscribes) {
+                if let Some(reply) = pending.reply {
+                    self.events
+                        .push_back(Event::Reply(reply, Outcome::Unsubscribed));
+                }
+            }
+            self.inbound_qos2.clear();
+            self.ids = PacketIds::default();
+            for subscription in &mut self.subscriptions {
+                subscription.confirmed = false;
+            }
+        } else {
+            let mut ordered: Vec<(u16, Stage, u64)> = self
+                .inflight
+                .iter()
+                .map(|(pkid, i)| (*pkid, i.stage, i.sequence))
+                .collect();
+            ordered.sort_by_key(|(_, _, sequence)| *sequence);
+            for (pkid, stage, _) in ordered {
+                let sent = match stage {
+                    Stage::AwaitAck => {
+                        let message = &self.inflight[&pkid].message;
+                        self.codec.publish(message, pkid, true, &mut self.out.bytes)
+                    }
+                    Stage::AwaitComp => self.codec.pubrel(pkid, &mut self.out.bytes),
+                };
+                if let Err(e) = sent {
+                    log!(Level::Error, "cannot retransmit packet {pkid}: {e}");
+                }
+            }
+            for pending in std::mem::take(&mut self.deferred_unsubscribes) {
+                self.send_unsubscribe(pending);
+            }
+        }
+        // Subscribes made while offline go out with their waiters; every other unconfirmed
+        // subscription is restored without one.
+        let deferred = std::mem::take(&mut self.deferred_subscribes);
+        let asked: HashSet<String> = deferred
+            .iter()
+            .flat_map(|(filters, _)| filters.iter().map(|(f, _)| f.clone()))
+            .collect();
+        let restore: Vec<(String, Qos)> = self
+            .subscriptions
+            .iter()
+            .filter(|s| !s.confirmed && !asked.contains(&s.filter))
+            .map(|s| (s.filter.clone(), s.qos))
+            .collect();
+        for (filters, reply) in deferred {
+            // Current QoS, and only filters still subscribed (an unsubscribe may have come).
+            let filters: Vec<(String, Qos)> = filters
+                .into_iter()
+                .filter_map(|(f, _)| {
+                    self.subscriptions
+                        .iter()
+                        .find(|s| s.filter == f)
+                        .map(|s| (f, s.qos))
+                })
+                .collect();
+            if filters.is_empty() {
+                self.events.push_back(Event::Reply(
+                    reply,
+                    Outcome::Failed(Error::Disconnected(
+                        "the subscription was removed before it could be sent".into(),
+                    )),
+                ));
+            } else {
+                self.send_subscribe(filters, Some(reply));
+            }
+        }
+        if !restore.is_empty() {
+            self.send_subscribe(restore, None);
+        }
+    }
+
+    fn receive(&mut self, mut publish: InPublish, alias: Option<u16>) -> Result<()> {
+        if let Some(alias) = alias {
+            let maximum = self.options.v5_connect.topic_alias_maximum;
+            if alias == 0 || alias > maximum {
+                return Err(self.violation(
+                    reason::TOPIC_ALIAS_INVALID,
+                    format!("the broker used topic alias {alias}; we allow 1..={maximum}"),
+                ));
+            }
+            if publish.topic.is_empty() {
+                match self.link.aliases.get(&alias) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => {
+                        return Err(self.violation(
+                            reason::PROTOCOL_ERROR,
+                            format!("the broker used topic alias {alias} before defining it"),
+                        ))
+                    }
+                }
+            } else {
+                self.link.aliases.insert(alias, publish.topic.clone());
+            }
+        } else if publish.topic.is_empty() {
+            return Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "PUBLISH with an empty topic and no topic alias".into(),
+            ));
+        }
+        let qos = Qos::from_u8(publish.qos).unwrap_or(Qos::ExactlyOnce);
+        let ticket = AckTicket {
+            connection: self.connection_number,
+            pkid: publish.pkid,
+            qos,
+        };
+        let ticket = match qos {
+            Qos::AtMostOnce => None,
+            Qos::AtLeastOnce => {
+                if !self.inbound_qos1.contains(&publish.pkid) {
+                    self.check_receive_maximum()?;
+                    self.inbound_qos1.insert(publish.pkid);
+                }
+                Some(ticket)
+            }
+            Qos::ExactlyOnce => {
+                // Held until PUBREL: a retransmission (DUP set) of an id still held is
+                // acknowledged at once and not delivered again. The same id without DUP is a
+                // new message: a broker restored from a stale persistence file reuses ids it
+                // had already used (seen with mosquitto after SIGKILL), and treating those as
+                // duplicates would lose them.
+                if self.inbound_qos2.contains(&publish.pkid) {
+                    if publish.dup {
+                        self.codec.pubrec(publish.pkid, &mut self.out.bytes)?;
+                        return Ok(());
+                    }
+                } else {
+                    self.check_receive_maximum()?;
+                    self.inbound_qos2.insert(publish.pkid);
+                }
+                Some(ticket)
+            }
+        };
+        self.events.push_back(Event::Message(
+            Message {
+                topic: publish.topic,
+                payload: publish.payload,
+                qos: publish.qos,
+                retain: publish.retain,
+                dup: publish.dup,
+                packet_id: publish.pkid,
+                properties: publish.properties,
+            },
+            ticket,
+        ));
+        Ok(())
+    }
+
+    /// The broker may have at most the Receive Maximum we announced of QoS 1/2 messages
+    /// unacknowledged (65,535 when we announced none).
+    fn check_receive_maximum(&mut self) -> Result<()> {
+        let maximum = self.options.v5_connect.receive_maximum.unwrap_or(u16::MAX) as usize;
+        let unacknowledged = self.inbound_qos1.len() + self.inbound_qos2.len();
+        if self.codec.version == ProtocolVersion::V5 && unacknowledged >= maximum {
+            return Err(self.violation(
+                reason::RECEIVE_MAXIMUM_EXCEEDED,
+                format!(
+                    "the broker sent more than the receive maximum of {maximum} unacknowledged QoS 1/2 messages"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn handle_suback(
+        &mut self,
+        pkid: u16,
+        codes: Vec<std::result::Result<u8, String>>,
+    ) -> Result<()> {
+        let Some(pending) = self.subscribes.remove(&pkid) else {
+            log!(Level::Debug, "ignoring unexpected SUBACK {pkid}");
+            return Ok(());
+        };
+        self.ids.release(pkid);
+        if codes.len() != pending.filters.len() {
+            return Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                format!(
+                    "SUBACK has {} return codes for {} filters",
+                    codes.len(),
+                    pending.filters.len()
+                ),
+            ));
+        }
+        let mut results = Vec::with_capacity(codes.len());
+        for ((filter, _), code) in pending.filters.iter().zip(codes) {
+            let granted = code.and_then(|q| {
+                Qos::from_u8(q)
+                    .ok_or_else(|| format!("SUBACK granted QoS {q}, which does not exist"))
+            });
+            match granted {
+                Ok(qos) => {
+                    if let Some(s) = self.subscriptions.iter_mut().find(|s| &s.filter == filter) {
+                        s.confirmed = true;
+                    }
+                    results.push(Ok(qos));
+                }
+                Err(reason) => {
+                    self.subscriptions.retain(|s| &s.filter != filter);
+                    log!(Level::Warn, "subscription to '{filter}' refused: {reason}");
+                    results.push(Err(Error::SubscribeRefused(format!(
+                        "'{filter}': {reason}"
+                    ))));
+                }
+            }
+        }
+        if let Some(reply) = pending.reply {
+            self.events
+                .push_back(Event::Reply(reply, Outcome::Subscribed(results)));
+        }
+        Ok(())
+    }
+
+    fn finish_publish(&mut self, pkid: u16, failure: Option<String>) {
+        if let Some(entry) = self.inflight.remove(&pkid) {
+            self.ids.release(pkid);
+            let result = match failure {
+                None => Ok(()),
+                Some(reason) => Err(Error::PublishRefused(format!(
+                    "'{}': {reason}",
+                    entry.message.topic
+                ))),
+            };
+            self.complete(entry.token, result);
+        }
+    }
+
+    // ----- time -----
+
+    /// When `handle_timeout` next needs to run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let disconnect = self.disconnecting.as_ref().map(|d| d.deadline);
+        let keep_alive = match self.phase {
+            Phase::Connected if !self.link.keep_alive.is_zero() => {
+                let link = &self.link;
+                Some(match link.ping_sent {
+                    // While reading is paused a PINGRESP may sit unread: only keep talking.
+                    Some(_) if link.read_paused => link.last_sent + link.keep_alive,
+                    Some(sent) => sent + link.keep_alive / 2,
+                    None => link.last_sent.min(link.last_received) + link.keep_alive,
+                })
+            }
+            _ => None,
+        };
+        match (disconnect, keep_alive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Keep-alive: PINGREQ after a keep-alive period of silence in either direction; the
+    /// connection is dead when the PINGRESP is half a period late (1.5 x keep-alive in all).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        if self.phase != Phase::Connected || self.link.keep_alive.is_zero() {
+            return Ok(());
+        }
+        let link = &mut self.link;
+        match link.ping_sent {
+            Some(sent) if !link.read_paused && now >= sent + link.keep_alive / 2 => {
+                Err(Error::ConnectionLost(format!(
+                    "the broker stopped answering (no PINGRESP within {} ms)",
+                    (link.keep_alive / 2).as_millis()
+                )))
+            }
+            Some(_) if link.read_paused && now >= link.last_sent + link.keep_alive => {
+                // Reading is paused (the application is behind): keep the broker hearing
+                // from us; the answers are read once reading resumes.
+                self.codec.pingreq(&mut self.out.bytes);
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => {
+                if now >= link.last_sent.min(link.last_received) + link.keep_alive {
+                    self.codec.pingreq(&mut self.out.bytes);
+                    link.ping_sent = Some(now);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The driver stopped (or resumed) reading because the application is behind. A PINGRESP
+    /// that arrived meanwhile is still unread, so its clock restarts when reading resumes.
+    pub fn set_read_paused(&mut self, paused: bool, now: Instant) {
+        if self.link.read_paused && !paused && self.link.ping_sent.is_some() {
+            self.link.ping_sent = Some(now);
+        }
+        self.link.read_paused = paused;
+    }
+
+    // ----- output -----
+
+    /// Encodes what is ready (outbox within the inflight window and the write-ahead bound)
+    /// and hands it over for one write. `None` when there is nothing to write.
+    pub fn transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.pump();
+        if self.out.bytes.is_empty() {
+            return None;
+        }
+        self.link.last_sent = now;
+        Some(std::mem::take(&mut self.out))
+    }
+
+    /// When the user's disconnect is due (in-flight publishes done, or its deadline passed):
+    /// encodes DISCONNECT and returns true, once. The driver then writes it and reports with
+    /// `finish_disconnect`.
+    pub fn disconnect_due(&mut self, now: Instant) -> bool {
+        let Some(disconnecting) = &self.disconnecting else {
+            return false;
+        };
+        if self.phase != Phase::Connected {
+            return false;
+        }
+        let drained = self.inflight.is_empty() && self.outbox.is_empty();
+        if !drained && now < disconnecting.deadline {
+            return false;
+        }
+        self.encode_disconnect(reason::NORMAL);
+        self.phase = Phase::Closing;
+        true
+    }
+
+    /// The driver wrote DISCONNECT (or could not): the session ends, its waiters hear how.
+    pub fn finish_disconnect(&mut self, written: Result<()>) {
+        let replies = self
+            .disconnecting
+            .take()
+            .map(|d| d.replies)
+            .unwrap_or_default();
+        self.end(
+            &Error::Disconnected(
+                "the client disconnected before the broker acknowledged the message".into(),
+            ),
+            false,
+        );
+        let outcome = match written {
+            Ok(()) => Outcome::Disconnected,
+            Err(e) => Outcome::Failed(e),
+        };
+        for reply in replies {
+            self.events.push_back(Event::Reply(reply, outcome.clone()));
+        }
+    }
+
+    /// True while a user's disconnect waits for in-flight publishes.
+    pub fn is_disconnecting(&self) -> bool {
+        self.disconnecting.is_some()
+    }
+
+    /// Moves publishes from the outbox into the write buffer, in order, within the inflight
+    /// window and the write-ahead bound.
+    fn pump(&mut self) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let window = self
+            .options
+            .inflight_window
+            .min(self.link.limits.receive_maximum.unwrap_or(u16::MAX).max(1))
+            as usize;
+        while let Some(front) = self.outbox.front() {
+            if self.out.bytes.len() >= WRITE_AHEAD {
+                break;
+            }
+            if front.message.qos > 0 && self.inflight.len() >= window {
+                break;
+            }
+            let Some(queued) = self.pop_outbox() else {
+                break;
+            };
+            if let Err(e) = self.check_publish_allowed(&queued.message) {
+                self.give_back(&queued);
+                self.complete(queued.token, Err(e));
+                continue;
+            }
+            if queued.message.qos == 0 {
+                match self
+                    .codec
+                    .publish(&queued.message, 0, false, &mut self.out.bytes)
+                {
+                    Ok(()) => {
+                        self.out.written_tokens.push(queued.token);
+                        self.release_on_write(&queued);
+                    }
+                    Err(e) => {
+                        self.give_back(&queued);
+                        self.complete(queued.token, Err(e));
+                    }
+                }
+                continue;
+            }
+            let Some(pkid) = self.ids.allocate() else {
+                self.outbox_bytes += queued.weight();
+                self.outbox.push_front(queued);
+                break;
+            };
+            if let Err(e) = self
+                .codec
+                .publish(&queued.message, pkid, false, &mut self.out.bytes)
+            {
+                self.ids.release(pkid);
+                self.give_back(&queued);
+                self.complete(queued.token, Err(e));
+                continue;
+            }
+            self.release_on_write(&queued);
+            self.sequence += 1;
+            self.inflight.insert(
+                pkid,
+                Inflight {
+                    token: queued.token,
+                    message: queued.message,
+                    stage: Stage::AwaitAck,
+                    sequence: self.sequence,
+                },
+            );
+        }
+    }
+
+    /// What the broker announced it cannot take is refused here, never sent.
+    fn check_publish_allowed(&self, message: &OutPublish) -> Result<()> {
+        check_publish_against(
+            &self.link.limits,
+            self.max_outgoing_packet(),
+            &self.codec,
+            message,
+        )
+    }
+
+    fn check_filters_supported(&self, filters: &[(String, Qos)]) -> Result<()> {
+        check_filters_against(&self.link.limits, filters)
+    }
+
+    /// The largest packet we may send: the broker's maximum (v5), within MQTT's own.
+    pub fn max_outgoing_packet(&self) -> usize {
+        self.link
+            .limits
+            .maximum_packet_size
+            .unwrap_or(u32::MAX)
+            .min(crate::mqtt::options::MQTT_MAX_PACKET_SIZE) as usize
+    }
+
+    fn send_subscribe(&mut self, filters: Vec<(String, Qos)>, reply: Option<W>) {
+        let Some(pkid) = self.ids.allocate() else {
+            self.answer_failed(
+                reply,
+                Error::QueueFull("all 65,535 packet identifiers are in use".into()),
+            );
+            return;
+        };
+        let wire: Vec<(String, u8)> = filters.iter().map(|(f, q)| (f.clone(), *q as u8)).collect();
+        match self.encode_bounded(|codec, buf| codec.subscribe(pkid, &wire, buf)) {
+            Ok(()) => {
+                self.subscribes
+                    .insert(pkid, PendingSubscribe { filters, reply });
+            }
+            Err(e) => {
+                self.ids.release(pkid);
+                for (filter, _) in &filters {
+                    self.subscriptions.retain(|s| &s.filter != filter);
+                }
+                self.answer_failed(reply, e);
+            }
+        }
+    }
+
+    fn send_unsubscribe(&mut self, pending: PendingUnsubscribe<W>) {
+        let Some(pkid) = self.ids.allocate() else {
+            self.answer_failed(
+                pending.reply,
+                Error::QueueFull("all 65,535 packet identifiers are in use".into()),
+            );
+            return;
+        };
+        let filters = pending.filters.clone();
+        match self.encode_bounded(|codec, buf| codec.unsubscribe(pkid, &filters, buf)) {
+            Ok(()) => {
+                self.unsubscribes.insert(pkid, pending);
+            }
+            Err(e) => {
+                self.ids.release(pkid);
+                self.answer_failed(pending.reply, e);
+            }
+        }
+    }
+
+    /// Encodes a packet and takes it back out if it exceeds the broker's maximum packet size.
+    fn encode_bounded(
+        &mut self,
+        encode: impl FnOnce(&Codec, &mut BytesMut) -> Result<()>,
+    ) -> Result<()> {
+        let before = self.out.bytes.len();
+        let codec = self.codec;
+        encode(&codec, &mut self.out.bytes)?;
+        let size = self.out.bytes.len() - before;
+        let limit = self.max_outgoing_packet();
+        if size > limit {
+            self.out.bytes.truncate(before);
+            return Err(Error::PayloadTooLarge(format!(
+                "the packet is {size} bytes; the broker's maximum packet size is {limit}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn answer_failed(&mut self, reply: Option<W>, error: Error) {
+        match reply {
+            Some(reply) => self
+                .events
+                .push_back(Event::Reply(reply, Outcome::Failed(error))),
+            None => log!(Level::Warn, "restoring subscriptions failed: {error}"),
+        }
+    }
+
+    /// A protocol violation by the broker: v5 tells it why before the connection closes.
+    fn violation(&mut self, reason_code: u8, text: String) -> Error {
+        log!(Level::Error, "closing the connection: {text}");
+        self.encode_disconnect(reason_code);
+        Error::Protocol(text)
+    }
+
+    fn encode_disconnect(&mut self, reason_code: u8) {
+        if self.codec.version == ProtocolVersion::V5 || reason_code == reason::NORMAL {
+            self.codec.disconnect(reason_code, &mut self.out.bytes);
+        }
+    }
+
+    // ----- the outbox -----
+
+    /// Appends to the outbox (the handle already reserved its place); with the drop-oldest
+    /// policy this is where the queue is trimmed.
+    fn enqueue(&mut self, queued: Queued) {
+        self.outbox_bytes += queued.weight();
+        self.outbox.push_back(queued);
+        if self.options.queue_full_policy == QueueFullPolicy::DropOldest {
+            while self.outbox.len() > 1
+                && (self.outbox.len() > self.options.queue_max_messages
+                    || self.outbox_bytes > self.options.queue_max_bytes as u64)
+            {
+                let Some(oldest) = self.pop_outbox() else {
+                    break;
+                };
+                self.give_back(&oldest);
+                self.complete(
+                    oldest.token,
+                    Err(Error::Dropped(
+                        "dropped from the full offline queue to make room for a newer message"
+                            .into(),
+                    )),
+                );
+            }
+        }
+    }
+
+    /// A publish that will never reach the outbox: gives back the place the handle reserved.
+    fn refuse(&mut self, queued: Queued, reason: Error) {
+        self.give_back(&queued);
+        self.complete(queued.token, Err(reason));
+    }
+
+    fn pop_outbox(&mut self) -> Option<Queued> {
+        let queued = self.outbox.pop_front()?;
+        self.outbox_bytes -= queued.weight();
+        Some(queued)
+    }
+
+    fn requeue_front(&mut self, queued: Queued) {
+        self.queue_delta.0 += 1;
+        self.queue_delta.1 += queued.weight() as i64;
+        self.outbox_bytes += queued.weight();
+        self.outbox.push_front(queued);
+    }
+
+    fn give_back(&mut self, queued: &Queued) {
+        self.queue_delta.0 -= 1;
+        self.queue_delta.1 -= queued.weight() as i64;
+    }
+
+    fn release_on_write(&mut self, queued: &Queued) {
+        self.out.released.0 += 1;
+        self.out.released.1 += queued.weight();
+    }
+
+    /// Bytes not handed to the driver are void on a new connection: QoS 0 publishes among them
+    /// fail, QoS 1/2 ones are rewritten from the inflight state.
+    fn drop_unsent(&mut self, reason: &Error) {
+        let unsent = std::mem::take(&mut self.out);
+        self.queue_delta.0 -= unsent.released.0 as i64;
+        self.queue_delta.1 -= unsent.released.1 as i64;
+        for token in unsent.written_tokens {
+            self.complete(token, Err(reason.clone()));
+        }
+    }
+
+    fn complete(&mut self, token: Token, result: Result<()>) {
+        self.events.push_back(Event::Completed(token, result));
+    }
+}
+
+/// The checks a publish must pass against a broker's announced limits: shared by the handle
+/// (to refuse at once) and the session (authoritative, when the message is sent).
+pub fn check_publish_against(
+    limits: &BrokerLimits,
+    max_packet: usize,
+    codec: &Codec,
+    message: &OutPublish,
+) -> Result<()> {
+    let maximum_qos = limits.maximum_qos.unwrap_or(2);
+    if message.qos > maximum_qos {
+        return Err(Error::QosNotSupported(format!(
+            "the broker's maximum QoS is {maximum_qos}; a QoS {} publish to '{}' was not sent",
+            message.qos, message.topic
+        )));
+    }
+    if message.retain && limits.retain_available == Some(false) {
+        return Err(Error::FeatureNotSupported(format!(
+            "the broker does not support retained messages; the retained publish to '{}' was not sent",
+            message.topic
+        )));
+    }
+    let size = codec.publish_size(
+        message.topic.len(),
+        message.payload.len(),
+        message.qos,
+        message.properties.as_deref(),
+    );
+    if size > max_packet {
+        return Err(Error::PayloadTooLarge(format!(
+            "PUBLISH of {size} bytes exceeds the broker's maximum packet size of {max_packet}"
+        )));
+    }
+    Ok(())
+}
+
+/// Subscription features a v5 broker may announce it lacks.
+pub fn check_filters_against(limits: &BrokerLimits, filters: &[(String, Qos)]) -> Result<()> {
+    for (filter, _) in filters {
+        let shared = filter.starts_with("$share/");
+        if shared && limits.shared_available == Some(false) {
+            return Err(Error::FeatureNotSupported(format!(
+                "the broker does not support shared subscriptions ('{filter}')"
+            )));
+        }
+        let wildcard = filter.contains('+') || filter.contains('#');
+        if wildcard && limits.wildcard_available == Some(false) {
+            return Err(Error::FeatureNotSupported(format!(
+                "the broker does not support wildcard subscriptions ('{filter}')"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
