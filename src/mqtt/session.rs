@@ -32,7 +32,6 @@ pub(crate) mod reason {
     pub(crate) const PROTOCOL_ERROR: u8 = 0x82;
     pub(crate) const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
     pub(crate) const TOPIC_ALIAS_INVALID: u8 = 0x94;
-    pub(crate) const PACKET_TOO_LARGE: u8 = 0x95;
 }
 
 /// A publish accepted by the handle, waiting in the outbox.
