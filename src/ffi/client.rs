@@ -10,6 +10,7 @@ use crate::ffi::boundary::{
 };
 use crate::ffi::options::eq1_mqtt_options;
 use crate::ffi::status::eq1_status;
+use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::{Client, ConnectionEvent, ConnectionState, Message, PublishProperties};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Arc;
@@ -39,6 +40,12 @@ pub struct eq1_mqtt_message {
     pub dup: bool,
     /// MQTT 5.0 properties the sender set, or NULL (always NULL on MQTT 3.1.1).
     pub properties: *const eq1_mqtt_properties,
+    /// The packet identifier the broker used (0 for QoS 0).
+    pub packet_id: u16,
+    /// MQTT 5.0: identifiers of the subscriptions the broker matched it with
+    /// (`subscription_id_count` of them; NULL when none).
+    pub subscription_ids: *const u32,
+    pub subscription_id_count: usize,
 }
 
 /// One MQTT 5.0 user property (a name/value pair of UTF-8 strings).
@@ -474,28 +481,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
             Error::NullArgument("message callback is NULL; a subscription needs one".into())
         })?;
         let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "subscribe")?;
-        let user_data = UserData(user_data);
-        let handler = Arc::new(move |message: &Message| {
-            let user_data = user_data;
-            let properties = message.properties.as_deref().map(PropertiesView::new);
-            let properties_ptr = properties
-                .as_ref()
-                .map_or(std::ptr::null(), |p| &p.view as *const eq1_mqtt_properties);
-            with_c_topic(&message.topic, |topic| {
-                let view = eq1_mqtt_message {
-                    properties: properties_ptr,
-                    topic,
-                    topic_len: message.topic.len(),
-                    payload: message.payload.as_ptr(),
-                    payload_len: message.payload.len(),
-                    qos: message.qos as c_int,
-                    retain: message.retain,
-                    dup: message.dup,
-                };
-                // SAFETY: the user's callback; `view` and what it points to outlive the call.
-                unsafe { callback(user_data.0, &view) }
-            })
-        });
+        let handler = c_message_handler(callback, UserData(user_data));
         let qos = crate::mqtt::validate::qos(qos)?;
         let granted = c.client.subscribe(filter, qos, handler, timeout)?;
         if let Some(out) = out {
@@ -505,9 +491,12 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
     })
 }
 
-/// Removes the subscription to `filter` and waits up to `timeout_ms` for UNSUBACK. Once this
-/// returns its callback is not called again and its `user_data` may be freed (a call already
-/// running on the dispatcher thread is waited for; from inside a callback it is not).
+/// Unsubscribes `filter` and waits up to `timeout_ms` for UNSUBACK. Any filter may be given,
+/// also one this client never subscribed (a persistent session of an earlier run may hold
+/// it). Once this returns OK, the filter's callback is not called again and its `user_data`
+/// may be freed (a call already running on the dispatcher thread is waited for, within the
+/// timeout; from inside a callback it is not). `EQ1_STATUS_TIMEOUT` when UNSUBACK or a
+/// running callback outlasted the timeout (the subscription is removed all the same).
 ///
 /// # Safety
 /// `client` NULL or live; `filter` NULL or NUL-terminated.
@@ -525,9 +514,70 @@ pub unsafe extern "C" fn eq1_mqtt_client_unsubscribe(
     })
 }
 
+/// `eq1_mqtt_client_unsubscribe` for `count` filters (NUL-terminated UTF-8 each), sent in
+/// one UNSUBSCRIBE.
+///
+/// # Safety
+/// `client` NULL or live; `filters` NULL or `count` pointers, each NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_unsubscribe_many(
+    client: *mut eq1_mqtt_client,
+    filters: *const *const c_char,
+    count: usize,
+    timeout_ms: c_int,
+) -> eq1_status {
+    with_client(client, |c| {
+        if count == 0 {
+            return Err(Error::InvalidArgument("no filter to unsubscribe".into()));
+        }
+        if filters.is_null() {
+            return Err(Error::NullArgument(format!(
+                "filters is NULL but count is {count}"
+            )));
+        }
+        let mut list = Vec::with_capacity(count.min(1024));
+        for i in 0..count {
+            // SAFETY: `filters` points to `count` pointers (this function's contract).
+            let filter = unsafe { *filters.add(i) };
+            // SAFETY: per this function's contract.
+            list.push(unsafe { c_str(filter, &format!("filter {i}")) }?);
+        }
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "unsubscribe")?;
+        c.client.unsubscribe_many(&list, timeout)
+    })
+}
+
+/// Sets (or with NULL removes) the default message callback: it receives every message that
+/// no subscription's callback takes (like libmosquitto's on_message and Paho's
+/// messageArrived), for example the messages a broker queued for a persistent session,
+/// which arrive right after CONNACK, before the application subscribed again. While neither
+/// a matching subscription nor this callback exists, received QoS 1/2 messages are held,
+/// not acknowledged (within the inbound queue bound, `eq1_mqtt_options_set_inbound_queue`),
+/// and handed over in order once one appears; unmatched QoS 0 messages are dropped.
+/// `user_data` must stay valid until the callback is replaced or removed, or the client freed.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_set_message_callback(
+    client: *mut eq1_mqtt_client,
+    callback: eq1_mqtt_message_cb,
+    user_data: *mut c_void,
+) -> eq1_status {
+    with_client(client, |c| {
+        let handler = callback.map(|callback| c_message_handler(callback, UserData(user_data)));
+        c.client.set_message_handler(handler);
+        Ok(())
+    })
+}
+
 /// Waits up to `timeout_ms` for in-flight QoS 1/2 publishes, then sends DISCONNECT (the broker
 /// discards the will). Still-unacknowledged publishes are then reported failed with
 /// `EQ1_STATUS_DISCONNECTED`. Stops automatic reconnection. The client may connect again.
+/// Several threads may disconnect at once: all of them wait for the same DISCONNECT and get
+/// its outcome. `EQ1_STATUS_TIMEOUT` when DISCONNECT could not be written within 2 s (a
+/// broker that does not read); `EQ1_STATUS_NOT_CONNECTED` when the client is not connected
+/// (also for a call that comes after another thread's disconnect completed).
 ///
 /// # Safety
 /// `client` is NULL or live.
@@ -612,6 +662,41 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_id(
             }
         }
         id.len()
+    })
+}
+
+/// The message handler that calls a C callback with the C view of each message.
+fn c_message_handler(
+    callback: unsafe extern "C" fn(*mut c_void, *const eq1_mqtt_message),
+    user_data: UserData,
+) -> MessageHandler {
+    Arc::new(move |message: &Message| {
+        let user_data = user_data;
+        let properties = message.properties.as_deref().map(PropertiesView::new);
+        let properties_ptr = properties
+            .as_ref()
+            .map_or(std::ptr::null(), |p| &p.view as *const eq1_mqtt_properties);
+        with_c_topic(&message.topic, |topic| {
+            let view = eq1_mqtt_message {
+                properties: properties_ptr,
+                topic,
+                topic_len: message.topic.len(),
+                payload: message.payload.as_ptr(),
+                payload_len: message.payload.len(),
+                qos: message.qos as c_int,
+                retain: message.retain,
+                dup: message.dup,
+                packet_id: message.packet_id,
+                subscription_ids: if message.subscription_ids.is_empty() {
+                    std::ptr::null()
+                } else {
+                    message.subscription_ids.as_ptr()
+                },
+                subscription_id_count: message.subscription_ids.len(),
+            };
+            // SAFETY: the user's callback; `view` and what it points to outlive the call.
+            unsafe { callback(user_data.0, &view) }
+        })
     })
 }
 

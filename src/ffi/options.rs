@@ -3,7 +3,8 @@
 
 use crate::ffi::boundary::{c_str, call, call_value, handle_mut, optional_c_str};
 use crate::ffi::status::eq1_status;
-use crate::mqtt::{Options, QueueFullPolicy};
+use crate::mqtt::options::TlsVersion;
+use crate::mqtt::{Options, ProtocolVersion, QueueFullPolicy};
 use std::ffi::{c_char, c_int};
 
 /// Opaque client options. Not thread-safe: configure from one thread.
@@ -186,7 +187,18 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_version(
     options: *mut eq1_mqtt_options,
     version: c_int,
 ) -> eq1_status {
-    with_options(options, |o| o.set_protocol_version(version))
+    with_options(options, |o| {
+        o.set_protocol_version(match version {
+            EQ1_MQTT_V311 => ProtocolVersion::V311,
+            EQ1_MQTT_V5 => ProtocolVersion::V5,
+            other => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "protocol version {other} is not supported; use 4 (MQTT 3.1.1) or 5 (MQTT 5.0)"
+                )))
+            }
+        });
+        Ok(())
+    })
 }
 
 /// Timeout of one connection attempt (DNS + TCP + TLS + CONNACK) in ms, > 0. Used by
@@ -218,6 +230,7 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_inflight_window(
 }
 
 /// Largest packet sent or accepted, in bytes (16 .. 268435460, the MQTT maximum, default).
+/// Once set, MQTT 5.0 CONNECTs announce it as our Maximum Packet Size (not sent otherwise).
 ///
 /// # Safety
 /// `options` is NULL or live.
@@ -301,7 +314,17 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls_min_version(
     options: *mut eq1_mqtt_options,
     version: c_int,
 ) -> eq1_status {
-    with_options(options, |o| o.set_tls_min_version(version))
+    with_options(options, |o| {
+        o.set_tls_min_version(match version {
+            EQ1_TLS_1_2 => TlsVersion::V1_2,
+            EQ1_TLS_1_3 => TlsVersion::V1_3,
+            other => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "TLS version {other} is not supported; use 12 (TLS 1.2) or 13 (TLS 1.3)"
+                )))
+            }
+        })
+    })
 }
 
 /// Automatic reconnection after a lost connection (default on), with exponential backoff and
@@ -348,4 +371,115 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_offline_queue(
         };
         o.set_offline_queue(max_messages, max_bytes, policy, queue_before_connect)
     })
+}
+
+/// MQTT 5.0: the Receive Maximum we announce in CONNECT, 1..65535: how many QoS 1/2 messages
+/// the broker may have unacknowledged towards us at once. Not sent unless set (the broker
+/// then assumes 65,535). A broker that exceeds it is disconnected with reason 0x93.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_receive_maximum(
+    options: *mut eq1_mqtt_options,
+    maximum: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_receive_maximum(maximum))
+}
+
+/// MQTT 5.0: the Topic Alias Maximum we announce, 0..65535 (default 0: not sent, the broker
+/// may use no aliases). A broker alias of 0 or above it closes the connection (reason 0x94).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_topic_alias_maximum(
+    options: *mut eq1_mqtt_options,
+    maximum: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_topic_alias_maximum(maximum))
+}
+
+/// MQTT 5.0: ask the broker for response information in CONNACK (not sent unless set).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_request_response_information(
+    options: *mut eq1_mqtt_options,
+    request: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_request_response_information(request);
+        Ok(())
+    })
+}
+
+/// MQTT 5.0: whether the broker may send reason strings and user properties on failures
+/// (not sent unless set; the broker's default is yes).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_request_problem_information(
+    options: *mut eq1_mqtt_options,
+    request: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_request_problem_information(request);
+        Ok(())
+    })
+}
+
+/// MQTT 5.0: adds a user property (name, value: NUL-terminated UTF-8) to CONNECT.
+///
+/// # Safety
+/// `options` is NULL or live; `name` and `value` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_add_connect_user_property(
+    options: *mut eq1_mqtt_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract.
+        let name = unsafe { c_str(name, "user property name") }?;
+        // SAFETY: per this function's contract.
+        let value = unsafe { c_str(value, "user property value") }?;
+        o.add_connect_user_property(name, value)
+    })
+}
+
+/// With MQTT 5.0 selected: when a broker refuses the version (a 3.1.1-only broker answers
+/// with a 3.1.1 CONNACK "unacceptable protocol version"), connect again at once with MQTT
+/// 3.1.1 (default off: the connect fails with `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_fallback(
+    options: *mut eq1_mqtt_options,
+    fall_back: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_protocol_fallback(fall_back);
+        Ok(())
+    })
+}
+
+/// Bounds the received messages waiting for callbacks (default 10,000 messages, 32 MiB),
+/// both >= 1. When either is reached the library stops reading from the broker until the
+/// callbacks catch up: TCP flow control (and, for QoS 1/2, the broker's inflight window) then
+/// holds the rest at the broker. Keep-alive continues meanwhile. Messages held because no
+/// callback takes them count too.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_inbound_queue(
+    options: *mut eq1_mqtt_options,
+    max_messages: i64,
+    max_bytes: i64,
+) -> eq1_status {
+    with_options(options, |o| o.set_inbound_queue(max_messages, max_bytes))
 }

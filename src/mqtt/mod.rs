@@ -51,4 +51,6 @@ pub struct Message {
     pub packet_id: u16,
     /// MQTT 5.0 properties the sender set (`None` on 3.1.1 or when there are none).
     pub properties: Option<std::sync::Arc<PublishProperties>>,
+    /// MQTT 5.0: identifiers of the subscriptions the broker matched it with.
+    pub subscription_ids: Vec<u32>,
 }

@@ -169,17 +169,8 @@ impl Options {
         Ok(())
     }
 
-    pub fn set_protocol_version(&mut self, version: i32) -> Result<()> {
-        self.version = match version {
-            4 => ProtocolVersion::V311,
-            5 => ProtocolVersion::V5,
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "protocol version {other} is not supported; use 4 (MQTT 3.1.1) or 5 (MQTT 5.0)"
-                )))
-            }
-        };
-        Ok(())
+    pub fn set_protocol_version(&mut self, version: ProtocolVersion) {
+        self.version = version;
     }
 
     pub fn set_connect_timeout(&mut self, ms: i32) -> Result<()> {
@@ -226,6 +217,18 @@ impl Options {
             .user_properties
             .push((name.to_string(), value.to_string()));
         Ok(())
+    }
+
+    pub fn set_request_response_information(&mut self, request: bool) {
+        self.v5_connect.request_response_information = Some(request);
+    }
+
+    pub fn set_request_problem_information(&mut self, request: bool) {
+        self.v5_connect.request_problem_information = Some(request);
+    }
+
+    pub fn set_protocol_fallback(&mut self, fall_back: bool) {
+        self.protocol_fallback = fall_back;
     }
 
     pub fn set_inbound_queue(&mut self, max_messages: i64, max_bytes: i64) -> Result<()> {
@@ -310,16 +313,7 @@ impl Options {
         Ok(())
     }
 
-    pub fn set_tls_min_version(&mut self, version: i32) -> Result<()> {
-        let version = match version {
-            12 => TlsVersion::V1_2,
-            13 => TlsVersion::V1_3,
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "TLS version {other} is not supported; use 12 (TLS 1.2) or 13 (TLS 1.3)"
-                )))
-            }
-        };
+    pub fn set_tls_min_version(&mut self, version: TlsVersion) -> Result<()> {
         self.tls_mut()?.min_version = version;
         Ok(())
     }
@@ -369,7 +363,6 @@ mod tests {
         assert!(o.set_keep_alive(-1).is_err());
         assert!(o.set_keep_alive(65_536).is_err());
         assert!(o.set_inflight_window(0).is_err());
-        assert!(o.set_protocol_version(3).is_err());
         assert!(o.set_broker("", 1).is_err());
         assert!(o.set_broker("h", 0).is_err());
         assert!(o.set_reconnect(true, 1000, 10).is_err());

@@ -792,6 +792,7 @@ impl<W> Session<W> {
                 dup: publish.dup,
                 packet_id: publish.pkid,
                 properties: publish.properties,
+                subscription_ids: publish.subscription_ids,
             },
             ticket,
         ));

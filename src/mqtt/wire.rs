@@ -30,6 +30,8 @@ pub struct InPublish {
     pub dup: bool,
     pub pkid: u16,
     pub properties: Option<Arc<PublishProperties>>,
+    /// v5: the identifiers of the subscriptions it matched (empty when none were assigned).
+    pub subscription_ids: Vec<u32>,
 }
 
 /// How the broker answered CONNECT.
@@ -447,6 +449,7 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
                 dup: p.dup,
                 pkid: p.pkid,
                 properties: None,
+                subscription_ids: Vec::new(),
             },
             None,
         ),
@@ -521,6 +524,17 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
             let topic = String::from_utf8(p.topic.to_vec())
                 .map_err(|_| malformed("PUBLISH topic is not UTF-8"))?;
             let alias = p.properties.as_ref().and_then(|props| props.topic_alias);
+            let subscription_ids = p
+                .properties
+                .as_ref()
+                .map(|props| {
+                    props
+                        .subscription_identifiers
+                        .iter()
+                        .map(|id| *id as u32)
+                        .collect()
+                })
+                .unwrap_or_default();
             let properties = p
                 .properties
                 .map(from_v5_properties)
@@ -535,6 +549,7 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
                     dup: p.dup,
                     pkid: p.pkid,
                     properties,
+                    subscription_ids,
                 },
                 alias,
             )
