@@ -397,6 +397,16 @@ typedef struct eq1_mqtt_message {
    * MQTT 5.0 properties the sender set, or NULL (always NULL on MQTT 3.1.1).
    */
   const struct eq1_mqtt_properties *properties;
+  /**
+   * The packet identifier the broker used (0 for QoS 0).
+   */
+  uint16_t packet_id;
+  /**
+   * MQTT 5.0: identifiers of the subscriptions the broker matched it with
+   * (`subscription_id_count` of them; NULL when none).
+   */
+  const uint32_t *subscription_ids;
+  size_t subscription_id_count;
 } eq1_mqtt_message;
 
 /**
@@ -595,9 +605,12 @@ enum eq1_status eq1_mqtt_client_subscribe(struct eq1_mqtt_client *client,
                                           int *out_granted_qos);
 
 /**
- * Removes the subscription to `filter` and waits up to `timeout_ms` for UNSUBACK. Once this
- * returns its callback is not called again and its `user_data` may be freed (a call already
- * running on the dispatcher thread is waited for; from inside a callback it is not).
+ * Unsubscribes `filter` and waits up to `timeout_ms` for UNSUBACK. Any filter may be given,
+ * also one this client never subscribed (a persistent session of an earlier run may hold
+ * it). Once this returns OK, the filter's callback is not called again and its `user_data`
+ * may be freed (a call already running on the dispatcher thread is waited for, within the
+ * timeout; from inside a callback it is not). `EQ1_STATUS_TIMEOUT` when UNSUBACK or a
+ * running callback outlasted the timeout (the subscription is removed all the same).
  *
  * # Safety
  * `client` NULL or live; `filter` NULL or NUL-terminated.
@@ -607,9 +620,42 @@ enum eq1_status eq1_mqtt_client_unsubscribe(struct eq1_mqtt_client *client,
                                             int timeout_ms);
 
 /**
+ * `eq1_mqtt_client_unsubscribe` for `count` filters (NUL-terminated UTF-8 each), sent in
+ * one UNSUBSCRIBE.
+ *
+ * # Safety
+ * `client` NULL or live; `filters` NULL or `count` pointers, each NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_client_unsubscribe_many(struct eq1_mqtt_client *client,
+                                                 const char *const *filters,
+                                                 size_t count,
+                                                 int timeout_ms);
+
+/**
+ * Sets (or with NULL removes) the default message callback: it receives every message that
+ * no subscription's callback takes (like libmosquitto's on_message and Paho's
+ * messageArrived), for example the messages a broker queued for a persistent session,
+ * which arrive right after CONNACK, before the application subscribed again. While neither
+ * a matching subscription nor this callback exists, received QoS 1/2 messages are held,
+ * not acknowledged (within the inbound queue bound, `eq1_mqtt_options_set_inbound_queue`),
+ * and handed over in order once one appears; unmatched QoS 0 messages are dropped.
+ * `user_data` must stay valid until the callback is replaced or removed, or the client freed.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_client_set_message_callback(struct eq1_mqtt_client *client,
+                                                     eq1_mqtt_message_cb callback,
+                                                     void *user_data);
+
+/**
  * Waits up to `timeout_ms` for in-flight QoS 1/2 publishes, then sends DISCONNECT (the broker
  * discards the will). Still-unacknowledged publishes are then reported failed with
  * `EQ1_STATUS_DISCONNECTED`. Stops automatic reconnection. The client may connect again.
+ * Several threads may disconnect at once: all of them wait for the same DISCONNECT and get
+ * its outcome. `EQ1_STATUS_TIMEOUT` when DISCONNECT could not be written within 2 s (a
+ * broker that does not read); `EQ1_STATUS_NOT_CONNECTED` when the client is not connected
+ * (also for a call that comes after another thread's disconnect completed).
  *
  * # Safety
  * `client` is NULL or live.
@@ -784,6 +830,7 @@ enum eq1_status eq1_mqtt_options_set_inflight_window(struct eq1_mqtt_options *op
 
 /**
  * Largest packet sent or accepted, in bytes (16 .. 268435460, the MQTT maximum, default).
+ * Once set, MQTT 5.0 CONNECTs announce it as our Maximum Packet Size (not sent otherwise).
  *
  * # Safety
  * `options` is NULL or live.
@@ -863,6 +910,80 @@ enum eq1_status eq1_mqtt_options_set_offline_queue(struct eq1_mqtt_options *opti
                                                    int64_t max_bytes,
                                                    int policy,
                                                    bool queue_before_connect);
+
+/**
+ * MQTT 5.0: the Receive Maximum we announce in CONNECT, 1..65535: how many QoS 1/2 messages
+ * the broker may have unacknowledged towards us at once. Not sent unless set (the broker
+ * then assumes 65,535). A broker that exceeds it is disconnected with reason 0x93.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_receive_maximum(struct eq1_mqtt_options *options, int maximum);
+
+/**
+ * MQTT 5.0: the Topic Alias Maximum we announce, 0..65535 (default 0: not sent, the broker
+ * may use no aliases). A broker alias of 0 or above it closes the connection (reason 0x94).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_topic_alias_maximum(struct eq1_mqtt_options *options,
+                                                         int maximum);
+
+/**
+ * MQTT 5.0: ask the broker for response information in CONNACK (not sent unless set).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_request_response_information(struct eq1_mqtt_options *options,
+                                                                  bool request);
+
+/**
+ * MQTT 5.0: whether the broker may send reason strings and user properties on failures
+ * (not sent unless set; the broker's default is yes).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_request_problem_information(struct eq1_mqtt_options *options,
+                                                                 bool request);
+
+/**
+ * MQTT 5.0: adds a user property (name, value: NUL-terminated UTF-8) to CONNECT.
+ *
+ * # Safety
+ * `options` is NULL or live; `name` and `value` NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_add_connect_user_property(struct eq1_mqtt_options *options,
+                                                           const char *name,
+                                                           const char *value);
+
+/**
+ * With MQTT 5.0 selected: when a broker refuses the version (a 3.1.1-only broker answers
+ * with a 3.1.1 CONNACK "unacceptable protocol version"), connect again at once with MQTT
+ * 3.1.1 (default off: the connect fails with `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_protocol_fallback(struct eq1_mqtt_options *options,
+                                                       bool fall_back);
+
+/**
+ * Bounds the received messages waiting for callbacks (default 10,000 messages, 32 MiB),
+ * both >= 1. When either is reached the library stops reading from the broker until the
+ * callbacks catch up: TCP flow control (and, for QoS 1/2, the broker's inflight window) then
+ * holds the rest at the broker. Keep-alive continues meanwhile. Messages held because no
+ * callback takes them count too.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *options,
+                                                   int64_t max_messages,
+                                                   int64_t max_bytes);
 
 /**
  * A static, NUL-terminated description of `status` (any integer is accepted; unknown numbers

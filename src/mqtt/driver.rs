@@ -9,7 +9,7 @@ use crate::core::log::{log, Level};
 use crate::core::tls;
 use crate::core::transport::{self, Endpoint, Stream};
 use crate::mqtt::options::{Options, Will};
-use crate::mqtt::session::{reason, AckTicket, Event, Outcome, Queued, Session, Transmit};
+use crate::mqtt::session::{AckTicket, Event, Outcome, Queued, Session, Transmit};
 use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Dispatch, Shared, State};
 use crate::mqtt::wire::Incoming;
 use crate::mqtt::Qos;
@@ -319,7 +319,7 @@ impl Driver {
                     }
                     bump(&self.shared.counters.bytes_in, n as u64);
                 }
-                Err(e) => return Err(self.session.malformed(reason::MALFORMED_PACKET, e)),
+                Err(bad) => return Err(self.session.malformed(bad.reason, bad.error)),
             }
         }
     }
@@ -546,7 +546,7 @@ impl Driver {
                     .session
                     .handle_packet(packet, std::time::Instant::now())?,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(self.session.malformed(reason::MALFORMED_PACKET, e)),
+                Err(bad) => return Err(self.session.malformed(bad.reason, bad.error)),
             }
         }
     }

@@ -1,9 +1,11 @@
 //! MQTT 3.1.1 / 5.0: the first protocol of the framework. `Client` is the handle callers use;
-//! the session engine behind it runs on the library's runtime thread.
+//! the session state machine (`session`) behind it is driven by a task on the library's
+//! runtime thread (`driver`).
 
 pub mod client;
 mod dispatcher;
 mod driver;
+mod frame_check;
 pub mod options;
 mod packet_ids;
 pub mod properties;

@@ -28,10 +28,8 @@ pub(crate) const WRITE_AHEAD: usize = 256 * 1024;
 /// MQTT 5.0 DISCONNECT reason codes the session sends.
 pub(crate) mod reason {
     pub(crate) const NORMAL: u8 = 0x00;
-    pub(crate) const MALFORMED_PACKET: u8 = 0x81;
-    pub(crate) const PROTOCOL_ERROR: u8 = 0x82;
+    pub(crate) use crate::mqtt::frame_check::{PROTOCOL_ERROR, TOPIC_ALIAS_INVALID};
     pub(crate) const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
-    pub(crate) const TOPIC_ALIAS_INVALID: u8 = 0x94;
 }
 
 /// A publish accepted by the handle, waiting in the outbox.

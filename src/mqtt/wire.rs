@@ -2,6 +2,7 @@
 //! the packets the engine sends and receives, encoded and decoded as MQTT 3.1.1 (`v4`) or 5.0.
 
 use crate::core::error::{Error, Result};
+use crate::mqtt::frame_check::{check_incoming_frame, MALFORMED_PACKET};
 use crate::mqtt::options::{Options, ProtocolVersion, Will};
 use crate::mqtt::properties::PublishProperties;
 use bytes::{Bytes, BytesMut};
@@ -347,10 +348,21 @@ impl Codec {
     }
 
     /// Decodes the next whole packet from `buf`; `Ok(None)` when more bytes are needed.
-    /// A malformed packet is an `Error::Protocol`. The codec is never allowed to panic into us.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Incoming>> {
-        if buf.is_empty() {
+    /// Every frame is checked strictly (`frame_check`) before rumqttc's decoder sees it; a
+    /// malformed one is an error carrying the v5 reason code to disconnect with. The codec is
+    /// never allowed to panic into us.
+    pub fn decode(&self, buf: &mut BytesMut) -> std::result::Result<Option<Incoming>, Malformed> {
+        let Some(frame_len) = frame_length(buf, self.max_incoming)? else {
             return Ok(None);
+        };
+        if let Err(violation) = check_incoming_frame(self.version, &buf[..frame_len]) {
+            return Err(Malformed {
+                reason: violation.reason,
+                error: Error::Protocol(format!(
+                    "malformed packet from the broker: {}",
+                    violation.detail
+                )),
+            });
         }
         let version = self.version;
         let max = self.max_incoming;
@@ -359,13 +371,61 @@ impl Codec {
             ProtocolVersion::V5 => decode_v5(buf, max),
         }));
         match decoded {
-            Ok(result) => result,
-            Err(_) => Err(Error::Protocol(
-                "malformed packet from the broker (decoder rejected it)".into(),
-            )),
+            Ok(Ok(packet)) => Ok(packet),
+            Ok(Err(error)) => Err(Malformed {
+                reason: MALFORMED_PACKET,
+                error,
+            }),
+            Err(_) => Err(Malformed {
+                reason: MALFORMED_PACKET,
+                error: Error::Protocol(
+                    "malformed packet from the broker (decoder rejected it)".into(),
+                ),
+            }),
         }
     }
 }
+
+/// A packet the broker should not have sent: the error, and the v5 reason code to disconnect
+/// with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Malformed {
+    pub reason: u8,
+    pub error: Error,
+}
+
+/// The length of the whole frame at the head of `buf` once it is all there; an error when it
+/// announces more than we accept (MQTT 5.0 reason 0x95) or its length field is broken.
+fn frame_length(buf: &[u8], max: u32) -> std::result::Result<Option<usize>, Malformed> {
+    let mut remaining: usize = 0;
+    for i in 0..4 {
+        let Some(&byte) = buf.get(1 + i) else {
+            return Ok(None);
+        };
+        remaining |= ((byte & 0x7F) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            let total = 1 + (i + 1) + remaining;
+            if total > max as usize {
+                return Err(Malformed {
+                    reason: PACKET_TOO_LARGE,
+                    error: Error::Protocol(format!(
+                        "the broker sent a packet of {total} bytes; our maximum packet size is {max}"
+                    )),
+                });
+            }
+            return Ok((buf.len() >= total).then_some(total));
+        }
+    }
+    Err(Malformed {
+        reason: MALFORMED_PACKET,
+        error: Error::Protocol(
+            "malformed packet from the broker: remaining length longer than 4 bytes".into(),
+        ),
+    })
+}
+
+/// MQTT 5.0 reason code: the packet exceeds the maximum packet size we announced.
+const PACKET_TOO_LARGE: u8 = 0x95;
 
 fn to_v5_properties(p: &PublishProperties) -> v5::PublishProperties {
     v5::PublishProperties {

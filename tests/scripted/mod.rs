@@ -442,9 +442,10 @@ pub fn options(port: u16, version: i32) -> Options {
     options
         .set_broker("127.0.0.1", port as i32)
         .expect("broker address");
-    options
-        .set_protocol_version(version)
-        .expect("protocol version");
+    options.set_protocol_version(match version {
+        4 => eq1::mqtt::ProtocolVersion::V311,
+        _ => eq1::mqtt::ProtocolVersion::V5,
+    });
     options
         .set_reconnect(false, 50, 200)
         .expect("reconnect settings");
