@@ -278,6 +278,17 @@ impl Driver {
             None
         };
         let stream = transport::open(endpoint, tls, deadline).await?;
+        self.handshake_on(stream, endpoint, deadline)
+            .await
+            .map_err(|e| explain_refusal(e, &self.options))
+    }
+
+    async fn handshake_on(
+        &mut self,
+        stream: Stream,
+        endpoint: &Endpoint,
+        deadline: Instant,
+    ) -> Result<Socket> {
         let (reader, writer) = tokio::io::split(stream);
         let mut socket = Socket {
             endpoint: endpoint.clone(),
@@ -668,6 +679,22 @@ impl Driver {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) =
             (self.session.limits(), self.session.max_outgoing_packet());
+    }
+}
+
+/// The broker says only "not authorized" / "bad user name or password"; add what we sent, so
+/// that the message names the likely cause.
+fn explain_refusal(refusal: Error, options: &Options) -> Error {
+    let context = match &options.username {
+        Some(user) => format!(
+            " (user '{user}': the user name or password is wrong, or the user may not connect)"
+        ),
+        None => " (no user name was sent: the broker requires authentication)".to_string(),
+    };
+    match refusal {
+        Error::NotAuthorized(m) => Error::NotAuthorized(m + &context),
+        Error::BadCredentials(m) => Error::BadCredentials(m + &context),
+        other => other,
     }
 }
 

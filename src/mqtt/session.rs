@@ -1277,7 +1277,8 @@ pub fn check_publish_against(
     );
     if size > max_packet {
         return Err(Error::PayloadTooLarge(format!(
-            "PUBLISH of {size} bytes exceeds the broker's maximum packet size of {max_packet}"
+            "a PUBLISH with a {}-byte payload is {size} bytes; the maximum packet size is {max_packet}",
+            message.payload.len()
         )));
     }
     Ok(())

@@ -457,9 +457,13 @@ static void test_exceptions_from_real_causes()
 	expect_throw<eq1::ValidationError>("set_will while connected throws ValidationError",
 					   [&] { client.set_will(g_base + "/will", "x", 1); },
 					   EQ1_STATUS_INVALID_STATE);
-	expect_throw<eq1::ValidationError>("unsubscribe from a filter never subscribed",
-					   [&] { client.unsubscribe(g_base + "/never"); },
-					   EQ1_STATUS_INVALID_ARGUMENT);
+	// Any filter may be unsubscribed (a persistent session of an earlier run may hold it).
+	try {
+		client.unsubscribe(g_base + "/never");
+		report(true, "unsubscribe from a filter never subscribed succeeds", "");
+	} catch (const eq1::Error &e) {
+		report(false, "unsubscribe from a filter never subscribed succeeds", e.what());
+	}
 
 	// Catchable as the base classes too, with the detail from eq1_last_error_message.
 	try {

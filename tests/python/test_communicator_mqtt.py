@@ -174,8 +174,8 @@ def test_unsubscribe_stops_the_callback(make_client, broker, inbox):
     mqtt.publish("marker", "m", wait=True)
     marker.wait_for(1)
     assert inbox.payloads() == [b"1"]
-    with pytest.raises(ProtocolValidationError):
-        mqtt.unsubscribe("unsub")  # no longer subscribed
+    # Any filter may be unsubscribed again (a persistent session may still hold it).
+    assert mqtt.unsubscribe("unsub") is True
 
 
 def test_subscribing_again_replaces_the_callback(make_client, broker):
