@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod error;
 pub mod log;
 pub mod runtime;
+pub mod status;
 pub mod tls;
 pub mod tokens;
 pub mod transport;
