@@ -86,6 +86,7 @@
 /**
  * Result of every fallible function. 0 is success; the numbers are stable across releases.
  * After a failure, `eq1_last_error_message()` on the same thread gives the detail.
+ * `eq1_status_family_of()` tells the kind of cause.
  */
 typedef enum eq1_status {
   /**
@@ -264,6 +265,50 @@ typedef enum eq1_log_level {
   EQ1_LOG_LEVEL_DEBUG = 4,
   EQ1_LOG_LEVEL_TRACE = 5,
 } eq1_log_level;
+
+/**
+ * What kind of cause a status has; bindings choose their exception class from it
+ * (`eq1_status_family_of`), so they never classify status numbers by hand.
+ */
+typedef enum eq1_status_family {
+  /**
+   * Success: only `EQ1_STATUS_OK`.
+   */
+  EQ1_STATUS_FAMILY_OK = 0,
+  /**
+   * The call, one of its arguments or the configuration is invalid, or the broker refused
+   * this one request (a publish, a subscription, the client id). Retrying the same call
+   * will not help; changing it may.
+   */
+  EQ1_STATUS_FAMILY_VALIDATION = 1,
+  /**
+   * The network, TLS on the broker's side, a time-out, the broker refusing the
+   * connection, or work the connection took with it when it ended. Retrying later may help.
+   */
+  EQ1_STATUS_FAMILY_CONNECTION = 2,
+  /**
+   * The broker rejected who we are: user name or password, authorization, our client
+   * certificate.
+   */
+  EQ1_STATUS_FAMILY_AUTHENTICATION = 3,
+  /**
+   * The peer sent data that could not be decoded (it broke the protocol).
+   */
+  EQ1_STATUS_FAMILY_DECODE = 4,
+  /**
+   * The call was made from a place where it is not allowed (inside the client's own
+   * callback): a bug in the caller, not in its arguments.
+   */
+  EQ1_STATUS_FAMILY_USAGE = 5,
+  /**
+   * A bug in the library: please report it with the detail message.
+   */
+  EQ1_STATUS_FAMILY_INTERNAL = 6,
+  /**
+   * Not a status number of this library (e.g. one from a newer version).
+   */
+  EQ1_STATUS_FAMILY_UNKNOWN = 7,
+} eq1_status_family;
 
 /**
  * Opaque MQTT client. Thread-safe (see the module notes above).
@@ -986,10 +1031,34 @@ enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *opti
                                                    int64_t max_bytes);
 
 /**
- * A static, NUL-terminated description of `status` (any integer is accepted; unknown numbers
- * give "unknown status"). Never NULL; never free it.
+ * A static, NUL-terminated description of `status`, "EQ1_STATUS_TIMEOUT: timed out" (any
+ * integer is accepted; unknown numbers give "unknown status"). Never NULL; never free it.
  */
 const char *eq1_status_str(int status);
+
+/**
+ * The C name of `status` as a static string, e.g. "EQ1_STATUS_TIMEOUT"; NULL for a number
+ * that is not a status. Never free it.
+ */
+const char *eq1_status_name(int status);
+
+/**
+ * The family of `status` (any integer is accepted): what kind of cause it has, for choosing
+ * an exception class or a reaction. EQ1_STATUS_FAMILY_UNKNOWN for a number that is not a
+ * status (e.g. one from a newer library).
+ */
+enum eq1_status_family eq1_status_family_of(int status);
+
+/**
+ * How many statuses the library defines; with `eq1_status_at` a binding can list them all.
+ */
+size_t eq1_status_count(void);
+
+/**
+ * The number of the `index`-th status (0 <= index < eq1_status_count(), in ascending order);
+ * -1 for an index out of range.
+ */
+int eq1_status_at(size_t index);
 
 #ifdef __cplusplus
 }  // extern "C"

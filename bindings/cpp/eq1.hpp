@@ -15,15 +15,20 @@
  *
  * Errors. Every failing call throws an eq1::Error (a std::runtime_error) carrying the
  * eq1_status and the library's detail message (eq1_last_error_message). The subclass tells
- * the family of the cause (see error_kind() for the exact table):
- *   ConnectionError      the network, TLS to the broker, time-outs, the broker refusing us
- *                        for reasons other than credentials, messages lost with the connection
- *   AuthenticationError  EQ1_STATUS_BAD_CREDENTIALS, _NOT_AUTHORIZED, _TLS_CLIENT_CERT_REJECTED
- *   ValidationError      bad arguments (EQ1_STATUS_INVALID_*, _NULL_ARGUMENT, _PAYLOAD_TOO_LARGE,
- *                        _TLS_CONFIG), refusals of a request (_SUBSCRIBE_REFUSED,
- *                        _PUBLISH_REFUSED), a full outbox (_QUEUE_FULL)
- *   ProtocolError        EQ1_STATUS_PROTOCOL_ERROR
- *   Error (itself)       EQ1_STATUS_CALLED_FROM_CALLBACK, EQ1_STATUS_INTERNAL, unknown codes
+ * the family of the cause, which the library's status table gives (eq1_status_family_of;
+ * see error_kind()):
+ *   ConnectionError      EQ1_STATUS_FAMILY_CONNECTION: the network, TLS to the broker,
+ *                        time-outs, the broker refusing us for reasons other than
+ *                        credentials, messages lost with the connection
+ *   AuthenticationError  EQ1_STATUS_FAMILY_AUTHENTICATION: EQ1_STATUS_BAD_CREDENTIALS,
+ *                        _NOT_AUTHORIZED, _TLS_CLIENT_CERT_REJECTED
+ *   ValidationError      EQ1_STATUS_FAMILY_VALIDATION: bad arguments (EQ1_STATUS_INVALID_*,
+ *                        _NULL_ARGUMENT, _PAYLOAD_TOO_LARGE, _TLS_CONFIG), refusals of a
+ *                        request (_SUBSCRIBE_REFUSED, _PUBLISH_REFUSED, broker limits), a full
+ *                        outbox (_QUEUE_FULL)
+ *   ProtocolError        EQ1_STATUS_FAMILY_DECODE: EQ1_STATUS_PROTOCOL_ERROR
+ *   Error (itself)       the usage and internal families (EQ1_STATUS_CALLED_FROM_CALLBACK,
+ *                        EQ1_STATUS_INTERNAL) and unknown codes
  * Strings are passed as std::string_view; one that contains a NUL byte is refused with
  * ValidationError before the C library sees it (C would silently cut it there).
  *
@@ -165,53 +170,25 @@ public:
 /** Which exception class a status maps onto. */
 enum class ErrorKind { none, connection, authentication, validation, protocol, other };
 
-/** The family of `status` (ErrorKind::none for EQ1_STATUS_OK). */
-inline constexpr ErrorKind error_kind(eq1_status status) noexcept
+/** The exception class of `status`, from its family in the library's status table
+ *  (eq1_status_family_of); ErrorKind::none for EQ1_STATUS_OK. */
+inline ErrorKind error_kind(eq1_status status) noexcept
 {
-	// On the number, so that a status added to eq1.h later falls through to "other" instead
+	// On the number, so that a family added to eq1.h later falls through to "other" instead
 	// of breaking -Wswitch -Werror builds.
-	switch (static_cast<int>(status)) {
-	case static_cast<int>(EQ1_STATUS_OK):
+	switch (static_cast<int>(eq1_status_family_of(static_cast<int>(status)))) {
+	case static_cast<int>(EQ1_STATUS_FAMILY_OK):
 		return ErrorKind::none;
-	case static_cast<int>(EQ1_STATUS_NULL_ARGUMENT):
-	case static_cast<int>(EQ1_STATUS_INVALID_UTF8):
-	case static_cast<int>(EQ1_STATUS_INVALID_TOPIC):
-	case static_cast<int>(EQ1_STATUS_INVALID_FILTER):
-	case static_cast<int>(EQ1_STATUS_INVALID_QOS):
-	case static_cast<int>(EQ1_STATUS_PAYLOAD_TOO_LARGE):
-	case static_cast<int>(EQ1_STATUS_INVALID_ARGUMENT):
-	case static_cast<int>(EQ1_STATUS_INVALID_CLIENT_ID):
-	case static_cast<int>(EQ1_STATUS_INVALID_STATE):
-	case static_cast<int>(EQ1_STATUS_QUEUE_FULL):
-	case static_cast<int>(EQ1_STATUS_TLS_CONFIG): // a TLS file we were given cannot be read or parsed
-	case static_cast<int>(EQ1_STATUS_SUBSCRIBE_REFUSED):
-	case static_cast<int>(EQ1_STATUS_PUBLISH_REFUSED):
+	case static_cast<int>(EQ1_STATUS_FAMILY_VALIDATION):
 		return ErrorKind::validation;
-	case static_cast<int>(EQ1_STATUS_NOT_CONNECTED):
-	case static_cast<int>(EQ1_STATUS_TIMEOUT):
-	case static_cast<int>(EQ1_STATUS_CONNECTION_REFUSED):
-	case static_cast<int>(EQ1_STATUS_DNS_FAILED):
-	case static_cast<int>(EQ1_STATUS_NETWORK_ERROR):
-	case static_cast<int>(EQ1_STATUS_CONNECTION_LOST):
-	case static_cast<int>(EQ1_STATUS_TLS_ERROR):
-	case static_cast<int>(EQ1_STATUS_TLS_UNKNOWN_ISSUER):
-	case static_cast<int>(EQ1_STATUS_TLS_HOSTNAME_MISMATCH):
-	case static_cast<int>(EQ1_STATUS_TLS_CERT_EXPIRED):
-	case static_cast<int>(EQ1_STATUS_BROKER_REFUSED):
-	case static_cast<int>(EQ1_STATUS_DISCONNECTED): // still unacknowledged when the user disconnected
-	case static_cast<int>(EQ1_STATUS_DROPPED):      // dropped from the outbox while offline
+	case static_cast<int>(EQ1_STATUS_FAMILY_CONNECTION):
 		return ErrorKind::connection;
-	case static_cast<int>(EQ1_STATUS_BAD_CREDENTIALS):
-	case static_cast<int>(EQ1_STATUS_NOT_AUTHORIZED):
-	case static_cast<int>(EQ1_STATUS_TLS_CLIENT_CERT_REJECTED):
+	case static_cast<int>(EQ1_STATUS_FAMILY_AUTHENTICATION):
 		return ErrorKind::authentication;
-	case static_cast<int>(EQ1_STATUS_PROTOCOL_ERROR):
+	case static_cast<int>(EQ1_STATUS_FAMILY_DECODE):
 		return ErrorKind::protocol;
-	case static_cast<int>(EQ1_STATUS_CALLED_FROM_CALLBACK):
-	case static_cast<int>(EQ1_STATUS_INTERNAL):
-		return ErrorKind::other;
 	}
-	return ErrorKind::other; // a number this header does not know
+	return ErrorKind::other; // usage, internal, unknown numbers and families
 }
 
 /** Throws the exception class of `status` (eq1::Error for EQ1_STATUS_OK and unknown codes). */

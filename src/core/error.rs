@@ -1,5 +1,5 @@
 //! The one error type of the library. Every variant carries a detail message naming the cause;
-//! the C boundary maps each variant onto its own stable `eq1_status` number.
+//! `core::status` maps each variant onto its own status (a stable number) in the status table.
 
 /// An error raised by the library, with a human-readable detail message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

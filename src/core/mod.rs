@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod log;
 pub mod runtime;
+pub mod status;
 pub mod tls;
 pub mod tokens;
 pub mod transport;

@@ -45,7 +45,7 @@ def test_exception_hierarchy_is_the_designs():
 
 def test_status_enum_matches_the_header():
     in_header = {m.group(1): int(m.group(2))
-                 for m in re.finditer(r"EQ1_STATUS_(\w+) = (\d+)", HEADER)}
+                 for m in re.finditer(r"EQ1_STATUS_(?!FAMILY_)(\w+) = (\d+)", HEADER)}
     ours = {s.name: s.value for s in Status if s.value >= 0}
     assert ours == in_header
 

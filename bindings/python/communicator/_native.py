@@ -187,6 +187,10 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_offline_queue": (_status, [_options_p, c_int64, c_int64, c_int,
                                                      c_bool]),
     "eq1_status_str": (c_char_p, [c_int]),
+    "eq1_status_name": (c_char_p, [c_int]),
+    "eq1_status_family_of": (c_int, [c_int]),
+    "eq1_status_count": (c_size_t, []),
+    "eq1_status_at": (c_int, [c_size_t]),
 }
 
 _load_lock = threading.Lock()
@@ -301,6 +305,28 @@ def last_error_message() -> str:
 def status_text(status: int) -> str:
     """libeq1's static description of a status."""
     return str(load().eq1_status_str(int(status)).decode("utf-8", errors="replace"))
+
+
+def status_family(status: int) -> int:
+    """libeq1's family number (``eq1_status_family``) of any status number."""
+    return int(load().eq1_status_family_of(int(status)))
+
+
+_statuses: dict[int, str] | None = None
+
+
+def library_statuses() -> dict[int, str]:
+    """Every status libeq1 defines: number -> bare name (``20: "TIMEOUT"``), in its order."""
+    global _statuses
+    if _statuses is None:
+        lib = load()
+        listed: dict[int, str] = {}
+        for index in range(lib.eq1_status_count()):
+            number = int(lib.eq1_status_at(index))
+            name = lib.eq1_status_name(number)
+            listed[number] = (name or b"").decode().removeprefix("EQ1_STATUS_")
+        _statuses = listed
+    return _statuses
 
 
 def check(status: int, what: str = "") -> None:

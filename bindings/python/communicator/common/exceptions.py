@@ -1,5 +1,5 @@
-"""The exception hierarchy of the original design and the one table that maps every libeq1
-status code onto it.
+"""The exception hierarchy of the original design, chosen for a libeq1 status code from the
+status's family (``eq1_status_family_of``): libeq1's status table is the only list.
 
     ProtocolError                      general protocol error (also: internal errors)
     ├── ProtocolConnectionError        connecting failed, timed out, the connection was lost
@@ -15,11 +15,13 @@ names the cause, e.g. the host that refused the connection).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
 class Status(enum.IntEnum):
-    """libeq1's ``eq1_status`` codes (stable numbers, see ``include/eq1.h``)."""
+    """libeq1's ``eq1_status`` codes (stable numbers, see ``include/eq1.h``), for typing and
+    comparisons; a test checks it against the table the library lists at run time."""
 
     OK = 0
     NULL_ARGUMENT = 1
@@ -34,6 +36,8 @@ class Status(enum.IntEnum):
     CALLED_FROM_CALLBACK = 10
     QUEUE_FULL = 11
     NOT_CONNECTED = 12
+    QOS_NOT_SUPPORTED = 13
+    FEATURE_NOT_SUPPORTED = 14
     TIMEOUT = 20
     CONNECTION_REFUSED = 21
     DNS_FAILED = 22
@@ -53,6 +57,7 @@ class Status(enum.IntEnum):
     PROTOCOL_ERROR = 45
     DISCONNECTED = 46
     DROPPED = 47
+    UNSUPPORTED_PROTOCOL_VERSION = 48
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
@@ -112,56 +117,71 @@ class LibraryNotFoundError(ProtocolError, OSError):
     default_status = Status.LIBRARY_NOT_FOUND
 
 
-# The one table from status to exception class. Decisions worth knowing:
-#  - TLS_CLIENT_CERT_REJECTED is authentication: the broker refused *who we are*, exactly like
-#    a wrong password, and retrying will not help.
-#  - TLS_CONFIG (a CA/certificate/key file that cannot be read or parsed, a wrong key password)
-#    is validation: it is our own configuration, not the network or the broker.
-#  - QUEUE_FULL is validation: the publish itself was refused (the design's "publish failed").
-#  - INVALID_UTF8 from a call is validation (an argument); received data that is not UTF-8 is
-#    raised by the binding as ProtocolDecodeError with that status.
-#  - DISCONNECTED / DROPPED (a publish ended by a disconnect or dropped from the full offline
-#    queue while offline) are connection errors: the connection, not the message, was the cause.
-EXCEPTION_BY_STATUS: dict[int, type[ProtocolError]] = {
-    Status.NULL_ARGUMENT: ProtocolValidationError,
-    Status.INVALID_UTF8: ProtocolValidationError,
-    Status.INVALID_TOPIC: ProtocolValidationError,
-    Status.INVALID_FILTER: ProtocolValidationError,
-    Status.INVALID_QOS: ProtocolValidationError,
-    Status.PAYLOAD_TOO_LARGE: ProtocolValidationError,
-    Status.INVALID_ARGUMENT: ProtocolValidationError,
-    Status.INVALID_CLIENT_ID: ProtocolValidationError,
-    Status.INVALID_STATE: ProtocolValidationError,
-    Status.CALLED_FROM_CALLBACK: ProtocolError,
-    Status.QUEUE_FULL: ProtocolValidationError,
-    Status.NOT_CONNECTED: ProtocolConnectionError,
-    Status.TIMEOUT: ProtocolConnectionError,
-    Status.CONNECTION_REFUSED: ProtocolConnectionError,
-    Status.DNS_FAILED: ProtocolConnectionError,
-    Status.NETWORK_ERROR: ProtocolConnectionError,
-    Status.CONNECTION_LOST: ProtocolConnectionError,
-    Status.TLS_ERROR: ProtocolConnectionError,
-    Status.TLS_UNKNOWN_ISSUER: ProtocolConnectionError,
-    Status.TLS_HOSTNAME_MISMATCH: ProtocolConnectionError,
-    Status.TLS_CERT_EXPIRED: ProtocolConnectionError,
-    Status.TLS_CLIENT_CERT_REJECTED: ProtocolAuthenticationError,
-    Status.TLS_CONFIG: ProtocolValidationError,
-    Status.BAD_CREDENTIALS: ProtocolAuthenticationError,
-    Status.NOT_AUTHORIZED: ProtocolAuthenticationError,
-    Status.BROKER_REFUSED: ProtocolConnectionError,
-    Status.SUBSCRIBE_REFUSED: ProtocolValidationError,
-    Status.PUBLISH_REFUSED: ProtocolValidationError,
-    Status.PROTOCOL_ERROR: ProtocolDecodeError,
-    Status.DISCONNECTED: ProtocolConnectionError,
-    Status.DROPPED: ProtocolConnectionError,
-    Status.INTERNAL: ProtocolError,
-    Status.LIBRARY_NOT_FOUND: LibraryNotFoundError,
+class StatusFamily(enum.IntEnum):
+    """libeq1's ``eq1_status_family``: the kind of cause of a status (see ``include/eq1.h``)."""
+
+    OK = 0
+    VALIDATION = 1
+    CONNECTION = 2
+    AUTHENTICATION = 3
+    DECODE = 4
+    USAGE = 5
+    INTERNAL = 6
+    UNKNOWN = 7
+
+
+# The exception class of each family. Which status is in which family is decided once, in
+# libeq1's status table (src/core/status.rs, with the reasons), and asked at run time.
+EXCEPTION_BY_FAMILY: dict[int, type[ProtocolError]] = {
+    StatusFamily.VALIDATION: ProtocolValidationError,
+    StatusFamily.CONNECTION: ProtocolConnectionError,
+    StatusFamily.AUTHENTICATION: ProtocolAuthenticationError,
+    StatusFamily.DECODE: ProtocolDecodeError,
 }
 
 
+def status_family(status: int) -> StatusFamily:
+    """The family libeq1 gives ``status`` (UNKNOWN for a number it does not define)."""
+    from communicator import _native  # here, not at the top: _native imports this module
+
+    try:
+        return StatusFamily(_native.status_family(status))
+    except LibraryNotFoundError:  # without the library no number can be classified
+        return StatusFamily.UNKNOWN
+    except ValueError:  # a family newer than this binding
+        return StatusFamily.UNKNOWN
+
+
 def exception_class_for(status: int) -> type[ProtocolError]:
-    """The exception class for a status (ProtocolError for anything not in the table)."""
-    return EXCEPTION_BY_STATUS.get(status, ProtocolError)
+    """The exception class for a status: its family's (ProtocolError for the others)."""
+    if status == Status.LIBRARY_NOT_FOUND:
+        return LibraryNotFoundError
+    return EXCEPTION_BY_FAMILY.get(status_family(status), ProtocolError)
+
+
+class _ExceptionByStatus(Mapping[int, "type[ProtocolError]"]):
+    """``EXCEPTION_BY_STATUS`` as a read-only view: every status libeq1 lists at run time
+    (``eq1_status_count``/``eq1_status_at``), plus LIBRARY_NOT_FOUND, with its class."""
+
+    def __getitem__(self, status: int) -> type[ProtocolError]:
+        if status != Status.LIBRARY_NOT_FOUND and status not in self._listed():
+            raise KeyError(status)
+        return exception_class_for(status)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([*self._listed(), Status.LIBRARY_NOT_FOUND])
+
+    def __len__(self) -> int:
+        return len(self._listed()) + 1
+
+    @staticmethod
+    def _listed() -> dict[int, str]:
+        from communicator import _native
+
+        return _native.library_statuses()
+
+
+EXCEPTION_BY_STATUS: Mapping[int, type[ProtocolError]] = _ExceptionByStatus()
 
 
 def error_from_status(status: int, detail: str = "") -> ProtocolError:

@@ -1,0 +1,366 @@
+//! The status table: every way a call can end, each with its stable number, its C name, its
+//! family and its text, written once below. The C face (`src/ffi/status.rs`), the generated
+//! header (`tests/header.rs` renders both enums from here) and the bindings (which ask the
+//! library at run time) all read it from this file.
+
+use crate::core::error::Error;
+use std::ffi::CStr;
+
+/// Declares an enum with explicit numbers plus `ALL` and `doc()`, so the header can be
+/// rendered from the Rust values instead of from a second, hand-kept list.
+macro_rules! numbered_enum {
+    (
+        $(#[doc = $type_doc:literal])*
+        pub enum $name:ident { $( $(#[doc = $doc:literal])* $variant:ident = $number:literal, )* }
+    ) => {
+        $(#[doc = $type_doc])*
+        #[repr(i32)] // fixed width: the C boundary hands it to C as an `int`-sized enum
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $( $(#[doc = $doc])* $variant = $number, )* }
+
+        impl $name {
+            /// Every value, in the order of the table.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            /// The type's documentation, for the generated header.
+            pub const DOC: &'static str = concat!($($type_doc, "\n"),*);
+
+            /// The stable number.
+            pub const fn number(self) -> i32 {
+                self as i32
+            }
+
+            /// The value's documentation, for the generated header.
+            pub const fn doc(self) -> &'static str {
+                match self { $( $name::$variant => concat!($($doc, "\n"),*), )* }
+            }
+        }
+    };
+}
+
+numbered_enum! {
+    /// What kind of cause a status has; bindings choose their exception class from it
+    /// (`eq1_status_family_of`), so they never classify status numbers by hand.
+    pub enum Family {
+        /// Success: only `EQ1_STATUS_OK`.
+        Ok = 0,
+        /// The call, one of its arguments or the configuration is invalid, or the broker refused
+        /// this one request (a publish, a subscription, the client id). Retrying the same call
+        /// will not help; changing it may.
+        Validation = 1,
+        /// The network, TLS on the broker's side, a time-out, the broker refusing the
+        /// connection, or work the connection took with it when it ended. Retrying later may help.
+        Connection = 2,
+        /// The broker rejected who we are: user name or password, authorization, our client
+        /// certificate.
+        Authentication = 3,
+        /// The peer sent data that could not be decoded (it broke the protocol).
+        Decode = 4,
+        /// The call was made from a place where it is not allowed (inside the client's own
+        /// callback): a bug in the caller, not in its arguments.
+        Usage = 5,
+        /// A bug in the library: please report it with the detail message.
+        Internal = 6,
+        /// Not a status number of this library (e.g. one from a newer version).
+        Unknown = 7,
+    }
+}
+
+/// One row of the table, for the C face and the bindings.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusInfo {
+    /// The C constant, e.g. `EQ1_STATUS_TIMEOUT`. Static C strings, because the C face hands
+    /// them out without copying.
+    pub name: &'static CStr,
+    /// `"<name>: <text>"`, what `eq1_status_str` returns.
+    pub described: &'static CStr,
+    pub family: Family,
+}
+
+/// The status table. Each row: Rust variant = number, C name, family, text (after the doc
+/// comment, which becomes the header's). Numbers are ABI: never reuse or change one.
+macro_rules! status_table {
+    (
+        $(#[doc = $type_doc:literal])*
+        pub enum Status {
+            $( $(#[doc = $doc:literal])* $variant:ident = $number:literal,
+               $c_name:literal, $family:ident, $text:literal; )*
+        }
+    ) => {
+        numbered_enum! {
+            $(#[doc = $type_doc])*
+            pub enum Status { $( $(#[doc = $doc])* $variant = $number, )* }
+        }
+
+        impl Status {
+            /// The row of this status.
+            pub const fn info(self) -> StatusInfo {
+                match self {
+                    $( Status::$variant => StatusInfo {
+                        name: c_str(concat!($c_name, "\0")),
+                        described: c_str(concat!($c_name, ": ", $text, "\0")),
+                        family: Family::$family,
+                    }, )*
+                }
+            }
+        }
+    };
+}
+
+/// A `concat!`-built literal as a C string; a bad literal fails the build, not a call.
+const fn c_str(with_nul: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(with_nul.as_bytes()) {
+        Ok(text) => text,
+        Err(_) => panic!("a status table string contains a NUL byte"),
+    }
+}
+
+// Families worth knowing (the bindings' exception classes follow them):
+//  - TLS_CLIENT_CERT_REJECTED is authentication: the broker refused *who we are*, exactly like a
+//    wrong password, and retrying will not help.
+//  - TLS_CONFIG (a CA/certificate/key file that cannot be read or parsed, a wrong key password)
+//    is validation: it is our own configuration, not the network or the broker.
+//  - QUEUE_FULL is validation: the publish itself was refused (the design's "publish failed").
+//  - INVALID_UTF8 from a call is validation (an argument); received data that is not UTF-8 is
+//    raised by the Python binding as a decode error with that status.
+//  - INVALID_CLIENT_ID is validation even when the broker rejected the id: it is our setting.
+//  - NOT_CONNECTED, DISCONNECTED and DROPPED are connection: the connection, not the message,
+//    was the cause.
+//  - UNSUPPORTED_PROTOCOL_VERSION is connection, like BROKER_REFUSED: the broker refused the
+//    connection; a fallback to an older version may succeed.
+status_table! {
+    /// Result of every fallible function. 0 is success; the numbers are stable across releases.
+    /// After a failure, `eq1_last_error_message()` on the same thread gives the detail.
+    /// `eq1_status_family_of()` tells the kind of cause.
+    pub enum Status {
+    /// Success.
+    Ok = 0, "EQ1_STATUS_OK", Ok, "success";
+    /// A required pointer argument was NULL.
+    NullArgument = 1, "EQ1_STATUS_NULL_ARGUMENT", Validation, "a required pointer was NULL";
+    /// A string argument is not valid UTF-8.
+    InvalidUtf8 = 2, "EQ1_STATUS_INVALID_UTF8", Validation, "a string is not valid UTF-8";
+    /// A topic name is empty, too long, contains a wildcard (`+`, `#`) or NUL.
+    InvalidTopic = 3, "EQ1_STATUS_INVALID_TOPIC", Validation, "invalid topic name";
+    /// A topic filter breaks the wildcard rules (e.g. `a/#/b`, `a+`, `#/a`).
+    InvalidFilter = 4, "EQ1_STATUS_INVALID_FILTER", Validation, "invalid topic filter";
+    /// A QoS outside 0..2.
+    InvalidQos = 5, "EQ1_STATUS_INVALID_QOS", Validation, "QoS must be 0, 1 or 2";
+    /// The PUBLISH would exceed the maximum packet size (ours or the broker's).
+    PayloadTooLarge = 6, "EQ1_STATUS_PAYLOAD_TOO_LARGE", Validation,
+        "packet exceeds the maximum packet size";
+    /// Any other argument out of its documented range.
+    InvalidArgument = 7, "EQ1_STATUS_INVALID_ARGUMENT", Validation, "argument out of range";
+    /// The client id is invalid, or the broker rejected it.
+    InvalidClientId = 8, "EQ1_STATUS_INVALID_CLIENT_ID", Validation,
+        "invalid client identifier";
+    /// The call does not fit the client's state (e.g. set_will while connected).
+    InvalidState = 9, "EQ1_STATUS_INVALID_STATE", Validation,
+        "not allowed in the client's current state";
+    /// The call is not allowed from inside the client's own callback (e.g. freeing it).
+    CalledFromCallback = 10, "EQ1_STATUS_CALLED_FROM_CALLBACK", Usage,
+        "not allowed inside the client's own callback";
+    /// The offline queue (outbox) is full and the policy refuses new messages.
+    QueueFull = 11, "EQ1_STATUS_QUEUE_FULL", Validation, "the offline queue is full";
+    /// The client is not connected.
+    NotConnected = 12, "EQ1_STATUS_NOT_CONNECTED", Connection, "the client is not connected";
+    /// The broker's Maximum QoS (MQTT 5.0) is below the QoS asked for; nothing was sent.
+    QosNotSupported = 13, "EQ1_STATUS_QOS_NOT_SUPPORTED", Validation,
+        "the broker does not support this QoS";
+    /// The broker announced it lacks what the call needs (MQTT 5.0: retain, wildcard, shared
+    /// subscriptions or subscription identifiers not available); nothing was sent.
+    FeatureNotSupported = 14, "EQ1_STATUS_FEATURE_NOT_SUPPORTED", Validation,
+        "the broker does not support this feature";
+    /// The operation did not complete within its timeout.
+    Timeout = 20, "EQ1_STATUS_TIMEOUT", Connection, "timed out";
+    /// The broker's host refused the TCP connection (nothing listening).
+    ConnectionRefused = 21, "EQ1_STATUS_CONNECTION_REFUSED", Connection, "connection refused";
+    /// The broker's host name could not be resolved.
+    DnsFailed = 22, "EQ1_STATUS_DNS_FAILED", Connection, "host name could not be resolved";
+    /// Another network error (unreachable, reset...).
+    NetworkError = 23, "EQ1_STATUS_NETWORK_ERROR", Connection, "network error";
+    /// The connection was lost (closed by the broker, keep-alive timeout, broker DISCONNECT).
+    ConnectionLost = 24, "EQ1_STATUS_CONNECTION_LOST", Connection, "connection lost";
+    /// A TLS error not covered by a more specific status.
+    TlsError = 30, "EQ1_STATUS_TLS_ERROR", Connection, "TLS error";
+    /// The broker's certificate is not signed by a trusted CA ("unknown issuer").
+    TlsUnknownIssuer = 31, "EQ1_STATUS_TLS_UNKNOWN_ISSUER", Connection,
+        "certificate verify failed: unknown issuer";
+    /// The broker's certificate does not name the host connected to.
+    TlsHostnameMismatch = 32, "EQ1_STATUS_TLS_HOSTNAME_MISMATCH", Connection,
+        "certificate verify failed: hostname mismatch";
+    /// The broker's certificate has expired (or is not valid yet).
+    TlsCertExpired = 33, "EQ1_STATUS_TLS_CERT_EXPIRED", Connection,
+        "certificate verify failed: certificate expired";
+    /// The broker rejected our client certificate, or required one we did not send.
+    TlsClientCertRejected = 34, "EQ1_STATUS_TLS_CLIENT_CERT_REJECTED", Authentication,
+        "broker rejected or required a client certificate";
+    /// A TLS file could not be read or parsed (CA, certificate, key, key password).
+    TlsConfig = 35, "EQ1_STATUS_TLS_CONFIG", Validation,
+        "TLS file could not be read or parsed";
+    /// The broker refused the connection: bad user name or password.
+    BadCredentials = 40, "EQ1_STATUS_BAD_CREDENTIALS", Authentication,
+        "bad user name or password";
+    /// The broker refused the connection: not authorized.
+    NotAuthorized = 41, "EQ1_STATUS_NOT_AUTHORIZED", Authentication, "not authorized";
+    /// The broker refused the connection for another reason (protocol version, unavailable...).
+    BrokerRefused = 42, "EQ1_STATUS_BROKER_REFUSED", Connection,
+        "broker refused the connection";
+    /// The broker refused a subscription (SUBACK 0x80 or a v5 failure reason).
+    SubscribeRefused = 43, "EQ1_STATUS_SUBSCRIBE_REFUSED", Validation,
+        "broker refused the subscription";
+    /// The broker refused a publish (v5 PUBACK/PUBREC failure reason).
+    PublishRefused = 44, "EQ1_STATUS_PUBLISH_REFUSED", Validation, "broker refused the publish";
+    /// The broker broke the protocol (malformed or unexpected packet); the connection closed.
+    ProtocolError = 45, "EQ1_STATUS_PROTOCOL_ERROR", Decode, "MQTT protocol violation";
+    /// The message was still unacknowledged when the user disconnected.
+    Disconnected = 46, "EQ1_STATUS_DISCONNECTED", Connection,
+        "client disconnected before completion";
+    /// The message was dropped from the full offline queue (drop-oldest policy).
+    Dropped = 47, "EQ1_STATUS_DROPPED", Connection, "dropped from the full offline queue";
+    /// The broker does not support the protocol version asked for (e.g. MQTT 5.0 to a
+    /// 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
+    UnsupportedProtocolVersion = 48, "EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION", Connection,
+        "the broker does not support this protocol version";
+    /// An internal error (a bug): please report it with the detail message.
+    Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
+    }
+}
+
+impl Status {
+    /// The status with this number, if the table has one.
+    pub fn from_number(number: i32) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| s.number() == number)
+    }
+
+    /// The family of any number: `Family::Unknown` for one not in the table.
+    pub fn family_of(number: i32) -> Family {
+        Status::from_number(number).map_or(Family::Unknown, |s| s.info().family)
+    }
+}
+
+/// Every error has its own status. Exhaustive, so a new `Error` variant does not compile until
+/// it has a place in the table.
+impl From<&Error> for Status {
+    fn from(error: &Error) -> Status {
+        use Status as S;
+        match error {
+            Error::NullArgument(_) => S::NullArgument,
+            Error::InvalidUtf8(_) => S::InvalidUtf8,
+            Error::InvalidTopic(_) => S::InvalidTopic,
+            Error::InvalidFilter(_) => S::InvalidFilter,
+            Error::InvalidQos(_) => S::InvalidQos,
+            Error::PayloadTooLarge(_) => S::PayloadTooLarge,
+            Error::InvalidArgument(_) => S::InvalidArgument,
+            Error::InvalidClientId(_) => S::InvalidClientId,
+            Error::InvalidState(_) => S::InvalidState,
+            Error::CalledFromCallback(_) => S::CalledFromCallback,
+            Error::QueueFull(_) => S::QueueFull,
+            Error::NotConnected(_) => S::NotConnected,
+            Error::QosNotSupported(_) => S::QosNotSupported,
+            Error::FeatureNotSupported(_) => S::FeatureNotSupported,
+            Error::UnsupportedProtocolVersion(_) => S::UnsupportedProtocolVersion,
+            Error::Timeout(_) => S::Timeout,
+            Error::ConnectionRefused(_) => S::ConnectionRefused,
+            Error::DnsFailed(_) => S::DnsFailed,
+            Error::Network(_) => S::NetworkError,
+            Error::ConnectionLost(_) => S::ConnectionLost,
+            Error::Tls(_) => S::TlsError,
+            Error::TlsUnknownIssuer(_) => S::TlsUnknownIssuer,
+            Error::TlsHostnameMismatch(_) => S::TlsHostnameMismatch,
+            Error::TlsCertExpired(_) => S::TlsCertExpired,
+            Error::TlsClientCertRejected(_) => S::TlsClientCertRejected,
+            Error::TlsConfig(_) => S::TlsConfig,
+            Error::BadCredentials(_) => S::BadCredentials,
+            Error::NotAuthorized(_) => S::NotAuthorized,
+            Error::BrokerRefused(_) => S::BrokerRefused,
+            Error::SubscribeRefused(_) => S::SubscribeRefused,
+            Error::PublishRefused(_) => S::PublishRefused,
+            Error::Protocol(_) => S::ProtocolError,
+            Error::Disconnected(_) => S::Disconnected,
+            Error::Dropped(_) => S::Dropped,
+            Error::Internal(_) => S::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn numbers_and_names_are_unique() {
+        let numbers: HashSet<i32> = Status::ALL.iter().map(|s| s.number()).collect();
+        let names: HashSet<&CStr> = Status::ALL.iter().map(|s| s.info().name).collect();
+        assert_eq!(numbers.len(), Status::ALL.len());
+        assert_eq!(names.len(), Status::ALL.len());
+        // Ascending, as `eq1_status_at` documents.
+        assert!(Status::ALL
+            .windows(2)
+            .all(|w| w[0].number() < w[1].number()));
+    }
+
+    #[test]
+    fn every_name_is_a_c_constant_and_starts_its_description() {
+        for status in Status::ALL {
+            let info = status.info();
+            let name = info.name.to_str().unwrap_or_default();
+            assert!(name.starts_with("EQ1_STATUS_"), "{status:?}: {name}");
+            assert!(name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
+            let described = info.described.to_str().unwrap_or_default();
+            assert!(
+                described.starts_with(&format!("{name}: ")),
+                "{status:?}: {described}"
+            );
+            assert!(
+                !status.doc().trim().is_empty(),
+                "{status:?} has no documentation"
+            );
+        }
+    }
+
+    #[test]
+    fn only_ok_is_in_the_ok_family_and_no_status_is_unknown() {
+        for status in Status::ALL {
+            let family = status.info().family;
+            assert_eq!(family == Family::Ok, *status == Status::Ok, "{status:?}");
+            assert_ne!(family, Family::Unknown, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_outside_the_table_are_of_the_unknown_family() {
+        assert_eq!(Status::family_of(-1), Family::Unknown);
+        assert_eq!(Status::family_of(15), Family::Unknown);
+        assert_eq!(Status::family_of(i32::MAX), Family::Unknown);
+        assert_eq!(Status::family_of(20), Family::Connection);
+    }
+
+    #[test]
+    fn broker_limits_are_validation_and_a_refused_version_is_connection() {
+        assert_eq!(Status::QosNotSupported.info().family, Family::Validation);
+        assert_eq!(
+            Status::FeatureNotSupported.info().family,
+            Family::Validation
+        );
+        assert_eq!(
+            Status::UnsupportedProtocolVersion.info().family,
+            Family::Connection
+        );
+    }
+
+    #[test]
+    fn every_error_maps_onto_a_status_that_is_not_ok() {
+        // The match in `From<&Error>` is exhaustive; this checks no error claims success.
+        let samples = [
+            Error::NullArgument(String::new()),
+            Error::Timeout(String::new()),
+            Error::Internal(String::new()),
+            Error::UnsupportedProtocolVersion(String::new()),
+        ];
+        for error in &samples {
+            assert_ne!(Status::from(error), Status::Ok, "{error:?}");
+        }
+    }
+}
