@@ -885,3 +885,156 @@ fn freeing_a_client_drops_the_callbacks_still_queued() {
     );
     script.finish(SCRIPT_WAIT);
 }
+
+// ---- The session core: bounds and broker limits (issue: nothing unbounded, nothing accepted
+// that the broker broke) -----------------------------------------------------------------
+
+#[test]
+fn broker_exceeding_the_announced_receive_maximum_gets_disconnect_0x93() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        let subscribe = peer.expect(SUBSCRIBE);
+        peer.send(&suback_v5(subscribe.leading_pkid(), 1));
+        // The client announced a Receive Maximum of 2; a third unacknowledged QoS 1 message
+        // breaks it (the handler below holds the first ones unacknowledged).
+        for pkid in 1..=3u16 {
+            peer.send(&publish("rm/t", pkid, 1, false, Some(&[]), b"x"));
+        }
+        loop {
+            let frame = peer.read("the client's DISCONNECT");
+            if frame.kind() == DISCONNECT {
+                return frame.body;
+            }
+        }
+    });
+    let mut options = options(port, 5);
+    options.set_receive_maximum(2).expect("receive maximum");
+    let client = Client::new(options).expect("client");
+    connect(&client);
+    let (release, held) = mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let handler: MessageHandler = Arc::new(move |_m: &Message| {
+        let _ = held
+            .lock()
+            .map(|h| h.recv_timeout(Duration::from_secs(5)));
+    });
+    client
+        .subscribe("rm/#", Qos::AtLeastOnce, handler, CLIENT_WAIT)
+        .expect("subscribe");
+    let body = script.finish(SCRIPT_WAIT);
+    assert_eq!(body.first(), Some(&0x93), "DISCONNECT reason: {body:02x?}");
+    drop(release);
+}
+
+#[test]
+fn broker_that_never_reads_makes_qos0_publishes_fail_with_queue_full_at_the_bound() {
+    let (listener, port) = listen();
+    let (done, done_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        // From here on the script never reads: the socket buffers fill, then the client's.
+        done_gate.hold();
+    });
+    let mut options = options(port, 4);
+    options
+        .set_offline_queue(
+            1_000,
+            64 * 1024 * 1024,
+            eq1::mqtt::QueueFullPolicy::RejectNew,
+            false,
+        )
+        .expect("queue limits");
+    let client = Client::new(options).expect("client");
+    connect(&client);
+    let payload = vec![0u8; 1024];
+    let mut accepted = 0u64;
+    let outcome = loop {
+        match client.publish("full/t", &payload, Qos::AtMostOnce, false) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 1_000_000, "a broker that never reads took 1 GB");
+    };
+    assert!(matches!(outcome, Error::QueueFull(_)), "{outcome:?}");
+    let stats = client.stats();
+    assert_eq!(stats.queued, 1_000, "the outbox holds exactly its bound: {stats:?}");
+    // Bounded: what was accepted is the outbox plus what the sockets and the write-ahead hold.
+    assert!(accepted < 1_000 + 16_000, "accepted {accepted}");
+    // DISCONNECT cannot be written either: disconnect says so instead of OK.
+    let disconnected = client.disconnect(Duration::from_millis(100));
+    assert!(
+        matches!(disconnected, Err(Error::Timeout(_))),
+        "{disconnected:?}"
+    );
+    done.open();
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn eight_threads_disconnecting_at_once_all_get_ok() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        peer.expect(DISCONNECT);
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    connect(&client);
+    let outcomes: Vec<Result<(), Error>> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| client.disconnect(Duration::from_secs(2))))
+            .collect();
+        calls.into_iter().map(|c| c.join().expect("thread")).collect()
+    });
+    script.finish(SCRIPT_WAIT);
+    for outcome in outcomes {
+        // OK for every call that joined the disconnect; a call that came after it completed
+        // is told the client is not connected (documented), never INTERNAL.
+        assert!(
+            matches!(outcome, Ok(()) | Err(Error::NotConnected(_))),
+            "{outcome:?}"
+        );
+    }
+}
+
+#[test]
+fn v5_connect_to_a_v311_only_broker_is_unsupported_protocol_version_and_can_fall_back() {
+    fn attempt(fall_back: bool) -> (Result<(), Error>, Vec<u8>) {
+        let (listener, port) = listen();
+        let script = run(move || {
+            let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+            let connect = peer.expect(CONNECT);
+            // A 3.1.1-only broker: 3.1.1 CONNACK, "unacceptable protocol version".
+            peer.send(&connack_v4(false, 1));
+            let mut levels = vec![connect.body[6]];
+            if fall_back {
+                let mut again = Peer::accept(&listener, false, PACKET_WAIT);
+                let connect = again.expect(CONNECT);
+                levels.push(connect.body[6]);
+                again.send(&connack_v4(false, 0));
+                again.expect(DISCONNECT);
+            }
+            levels
+        });
+        let mut options = options(port, 5);
+        options.set_protocol_fallback(fall_back);
+        let client = Client::new(options).expect("client");
+        let outcome = client.connect(Duration::from_secs(5)).map(drop);
+        if outcome.is_ok() {
+            client.disconnect(Duration::from_secs(2)).expect("disconnect");
+        }
+        (outcome, script.finish(SCRIPT_WAIT))
+    }
+    let (refused, levels) = attempt(false);
+    assert!(
+        matches!(refused, Err(Error::UnsupportedProtocolVersion(_))),
+        "{refused:?}"
+    );
+    assert_eq!(levels, vec![5]);
+    let (connected, levels) = attempt(true);
+    assert_eq!(connected, Ok(()));
+    assert_eq!(levels, vec![5, 4], "protocol levels of the two CONNECTs");
+}

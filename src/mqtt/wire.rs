@@ -355,6 +355,11 @@ impl Codec {
         let Some(frame_len) = frame_length(buf, self.max_incoming)? else {
             return Ok(None);
         };
+        if self.version == ProtocolVersion::V5 {
+            if let Some(refusal) = v311_connack_to_v5(buf) {
+                return Ok(Some(refusal));
+            }
+        }
         if let Err(violation) = check_incoming_frame(self.version, &buf[..frame_len]) {
             return Err(Malformed {
                 reason: violation.reason,
@@ -542,9 +547,6 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
 fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
     if let Some(disconnect) = short_v5_disconnect(buf)? {
         return Ok(disconnect);
-    }
-    if let Some(refusal) = v311_connack_to_v5(buf) {
-        return Ok(Some(refusal));
     }
     let before = buf.len();
     let packet = match v5::Packet::read(buf, Some(max)) {
