@@ -10,11 +10,11 @@
  *       callback is set before connecting and no subscription is made, otherwise it
  *       subscribes "persist/t" DELAY_MS after CONNACK. Waits up to 20 s for COUNT messages
  *       and prints "SUBSCRIPTION n DEFAULT m UNIQUE u".
- *   eq1session HOST PORT CLIENT_ID VERSION slow SECONDS INBOUND_MAX_BYTES
- *       subscribes "flood/#" at QoS 0 with a callback that sleeps 10 ms per message and
- *       "stream/t" at QoS 1 (counted by payload sequence number), bounds the inbound queue to
- *       INBOUND_MAX_BYTES and 1,000,000 messages, runs SECONDS seconds, then prints
- *       "SLOW flood f stream_unique u stream_max m lost l connected c" after a quiet phase.
+ *   eq1session HOST PORT CLIENT_ID VERSION slow SECONDS EXPECTED INBOUND_MESSAGES INBOUND_BYTES
+ *       bounds the inbound queue, subscribes "flood/#" at QoS 0 with a callback that sleeps
+ *       10 ms per message and "stream/t" at QoS 1 (counted by payload sequence number),
+ *       prints READY, waits until EXPECTED stream messages arrived or SECONDS passed, then
+ *       prints "SLOW flood f stream_unique u lost l connected c rss_peak_kb k".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -22,7 +22,7 @@
 
 #include "test_util.h"
 
-static atomic_long on_subscription, on_default, stream_unique, stream_max = -1, flood;
+static atomic_long on_subscription, on_default, stream_unique, flood;
 static atomic_int lost;
 static unsigned char seen[100000];
 
@@ -41,9 +41,6 @@ static void count_unique(const eq1_mqtt_message *msg)
 	if (seq >= 0 && seq < (long)sizeof seen && !seen[seq]) {
 		seen[seq] = 1;
 		atomic_fetch_add(&stream_unique, 1);
-	}
-	long max = atomic_load(&stream_max);
-	while (seq > max && !atomic_compare_exchange_weak(&stream_max, &max, seq)) {
 	}
 }
 
@@ -77,7 +74,7 @@ static void on_connection(void *user_data, const eq1_mqtt_connection_event *even
 }
 
 static eq1_mqtt_client *new_client(const char *host, int port, const char *id, int version,
-				   long long inbound_bytes)
+				   long long inbound_messages, long long inbound_bytes)
 {
 	eq1_mqtt_options *options = eq1_mqtt_options_new();
 	CHECK(eq1_mqtt_options_set_broker(options, host, port));
@@ -88,7 +85,7 @@ static eq1_mqtt_client *new_client(const char *host, int port, const char *id, i
 	if (version == EQ1_MQTT_V5)
 		CHECK(eq1_mqtt_options_set_session_expiry(options, 3600));
 	if (inbound_bytes > 0)
-		CHECK(eq1_mqtt_options_set_inbound_queue(options, 1000000, inbound_bytes));
+		CHECK(eq1_mqtt_options_set_inbound_queue(options, inbound_messages, inbound_bytes));
 	eq1_mqtt_client *client = NULL;
 	CHECK(eq1_mqtt_client_new(options, NULL, NULL, &client));
 	eq1_mqtt_options_free(options);
@@ -104,6 +101,7 @@ static int hold(eq1_mqtt_client *client)
 	fflush(stdout);
 	for (;;)
 		sleep_ms(1000);
+	return 0;
 }
 
 static int resume(eq1_mqtt_client *client, long count, long delay_ms, int use_default)
@@ -126,35 +124,59 @@ static int resume(eq1_mqtt_client *client, long count, long delay_ms, int use_de
 	return 0;
 }
 
-static int slow(eq1_mqtt_client *client, long seconds)
+static long peak_rss_kb(void)
+{
+	FILE *status = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (status && fgets(line, sizeof line, status))
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kb = atol(line + 6);
+	if (status)
+		fclose(status);
+	return kb;
+}
+
+static int slow(eq1_mqtt_client *client, long seconds, long expected)
 {
 	CHECK(eq1_mqtt_client_connect(client, 5000));
 	CHECK(eq1_mqtt_client_subscribe(client, "flood/#", 0, on_flood, NULL, 5000, NULL));
 	CHECK(eq1_mqtt_client_subscribe(client, "stream/t", 1, on_persist, NULL, 5000, NULL));
 	printf("READY\n");
 	fflush(stdout);
-	sleep_ms(seconds * 1000);
-	printf("SLOW flood %ld stream_unique %ld stream_max %ld lost %d connected %d\n",
-	       atomic_load(&flood), atomic_load(&stream_unique), atomic_load(&stream_max),
-	       atomic_load(&lost), eq1_mqtt_client_is_connected(client));
+	int64_t deadline = now_ms() + seconds * 1000;
+	while (atomic_load(&stream_unique) < expected && now_ms() < deadline)
+		sleep_ms(50);
+	printf("SLOW flood %ld stream_unique %ld lost %d connected %d rss_peak_kb %ld\n",
+	       atomic_load(&flood), atomic_load(&stream_unique), atomic_load(&lost),
+	       eq1_mqtt_client_is_connected(client), peak_rss_kb());
 	fflush(stdout);
 	CHECK(eq1_mqtt_client_free(client));
 	return 0;
 }
 
+static void on_log(void *user_data, enum eq1_log_level level, const char *message)
+{
+	(void)user_data;
+	fprintf(stderr, "LOG %d %s\n", (int)level, message);
+}
+
 int main(int argc, char **argv)
 {
+	if (getenv("EQ1SESSION_LOG"))
+		CHECK(eq1_set_log_callback(on_log, NULL, atoi(getenv("EQ1SESSION_LOG"))));
 	REQUIRE(argc >= 6, "usage: eq1session HOST PORT CLIENT_ID VERSION MODE ...");
 	const char *host = argv[1], *id = argv[3], *mode = argv[5];
 	int port = atoi(argv[2]), version = atoi(argv[4]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "hold") == 0)
-		return hold(new_client(host, port, id, version, 0));
+		return hold(new_client(host, port, id, version, 0, 0));
 	if (strcmp(mode, "resume") == 0 && argc >= 8)
-		return resume(new_client(host, port, id, version, 0), atol(argv[6]), atol(argv[7]),
+		return resume(new_client(host, port, id, version, 0, 0), atol(argv[6]), atol(argv[7]),
 			      argc >= 9 && strcmp(argv[8], "default") == 0);
-	if (strcmp(mode, "slow") == 0 && argc >= 8)
-		return slow(new_client(host, port, id, version, atoll(argv[7])), atol(argv[6]));
+	if (strcmp(mode, "slow") == 0 && argc >= 10)
+		return slow(new_client(host, port, id, version, atoll(argv[8]), atoll(argv[9])),
+			    atol(argv[6]), atol(argv[7]));
 	REQUIRE(0, "unknown mode %s", mode);
 	return 1;
 }
