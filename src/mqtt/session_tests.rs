@@ -508,6 +508,29 @@ fn suback_with_a_different_number_of_return_codes_than_filters_is_a_protocol_err
     assert_eq!(h.written(), [subscribe(1, &[("a", 1), ("b", 1)])]);
     let result = h.receive(Incoming::SubAck(1, vec![Ok(1)]));
     assert_violation(&mut h, result, reason::PROTOCOL_ERROR);
+    let events = h.events();
+    assert!(
+        matches!(
+            replies(&events)[..],
+            [(1, Outcome::Failed(Error::Protocol(_)))]
+        ),
+        "the waiter hears why: {events:?}"
+    );
+    // Failed for the caller, so not restored behind its back on the next connection.
+    assert!(h.reconnect(false).is_empty());
+}
+
+#[test]
+fn a_restore_answered_by_a_bad_suback_is_restored_again_on_the_next_connection() {
+    let mut h = connected(V311, options(V311));
+    h.session.subscribe(vec![("a".into(), Qos::AtMostOnce)], 1);
+    h.receive(Incoming::SubAck(1, vec![Ok(0)])).unwrap();
+    h.events();
+    assert_eq!(h.reconnect(false), [subscribe(1, &[("a", 0)])]);
+    let result = h.receive(Incoming::SubAck(1, vec![Ok(0), Ok(0)]));
+    assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
+    assert!(h.events().is_empty(), "nobody waits for a restore");
+    assert_eq!(h.reconnect(false), [subscribe(1, &[("a", 0)])]);
 }
 
 #[test]
