@@ -824,14 +824,24 @@ impl<W> Session<W> {
         };
         self.ids.release(pkid);
         if codes.len() != pending.filters.len() {
-            return Err(self.violation(
+            let error = self.violation(
                 reason::PROTOCOL_ERROR,
                 format!(
                     "SUBACK has {} return codes for {} filters",
                     codes.len(),
                     pending.filters.len()
                 ),
-            ));
+            );
+            // The waiter hears why (a dropped one reads as "engine stopped"), and forgets its
+            // filters as the handle does on an error; a restore stays for the next connection.
+            if let Some(reply) = pending.reply {
+                for (filter, _) in &pending.filters {
+                    self.subscriptions.retain(|s| &s.filter != filter);
+                }
+                self.events
+                    .push_back(Event::Reply(reply, Outcome::Failed(error.clone())));
+            }
+            return Err(error);
         }
         let mut results = Vec::with_capacity(codes.len());
         for ((filter, _), code) in pending.filters.iter().zip(codes) {
