@@ -301,6 +301,7 @@ fn inbound(topic: &str, qos: u8, pkid: u16, dup: bool) -> InPublish {
         dup,
         pkid,
         properties: None,
+        subscription_ids: Vec::new(),
     }
 }
 
@@ -542,7 +543,7 @@ fn violations_on_v311_close_without_disconnect() {
     assert!(h.written().is_empty());
     let error = h
         .session
-        .malformed(reason::MALFORMED_PACKET, Error::Protocol("bad".into()));
+        .malformed(crate::mqtt::frame_check::MALFORMED_PACKET, Error::Protocol("bad".into()));
     assert!(matches!(error, Error::Protocol(_)));
     assert!(h.written().is_empty());
 }
@@ -552,7 +553,7 @@ fn a_malformed_packet_closes_a_v5_connection_with_reason_0x81() {
     let mut h = connected(V5, options(V5));
     let error = h
         .session
-        .malformed(reason::MALFORMED_PACKET, Error::Protocol("bad".into()));
+        .malformed(crate::mqtt::frame_check::MALFORMED_PACKET, Error::Protocol("bad".into()));
     assert!(matches!(error, Error::Protocol(_)));
     assert_eq!(h.written(), [Sent::Disconnect(Some(0x81))]);
 }

@@ -112,7 +112,7 @@ def test_broker_refusing_the_protocol_version_is_a_connection_error(make_client)
         mqtt = make_client(broker_address="127.0.0.1", port=fake.port, reconnect=False)
         with pytest.raises(ProtocolConnectionError) as info:
             mqtt.connect()
-    assert info.value.status == Status.BROKER_REFUSED
+    assert info.value.status == Status.UNSUPPORTED_PROTOCOL_VERSION
 
 
 # ---------------------------------------------------------------- ProtocolAuthenticationError
