@@ -178,6 +178,26 @@ def test_config_validation_names_the_bad_field(fields, needle):
     assert needle in str(info.value)
 
 
+def test_config_repr_hides_passwords(pki):
+    c = MQTTConfig(username="u", password="hunter2", ca_certs=pki.ca_crt, certfile=pki.client_crt,
+                   keyfile=pki.client_key, keyfile_password="keysecret")
+    text = repr(c)
+    assert "hunter2" not in text and "keysecret" not in text
+    assert "password='***'" in text and "keyfile_password='***'" in text
+    assert "username='u'" in text
+    assert "password=None" in repr(MQTTConfig())
+
+
+@pytest.mark.parametrize("name", ["tls_insecure", "tls_verify_hostname", "clean_session",
+                                  "reconnect", "queue_before_connect"])
+@pytest.mark.parametrize("value", ["false", "True", 0, 1, None])
+def test_config_bool_fields_accept_only_bools(pki, name, value):
+    with pytest.raises(ProtocolValidationError) as info:
+        MQTTConfig(ca_certs=pki.ca_crt, **{name: value})
+    assert name in str(info.value)
+    assert info.value.status == Status.INVALID_ARGUMENT
+
+
 def test_config_tls_files_are_checked(pki, tmp_path):
     with pytest.raises(ProtocolValidationError) as info:
         MQTTConfig(ca_certs=pki.ca_crt, certfile=pki.client_crt)

@@ -15,7 +15,7 @@ import enum
 import os
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 from communicator import _native
@@ -58,6 +58,12 @@ def _is_number(value: Any) -> bool:
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if not _is_int(value) or not low <= value <= high:
         raise _invalid(f"{name} must be an integer in {low}..{high}, not {value!r}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    # Only a real bool: bool("false") is True, which would silently turn e.g. tls_insecure on.
+    if not isinstance(value, bool):
+        raise _invalid(f"{name} must be True or False, not {value!r}")
 
 
 def _check_seconds(name: str, value: Any, allow_zero: bool = False) -> None:
@@ -138,6 +144,17 @@ class MQTTConfig:
     #: Default timeout of subscribe, unsubscribe, disconnect and waiting for a publish, seconds.
     operation_timeout: float = 10.0
 
+    #: Fields whose value repr() replaces with '***'.
+    _SECRET_FIELDS = ("password", "keyfile_password")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            text = "'***'" if f.name in self._SECRET_FIELDS and value is not None else repr(value)
+            shown.append(f"{f.name}={text}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def __post_init__(self) -> None:
         if self.tls is None:
             self.tls = bool(self.ca_certs or self.certfile or self.keyfile)
@@ -160,6 +177,9 @@ class MQTTConfig:
         if self.client_id is not None:
             _check_text("client_id", self.client_id, Status.INVALID_CLIENT_ID)
         _check_int("keepalive", self.keepalive, 0, 65535)
+        for name in ("clean_session", "tls_insecure", "tls_verify_hostname", "reconnect",
+                     "queue_before_connect"):
+            _check_bool(name, getattr(self, name))
         if not _is_int(self.protocol_version) or \
                 self.protocol_version not in (_native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
             raise _invalid(f"protocol_version must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), not "
