@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod error;
 pub mod log;
+pub mod panic;
 pub mod runtime;
 pub mod tls;
 pub mod tokens;

@@ -3,6 +3,7 @@
 //! pointer checks that tie each C argument to a Rust borrow.
 
 use crate::core::error::{Error, Result};
+use crate::core::panic::run_as_library;
 use crate::ffi::status::eq1_status;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
@@ -25,9 +26,9 @@ pub fn last_error() -> String {
     LAST_ERROR.with(|last| last.borrow().clone())
 }
 
-/// Runs `body`, never letting a panic reach C.
+/// Runs `body`, never letting a panic reach C (its message goes to the library log).
 pub fn call(body: impl FnOnce() -> Result<()>) -> eq1_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch_unwind(AssertUnwindSafe(|| run_as_library(body))) {
         Ok(Ok(())) => eq1_status::Ok,
         Ok(Err(error)) => {
             set_last_error(&error.message());
@@ -42,7 +43,7 @@ pub fn call(body: impl FnOnce() -> Result<()>) -> eq1_status {
 
 /// For exports that return a value instead of a status: `fallback` on panic.
 pub fn call_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
+    catch_unwind(AssertUnwindSafe(|| run_as_library(body))).unwrap_or_else(|_| {
         set_last_error("internal error: a panic was caught at the C boundary");
         fallback
     })
