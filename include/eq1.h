@@ -715,7 +715,9 @@ enum eq1_status eq1_mqtt_options_set_broker(struct eq1_mqtt_options *options,
 
 /**
  * Appends a failover broker; the first call replaces the default localhost:1883. The client
- * tries the brokers in order and moves to the next when one fails.
+ * tries the brokers in order and moves to the next when one fails. A list that mixes TLS and
+ * plaintext brokers while credentials are set is refused by `eq1_mqtt_client_new` (see
+ * `eq1_mqtt_options_set_allow_plaintext_fallback`).
  *
  * # Safety
  * As for `eq1_mqtt_options_set_broker`.
@@ -854,6 +856,18 @@ enum eq1_status eq1_mqtt_options_set_tls_insecure(struct eq1_mqtt_options *optio
  * `options` is NULL or live.
  */
 enum eq1_status eq1_mqtt_options_set_tls_min_version(struct eq1_mqtt_options *options, int version);
+
+/**
+ * Accepts a broker list that mixes brokers with and without TLS while credentials are set
+ * (default false). Without it, `eq1_mqtt_client_new` refuses such options with
+ * `EQ1_STATUS_TLS_CONFIG`: after a failover to a plaintext broker, the username and password
+ * would be sent in clear.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_allow_plaintext_fallback(struct eq1_mqtt_options *options,
+                                                              bool allow);
 
 /**
  * Automatic reconnection after a lost connection (default on), with exponential backoff and

@@ -175,6 +175,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_new(
         let out = unsafe { out_param(out, std::ptr::null_mut(), "out (client pointer)") }?;
         // SAFETY: per this function's contract.
         let options = unsafe { handle(options, "options") }?;
+        options.inner.check_consistent()?;
         let client = Client::new(options.inner.clone())?;
         *out = Box::into_raw(Box::new(eq1_mqtt_client {
             client,

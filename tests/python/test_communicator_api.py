@@ -189,7 +189,8 @@ def test_config_repr_hides_passwords(pki):
 
 
 @pytest.mark.parametrize("name", ["tls_insecure", "tls_verify_hostname", "clean_session",
-                                  "reconnect", "queue_before_connect"])
+                                  "reconnect", "queue_before_connect",
+                                  "allow_plaintext_fallback"])
 @pytest.mark.parametrize("value", ["false", "True", 0, 1, None])
 def test_config_bool_fields_accept_only_bools(pki, name, value):
     with pytest.raises(ProtocolValidationError) as info:
@@ -213,6 +214,27 @@ def test_config_failover_brokers_are_normalized(pki):
     assert c.failover_brokers() == [("a", 1, False), ("b", 2, False)]
     c = MQTTConfig(ca_certs=pki.ca_crt, brokers=[("a", 1), ("b", 2, False)])
     assert c.failover_brokers() == [("a", 1, True), ("b", 2, False)]
+
+
+def test_config_refuses_credentials_with_a_plaintext_failover_to_tls(pki):
+    mixed = dict(username="u", password="secret", ca_certs=pki.ca_crt,
+                 brokers=[("backup", 1883, False)])
+    with pytest.raises(ProtocolValidationError) as info:
+        MQTTConfig(**mixed)
+    assert info.value.status == Status.TLS_CONFIG
+    assert "backup:1883" in str(info.value) and "allow_plaintext_fallback" in str(info.value)
+    with pytest.raises(ProtocolValidationError):  # plaintext primary, TLS failover
+        MQTTConfig(username="u", tls=True, broker_address="plain", brokers=[("b", 1, False)])
+    assert MQTTConfig(**mixed, allow_plaintext_fallback=True).allow_plaintext_fallback
+    MQTTConfig(ca_certs=pki.ca_crt, brokers=[("backup", 1883, False)])  # no credentials
+    MQTTConfig(username="u", password="p", ca_certs=pki.ca_crt, brokers=[("b", 8883)])  # all TLS
+    MQTTConfig(username="u", password="p", brokers=[("b", 1883)])  # all plaintext
+
+
+def test_protocol_passes_allow_plaintext_fallback_to_the_library(pki):
+    config = MQTTConfig(username="u", password="secret", ca_certs=pki.ca_crt,
+                        brokers=[("backup", 1883, False)], allow_plaintext_fallback=True)
+    MQTTProtocol(config).close()  # the library accepts it only with the option passed on
 
 
 def test_config_revalidated_by_the_protocol():
