@@ -223,8 +223,8 @@ def test_config_refuses_credentials_with_a_plaintext_failover_to_tls(pki):
         MQTTConfig(**mixed)
     assert info.value.status == Status.TLS_CONFIG
     assert "backup:1883" in str(info.value) and "allow_plaintext_fallback" in str(info.value)
-    with pytest.raises(ProtocolValidationError):  # plaintext primary, TLS failover
-        MQTTConfig(username="u", tls=True, broker_address="plain", brokers=[("b", 1, False)])
+    with pytest.raises(ProtocolValidationError):  # a username alone may be the secret (a token)
+        MQTTConfig(username="token", tls=True, brokers=[("backup", 1883, False)])
     assert MQTTConfig(**mixed, allow_plaintext_fallback=True).allow_plaintext_fallback
     MQTTConfig(ca_certs=pki.ca_crt, brokers=[("backup", 1883, False)])  # no credentials
     MQTTConfig(username="u", password="p", ca_certs=pki.ca_crt, brokers=[("b", 8883)])  # all TLS
