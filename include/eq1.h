@@ -33,8 +33,9 @@
  *    does the message of an internal panic, which is caught and returned as
  *    EQ1_STATUS_INTERNAL.
  *  - A client belongs to the process that created it. In a child made by fork() the client's
- *    threads do not exist: every function on an inherited client returns
- *    EQ1_STATUS_INVALID_STATE, and the child creates (and connects) clients of its own.
+ *    threads do not exist: every function on an inherited client but eq1_mqtt_client_free
+ *    returns EQ1_STATUS_INVALID_STATE (is_connected: false, get_id: 0), and the child
+ *    creates (and connects) clients of its own.
  *    eq1_mqtt_client_free on an inherited client returns at once and runs its user_data_free;
  *    the copy's memory and socket descriptors stay unreleased in the child, and the parent's
  *    connection is untouched. Better still, fork before creating clients or exec() after.

@@ -8,6 +8,8 @@ use crate::ffi::status::eq1_status;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -100,6 +102,28 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u
     }
     // SAFETY: non-NULL, `len` bytes readable per the caller's contract, len <= isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// This process's id, read without a system call (it is checked on every client call): a
+/// fork() child handler refreshes it in the child.
+pub fn process_id() -> u32 {
+    // 0: not cached (the handler could not be registered), ask the kernel each time.
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static WATCH_FORKS: Once = Once::new();
+    extern "C" fn refresh_in_child() {
+        // Runs in the child right after fork(): getpid and an atomic store are async-signal-safe.
+        PID.store(std::process::id(), Ordering::Release);
+    }
+    WATCH_FORKS.call_once(|| {
+        // SAFETY: registers a handler that neither allocates nor locks nor unwinds.
+        if unsafe { libc::pthread_atfork(None, None, Some(refresh_in_child)) } == 0 {
+            PID.store(std::process::id(), Ordering::Release);
+        }
+    });
+    match PID.load(Ordering::Acquire) {
+        0 => std::process::id(),
+        pid => pid,
+    }
 }
 
 /// Borrows an opaque handle.

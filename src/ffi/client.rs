@@ -7,6 +7,7 @@
 use crate::core::error::Error;
 use crate::ffi::boundary::{
     bytes, c_str, call, call_value, handle, optional_c_str, optional_out_param, out_param,
+    process_id,
 };
 use crate::ffi::options::eq1_mqtt_options;
 use crate::ffi::status::eq1_status;
@@ -181,7 +182,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_new(
             client,
             user_data: UserData(user_data),
             user_data_free,
-            creator_pid: std::process::id(),
+            creator_pid: process_id(),
         }));
         Ok(())
     })
@@ -205,7 +206,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_free(client: *mut eq1_mqtt_client) -> e
             return Ok(());
         }
         // SAFETY: non-NULL and live per this function's contract.
-        let inherited = unsafe { &*client }.creator_pid != std::process::id();
+        let inherited = unsafe { &*client }.creator_pid != process_id();
         if !inherited {
             // SAFETY: as above.
             unsafe { &*client }.client.shutdown()?;
@@ -246,7 +247,7 @@ fn with_client(
 unsafe fn client_handle<'a>(client: *const eq1_mqtt_client) -> crate::Result<&'a eq1_mqtt_client> {
     // SAFETY: forwarded contract.
     let c = unsafe { handle(client, "client") }?;
-    if c.creator_pid != std::process::id() {
+    if c.creator_pid != process_id() {
         return Err(Error::InvalidState(
             "this client was created before fork() in the parent process; its threads and \
              connection do not exist here: the child process must create its own client"
