@@ -7,6 +7,8 @@
  *    eq1_last_error_message() on the same thread gives a detail message naming the cause.
  *  - Handles are opaque: create with *_new, release with *_free; *_free(NULL) is a no-op.
  *    Nothing takes ownership of its arguments: whatever you create, you free.
+ *  - A NULL handle is detected (EQ1_STATUS_NULL_ARGUMENT); a freed, foreign or wild pointer
+ *    cannot be and is undefined behaviour: never pass a handle after its *_free.
  *  - Strings are NUL-terminated UTF-8 (checked). Payloads are (const uint8_t *, size_t);
  *    NULL with length 0 is an empty payload.
  *  - Out-parameters are reset on entry and written only on success.
@@ -25,6 +27,18 @@
  *    up in memory, and a process that dies inside a callback gets the message again from a
  *    broker that kept its session.
  *  - The log callback may run on any library thread.
+ *
+ * Processes and fork()
+ *  - The library never writes to stdout or stderr. Its messages go to the log callback; so
+ *    does the message of an internal panic, which is caught and returned as
+ *    EQ1_STATUS_INTERNAL.
+ *  - A client belongs to the process that created it. In a child made by fork() the client's
+ *    threads do not exist: every function on an inherited client but eq1_mqtt_client_free
+ *    returns EQ1_STATUS_INVALID_STATE (is_connected: false, get_id: 0), and the child
+ *    creates (and connects) clients of its own.
+ *    eq1_mqtt_client_free on an inherited client returns at once and runs its user_data_free;
+ *    the copy's memory and socket descriptors stay unreleased in the child, and the parent's
+ *    connection is untouched. Better still, fork before creating clients or exec() after.
  */
 
 #ifndef EQ1_H
@@ -526,7 +540,9 @@ enum eq1_status eq1_mqtt_client_new(const struct eq1_mqtt_options *options,
  * `user_data_free`. No callback runs after it returns; a callback already running is waited
  * for, events still queued for callbacks are dropped. Publishes still in flight are
  * abandoned. Refused with `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own callback
- * (the client stays valid then). NULL is a no-op.
+ * (the client stays valid then). NULL is a no-op. In a child of fork() a client inherited
+ * from the parent is released without joining (its threads do not exist there): this returns
+ * at once and runs `user_data_free`, leaving the copy's memory allocated.
  *
  * # Safety
  * `client` is NULL or live, and no other thread uses it during or after the call.
@@ -756,7 +772,10 @@ size_t eq1_last_error_message(char *buf, size_t len);
 
 /**
  * Installs the log callback for the whole library (NULL removes it). `max_level` is the most
- * verbose level delivered (1 = errors only ... 5 = trace). The library never prints by itself.
+ * verbose level delivered (1 = errors only ... 5 = trace). The library never prints by itself:
+ * a panic inside it (a bug, returned as `EQ1_STATUS_INTERNAL`) is logged here at
+ * `EQ1_LOG_LEVEL_ERROR`, not printed. Panics elsewhere in the program keep the process's own
+ * panic hook. After fork() the callback stays installed in the child.
  */
 enum eq1_status eq1_set_log_callback(eq1_log_cb callback, void *user_data, int max_level);
 
@@ -788,7 +807,9 @@ enum eq1_status eq1_mqtt_options_set_broker(struct eq1_mqtt_options *options,
 
 /**
  * Appends a failover broker; the first call replaces the default localhost:1883. The client
- * tries the brokers in order and moves to the next when one fails.
+ * tries the brokers in order and moves to the next when one fails. A list that mixes TLS and
+ * plaintext brokers while credentials are set is refused by `eq1_mqtt_client_new` (see
+ * `eq1_mqtt_options_set_allow_plaintext_fallback`).
  *
  * # Safety
  * As for `eq1_mqtt_options_set_broker`.
@@ -928,6 +949,18 @@ enum eq1_status eq1_mqtt_options_set_tls_insecure(struct eq1_mqtt_options *optio
  * `options` is NULL or live.
  */
 enum eq1_status eq1_mqtt_options_set_tls_min_version(struct eq1_mqtt_options *options, int version);
+
+/**
+ * Accepts a broker list that mixes brokers with and without TLS while credentials are set
+ * (default false). Without it, `eq1_mqtt_client_new` refuses such options with
+ * `EQ1_STATUS_TLS_CONFIG`: after a failover to a plaintext broker, the username and password
+ * would be sent in clear.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_allow_plaintext_fallback(struct eq1_mqtt_options *options,
+                                                              bool allow);
 
 /**
  * Automatic reconnection after a lost connection (default on), with exponential backoff and

@@ -916,9 +916,7 @@ fn broker_exceeding_the_announced_receive_maximum_gets_disconnect_0x93() {
     let (release, held) = mpsc::channel::<()>();
     let held = std::sync::Mutex::new(held);
     let handler: MessageHandler = Arc::new(move |_m: &Message| {
-        let _ = held
-            .lock()
-            .map(|h| h.recv_timeout(Duration::from_secs(5)));
+        let _ = held.lock().map(|h| h.recv_timeout(Duration::from_secs(5)));
     });
     client
         .subscribe("rm/#", Qos::AtLeastOnce, handler, CLIENT_WAIT)
@@ -960,7 +958,10 @@ fn broker_that_never_reads_makes_qos0_publishes_fail_with_queue_full_at_the_boun
     };
     assert!(matches!(outcome, Error::QueueFull(_)), "{outcome:?}");
     let stats = client.stats();
-    assert_eq!(stats.queued, 1_000, "the outbox holds exactly its bound: {stats:?}");
+    assert_eq!(
+        stats.queued, 1_000,
+        "the outbox holds exactly its bound: {stats:?}"
+    );
     // Bounded: what was accepted is the outbox plus what the sockets and the write-ahead hold.
     assert!(accepted < 1_000 + 16_000, "accepted {accepted}");
     // DISCONNECT cannot be written either: disconnect says so instead of OK.
@@ -987,7 +988,10 @@ fn eight_threads_disconnecting_at_once_all_get_ok() {
         let calls: Vec<_> = (0..8)
             .map(|_| s.spawn(|| client.disconnect(Duration::from_secs(2))))
             .collect();
-        calls.into_iter().map(|c| c.join().expect("thread")).collect()
+        calls
+            .into_iter()
+            .map(|c| c.join().expect("thread"))
+            .collect()
     });
     script.finish(SCRIPT_WAIT);
     for outcome in outcomes {
@@ -1024,7 +1028,9 @@ fn v5_connect_to_a_v311_only_broker_is_unsupported_protocol_version_and_can_fall
         let client = Client::new(options).expect("client");
         let outcome = client.connect(Duration::from_secs(5)).map(drop);
         if outcome.is_ok() {
-            client.disconnect(Duration::from_secs(2)).expect("disconnect");
+            client
+                .disconnect(Duration::from_secs(2))
+                .expect("disconnect");
         }
         (outcome, script.finish(SCRIPT_WAIT))
     }

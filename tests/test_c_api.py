@@ -1,6 +1,6 @@
 """The C API from C: bad input, concurrency, and header hygiene.
 
-Compiles tests/c/test_bad_input.c and tests/c/test_concurrency.c against the built libeq1 and
+Compiles tests/c/test_bad_input.c, test_concurrency.c and test_fork.c against the built libeq1 and
 runs them against a private mosquitto (the `broker` fixture), once plainly and once under
 valgrind; compiles a tiny program including eq1.h twice as C11 and as C++17.
 """
@@ -46,6 +46,9 @@ BAD_INPUT_REQUIRED = [
     # option ranges
     "set_broker(port 0)", "set_broker(port 70000)", "set_keep_alive(-1)",
     "set_inflight_window(0)", "set_protocol_version(3)", "set_connect_timeout(-1)",
+    # credentials with a TLS broker and a plaintext failover
+    "client_new(TLS + plaintext failover + credentials)",
+    "client_new(... + set_allow_plaintext_fallback(true))",
     "wait(timeout -1) [connected]", "connect(timeout -1) [connected]",
     # state
     "set_will while connected", "publish before connect",
@@ -83,6 +86,11 @@ def libdir(built_library) -> Path:
 @pytest.fixture(scope="module")
 def bad_input_prog(libdir) -> Path:
     return cprog.compile_c([C_DIR / "test_bad_input.c"])
+
+
+@pytest.fixture(scope="module")
+def fork_prog(libdir) -> Path:
+    return cprog.compile_c([C_DIR / "test_fork.c"])
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +182,29 @@ def test_bad_input_valgrind(bad_input_prog, broker):
     r = _run(bad_input_prog, [broker.host, broker.port], valgrind=True, timeout=240)
     cprog.assert_valgrind_clean(r)
     _check_bad_input(r)
+
+
+def _check_fork(r) -> None:
+    _assert_all_passed(r, min_checks=20)  # the first SUMMARY line is the child's
+    assert "ok   - child: nothing written to stderr" in r.stdout, _explain(r)
+    assert "ok   - the child's checks passed" in r.stdout, _explain(r)
+
+
+@pytest.mark.timeout(120)
+def test_fork_child_refuses_the_parents_client_and_uses_its_own(fork_prog, broker):
+    r = _run(fork_prog, [broker.host, broker.port], timeout=90)
+    _check_fork(r)
+    assert r.stderr == "", _explain(r)
+
+
+@pytest.mark.valgrind
+@pytest.mark.timeout(300)
+def test_fork_valgrind(fork_prog, broker):
+    # The child reports its own memory errors (see test_fork.c); valgrind checks the parent.
+    r = _run(fork_prog, [broker.host, broker.port], valgrind=True, timeout=240,
+             env={"VALGRIND_OPTS": "--child-silent-after-fork=yes"})
+    cprog.assert_valgrind_clean(r)
+    _check_fork(r)
 
 
 @pytest.mark.slow

@@ -435,6 +435,18 @@ public:
 		return std::move(add_broker(host, port, tls));
 	}
 
+	/** Accept TLS and plaintext brokers in one list while credentials are set (default
+	 *  false: Client refuses it with EQ1_STATUS_TLS_CONFIG, the password would go in clear). */
+	Options &allow_plaintext_fallback(bool allow) &
+	{
+		detail::check(eq1_mqtt_options_set_allow_plaintext_fallback(handle_, allow));
+		return *this;
+	}
+	Options &&allow_plaintext_fallback(bool allow) &&
+	{
+		return std::move(allow_plaintext_fallback(allow));
+	}
+
 	/** The client id; "" lets the library generate one. */
 	Options &client_id(std::string_view id) &
 	{

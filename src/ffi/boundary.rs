@@ -3,10 +3,13 @@
 //! pointer checks that tie each C argument to a Rust borrow.
 
 use crate::core::error::{Error, Result};
+use crate::core::panic::run_as_library;
 use crate::ffi::status::eq1_status;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -25,9 +28,9 @@ pub fn last_error() -> String {
     LAST_ERROR.with(|last| last.borrow().clone())
 }
 
-/// Runs `body`, never letting a panic reach C.
+/// Runs `body`, never letting a panic reach C (its message goes to the library log).
 pub fn call(body: impl FnOnce() -> Result<()>) -> eq1_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch_unwind(AssertUnwindSafe(|| run_as_library(body))) {
         Ok(Ok(())) => eq1_status::Ok,
         Ok(Err(error)) => {
             set_last_error(&error.message());
@@ -42,7 +45,7 @@ pub fn call(body: impl FnOnce() -> Result<()>) -> eq1_status {
 
 /// For exports that return a value instead of a status: `fallback` on panic.
 pub fn call_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
+    catch_unwind(AssertUnwindSafe(|| run_as_library(body))).unwrap_or_else(|_| {
         set_last_error("internal error: a panic was caught at the C boundary");
         fallback
     })
@@ -99,6 +102,28 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u
     }
     // SAFETY: non-NULL, `len` bytes readable per the caller's contract, len <= isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// This process's id, read without a system call (it is checked on every client call): a
+/// fork() child handler refreshes it in the child.
+pub fn process_id() -> u32 {
+    // 0: not cached (the handler could not be registered), ask the kernel each time.
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static WATCH_FORKS: Once = Once::new();
+    extern "C" fn refresh_in_child() {
+        // Runs in the child right after fork(): getpid and an atomic store are async-signal-safe.
+        PID.store(std::process::id(), Ordering::Release);
+    }
+    WATCH_FORKS.call_once(|| {
+        // SAFETY: registers a handler that neither allocates nor locks nor unwinds.
+        if unsafe { libc::pthread_atfork(None, None, Some(refresh_in_child)) } == 0 {
+            PID.store(std::process::id(), Ordering::Release);
+        }
+    });
+    match PID.load(Ordering::Acquire) {
+        0 => std::process::id(),
+        pid => pid,
+    }
 }
 
 /// Borrows an opaque handle.

@@ -7,6 +7,7 @@
 use crate::core::error::Error;
 use crate::ffi::boundary::{
     bytes, c_str, call, call_value, handle, optional_c_str, optional_out_param, out_param,
+    process_id,
 };
 use crate::ffi::options::eq1_mqtt_options;
 use crate::ffi::status::eq1_status;
@@ -23,6 +24,8 @@ pub struct eq1_mqtt_client {
     client: Client,
     user_data: UserData,
     user_data_free: eq1_free_cb,
+    /// The process that created it: after fork() the child has a copy without its threads.
+    creator_pid: u32,
 }
 
 /// A message received on a subscription. Borrowed: every pointer lives until the callback
@@ -180,11 +183,13 @@ pub unsafe extern "C" fn eq1_mqtt_client_new(
         let out = unsafe { out_param(out, std::ptr::null_mut(), "out (client pointer)") }?;
         // SAFETY: per this function's contract.
         let options = unsafe { handle(options, "options") }?;
+        options.inner.check_consistent()?;
         let client = Client::new(options.inner.clone())?;
         *out = Box::into_raw(Box::new(eq1_mqtt_client {
             client,
             user_data: UserData(user_data),
             user_data_free,
+            creator_pid: process_id(),
         }));
         Ok(())
     })
@@ -195,7 +200,9 @@ pub unsafe extern "C" fn eq1_mqtt_client_new(
 /// `user_data_free`. No callback runs after it returns; a callback already running is waited
 /// for, events still queued for callbacks are dropped. Publishes still in flight are
 /// abandoned. Refused with `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own callback
-/// (the client stays valid then). NULL is a no-op.
+/// (the client stays valid then). NULL is a no-op. In a child of fork() a client inherited
+/// from the parent is released without joining (its threads do not exist there): this returns
+/// at once and runs `user_data_free`, leaving the copy's memory allocated.
 ///
 /// # Safety
 /// `client` is NULL or live, and no other thread uses it during or after the call.
@@ -205,15 +212,22 @@ pub unsafe extern "C" fn eq1_mqtt_client_free(client: *mut eq1_mqtt_client) -> e
         if client.is_null() {
             return Ok(());
         }
-        {
-            // SAFETY: non-NULL and live per this function's contract.
-            let c = unsafe { &*client };
-            c.client.shutdown()?;
+        // SAFETY: non-NULL and live per this function's contract.
+        let inherited = unsafe { &*client }.creator_pid != process_id();
+        if !inherited {
+            // SAFETY: as above.
+            unsafe { &*client }.client.shutdown()?;
         }
         // SAFETY: created by Box::into_raw in eq1_mqtt_client_new; shut down; released once.
         let owned = unsafe { Box::from_raw(client) };
         let (user_data, free) = (owned.user_data, owned.user_data_free);
-        drop(owned);
+        if inherited {
+            // A copy made by fork(): dropping it would join threads that do not exist in this
+            // process (forever). Its memory stays allocated; the parent's client is untouched.
+            std::mem::forget(owned.client);
+        } else {
+            drop(owned);
+        }
         if let Some(free) = free {
             // SAFETY: the user's finalizer with the user's pointer, exactly once.
             unsafe { free(user_data.0) };
@@ -228,9 +242,26 @@ fn with_client(
 ) -> eq1_status {
     call(|| {
         // SAFETY: the caller passes NULL or a live client (header contract).
-        let client = unsafe { handle(client, "client") }?;
+        let client = unsafe { client_handle(client) }?;
         body(client)
     })
+}
+
+/// Borrows a client, refusing a copy inherited through fork().
+///
+/// # Safety
+/// `client` is NULL or live.
+unsafe fn client_handle<'a>(client: *const eq1_mqtt_client) -> crate::Result<&'a eq1_mqtt_client> {
+    // SAFETY: forwarded contract.
+    let c = unsafe { handle(client, "client") }?;
+    if c.creator_pid != process_id() {
+        return Err(Error::InvalidState(
+            "this client was created before fork() in the parent process; its threads and \
+             connection do not exist here: the child process must create its own client"
+                .into(),
+        ));
+    }
+    Ok(c)
 }
 
 /// Sets (or with NULL removes) the connection callback.
@@ -370,7 +401,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish(
         // SAFETY: NULL or writable per this function's contract.
         let out = unsafe { optional_out_param(out_token, 0) };
         // SAFETY: per this function's contract.
-        let c = unsafe { handle(client, "client") }?;
+        let c = unsafe { client_handle(client) }?;
         // SAFETY: per this function's contract.
         let topic = unsafe { c_str(topic, "topic") }?;
         // SAFETY: per this function's contract.
@@ -408,7 +439,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish_with_properties(
         // SAFETY: NULL or writable per this function's contract.
         let out = unsafe { optional_out_param(out_token, 0) };
         // SAFETY: per this function's contract.
-        let c = unsafe { handle(client, "client") }?;
+        let c = unsafe { client_handle(client) }?;
         // SAFETY: per this function's contract.
         let topic = unsafe { c_str(topic, "topic") }?;
         // SAFETY: per this function's contract.
@@ -474,7 +505,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
         // SAFETY: NULL or writable per this function's contract.
         let out = unsafe { optional_out_param(out_granted_qos, -1) };
         // SAFETY: per this function's contract.
-        let c = unsafe { handle(client, "client") }?;
+        let c = unsafe { client_handle(client) }?;
         // SAFETY: per this function's contract.
         let filter = unsafe { c_str(filter, "filter") }?;
         let callback = callback.ok_or_else(|| {
@@ -600,7 +631,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_disconnect(
 pub unsafe extern "C" fn eq1_mqtt_client_is_connected(client: *const eq1_mqtt_client) -> bool {
     call_value(false, || {
         // SAFETY: per this function's contract.
-        unsafe { handle(client, "client") }
+        unsafe { client_handle(client) }
             .map(|c| c.client.is_connected())
             .unwrap_or(false)
     })
@@ -619,7 +650,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_stats(
         // SAFETY: per this function's contract.
         let out = unsafe { out_param(out, eq1_mqtt_stats::default(), "out (stats)") }?;
         // SAFETY: per this function's contract.
-        let c = unsafe { handle(client, "client") }?;
+        let c = unsafe { client_handle(client) }?;
         let s = c.client.stats();
         *out = eq1_mqtt_stats {
             published: s.published,
@@ -649,7 +680,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_id(
 ) -> usize {
     call_value(0, || {
         // SAFETY: per this function's contract.
-        let Ok(c) = (unsafe { handle(client, "client") }) else {
+        let Ok(c) = (unsafe { client_handle(client) }) else {
             return 0;
         };
         let id = c.client.client_id();

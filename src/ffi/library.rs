@@ -1,4 +1,5 @@
-//! Library-wide functions: version, last error message, log callback.
+//! Library-wide functions: version, last error message, log callback. The header's opening
+//! notes (cbindgen.toml) hold the library-wide rules, among them what fork() does to clients.
 
 use crate::core::log::{self, Level};
 use crate::ffi::boundary::{call, call_value, last_error};
@@ -86,7 +87,10 @@ unsafe impl Send for LogTarget {}
 unsafe impl Sync for LogTarget {}
 
 /// Installs the log callback for the whole library (NULL removes it). `max_level` is the most
-/// verbose level delivered (1 = errors only ... 5 = trace). The library never prints by itself.
+/// verbose level delivered (1 = errors only ... 5 = trace). The library never prints by itself:
+/// a panic inside it (a bug, returned as `EQ1_STATUS_INTERNAL`) is logged here at
+/// `EQ1_LOG_LEVEL_ERROR`, not printed. Panics elsewhere in the program keep the process's own
+/// panic hook. After fork() the callback stays installed in the child.
 #[no_mangle]
 pub extern "C" fn eq1_set_log_callback(
     callback: eq1_log_cb,

@@ -83,7 +83,9 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_broker(
 }
 
 /// Appends a failover broker; the first call replaces the default localhost:1883. The client
-/// tries the brokers in order and moves to the next when one fails.
+/// tries the brokers in order and moves to the next when one fails. A list that mixes TLS and
+/// plaintext brokers while credentials are set is refused by `eq1_mqtt_client_new` (see
+/// `eq1_mqtt_options_set_allow_plaintext_fallback`).
 ///
 /// # Safety
 /// As for `eq1_mqtt_options_set_broker`.
@@ -324,6 +326,24 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls_min_version(
                 )))
             }
         })
+    })
+}
+
+/// Accepts a broker list that mixes brokers with and without TLS while credentials are set
+/// (default false). Without it, `eq1_mqtt_client_new` refuses such options with
+/// `EQ1_STATUS_TLS_CONFIG`: after a failover to a plaintext broker, the username and password
+/// would be sent in clear.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_allow_plaintext_fallback(
+    options: *mut eq1_mqtt_options,
+    allow: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.allow_plaintext_fallback = allow;
+        Ok(())
     })
 }
 

@@ -42,6 +42,7 @@ impl Client {
         if options.brokers.is_empty() {
             return Err(Error::InvalidArgument("no broker configured".into()));
         }
+        options.check_consistent()?;
         let runtime = runtime::get()?;
         let client_id = options
             .client_id

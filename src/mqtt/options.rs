@@ -80,6 +80,9 @@ pub struct Options {
     pub v5_connect: V5ConnectOptions,
     /// An MQTT 5.0 CONNECT refused for its protocol version is retried as MQTT 3.1.1.
     pub protocol_fallback: bool,
+    /// Accept brokers with and without TLS in one list while credentials are set (they would
+    /// go in clear to the plaintext ones). Off by default: `check_consistent` refuses it.
+    pub allow_plaintext_fallback: bool,
 }
 
 impl Default for Options {
@@ -113,6 +116,7 @@ impl Default for Options {
             inbound_max_bytes: 32 * 1024 * 1024,
             v5_connect: V5ConnectOptions::default(),
             protocol_fallback: false,
+            allow_plaintext_fallback: false,
         }
     }
 }
@@ -318,6 +322,32 @@ impl Options {
         Ok(())
     }
 
+    /// Checks what no single setter can: the options as a whole. Called when a client is
+    /// created from them.
+    pub fn check_consistent(&self) -> Result<()> {
+        let has_credentials = self.username.is_some() || self.password.is_some();
+        if !has_credentials || self.allow_plaintext_fallback {
+            return Ok(());
+        }
+        let with_tls = self.brokers.iter().find(|b| b.tls);
+        let plaintext = self.brokers.iter().find(|b| !b.tls);
+        if let (Some(with_tls), Some(plaintext)) = (with_tls, plaintext) {
+            return Err(Error::TlsConfig(format!(
+                "broker {}:{} has no TLS while {}:{} uses TLS: the username and password \
+                 would be sent in clear to {}:{} after a failover; use TLS for every broker, \
+                 or accept it with allow_plaintext_fallback \
+                 (eq1_mqtt_options_set_allow_plaintext_fallback)",
+                plaintext.host,
+                plaintext.port,
+                with_tls.host,
+                with_tls.port,
+                plaintext.host,
+                plaintext.port
+            )));
+        }
+        Ok(())
+    }
+
     fn tls_mut(&mut self) -> Result<&mut TlsOptions> {
         self.tls.as_mut().ok_or_else(|| {
             Error::InvalidState("TLS is not enabled: set the CA (set_tls) first".into())
@@ -368,6 +398,59 @@ mod tests {
         assert!(o.set_reconnect(true, 1000, 10).is_err());
         assert!(o.set_verify_hostname(false).is_err(), "TLS not enabled yet");
         assert!(o.enable_tls(Some("/nonexistent/ca.pem")).is_err());
+    }
+
+    fn tls_primary_with_plaintext_failover() -> Options {
+        let mut o = Options::default();
+        o.enable_tls(None).unwrap();
+        o.set_broker("secure", 8883).unwrap();
+        o.add_broker("plain", 1883, false).unwrap();
+        o
+    }
+
+    #[test]
+    fn credentials_with_a_plaintext_failover_to_a_tls_broker_are_refused() {
+        let mut o = tls_primary_with_plaintext_failover();
+        assert_eq!(
+            o.check_consistent(),
+            Ok(()),
+            "no credentials, nothing to leak"
+        );
+        o.set_credentials("user", Some(b"secret")).unwrap();
+        let error = o.check_consistent().unwrap_err();
+        assert!(matches!(error, Error::TlsConfig(_)), "{error:?}");
+        let message = error.message();
+        assert!(
+            message.contains("plain:1883") && message.contains("secure:8883"),
+            "{message}"
+        );
+        assert!(message.contains("allow_plaintext_fallback"), "{message}");
+        o.set_credentials("token-as-username", None).unwrap();
+        assert!(
+            o.check_consistent().is_err(),
+            "a username alone may be the secret"
+        );
+    }
+
+    #[test]
+    fn plaintext_fallback_with_credentials_when_explicitly_allowed() {
+        let mut o = tls_primary_with_plaintext_failover();
+        o.set_credentials("user", Some(b"secret")).unwrap();
+        o.allow_plaintext_fallback = true;
+        assert_eq!(o.check_consistent(), Ok(()));
+    }
+
+    #[test]
+    fn credentials_with_all_brokers_alike_are_consistent() {
+        let mut all_tls = Options::default();
+        all_tls.set_credentials("user", Some(b"secret")).unwrap();
+        all_tls.add_broker("a", 8883, true).unwrap();
+        all_tls.add_broker("b", 8883, true).unwrap();
+        assert_eq!(all_tls.check_consistent(), Ok(()));
+        let mut all_plain = Options::default();
+        all_plain.set_credentials("user", Some(b"secret")).unwrap();
+        all_plain.add_broker("b", 1883, false).unwrap();
+        assert_eq!(all_plain.check_consistent(), Ok(()));
     }
 
     #[test]

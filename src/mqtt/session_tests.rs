@@ -541,9 +541,10 @@ fn violations_on_v311_close_without_disconnect() {
     let result = h.receive(Incoming::ConnAck(ConnAck::default()));
     assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
     assert!(h.written().is_empty());
-    let error = h
-        .session
-        .malformed(crate::mqtt::frame_check::MALFORMED_PACKET, Error::Protocol("bad".into()));
+    let error = h.session.malformed(
+        crate::mqtt::frame_check::MALFORMED_PACKET,
+        Error::Protocol("bad".into()),
+    );
     assert!(matches!(error, Error::Protocol(_)));
     assert!(h.written().is_empty());
 }
@@ -551,9 +552,10 @@ fn violations_on_v311_close_without_disconnect() {
 #[test]
 fn a_malformed_packet_closes_a_v5_connection_with_reason_0x81() {
     let mut h = connected(V5, options(V5));
-    let error = h
-        .session
-        .malformed(crate::mqtt::frame_check::MALFORMED_PACKET, Error::Protocol("bad".into()));
+    let error = h.session.malformed(
+        crate::mqtt::frame_check::MALFORMED_PACKET,
+        Error::Protocol("bad".into()),
+    );
     assert!(matches!(error, Error::Protocol(_)));
     assert_eq!(h.written(), [Sent::Disconnect(Some(0x81))]);
 }

@@ -178,6 +178,8 @@ static void null_options(void)
 		   N, "options");
 	EXPECT_ERR("set_tls_min_version(NULL options)",
 		   eq1_mqtt_options_set_tls_min_version(NULL, EQ1_TLS_1_2), N, "options");
+	EXPECT_ERR("set_allow_plaintext_fallback(NULL options)",
+		   eq1_mqtt_options_set_allow_plaintext_fallback(NULL, true), N, "options");
 	EXPECT_ERR("set_reconnect(NULL options)",
 		   eq1_mqtt_options_set_reconnect(NULL, true, 100, 1000), N, "options");
 	EXPECT_ERR("set_offline_queue(NULL options)",
@@ -269,6 +271,37 @@ static void client_new_errors(const eq1_mqtt_options *o)
 		   "NULL");
 	EXPECT_TRUE("client_new failure does not call user_data_free",
 		    atomic_load(&user_data_frees) == 0);
+}
+
+/* A TLS broker with a plaintext failover would get the password in clear: refused unless
+ * explicitly allowed. */
+static void plaintext_failover_with_credentials(void)
+{
+	printf("# TLS broker, plaintext failover, credentials\n");
+	eq1_mqtt_options *o = eq1_mqtt_options_new();
+	REQUIRE(o != NULL, "eq1_mqtt_options_new returned NULL");
+	CHECK(eq1_mqtt_options_set_tls(o, NULL));
+	CHECK(eq1_mqtt_options_set_broker(o, "secure.invalid", 8883));
+	CHECK(eq1_mqtt_options_add_broker(o, "plain.invalid", 1883, false));
+	eq1_mqtt_client *c = NULL;
+	EXPECT_OK("client_new(TLS + plaintext failover, no credentials)",
+		  eq1_mqtt_client_new(o, NULL, NULL, &c));
+	CHECK(eq1_mqtt_client_free(c));
+	CHECK(eq1_mqtt_options_set_credentials(o, "user", "secret"));
+	c = (eq1_mqtt_client *)&c;
+	EXPECT_ERR("client_new(TLS + plaintext failover + credentials)",
+		   eq1_mqtt_client_new(o, NULL, NULL, &c), EQ1_STATUS_TLS_CONFIG, "in clear");
+	EXPECT_TRUE("refused client_new leaves *out NULL", c == NULL);
+	EXPECT_ERR("the refusal names the plaintext broker", eq1_mqtt_client_new(o, NULL, NULL, &c),
+		   EQ1_STATUS_TLS_CONFIG, "plain.invalid:1883");
+	EXPECT_ERR("the refusal names the option that allows it",
+		   eq1_mqtt_client_new(o, NULL, NULL, &c), EQ1_STATUS_TLS_CONFIG,
+		   "eq1_mqtt_options_set_allow_plaintext_fallback");
+	CHECK(eq1_mqtt_options_set_allow_plaintext_fallback(o, true));
+	EXPECT_OK("client_new(... + set_allow_plaintext_fallback(true))",
+		  eq1_mqtt_client_new(o, NULL, NULL, &c));
+	CHECK(eq1_mqtt_client_free(c));
+	eq1_mqtt_options_free(o);
 }
 
 /* ---- NULL client handle ---------------------------------------------------------------- */
@@ -451,6 +484,7 @@ int main(int argc, char **argv)
 	CHECK(eq1_mqtt_options_set_connect_timeout(o, 30000));
 	CHECK(eq1_mqtt_options_set_max_packet_size(o, 1024));
 	client_new_errors(o);
+	plaintext_failover_with_credentials();
 	null_client();
 
 	eq1_mqtt_client *c = NULL;

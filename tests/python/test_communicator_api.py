@@ -178,6 +178,27 @@ def test_config_validation_names_the_bad_field(fields, needle):
     assert needle in str(info.value)
 
 
+def test_config_repr_hides_passwords(pki):
+    c = MQTTConfig(username="u", password="hunter2", ca_certs=pki.ca_crt, certfile=pki.client_crt,
+                   keyfile=pki.client_key, keyfile_password="keysecret")
+    text = repr(c)
+    assert "hunter2" not in text and "keysecret" not in text
+    assert "password='***'" in text and "keyfile_password='***'" in text
+    assert "username='u'" in text
+    assert "password=None" in repr(MQTTConfig())
+
+
+@pytest.mark.parametrize("name", ["tls_insecure", "tls_verify_hostname", "clean_session",
+                                  "reconnect", "queue_before_connect",
+                                  "allow_plaintext_fallback"])
+@pytest.mark.parametrize("value", ["false", "True", 0, 1, None])
+def test_config_bool_fields_accept_only_bools(pki, name, value):
+    with pytest.raises(ProtocolValidationError) as info:
+        MQTTConfig(ca_certs=pki.ca_crt, **{name: value})
+    assert name in str(info.value)
+    assert info.value.status == Status.INVALID_ARGUMENT
+
+
 def test_config_tls_files_are_checked(pki, tmp_path):
     with pytest.raises(ProtocolValidationError) as info:
         MQTTConfig(ca_certs=pki.ca_crt, certfile=pki.client_crt)
@@ -193,6 +214,27 @@ def test_config_failover_brokers_are_normalized(pki):
     assert c.failover_brokers() == [("a", 1, False), ("b", 2, False)]
     c = MQTTConfig(ca_certs=pki.ca_crt, brokers=[("a", 1), ("b", 2, False)])
     assert c.failover_brokers() == [("a", 1, True), ("b", 2, False)]
+
+
+def test_config_refuses_credentials_with_a_plaintext_failover_to_tls(pki):
+    mixed = dict(username="u", password="secret", ca_certs=pki.ca_crt,
+                 brokers=[("backup", 1883, False)])
+    with pytest.raises(ProtocolValidationError) as info:
+        MQTTConfig(**mixed)
+    assert info.value.status == Status.TLS_CONFIG
+    assert "backup:1883" in str(info.value) and "allow_plaintext_fallback" in str(info.value)
+    with pytest.raises(ProtocolValidationError):  # a username alone may be the secret (a token)
+        MQTTConfig(username="token", tls=True, brokers=[("backup", 1883, False)])
+    assert MQTTConfig(**mixed, allow_plaintext_fallback=True).allow_plaintext_fallback
+    MQTTConfig(ca_certs=pki.ca_crt, brokers=[("backup", 1883, False)])  # no credentials
+    MQTTConfig(username="u", password="p", ca_certs=pki.ca_crt, brokers=[("b", 8883)])  # all TLS
+    MQTTConfig(username="u", password="p", brokers=[("b", 1883)])  # all plaintext
+
+
+def test_protocol_passes_allow_plaintext_fallback_to_the_library(pki):
+    config = MQTTConfig(username="u", password="secret", ca_certs=pki.ca_crt,
+                        brokers=[("backup", 1883, False)], allow_plaintext_fallback=True)
+    MQTTProtocol(config).close()  # the library accepts it only with the option passed on
 
 
 def test_config_revalidated_by_the_protocol():

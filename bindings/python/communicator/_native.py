@@ -186,6 +186,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_tls_verify_hostname": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_set_tls_insecure": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_set_tls_min_version": (_status, [_options_p, c_int]),
+    "eq1_mqtt_options_set_allow_plaintext_fallback": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_set_reconnect": (_status, [_options_p, c_bool, c_int, c_int]),
     "eq1_mqtt_options_set_offline_queue": (_status, [_options_p, c_int64, c_int64, c_int,
                                                      c_bool]),

@@ -15,7 +15,7 @@ import enum
 import os
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 from communicator import _native
@@ -58,6 +58,12 @@ def _is_number(value: Any) -> bool:
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if not _is_int(value) or not low <= value <= high:
         raise _invalid(f"{name} must be an integer in {low}..{high}, not {value!r}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    # Only a real bool: bool("false") is True, which would silently turn e.g. tls_insecure on.
+    if not isinstance(value, bool):
+        raise _invalid(f"{name} must be True or False, not {value!r}")
 
 
 def _check_seconds(name: str, value: Any, allow_zero: bool = False) -> None:
@@ -133,10 +139,25 @@ class MQTTConfig:
     #: Failover brokers tried after broker_address:port, as (host, port) or (host, port, tls);
     #: tls defaults to the ``tls`` setting.
     brokers: Optional[list[BrokerSpec]] = None
+    #: Accept brokers with and without TLS in one list (the primary and ``brokers``) while
+    #: ``username``/``password`` are set: they would go in clear to the plaintext ones. Off:
+    #: such a config is refused (ProtocolValidationError, TLS_CONFIG).
+    allow_plaintext_fallback: bool = False
     #: QoS of publish/subscribe when none is given (the design's default: 1).
     default_qos: int = 1
     #: Default timeout of subscribe, unsubscribe, disconnect and waiting for a publish, seconds.
     operation_timeout: float = 10.0
+
+    #: Fields whose value repr() replaces with '***'.
+    _SECRET_FIELDS = ("password", "keyfile_password")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            text = "'***'" if f.name in self._SECRET_FIELDS and value is not None else repr(value)
+            shown.append(f"{f.name}={text}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def __post_init__(self) -> None:
         if self.tls is None:
@@ -160,6 +181,9 @@ class MQTTConfig:
         if self.client_id is not None:
             _check_text("client_id", self.client_id, Status.INVALID_CLIENT_ID)
         _check_int("keepalive", self.keepalive, 0, 65535)
+        for name in ("clean_session", "tls_insecure", "tls_verify_hostname", "reconnect",
+                     "queue_before_connect", "allow_plaintext_fallback"):
+            _check_bool(name, getattr(self, name))
         if not _is_int(self.protocol_version) or \
                 self.protocol_version not in (_native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
             raise _invalid(f"protocol_version must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), not "
@@ -180,7 +204,19 @@ class MQTTConfig:
             _check_int("max_packet_size", self.max_packet_size, 16,
                        _native.MQTT_MAX_PACKET_SIZE)
         _check_int("default_qos", self.default_qos, 0, 2)
-        self.failover_brokers()
+        self._check_plaintext_fallback(self.failover_brokers())
+
+    def _check_plaintext_fallback(self, failovers: list[tuple[str, int, bool]]) -> None:
+        # libeq1 refuses the same at client creation; here it fails when the config is made.
+        if self.username is None or self.allow_plaintext_fallback:
+            return
+        brokers = [(self.broker_address, self.port, bool(self.tls)), *failovers]
+        plaintext = [f"{host}:{port}" for host, port, tls in brokers if not tls]
+        if plaintext and len(plaintext) < len(brokers):
+            raise _invalid(f"broker {plaintext[0]} has no TLS while another broker uses TLS: "
+                           "the username and password would be sent in clear to it after a "
+                           "failover; use TLS for every broker, or set "
+                           "allow_plaintext_fallback=True", Status.TLS_CONFIG)
 
     def _validate_tls(self) -> None:
         if not isinstance(self.tls, bool):
@@ -511,6 +547,7 @@ class MQTTProtocol(PubSubProtocol):
                 setopt("set_tls_insecure", bool(c.tls_insecure))
             for host, port, tls in c.failover_brokers():
                 setopt("add_broker", host.encode(), port, tls)
+            setopt("set_allow_plaintext_fallback", c.allow_plaintext_fallback)
             setopt("set_reconnect", bool(c.reconnect), _to_ms(c.reconnect_min_delay),
                    _to_ms(c.reconnect_max_delay))
             setopt("set_offline_queue", c.max_queued_messages, c.max_queued_bytes,
