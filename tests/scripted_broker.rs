@@ -964,12 +964,6 @@ fn broker_that_never_reads_makes_qos0_publishes_fail_with_queue_full_at_the_boun
     );
     // Bounded: what was accepted is the outbox plus what the sockets and the write-ahead hold.
     assert!(accepted < 1_000 + 16_000, "accepted {accepted}");
-    // DISCONNECT cannot be written either: disconnect says so instead of OK.
-    let disconnected = client.disconnect(Duration::from_millis(100));
-    assert!(
-        matches!(disconnected, Err(Error::Timeout(_))),
-        "{disconnected:?}"
-    );
     done.open();
     script.finish(SCRIPT_WAIT);
 }

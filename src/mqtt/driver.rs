@@ -573,8 +573,16 @@ impl Driver {
     async fn flush_and_close(&mut self, socket: &mut Socket) -> Result<()> {
         let shared = self.shared.clone();
         let deadline = Instant::now() + CLOSE_WRITE_TIMEOUT;
-        let mut pending: Vec<Transmit> =
-            socket.writing.take().map(|(t, _)| t).into_iter().collect();
+        // What is left of a transmit already partly written, then what is still unsent.
+        let mut pending: Vec<Transmit> = socket
+            .writing
+            .take()
+            .map(|(mut t, written)| {
+                let _ = t.bytes.split_to(written.min(t.bytes.len()));
+                t
+            })
+            .into_iter()
+            .collect();
         pending.extend(self.session.transmit(std::time::Instant::now()));
         let mut result = Ok(());
         for transmit in pending {
