@@ -117,14 +117,6 @@ impl Backlog {
             || self.bytes.load(Ordering::Acquire) >= self.max_bytes
     }
 
-    pub fn len(&self) -> usize {
-        self.items.load(Ordering::Acquire)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Resolves once there is room (at once if there is).
     pub async fn room(&self) {
         loop {

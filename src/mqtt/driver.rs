@@ -351,6 +351,7 @@ impl Driver {
                 }
                 Served::Lost(reason) => {
                     log!(Level::Warn, "connection lost: {reason}");
+                    let endpoint = socket.endpoint.clone();
                     self.abandon(socket, &reason);
                     // Lost while the user was disconnecting: that disconnect is now complete.
                     if self.session.is_disconnecting() {
@@ -363,7 +364,7 @@ impl Driver {
                         state: ConnectionState::ConnectionLost,
                         reason: Some(reason.clone()),
                         session_present: false,
-                        broker: Some(socket_endpoint(&self.options, self.broker_index)),
+                        broker: Some(endpoint),
                     }));
                     if !self.options.auto_reconnect {
                         self.shared.set_state(State::Idle);
@@ -488,9 +489,14 @@ impl Driver {
                 self.session.finish_disconnect(written);
                 return Served::UserDisconnect;
             }
-            let paused = self.shared.backlog.is_full();
+            // Not reading while the callbacks are behind, or while what we owe the broker
+            // cannot be written: either way the broker holds the rest.
+            let backlog_full = self.shared.backlog.is_full();
+            let paused = backlog_full || self.session.output_is_full();
+            // Only the application being behind suspends the PINGRESP deadline: a broker that
+            // does not read what we owe it is as dead as one that does not answer.
             self.session
-                .set_read_paused(paused, std::time::Instant::now());
+                .set_read_paused(backlog_full, std::time::Instant::now());
             let deadline = self.session.next_deadline().map(Instant::from_std);
             let wake = {
                 let Socket {
@@ -505,7 +511,7 @@ impl Driver {
                     read = reader.read_buf(read_buf), if !paused => Wake::Read(read),
                     step = write_step(writer, writing), if writing.is_some() => Wake::Wrote(step),
                     _ = sleep_until_opt(deadline) => Wake::Deadline,
-                    _ = self.shared.backlog.room(), if paused => Wake::Room,
+                    _ = self.shared.backlog.room(), if backlog_full => Wake::Room,
                 }
             };
             match wake {
@@ -681,12 +687,8 @@ impl Driver {
 
     /// The handle checks publishes against the current broker's limits before queueing.
     fn publish_limits(&self) {
-        *self
-            .shared
-            .broker_limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) =
-            (self.session.limits(), self.session.max_outgoing_packet());
+        self.shared
+            .set_broker_limits(&self.session.limits(), self.session.max_outgoing_packet());
     }
 }
 
@@ -704,10 +706,6 @@ fn explain_refusal(refusal: Error, options: &Options) -> Error {
         Error::BadCredentials(m) => Error::BadCredentials(m + &context),
         other => other,
     }
-}
-
-fn socket_endpoint(options: &Options, index: usize) -> Endpoint {
-    options.brokers[index.min(options.brokers.len().saturating_sub(1))].clone()
 }
 
 fn read_error(e: &std::io::Error, endpoint: &Endpoint) -> Error {

@@ -1707,18 +1707,7 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::mqtt::fuzz_support::Rng;
 
     /// Random and mutated frames never make the checker panic; whatever it accepts, rumqttc
     /// decodes; a refusal's detail stays short.
@@ -1728,23 +1717,7 @@ mod tests {
         for (version, seeds) in [(V311, valid_v311()), (V5, valid_v5())] {
             let mut accepted_mutants = 0;
             for _ in 0..100_000 {
-                let mut bytes: Vec<u8> = if rng.below(4) == 0 {
-                    (0..rng.below(40)).map(|_| rng.next() as u8).collect()
-                } else {
-                    seeds[rng.below(seeds.len())].clone()
-                };
-                for _ in 0..=rng.below(4) {
-                    if bytes.is_empty() {
-                        break;
-                    }
-                    let at = rng.below(bytes.len());
-                    match rng.below(4) {
-                        0 => bytes[at] = rng.next() as u8,
-                        1 => bytes[at] ^= 1 << rng.below(8),
-                        2 => bytes.truncate(at),
-                        _ => bytes.insert(at, rng.next() as u8),
-                    }
-                }
+                let mut bytes = rng.mutant(&seeds, 4);
                 // Half the time, repair the remaining length so the body rules get exercised.
                 if rng.below(2) == 0 && bytes.len() >= 2 {
                     let skip = bytes[1..]

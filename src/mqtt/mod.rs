@@ -6,6 +6,8 @@ pub mod client;
 mod dispatcher;
 mod driver;
 mod frame_check;
+#[cfg(test)]
+mod fuzz_support;
 pub mod options;
 mod packet_ids;
 pub mod properties;

@@ -236,6 +236,7 @@ impl<W> Session<W> {
 
     // ----- what the driver asks -----
 
+    #[cfg(test)]
     /// The protocol version of the current (or next) connection.
     pub fn version(&self) -> ProtocolVersion {
         self.codec.version
@@ -263,10 +264,6 @@ impl<W> Session<W> {
         self.phase == Phase::Idle
     }
 
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
     pub fn poll_event(&mut self) -> Option<Event<W>> {
         self.events.pop_front()
     }
@@ -276,11 +273,13 @@ impl<W> Session<W> {
         std::mem::take(&mut self.queue_delta)
     }
 
+    #[cfg(test)]
     /// Unacknowledged publishes in flight (sent, not completed).
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }
 
+    #[cfg(test)]
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
     }
@@ -950,6 +949,13 @@ impl<W> Session<W> {
     }
 
     // ----- output -----
+
+    /// True while the answers the session owes the broker (acks, PUBCOMPs, pings) pile up
+    /// faster than the socket takes them: the driver stops reading until they are written, so
+    /// a broker that sends but never reads cannot make us buffer without bound.
+    pub fn output_is_full(&self) -> bool {
+        self.out.bytes.len() >= 2 * WRITE_AHEAD
+    }
 
     /// Encodes what is ready (outbox within the inflight window and the write-ahead bound)
     /// and hands it over for one write. `None` when there is nothing to write.

@@ -103,8 +103,9 @@ pub struct Shared {
     pub handlers: Mutex<Handlers>,
     pub counters: Counters,
     state: AtomicU8,
-    /// The current broker's announced limits and its maximum packet size for us.
-    pub broker_limits: Mutex<(BrokerLimits, usize)>,
+    /// The current broker's announced limits, as the handle checks publishes and subscribes
+    /// against them (packed into one atomic: read on every publish).
+    broker_limits: AtomicU64,
     has_delivery_handler: AtomicBool,
     events: Sender<Dispatch>,
     /// Received messages not yet handled by callbacks (held ones included): bounded, the
@@ -124,8 +125,8 @@ impl Shared {
             handlers: Mutex::default(),
             counters: Counters::default(),
             state: AtomicU8::new(State::Idle as u8),
-            broker_limits: Mutex::new((
-                BrokerLimits::default(),
+            broker_limits: AtomicU64::new(pack_limits(
+                &BrokerLimits::default(),
                 crate::mqtt::options::MQTT_MAX_PACKET_SIZE as usize,
             )),
             has_delivery_handler: AtomicBool::new(false),
@@ -136,8 +137,14 @@ impl Shared {
         }
     }
 
+    /// The limits the handle checks against, and the broker's maximum packet size for us.
     pub fn broker_limits(&self) -> (BrokerLimits, usize) {
-        *self.broker_limits.lock().unwrap_or_else(|p| p.into_inner())
+        unpack_limits(self.broker_limits.load(Ordering::Acquire))
+    }
+
+    pub fn set_broker_limits(&self, limits: &BrokerLimits, max_packet: usize) {
+        self.broker_limits
+            .store(pack_limits(limits, max_packet), Ordering::Release);
     }
 
     pub fn state(&self) -> State {
@@ -221,5 +228,61 @@ impl Shared {
             bytes_in: get(&c.bytes_in),
             bytes_out: get(&c.bytes_out),
         }
+    }
+}
+
+/// Packs what the handle checks (maximum packet size, maximum QoS, retain / wildcard / shared
+/// subscription availability) into one word; the other limits only the session needs.
+fn pack_limits(limits: &BrokerLimits, max_packet: usize) -> u64 {
+    let flag = |f: Option<bool>| match f {
+        None => 0u64,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    (max_packet.min(u32::MAX as usize) as u64)
+        | (limits.maximum_qos.map_or(0, |q| q as u64 + 1) << 32)
+        | (flag(limits.retain_available) << 34)
+        | (flag(limits.wildcard_available) << 36)
+        | (flag(limits.shared_available) << 38)
+}
+
+fn unpack_limits(word: u64) -> (BrokerLimits, usize) {
+    let flag = |shift: u32| match (word >> shift) & 3 {
+        1 => Some(false),
+        2 => Some(true),
+        _ => None,
+    };
+    let limits = BrokerLimits {
+        maximum_qos: match (word >> 32) & 3 {
+            0 => None,
+            q => Some(q as u8 - 1),
+        },
+        retain_available: flag(34),
+        wildcard_available: flag(36),
+        shared_available: flag(38),
+        ..BrokerLimits::default()
+    };
+    (limits, (word & u32::MAX as u64) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_limits_survive_packing() {
+        let limits = BrokerLimits {
+            maximum_qos: Some(0),
+            retain_available: Some(false),
+            wildcard_available: Some(true),
+            shared_available: None,
+            ..BrokerLimits::default()
+        };
+        assert_eq!(unpack_limits(pack_limits(&limits, 1000)), (limits, 1000));
+        let none = BrokerLimits::default();
+        assert_eq!(
+            unpack_limits(pack_limits(&none, 268_435_460)),
+            (none, 268_435_460)
+        );
     }
 }

@@ -809,18 +809,7 @@ mod tests {
 mod fuzz {
     use super::*;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::mqtt::fuzz_support::Rng;
 
     fn valid_packets(version: ProtocolVersion) -> Vec<Vec<u8>> {
         let codec = Codec {
@@ -875,23 +864,7 @@ mod fuzz {
         for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
             let seeds = valid_packets(version);
             for _ in 0..200_000 {
-                let mut bytes = if rng.below(3) == 0 {
-                    (0..rng.below(40)).map(|_| rng.next() as u8).collect()
-                } else {
-                    seeds[rng.below(seeds.len())].clone()
-                };
-                for _ in 0..=rng.below(4) {
-                    if bytes.is_empty() {
-                        break;
-                    }
-                    let at = rng.below(bytes.len());
-                    match rng.below(4) {
-                        0 => bytes[at] = rng.next() as u8,
-                        1 => bytes[at] ^= 1 << rng.below(8),
-                        2 => bytes.truncate(at),
-                        _ => bytes.insert(at, rng.next() as u8),
-                    }
-                }
+                let bytes = rng.mutant(&seeds, 3);
                 decode_everything(version, &bytes);
             }
         }
