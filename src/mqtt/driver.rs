@@ -360,6 +360,12 @@ impl Driver {
                         return false;
                     }
                     self.session.connection_closed(&reason);
+                    // The state first: a connection callback that asks sees it already.
+                    self.shared.set_state(if self.options.auto_reconnect {
+                        State::Reconnecting
+                    } else {
+                        State::Idle
+                    });
                     self.shared.emit(Dispatch::Connection(ConnectionEvent {
                         state: ConnectionState::ConnectionLost,
                         reason: Some(reason.clone()),
@@ -367,12 +373,10 @@ impl Driver {
                         broker: Some(endpoint),
                     }));
                     if !self.options.auto_reconnect {
-                        self.shared.set_state(State::Idle);
                         self.session.end(&reason, false);
                         self.deliver_events();
                         return false;
                     }
-                    self.shared.set_state(State::Reconnecting);
                     self.deliver_events();
                     match self.reconnect(commands).await {
                         Ok(next) => {
