@@ -1,10 +1,14 @@
 """The session core against a real mosquitto: messages a broker queued for a persistent session
-are held until the application can take them (never acknowledged and dropped).
+are held until the application can take them (never acknowledged and dropped), and a slow
+consumer under a QoS 0 flood stays within its inbound bound, connected, and loses no QoS 1.
 
 The C program tests/c/eq1session.c is the client under test; tests/harness/rawmqtt.py's
 RawClient publishes (no libeq1 on the sending side)."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import pytest
 
@@ -58,3 +62,46 @@ def test_queued_messages_reach_the_default_message_callback(session_exe, broker,
     assert r.returncode == 0, r.stdout + r.stderr
     line = next(line for line in r.stdout.splitlines() if line.startswith("SUBSCRIPTION"))
     assert counts(line) == {"SUBSCRIPTION": 0, "DEFAULT": 100, "UNIQUE": 100}, line
+
+
+INBOUND_MESSAGES = 200
+INBOUND_BYTES = 8 << 20
+STREAM = 50
+FLOOD_SECONDS = 20
+
+
+@pytest.mark.timeout(240)
+def test_qos0_flood_into_a_slow_callback_stays_bounded_connected_and_loses_no_qos1(
+        session_exe, broker):
+    """Another client floods QoS 0 at full speed for 20 s into a client whose callback sleeps
+    10 ms per message (keep-alive 2 s) while a QoS 1 stream runs on the same client. During
+    the flood the client's peak RSS stays under its inbound bound + 32 MB and the connection
+    stays up; once the callback is fast again, every QoS 1 message has arrived."""
+    slow = Background([session_exe, broker.host, str(broker.port), "eq1-slow", "4", "slow",
+                       str(FLOOD_SECONDS), "150", str(STREAM), str(INBOUND_MESSAGES),
+                       str(INBOUND_BYTES)])
+    slow.wait_for_line("READY", timeout=20)
+    stop = time.monotonic() + FLOOD_SECONDS
+    flooded = [0]
+
+    def flood() -> None:
+        with RawClient(broker.host, broker.port, "flooder") as flooder:
+            payload = b"f" * 256
+            while time.monotonic() < stop:
+                flooder.publish_burst("flood/x", 500, qos=0, payload=lambda _: payload)
+                flooded[0] += 500
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    with RawClient(broker.host, broker.port, "streamer") as streamer:
+        for i in range(STREAM):
+            streamer.publish_burst("stream/t", 1, qos=1, payload=lambda _, i=i: str(i).encode())
+            time.sleep(FLOOD_SECONDS / STREAM)
+    flooder.join()
+    slowed = counts(slow.wait_for_line("SLOWED", timeout=60))
+    done = counts(slow.wait_for_line("DONE", timeout=170))
+    # The flood outran the callback by far: without the bound the backlog would be huge.
+    assert flooded[0] > 100 * FLOOD_SECONDS * 10, flooded[0]
+    assert slowed["lost"] == 0 and slowed["connected"] == 1, slowed
+    assert slowed["rss_peak_kb"] / 1024 < INBOUND_BYTES / (1 << 20) + 32, slowed
+    assert done["stream_unique"] == STREAM and done["lost"] == 0, done

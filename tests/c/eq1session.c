@@ -10,11 +10,14 @@
  *       callback is set before connecting and no subscription is made, otherwise it
  *       subscribes "persist/t" DELAY_MS after CONNACK. Waits up to 20 s for COUNT messages
  *       and prints "SUBSCRIPTION n DEFAULT m UNIQUE u".
- *   eq1session HOST PORT CLIENT_ID VERSION slow SECONDS EXPECTED INBOUND_MESSAGES INBOUND_BYTES
+ *   eq1session HOST PORT CLIENT_ID VERSION slow SLOW_SECONDS SECONDS EXPECTED INBOUND_MESSAGES
+ *              INBOUND_BYTES
  *       bounds the inbound queue, subscribes "flood/#" at QoS 0 with a callback that sleeps
- *       10 ms per message and "stream/t" at QoS 1 (counted by payload sequence number),
- *       prints READY, waits until EXPECTED stream messages arrived or SECONDS passed, then
- *       prints "SLOW flood f stream_unique u lost l connected c rss_peak_kb k".
+ *       10 ms per message for SLOW_SECONDS (then returns at once: the application caught up)
+ *       and "stream/t" at QoS 1 (counted by payload sequence number). Prints READY; after the
+ *       slow phase "SLOWED lost l connected c rss_peak_kb k"; then waits until EXPECTED
+ *       stream messages arrived or SECONDS passed and prints "DONE flood f stream_unique u
+ *       lost l connected c".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -23,7 +26,7 @@
 #include "test_util.h"
 
 static atomic_long on_subscription, on_default, stream_unique, flood;
-static atomic_int lost;
+static atomic_int lost, caught_up;
 static unsigned char seen[100000];
 
 static long sequence_of(const eq1_mqtt_message *msg)
@@ -63,7 +66,8 @@ static void on_flood(void *user_data, const eq1_mqtt_message *msg)
 	(void)user_data;
 	(void)msg;
 	atomic_fetch_add(&flood, 1);
-	sleep_ms(10);
+	if (!atomic_load(&caught_up))
+		sleep_ms(10);
 }
 
 static void on_connection(void *user_data, const eq1_mqtt_connection_event *event)
@@ -137,20 +141,22 @@ static long peak_rss_kb(void)
 	return kb;
 }
 
-static int slow(eq1_mqtt_client *client, long seconds, long expected)
+static int slow(eq1_mqtt_client *client, long slow_seconds, long seconds, long expected)
 {
 	CHECK(eq1_mqtt_client_connect(client, 5000));
 	CHECK(eq1_mqtt_client_subscribe(client, "flood/#", 0, on_flood, NULL, 5000, NULL));
 	CHECK(eq1_mqtt_client_subscribe(client, "stream/t", 1, on_persist, NULL, 5000, NULL));
 	printf("READY\n");
-	fflush(stdout);
-	int64_t deadline = now_ms() + seconds * 1000;
-	while (atomic_load(&stream_unique) < expected && now_ms() < deadline)
-		sleep_ms(50);
-	printf("SLOW flood %ld stream_unique %ld lost %d connected %d rss_peak_kb %ld\n",
-	       atomic_load(&flood), atomic_load(&stream_unique), atomic_load(&lost),
+	int64_t start = now_ms();
+	sleep_ms(slow_seconds * 1000);
+	printf("SLOWED lost %d connected %d rss_peak_kb %ld\n", atomic_load(&lost),
 	       eq1_mqtt_client_is_connected(client), peak_rss_kb());
-	fflush(stdout);
+	atomic_store(&caught_up, 1);
+	while (atomic_load(&stream_unique) < expected && now_ms() < start + seconds * 1000)
+		sleep_ms(50);
+	printf("DONE flood %ld stream_unique %ld lost %d connected %d\n", atomic_load(&flood),
+	       atomic_load(&stream_unique), atomic_load(&lost),
+	       eq1_mqtt_client_is_connected(client));
 	CHECK(eq1_mqtt_client_free(client));
 	return 0;
 }
@@ -174,9 +180,9 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "resume") == 0 && argc >= 8)
 		return resume(new_client(host, port, id, version, 0, 0), atol(argv[6]), atol(argv[7]),
 			      argc >= 9 && strcmp(argv[8], "default") == 0);
-	if (strcmp(mode, "slow") == 0 && argc >= 10)
-		return slow(new_client(host, port, id, version, atoll(argv[8]), atoll(argv[9])),
-			    atol(argv[6]), atol(argv[7]));
+	if (strcmp(mode, "slow") == 0 && argc >= 11)
+		return slow(new_client(host, port, id, version, atoll(argv[9]), atoll(argv[10])),
+			    atol(argv[6]), atol(argv[7]), atol(argv[8]));
 	REQUIRE(0, "unknown mode %s", mode);
 	return 1;
 }
