@@ -192,7 +192,12 @@ pub struct Session<W> {
     /// Received QoS 1 ids whose PUBACK the application still owes.
     inbound_qos1: HashSet<u16>,
     /// Received QoS 2 ids awaiting PUBREL.
-    inbound_qos2: HashSet<u16>,
+    /// Received QoS 2 ids awaiting PUBREL, with the connection each arrived on: the Receive
+    /// Maximum counts only those of the current connection (a resumed session may still hold
+    /// older ones).
+    inbound_qos2: HashMap<u16, u64>,
+    /// How many of `inbound_qos2` arrived on the current connection.
+    inbound_qos2_current: usize,
     disconnecting: Option<Disconnecting<W>>,
     session_present: bool,
     out: Transmit,
@@ -225,7 +230,8 @@ impl<W> Session<W> {
             deferred_subscribes: Vec::new(),
             deferred_unsubscribes: Vec::new(),
             inbound_qos1: HashSet::new(),
-            inbound_qos2: HashSet::new(),
+            inbound_qos2: HashMap::new(),
+            inbound_qos2_current: 0,
             disconnecting: None,
             session_present: false,
             out: Transmit::default(),
@@ -316,6 +322,7 @@ impl<W> Session<W> {
             "connection lost before the QoS 0 message was written".into(),
         ));
         self.connection_number += 1;
+        self.inbound_qos2_current = 0;
         self.link = Link::new(self.options.keep_alive, now);
         self.phase = Phase::AwaitConnAck;
         let options = self.options.clone();
@@ -382,6 +389,7 @@ impl<W> Session<W> {
             }
         }
         self.inbound_qos2.clear();
+        self.inbound_qos2_current = 0;
         self.ids = PacketIds::default();
     }
 
@@ -563,7 +571,9 @@ impl<W> Session<W> {
             }
             Incoming::PubRel(pkid) => {
                 // Answered even for an unknown id, so that the broker can finish its side.
-                self.inbound_qos2.remove(&pkid);
+                if self.inbound_qos2.remove(&pkid) == Some(self.connection_number) {
+                    self.inbound_qos2_current -= 1;
+                }
                 self.codec.pubcomp(pkid, &mut self.out.bytes)?;
             }
             Incoming::SubAck(pkid, codes) => self.handle_suback(pkid, codes)?,
@@ -652,6 +662,7 @@ impl<W> Session<W> {
                 }
             }
             self.inbound_qos2.clear();
+            self.inbound_qos2_current = 0;
             self.ids = PacketIds::default();
             for subscription in &mut self.subscriptions {
                 subscription.confirmed = false;
@@ -768,14 +779,16 @@ impl<W> Session<W> {
                 // new message: a broker restored from a stale persistence file reuses ids it
                 // had already used (seen with mosquitto after SIGKILL), and treating those as
                 // duplicates would lose them.
-                if self.inbound_qos2.contains(&publish.pkid) {
+                if self.inbound_qos2.contains_key(&publish.pkid) {
                     if publish.dup {
                         self.codec.pubrec(publish.pkid, &mut self.out.bytes)?;
                         return Ok(());
                     }
                 } else {
                     self.check_receive_maximum()?;
-                    self.inbound_qos2.insert(publish.pkid);
+                    self.inbound_qos2
+                        .insert(publish.pkid, self.connection_number);
+                    self.inbound_qos2_current += 1;
                 }
                 Some(ticket)
             }
@@ -800,7 +813,7 @@ impl<W> Session<W> {
     /// unacknowledged (65,535 when we announced none).
     fn check_receive_maximum(&mut self) -> Result<()> {
         let maximum = self.options.v5_connect.receive_maximum.unwrap_or(u16::MAX) as usize;
-        let unacknowledged = self.inbound_qos1.len() + self.inbound_qos2.len();
+        let unacknowledged = self.inbound_qos1.len() + self.inbound_qos2_current;
         if self.codec.version == ProtocolVersion::V5 && unacknowledged >= maximum {
             return Err(self.violation(
                 reason::RECEIVE_MAXIMUM_EXCEEDED,

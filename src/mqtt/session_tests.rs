@@ -470,6 +470,29 @@ fn more_unacknowledged_qos1_and_qos2_messages_than_the_receive_maximum_is_a_viol
 }
 
 #[test]
+fn qos2_held_from_an_earlier_connection_takes_no_place_in_the_receive_maximum() {
+    let mut o = options(V5);
+    o.v5_connect.receive_maximum = Some(2);
+    o.clean_session = false;
+    let mut h = connected(V5, o);
+    h.receive(Incoming::Publish(inbound("t", 2, 1, false), None))
+        .unwrap();
+    h.receive(Incoming::Publish(inbound("t", 2, 2, false), None))
+        .unwrap();
+    h.events();
+    // The broker kept the session: ids 1 and 2 still await PUBREL, but the Receive Maximum
+    // is per network connection.
+    h.reconnect(true);
+    h.receive(Incoming::Publish(inbound("t", 1, 3, false), None))
+        .unwrap();
+    h.receive(Incoming::Publish(inbound("t", 2, 4, false), None))
+        .unwrap();
+    assert!(h.session.is_connected());
+    let result = h.receive(Incoming::Publish(inbound("t", 1, 5, false), None));
+    assert_violation(&mut h, result, reason::RECEIVE_MAXIMUM_EXCEEDED);
+}
+
+#[test]
 fn acknowledged_messages_free_their_place_in_the_receive_maximum() {
     let mut h = v5_with_receive_maximum(2);
     for round in 0..3u16 {
