@@ -39,6 +39,17 @@
  *    eq1_mqtt_client_free on an inherited client returns at once and runs its user_data_free;
  *    the copy's memory and socket descriptors stay unreleased in the child, and the parent's
  *    connection is untouched. Better still, fork before creating clients or exec() after.
+ *
+ * Contents
+ *  - Types: constants, status codes, handles, callback typedefs and the structs they receive
+ *    (C declares a type before the functions that use it, so all of them come first).
+ *  - Section: Library    version, last error message and status table, logging.
+ *  - Section: Options    brokers, identity, session, timeouts, TLS, reconnection, queues.
+ *  - Section: Client     lifecycle, connect/disconnect, publish/wait, subscribe/unsubscribe,
+ *                        stats.
+ *  - Section: MQTT 5.0   publish properties, MQTT 5.0 options.
+ *  - Section: Callbacks  installing the connection, delivery and message callbacks.
+ *  Every function's comment lists what it returns: for an eq1_status, each status with when.
  */
 
 #ifndef EQ1_H
@@ -54,6 +65,12 @@
 #define EQ1_VERSION_NUMBER 100
 #define EQ1_VERSION_STRING "0.1.0"
 
+/* ==========================================================================================
+ * Types
+ *
+ * Constants, status codes, handles, callback typedefs and the structs callbacks receive.
+ * The functions follow in sections: Library, Options, Client, MQTT 5.0, Callbacks.
+ * ========================================================================================== */
 
 /**
  * `eq1_mqtt_options_set_offline_queue` policy: refuse the new message when the queue is full
@@ -96,6 +113,50 @@
  * Longest UTF-8 string MQTT can encode (two-byte length prefix).
  */
 #define MAX_STRING_LEN 65535
+
+/**
+ * What kind of cause a status has; bindings choose their exception class from it
+ * (`eq1_status_family_of`), so they never classify status numbers by hand.
+ */
+typedef enum eq1_status_family {
+  /**
+   * Success: only `EQ1_STATUS_OK`.
+   */
+  EQ1_STATUS_FAMILY_OK = 0,
+  /**
+   * The call, one of its arguments or the configuration is invalid, or the broker refused
+   * this one request (a publish, a subscription, the client id). Retrying the same call
+   * will not help; changing it may.
+   */
+  EQ1_STATUS_FAMILY_VALIDATION = 1,
+  /**
+   * The network, TLS on the broker's side, a time-out, the broker refusing the
+   * connection, or work the connection took with it when it ended. Retrying later may help.
+   */
+  EQ1_STATUS_FAMILY_CONNECTION = 2,
+  /**
+   * The broker rejected who we are: user name or password, authorization, our client
+   * certificate.
+   */
+  EQ1_STATUS_FAMILY_AUTHENTICATION = 3,
+  /**
+   * The peer sent data that could not be decoded (it broke the protocol).
+   */
+  EQ1_STATUS_FAMILY_DECODE = 4,
+  /**
+   * The call was made from a place where it is not allowed (inside the client's own
+   * callback): a bug in the caller, not in its arguments.
+   */
+  EQ1_STATUS_FAMILY_USAGE = 5,
+  /**
+   * A bug in the library: please report it with the detail message.
+   */
+  EQ1_STATUS_FAMILY_INTERNAL = 6,
+  /**
+   * Not a status number of this library (e.g. one from a newer version).
+   */
+  EQ1_STATUS_FAMILY_UNKNOWN = 7,
+} eq1_status_family;
 
 /**
  * Result of every fallible function. 0 is success; the numbers are stable across releases.
@@ -252,6 +313,17 @@ typedef enum eq1_status {
 } eq1_status;
 
 /**
+ * Log severities for `eq1_set_log_callback`.
+ */
+typedef enum eq1_log_level {
+  EQ1_LOG_LEVEL_ERROR = 1,
+  EQ1_LOG_LEVEL_WARN = 2,
+  EQ1_LOG_LEVEL_INFO = 3,
+  EQ1_LOG_LEVEL_DEBUG = 4,
+  EQ1_LOG_LEVEL_TRACE = 5,
+} eq1_log_level;
+
+/**
  * What happened to the connection.
  */
 typedef enum eq1_connection_state {
@@ -270,61 +342,6 @@ typedef enum eq1_connection_state {
 } eq1_connection_state;
 
 /**
- * Log severities for `eq1_set_log_callback`.
- */
-typedef enum eq1_log_level {
-  EQ1_LOG_LEVEL_ERROR = 1,
-  EQ1_LOG_LEVEL_WARN = 2,
-  EQ1_LOG_LEVEL_INFO = 3,
-  EQ1_LOG_LEVEL_DEBUG = 4,
-  EQ1_LOG_LEVEL_TRACE = 5,
-} eq1_log_level;
-
-/**
- * What kind of cause a status has; bindings choose their exception class from it
- * (`eq1_status_family_of`), so they never classify status numbers by hand.
- */
-typedef enum eq1_status_family {
-  /**
-   * Success: only `EQ1_STATUS_OK`.
-   */
-  EQ1_STATUS_FAMILY_OK = 0,
-  /**
-   * The call, one of its arguments or the configuration is invalid, or the broker refused
-   * this one request (a publish, a subscription, the client id). Retrying the same call
-   * will not help; changing it may.
-   */
-  EQ1_STATUS_FAMILY_VALIDATION = 1,
-  /**
-   * The network, TLS on the broker's side, a time-out, the broker refusing the
-   * connection, or work the connection took with it when it ended. Retrying later may help.
-   */
-  EQ1_STATUS_FAMILY_CONNECTION = 2,
-  /**
-   * The broker rejected who we are: user name or password, authorization, our client
-   * certificate.
-   */
-  EQ1_STATUS_FAMILY_AUTHENTICATION = 3,
-  /**
-   * The peer sent data that could not be decoded (it broke the protocol).
-   */
-  EQ1_STATUS_FAMILY_DECODE = 4,
-  /**
-   * The call was made from a place where it is not allowed (inside the client's own
-   * callback): a bug in the caller, not in its arguments.
-   */
-  EQ1_STATUS_FAMILY_USAGE = 5,
-  /**
-   * A bug in the library: please report it with the detail message.
-   */
-  EQ1_STATUS_FAMILY_INTERNAL = 6,
-  /**
-   * Not a status number of this library (e.g. one from a newer version).
-   */
-  EQ1_STATUS_FAMILY_UNKNOWN = 7,
-} eq1_status_family;
-
-/**
  * Opaque MQTT client. Thread-safe (see the module notes above).
  */
 typedef struct eq1_mqtt_client eq1_mqtt_client;
@@ -335,53 +352,21 @@ typedef struct eq1_mqtt_client eq1_mqtt_client;
 typedef struct eq1_mqtt_options eq1_mqtt_options;
 
 /**
+ * Receives the library's log records. `message` lives until the callback returns. Called on
+ * whichever library thread logs (often the I/O thread): keep it short and do not call back
+ * into the library from it.
+ */
+typedef void (*eq1_log_cb)(void *user_data, enum eq1_log_level level, const char *message);
+
+/**
  * Releases user data; called exactly once.
  */
 typedef void (*eq1_free_cb)(void *user_data);
 
 /**
- * Passed to the connection callback; borrowed until it returns.
- */
-typedef struct eq1_mqtt_connection_event {
-  enum eq1_connection_state state;
-  /**
-   * Why the connection was lost (`EQ1_STATUS_OK` otherwise).
-   */
-  enum eq1_status reason;
-  /**
-   * Detail of `reason`, NUL-terminated, "" when none. Never NULL.
-   */
-  const char *reason_text;
-  /**
-   * On connect: did the broker keep the session?
-   */
-  bool session_present;
-  /**
-   * The broker concerned, NUL-terminated, "" when none. Never NULL.
-   */
-  const char *broker_host;
-  int broker_port;
-} eq1_mqtt_connection_event;
-
-/**
- * Receives connection events: `user_data` is the client's.
- */
-typedef void (*eq1_mqtt_connection_cb)(void *user_data,
-                                       const struct eq1_mqtt_connection_event *event);
-
-/**
  * Identifies one publish; 0 is never a valid token.
  */
 typedef uint64_t eq1_token;
-
-/**
- * Receives the outcome of each publish token: `EQ1_STATUS_OK` when delivered, otherwise the
- * failure and its detail (NUL-terminated, borrowed until return).
- */
-typedef void (*eq1_mqtt_delivery_cb)(void *user_data,
-                                     eq1_token token,
-                                     enum eq1_status status,
-                                     const char *detail);
 
 /**
  * One MQTT 5.0 user property (a name/value pair of UTF-8 strings).
@@ -510,21 +495,566 @@ typedef struct eq1_mqtt_stats {
 } eq1_mqtt_stats;
 
 /**
- * Receives the library's log records. `message` lives until the callback returns. Called on
- * whichever library thread logs (often the I/O thread): keep it short and do not call back
- * into the library from it.
+ * Passed to the connection callback; borrowed until it returns.
  */
-typedef void (*eq1_log_cb)(void *user_data, enum eq1_log_level level, const char *message);
+typedef struct eq1_mqtt_connection_event {
+  enum eq1_connection_state state;
+  /**
+   * Why the connection was lost (`EQ1_STATUS_OK` otherwise).
+   */
+  enum eq1_status reason;
+  /**
+   * Detail of `reason`, NUL-terminated, "" when none. Never NULL.
+   */
+  const char *reason_text;
+  /**
+   * On connect: did the broker keep the session?
+   */
+  bool session_present;
+  /**
+   * The broker concerned, NUL-terminated, "" when none. Never NULL.
+   */
+  const char *broker_host;
+  int broker_port;
+} eq1_mqtt_connection_event;
+
+/**
+ * Receives connection events: `user_data` is the client's.
+ */
+typedef void (*eq1_mqtt_connection_cb)(void *user_data,
+                                       const struct eq1_mqtt_connection_event *event);
+
+/**
+ * Receives the outcome of each publish token: `EQ1_STATUS_OK` when delivered, otherwise the
+ * failure and its detail (NUL-terminated, borrowed until return).
+ */
+typedef void (*eq1_mqtt_delivery_cb)(void *user_data,
+                                     eq1_token token,
+                                     enum eq1_status status,
+                                     const char *detail);
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
+ * ==========================================================================================
+ * Section: Library
+ *
+ * Version, the last error message and the status table, logging.
+ * ==========================================================================================
+ *
+ * The library version as "MAJOR.MINOR.PATCH". Compare with the `EQ1_VERSION_*` macros to
+ * detect a header/library mismatch.
+ *
+ * Returns: a static, NUL-terminated string; never NULL, never free it.
+ *
+ * See also: `eq1_version_number`.
+ */
+const char *eq1_version(void);
+
+/**
+ * The library version as one number, like `EQ1_VERSION_NUMBER`.
+ *
+ * Returns: MAJOR * 10000 + MINOR * 100 + PATCH.
+ *
+ * See also: `eq1_version`.
+ */
+uint32_t eq1_version_number(void);
+
+/**
+ * Copies the detail message of the last failed call on this thread into `buf` (snprintf
+ * semantics: at most `len - 1` bytes plus NUL); call with `buf = NULL, len = 0` to learn the
+ * size needed.
+ *
+ * Returns: the length of the message without NUL (0 when there is none); it may exceed
+ * `len - 1`, in which case the copy was cut short.
+ *
+ * See also: `eq1_status_str`.
+ *
+ * # Safety
+ * `buf` is NULL or writable for `len` bytes.
+ */
+size_t eq1_last_error_message(char *buf, size_t len);
+
+/**
+ * A description of `status` (any integer is accepted), e.g. "EQ1_STATUS_TIMEOUT: timed out".
+ *
+ * Returns: a static, NUL-terminated string, "unknown status" for a number that is not a
+ * status; never NULL, never free it.
+ *
+ * See also: `eq1_status_name`, `eq1_last_error_message` (the detail of the last failure).
+ */
+const char *eq1_status_str(int status);
+
+/**
+ * The C name of `status`, e.g. "EQ1_STATUS_TIMEOUT".
+ *
+ * Returns: a static, NUL-terminated string (never free it); NULL for a number that is not a
+ * status.
+ *
+ * See also: `eq1_status_str`.
+ */
+const char *eq1_status_name(int status);
+
+/**
+ * The family of `status` (any integer is accepted): what kind of cause it has, for choosing
+ * an exception class or a reaction.
+ *
+ * Returns: the family; `EQ1_STATUS_FAMILY_UNKNOWN` for a number that is not a status (e.g.
+ * one from a newer library).
+ *
+ * See also: `eq1_status_family`.
+ */
+enum eq1_status_family eq1_status_family_of(int status);
+
+/**
+ * How many statuses the library defines; with `eq1_status_at` a binding can list them all.
+ *
+ * Returns: the number of statuses.
+ *
+ * See also: `eq1_status_at`.
+ */
+size_t eq1_status_count(void);
+
+/**
+ * The number of the `index`-th status (0 <= index < eq1_status_count(), in ascending order).
+ *
+ * Returns: the status number; -1 for an index out of range.
+ *
+ * See also: `eq1_status_count`, `eq1_status_name`.
+ */
+int eq1_status_at(size_t index);
+
+/**
+ * Installs the log callback for the whole library (NULL removes it). `max_level` is the most
+ * verbose level delivered (1 = errors only ... 5 = trace). The library never prints by itself:
+ * a panic inside it (a bug, returned as `EQ1_STATUS_INTERNAL`) is logged here at
+ * `EQ1_LOG_LEVEL_ERROR`, not printed. Panics elsewhere in the program keep the process's own
+ * panic hook. After fork() the callback stays installed in the child.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the callback is installed (or removed).
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `max_level` is outside 1..5 (nothing changes).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_log_cb`, `eq1_log_level`.
+ */
+enum eq1_status eq1_set_log_callback(eq1_log_cb callback, void *user_data, int max_level);
+
+/**
+ * ==========================================================================================
+ * Section: Options
+ *
+ * What a client is made from: brokers, identity and credentials, session, timeouts and limits,
+ * TLS, reconnection, the outbound and inbound queues. Options are not thread-safe (configure
+ * them from one thread); `eq1_mqtt_client_new` copies them. Setters check their values at once;
+ * a refused value leaves the options as they were. The MQTT 5.0 options are in their own
+ * section below.
+ * ==========================================================================================
+ *
+ * New options with the defaults: broker localhost:1883, MQTT 3.1.1, keep-alive 60 s, clean
+ * session, connect timeout 10 s, inflight window 20, automatic reconnect 0.5 s .. 30 s,
+ * offline queue of 100,000 messages / 64 MiB refusing new messages when full.
+ *
+ * Returns: the new options, to free with `eq1_mqtt_options_free`; NULL only on a bug in the
+ * library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_new`.
+ */
+struct eq1_mqtt_options *eq1_mqtt_options_new(void);
+
+/**
+ * Releases options. NULL is a no-op. A client made from them keeps its own copy.
+ *
+ * Returns: nothing.
+ *
+ * See also: `eq1_mqtt_options_new`.
+ *
+ * # Safety
+ * `options` is NULL or came from `eq1_mqtt_options_new` and is not used afterwards.
+ */
+void eq1_mqtt_options_free(struct eq1_mqtt_options *options);
+
+/**
+ * Sets the one broker to connect to (replaces the list). `port` 1..65535. TLS is used for it
+ * when `eq1_mqtt_options_set_tls` was called before.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `host` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `host` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `host` is empty or `port` is outside 1..65535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_add_broker`.
+ *
+ * # Safety
+ * `options` is NULL or live; `host` is NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_mqtt_options_set_broker(struct eq1_mqtt_options *options,
+                                            const char *host,
+                                            int port);
+
+/**
+ * Appends a failover broker; the first call replaces the default localhost:1883. The client
+ * tries the brokers in order and moves to the next when one fails. A list that mixes TLS and
+ * plaintext brokers while credentials are set is refused by `eq1_mqtt_client_new` (see
+ * `eq1_mqtt_options_set_allow_plaintext_fallback`).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `host` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `host` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `host` is empty or `port` is outside 1..65535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_broker`.
+ *
+ * # Safety
+ * As for `eq1_mqtt_options_set_broker`.
+ */
+enum eq1_status eq1_mqtt_options_add_broker(struct eq1_mqtt_options *options,
+                                            const char *host,
+                                            int port,
+                                            bool tls);
+
+/**
+ * Sets the client id; NULL or "" makes the library generate one ("eq1-" + 16 hex digits).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `client_id` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_CLIENT_ID` when `client_id` is longer than 65,535 bytes.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_get_id`.
+ *
+ * # Safety
+ * `options` is NULL or live; `client_id` is NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_mqtt_options_set_client_id(struct eq1_mqtt_options *options,
+                                               const char *client_id);
+
+/**
+ * Sets user name and password (`password` may be NULL: user name only).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `username` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `username` or `password` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `username` or `password` is longer than 65,535 bytes.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_allow_plaintext_fallback`.
+ *
+ * # Safety
+ * `options` is NULL or live; strings are NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_credentials(struct eq1_mqtt_options *options,
+                                                 const char *username,
+                                                 const char *password);
+
+/**
+ * Keep-alive in seconds, 0..65535 (0 turns it off). A broker that stops answering is
+ * detected within 1.5 x keep-alive.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `seconds` is outside 0..65535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_keep_alive(struct eq1_mqtt_options *options, int seconds);
+
+/**
+ * Clean session (3.1.1) / clean start (5.0). Default true.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_session_expiry`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_clean_session(struct eq1_mqtt_options *options, bool clean);
+
+/**
+ * Protocol version: `EQ1_MQTT_V311` (4, default) or `EQ1_MQTT_V5` (5).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is neither 4 nor 5.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_protocol_fallback` and the other MQTT 5.0 options.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_protocol_version(struct eq1_mqtt_options *options,
+                                                      int version);
+
+/**
+ * Timeout of one connection attempt (DNS + TCP + TLS + CONNACK) in ms, > 0. Used by
+ * reconnects and by `eq1_mqtt_client_connect` with timeout 0.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is not positive.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_connect`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_connect_timeout(struct eq1_mqtt_options *options,
+                                                     int timeout_ms);
+
+/**
+ * Maximum QoS 1/2 publishes awaiting acknowledgement at once, 1..65535 (default 20, the
+ * default of mosquitto's max_inflight_messages: an MQTT 3.1.1 broker cannot announce its
+ * limit, and mosquitto silently discards QoS 2 messages beyond it). MQTT 5.0 brokers announce
+ * theirs (receive maximum) and the smaller of the two applies.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `window` is outside 1..65535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_inflight_window(struct eq1_mqtt_options *options, int window);
+
+/**
+ * Largest packet sent or accepted, in bytes (16 .. 268435460, the MQTT maximum, default).
+ * Once set, MQTT 5.0 CONNECTs announce it as our Maximum Packet Size (not sent otherwise).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `bytes` is outside 16..268435460.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_max_packet_size(struct eq1_mqtt_options *options,
+                                                     int64_t bytes);
+
+/**
+ * Turns TLS on for every broker. `ca_file`: PEM file of trusted CAs, or NULL for the
+ * system's trust store. Hostname verification is on unless turned off. The file is only
+ * checked for being readable here; it is parsed when the client connects.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `ca_file` is not valid UTF-8.
+ * - `EQ1_STATUS_TLS_CONFIG` when `ca_file` cannot be read.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls_client_cert`, `eq1_mqtt_options_set_tls_min_version`.
+ *
+ * # Safety
+ * `options` is NULL or live; `ca_file` is NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_tls(struct eq1_mqtt_options *options, const char *ca_file);
+
+/**
+ * Client certificate and key (PEM). An encrypted PKCS#8 key ("BEGIN ENCRYPTED PRIVATE KEY")
+ * needs `key_password`; otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`. The files
+ * are only checked for being readable here; they are parsed when the client connects.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options`, `cert_file` or `key_file` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when a path or `key_password` is not valid UTF-8.
+ * - `EQ1_STATUS_TLS_CONFIG` when `cert_file` or `key_file` cannot be read.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls`.
+ *
+ * # Safety
+ * `options` is NULL or live; strings are NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_client_cert(struct eq1_mqtt_options *options,
+                                                     const char *cert_file,
+                                                     const char *key_file,
+                                                     const char *key_password);
+
+/**
+ * Hostname verification (default on). Off still verifies the chain.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls_insecure`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_verify_hostname(struct eq1_mqtt_options *options,
+                                                         bool verify);
+
+/**
+ * Accept any server certificate. For tests only: it removes TLS's protection.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls_verify_hostname`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_insecure(struct eq1_mqtt_options *options, bool insecure);
+
+/**
+ * Minimum TLS version: `EQ1_TLS_1_2` (12, default) or `EQ1_TLS_1_3` (13).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is neither 12 nor 13.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_min_version(struct eq1_mqtt_options *options, int version);
+
+/**
+ * Accepts a broker list that mixes brokers with and without TLS while credentials are set
+ * (default false). Without it, `eq1_mqtt_client_new` refuses such options with
+ * `EQ1_STATUS_TLS_CONFIG`: after a failover to a plaintext broker, the username and password
+ * would be sent in clear.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_add_broker`, `eq1_mqtt_options_set_credentials`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_allow_plaintext_fallback(struct eq1_mqtt_options *options,
+                                                              bool allow);
+
+/**
+ * Automatic reconnection after a lost connection (default on), with exponential backoff and
+ * jitter between `min_delay_ms` (default 500) and `max_delay_ms` (default 30000). The delays
+ * are checked also when `enabled` is false.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `min_delay_ms` is not positive or `max_delay_ms` is
+ *   below it.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_reconnect(struct eq1_mqtt_options *options,
+                                               bool enabled,
+                                               int min_delay_ms,
+                                               int max_delay_ms);
+
+/**
+ * Bounds of the outbox (publishes not yet sent, e.g. while disconnected), what to do when
+ * it is full (`EQ1_QUEUE_REJECT_NEW` or `EQ1_QUEUE_DROP_OLDEST`), and whether publishing
+ * before the first connect is allowed: those publishes are queued, and stay queued for the
+ * next `eq1_mqtt_client_connect` when the first one fails.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `policy` is neither `EQ1_QUEUE_REJECT_NEW` nor
+ *   `EQ1_QUEUE_DROP_OLDEST`, or `max_messages` or `max_bytes` is below 1.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_publish` (`EQ1_STATUS_QUEUE_FULL`),
+ * `eq1_mqtt_options_set_inbound_queue`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_offline_queue(struct eq1_mqtt_options *options,
+                                                   int64_t max_messages,
+                                                   int64_t max_bytes,
+                                                   int policy,
+                                                   bool queue_before_connect);
+
+/**
+ * Bounds the received messages waiting for callbacks (default 10,000 messages, 32 MiB),
+ * both >= 1. When either is reached the library stops reading from the broker until the
+ * callbacks catch up: TCP flow control (and, for QoS 1/2, the broker's inflight window) then
+ * holds the rest at the broker. Keep-alive continues meanwhile. Messages held because no
+ * callback takes them count too.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `max_messages` or `max_bytes` is below 1.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_offline_queue`, `eq1_mqtt_client_set_message_callback`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *options,
+                                                   int64_t max_messages,
+                                                   int64_t max_bytes);
+
+/**
+ * ==========================================================================================
+ * Section: Client
+ *
+ * One connection to a broker (with failover and automatic reconnection). Below, in this order:
+ * lifecycle (new, free, will), connect and disconnect, publish and wait, subscribe and
+ * unsubscribe, stats. Every function but `eq1_mqtt_client_free` is thread-safe and may be
+ * called from the client's own callbacks. A client created before fork() is refused in the
+ * child with `EQ1_STATUS_INVALID_STATE` (see the notes at the top).
+ * ==========================================================================================
+ *
  * Creates a client (nothing connects yet). `user_data` goes to the connection and delivery
  * callbacks; `user_data_free` (may be NULL) runs exactly once, in `eq1_mqtt_client_free`.
  * The options are copied: free them whenever you like. On failure `*out` stays NULL and
  * `user_data_free` is not called.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success: `*out` is the new client.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `out` is NULL.
+ * - `EQ1_STATUS_TLS_CONFIG` when the brokers mix TLS and plaintext while credentials are set
+ *   (see `eq1_mqtt_options_set_allow_plaintext_fallback`).
+ * - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
+ *   on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_free`, `eq1_mqtt_client_connect`.
  *
  * # Safety
  * `options` is NULL or live; `out` is NULL or writable.
@@ -539,10 +1069,18 @@ enum eq1_status eq1_mqtt_client_new(const struct eq1_mqtt_options *options,
  * `eq1_mqtt_client_disconnect` first for a clean end), joins its threads, then calls
  * `user_data_free`. No callback runs after it returns; a callback already running is waited
  * for, events still queued for callbacks are dropped. Publishes still in flight are
- * abandoned. Refused with `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own callback
- * (the client stays valid then). NULL is a no-op. In a child of fork() a client inherited
- * from the parent is released without joining (its threads do not exist there): this returns
- * at once and runs `user_data_free`, leaving the copy's memory allocated.
+ * abandoned. NULL is a no-op. In a child of fork() a client inherited from the parent is
+ * released without joining (its threads do not exist there): this returns at once and runs
+ * `user_data_free`, leaving the copy's memory allocated.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the client is freed (also for NULL and for a client inherited through
+ *   fork()).
+ * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside one of the client's own callbacks; the client
+ *   stays valid then.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_new`, `eq1_mqtt_client_disconnect`.
  *
  * # Safety
  * `client` is NULL or live, and no other thread uses it during or after the call.
@@ -550,26 +1088,23 @@ enum eq1_status eq1_mqtt_client_new(const struct eq1_mqtt_options *options,
 enum eq1_status eq1_mqtt_client_free(struct eq1_mqtt_client *client);
 
 /**
- * Sets (or with NULL removes) the connection callback.
+ * Sets the will (last will and testament) sent with the next CONNECT. Only while idle (not
+ * connected, connecting, reconnecting or disconnecting). Payload up to 65,535 bytes.
  *
- * # Safety
- * `client` is NULL or live.
- */
-enum eq1_status eq1_mqtt_client_set_connection_callback(struct eq1_mqtt_client *client,
-                                                        eq1_mqtt_connection_cb callback);
-
-/**
- * Sets (or with NULL removes) the delivery callback, called once per publish token.
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `topic` is NULL, or `payload` is NULL with a
+ *   non-zero `len`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `topic` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_TOPIC` when `topic` is empty, longer than 65,535 bytes or contains a
+ *   wildcard.
+ * - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
+ * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when `len` is above 65,535.
+ * - `EQ1_STATUS_INVALID_STATE` when the client is not idle, or was created before fork() in
+ *   another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
  *
- * # Safety
- * `client` is NULL or live.
- */
-enum eq1_status eq1_mqtt_client_set_delivery_callback(struct eq1_mqtt_client *client,
-                                                      eq1_mqtt_delivery_cb callback);
-
-/**
- * Sets the will (last will and testament) sent with the next CONNECT. Only while not
- * connected (`EQ1_STATUS_INVALID_STATE` otherwise). Payload up to 65,535 bytes.
+ * See also: `eq1_mqtt_client_clear_will`.
  *
  * # Safety
  * `client` is NULL or live; `topic` NULL or NUL-terminated; `payload` NULL or `len` bytes.
@@ -582,7 +1117,16 @@ enum eq1_status eq1_mqtt_client_set_will(struct eq1_mqtt_client *client,
                                          bool retain);
 
 /**
- * Removes the will set with `eq1_mqtt_client_set_will`; only while not connected.
+ * Removes the will set with `eq1_mqtt_client_set_will`; only while idle.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when the client is not idle, or was created before fork() in
+ *   another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_set_will`.
  *
  * # Safety
  * `client` is NULL or live.
@@ -591,9 +1135,34 @@ enum eq1_status eq1_mqtt_client_clear_will(struct eq1_mqtt_client *client);
 
 /**
  * Connects and returns after CONNACK, or the first failure, within `timeout_ms` (0: the
- * options' connect timeout). Each cause has its status: `EQ1_STATUS_CONNECTION_REFUSED`,
- * `_DNS_FAILED`, `_TIMEOUT`, `_BAD_CREDENTIALS`, `_NOT_AUTHORIZED`, `_TLS_UNKNOWN_ISSUER`,
- * `_TLS_HOSTNAME_MISMATCH`, `_TLS_CERT_EXPIRED`, `_TLS_CLIENT_CERT_REJECTED`, ...
+ * options' connect timeout). With several brokers each is tried in turn while time is left;
+ * the status is that of the last failure. Automatic reconnection (when on) starts only after a
+ * connect succeeded.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the broker accepted the connection.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_INVALID_STATE` when the client is already connected, connecting, reconnecting
+ *   or disconnecting, or was created before fork() in another process.
+ * - `EQ1_STATUS_TIMEOUT` when DNS, TCP, TLS and CONNACK did not complete within the timeout.
+ * - `EQ1_STATUS_DNS_FAILED`, `EQ1_STATUS_CONNECTION_REFUSED`, `EQ1_STATUS_NETWORK_ERROR`: the
+ *   broker's host could not be resolved, refused the TCP connection, or could not be reached.
+ * - `EQ1_STATUS_CONNECTION_LOST` when the broker closed the connection before CONNACK.
+ * - `EQ1_STATUS_TLS_CONFIG` when a CA, certificate or key file cannot be parsed (or a key
+ *   password is wrong), or a broker added with TLS has no TLS options.
+ * - `EQ1_STATUS_TLS_UNKNOWN_ISSUER`, `EQ1_STATUS_TLS_HOSTNAME_MISMATCH`,
+ *   `EQ1_STATUS_TLS_CERT_EXPIRED`, `EQ1_STATUS_TLS_CLIENT_CERT_REJECTED`, `EQ1_STATUS_TLS_ERROR`:
+ *   the TLS handshake failed for that reason.
+ * - `EQ1_STATUS_BAD_CREDENTIALS`, `EQ1_STATUS_NOT_AUTHORIZED`, `EQ1_STATUS_INVALID_CLIENT_ID`,
+ *   `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`, `EQ1_STATUS_BROKER_REFUSED`: the broker refused
+ *   the CONNECT (see `eq1_mqtt_options_set_protocol_fallback` for the protocol version).
+ * - `EQ1_STATUS_PROTOCOL_ERROR` when the broker's answer broke the protocol.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
+ *   engine stopped).
+ *
+ * See also: `eq1_mqtt_client_disconnect`, `eq1_mqtt_options_set_connect_timeout`,
+ * `eq1_mqtt_client_set_connection_callback`.
  *
  * # Safety
  * `client` is NULL or live.
@@ -601,9 +1170,74 @@ enum eq1_status eq1_mqtt_client_clear_will(struct eq1_mqtt_client *client);
 enum eq1_status eq1_mqtt_client_connect(struct eq1_mqtt_client *client, int timeout_ms);
 
 /**
+ * Waits up to `timeout_ms` for in-flight QoS 1/2 publishes, then sends DISCONNECT (the broker
+ * discards the will). Still-unacknowledged publishes are then reported failed with
+ * `EQ1_STATUS_DISCONNECTED`. Stops automatic reconnection; while reconnecting, the disconnect
+ * completes at once. The client may connect again. Several threads may disconnect at once:
+ * all of them wait for the same DISCONNECT and get its outcome.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when DISCONNECT was written, or the connection was already gone.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the client is idle: never connected, or already
+ *   disconnected (also for a call that comes after another thread's disconnect completed).
+ * - `EQ1_STATUS_TIMEOUT` when DISCONNECT could not be written within 2 s (a broker that does
+ *   not read).
+ * - `EQ1_STATUS_CONNECTION_LOST` (or a TLS status) when writing DISCONNECT failed.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
+ *   engine stopped).
+ *
+ * See also: `eq1_mqtt_client_connect`, `eq1_mqtt_client_free`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_client_disconnect(struct eq1_mqtt_client *client, int timeout_ms);
+
+/**
+ * Whether the client is connected now (not connecting, reconnecting or disconnecting).
+ *
+ * Returns: true while connected; false otherwise, for NULL, and for a client created before
+ * fork() in another process.
+ *
+ * See also: `eq1_mqtt_client_set_connection_callback`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+bool eq1_mqtt_client_is_connected(const struct eq1_mqtt_client *client);
+
+/**
  * Queues a publish and returns at once (never waits on the network). `*out_token` (may be
  * NULL) receives its token: wait on it with `eq1_mqtt_client_wait`, or learn its outcome in
- * the delivery callback. The payload is copied.
+ * the delivery callback. The payload is copied. While connecting or reconnecting the publish
+ * waits in the outbox.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the publish is queued: `*out_token` is its token.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `topic` is NULL, or `payload` is NULL with a
+ *   non-zero `len`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `topic` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_TOPIC` when `topic` is empty, longer than 65,535 bytes or contains a
+ *   wildcard.
+ * - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
+ * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the PUBLISH would exceed the maximum packet size (ours,
+ *   or the one the MQTT 5.0 broker announced).
+ * - `EQ1_STATUS_QOS_NOT_SUPPORTED` when `qos` is above the MQTT 5.0 broker's Maximum QoS.
+ * - `EQ1_STATUS_FEATURE_NOT_SUPPORTED` when `retain` is set and the MQTT 5.0 broker announced
+ *   it does not keep retained messages.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the client is disconnecting, or idle (never connected, or
+ *   disconnected) and the options do not queue before connect
+ *   (`eq1_mqtt_options_set_offline_queue`).
+ * - `EQ1_STATUS_QUEUE_FULL` when the outbox is full and its policy is `EQ1_QUEUE_REJECT_NEW`.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
+ *   engine stopped).
+ *
+ * See also: `eq1_mqtt_client_wait`, `eq1_mqtt_client_set_delivery_callback`,
+ * `eq1_mqtt_client_publish_with_properties`.
  *
  * # Safety
  * `client` NULL or live; `topic` NULL or NUL-terminated; `payload` NULL or `len` bytes;
@@ -618,26 +1252,29 @@ enum eq1_status eq1_mqtt_client_publish(struct eq1_mqtt_client *client,
                                         eq1_token *out_token);
 
 /**
- * `eq1_mqtt_client_publish` with MQTT 5.0 properties (`properties` may be NULL). On an
- * MQTT 3.1.1 client, properties are refused with `EQ1_STATUS_INVALID_ARGUMENT`. Everything
- * is copied before the call returns.
- *
- * # Safety
- * As for `eq1_mqtt_client_publish`; `properties` is NULL or points to a valid struct whose
- * pointers follow its field documentation.
- */
-enum eq1_status eq1_mqtt_client_publish_with_properties(struct eq1_mqtt_client *client,
-                                                        const char *topic,
-                                                        const uint8_t *payload,
-                                                        size_t len,
-                                                        int qos,
-                                                        bool retain,
-                                                        const struct eq1_mqtt_properties *properties,
-                                                        eq1_token *out_token);
-
-/**
  * Blocks until the publish behind `token` is complete (QoS 0: written; QoS 1: PUBACK;
- * QoS 2: PUBCOMP) and returns `EQ1_STATUS_OK`, its failure status, or `EQ1_STATUS_TIMEOUT`.
+ * QoS 2: PUBCOMP), or failed, or `timeout_ms` passed. May be called from several threads, also
+ * after the delivery callback reported the token.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the publish completed.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative, `token` was never issued by
+ *   this client, or its failure is no longer kept (too many failures since).
+ * - `EQ1_STATUS_TIMEOUT` when the publish is still pending after `timeout_ms`.
+ * - The publish's own failure, as its delivery callback reports it:
+ *   `EQ1_STATUS_NOT_CONNECTED` (refused by the session), `EQ1_STATUS_DROPPED` (dropped from
+ *   the full outbox), `EQ1_STATUS_DISCONNECTED` (unacknowledged at a user disconnect),
+ *   `EQ1_STATUS_CONNECTION_LOST` (a QoS 0 message lost with its connection),
+ *   `EQ1_STATUS_PUBLISH_REFUSED` (refused by an MQTT 5.0 broker),
+ *   `EQ1_STATUS_QOS_NOT_SUPPORTED`, `EQ1_STATUS_FEATURE_NOT_SUPPORTED` or
+ *   `EQ1_STATUS_PAYLOAD_TOO_LARGE` (beyond the limits of the broker it was finally sent to),
+ *   or the status that ended the session (a failed connect, or a lost connection with
+ *   reconnection off).
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_publish`, `eq1_mqtt_delivery_cb`.
  *
  * # Safety
  * `client` is NULL or live.
@@ -651,8 +1288,34 @@ enum eq1_status eq1_mqtt_client_wait(struct eq1_mqtt_client *client,
  * `*out_granted_qos` (may be NULL) receives the granted QoS. A message matching several
  * subscriptions reaches each of their callbacks; subscribing the same filter again replaces
  * its callback (the old one is not called after this returns). `user_data` must stay valid
- * until unsubscribed, replaced, or the client is freed.
- * Refusal by the broker: `EQ1_STATUS_SUBSCRIBE_REFUSED`.
+ * until unsubscribed, replaced, or the client is freed. While reconnecting, the SUBSCRIBE goes
+ * out once the connection is back.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the broker granted the subscription: `*out_granted_qos` is set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `filter` or `callback` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `filter` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_FILTER` when `filter` is empty, longer than 65,535 bytes or breaks the
+ *   wildcard rules.
+ * - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_FEATURE_NOT_SUPPORTED` when the MQTT 5.0 broker announced it has no shared
+ *   (`$share/...`) or no wildcard subscriptions.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the client is idle, connecting or disconnecting.
+ * - `EQ1_STATUS_TIMEOUT` when no answer came within `timeout_ms`, or a callback being replaced
+ *   was still running then (the subscription stays requested).
+ * - `EQ1_STATUS_SUBSCRIBE_REFUSED` when the broker refused it.
+ * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the SUBSCRIBE exceeds the broker's maximum packet size.
+ * - `EQ1_STATUS_QUEUE_FULL` when all 65,535 packet identifiers are in use.
+ * - `EQ1_STATUS_PROTOCOL_ERROR` when the broker's SUBACK broke the protocol.
+ * - `EQ1_STATUS_DISCONNECTED` when the user disconnected before the answer, or the status that
+ *   ended the session (a lost connection with reconnection off).
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
+ *   engine stopped).
+ *
+ * See also: `eq1_mqtt_client_unsubscribe`, `eq1_mqtt_message_cb`,
+ * `eq1_mqtt_client_set_message_callback`.
  *
  * # Safety
  * `client` NULL or live; `filter` NULL or NUL-terminated; `out_granted_qos` NULL or writable.
@@ -670,8 +1333,28 @@ enum eq1_status eq1_mqtt_client_subscribe(struct eq1_mqtt_client *client,
  * also one this client never subscribed (a persistent session of an earlier run may hold
  * it). Once this returns OK, the filter's callback is not called again and its `user_data`
  * may be freed (a call already running on the dispatcher thread is waited for, within the
- * timeout; from inside a callback it is not). `EQ1_STATUS_TIMEOUT` when UNSUBACK or a
- * running callback outlasted the timeout (the subscription is removed all the same).
+ * timeout; from inside a callback it is not). While not connected there is nothing to send and
+ * the call succeeds at once.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the broker acknowledged (or there was no connection to tell).
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `filter` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `filter` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_FILTER` when `filter` is empty, longer than 65,535 bytes or breaks the
+ *   wildcard rules.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_TIMEOUT` when UNSUBACK or a running callback outlasted the timeout (the
+ *   subscription is removed all the same).
+ * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the UNSUBSCRIBE exceeds the broker's maximum packet
+ *   size.
+ * - `EQ1_STATUS_QUEUE_FULL` when all 65,535 packet identifiers are in use.
+ * - `EQ1_STATUS_DISCONNECTED` when the user disconnected before the answer, or the status that
+ *   ended the session (a lost connection with reconnection off).
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
+ *   engine stopped).
+ *
+ * See also: `eq1_mqtt_client_unsubscribe_many`, `eq1_mqtt_client_subscribe`.
  *
  * # Safety
  * `client` NULL or live; `filter` NULL or NUL-terminated.
@@ -684,6 +1367,12 @@ enum eq1_status eq1_mqtt_client_unsubscribe(struct eq1_mqtt_client *client,
  * `eq1_mqtt_client_unsubscribe` for `count` filters (NUL-terminated UTF-8 each), sent in
  * one UNSUBSCRIBE.
  *
+ * Returns: as `eq1_mqtt_client_unsubscribe`, and
+ * - `EQ1_STATUS_NULL_ARGUMENT` also when `filters` or one of its entries is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` also when `count` is 0.
+ *
+ * See also: `eq1_mqtt_client_unsubscribe`.
+ *
  * # Safety
  * `client` NULL or live; `filters` NULL or `count` pointers, each NULL or NUL-terminated.
  */
@@ -693,46 +1382,15 @@ enum eq1_status eq1_mqtt_client_unsubscribe_many(struct eq1_mqtt_client *client,
                                                  int timeout_ms);
 
 /**
- * Sets (or with NULL removes) the default message callback: it receives every message that
- * no subscription's callback takes (like libmosquitto's on_message and Paho's
- * messageArrived), for example the messages a broker queued for a persistent session,
- * which arrive right after CONNACK, before the application subscribed again. While neither
- * a matching subscription nor this callback exists, received QoS 1/2 messages are held,
- * not acknowledged (within the inbound queue bound, `eq1_mqtt_options_set_inbound_queue`),
- * and handed over in order once one appears; unmatched QoS 0 messages are dropped.
- * `user_data` must stay valid until the callback is replaced or removed, or the client freed.
- *
- * # Safety
- * `client` is NULL or live.
- */
-enum eq1_status eq1_mqtt_client_set_message_callback(struct eq1_mqtt_client *client,
-                                                     eq1_mqtt_message_cb callback,
-                                                     void *user_data);
-
-/**
- * Waits up to `timeout_ms` for in-flight QoS 1/2 publishes, then sends DISCONNECT (the broker
- * discards the will). Still-unacknowledged publishes are then reported failed with
- * `EQ1_STATUS_DISCONNECTED`. Stops automatic reconnection. The client may connect again.
- * Several threads may disconnect at once: all of them wait for the same DISCONNECT and get
- * its outcome. `EQ1_STATUS_TIMEOUT` when DISCONNECT could not be written within 2 s (a
- * broker that does not read); `EQ1_STATUS_NOT_CONNECTED` when the client is not connected
- * (also for a call that comes after another thread's disconnect completed).
- *
- * # Safety
- * `client` is NULL or live.
- */
-enum eq1_status eq1_mqtt_client_disconnect(struct eq1_mqtt_client *client, int timeout_ms);
-
-/**
- * True while connected (false for NULL).
- *
- * # Safety
- * `client` is NULL or live.
- */
-bool eq1_mqtt_client_is_connected(const struct eq1_mqtt_client *client);
-
-/**
  * Fills `*out` with the client's counters.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_stats`.
  *
  * # Safety
  * `client` NULL or live; `out` NULL or writable.
@@ -741,8 +1399,13 @@ enum eq1_status eq1_mqtt_client_get_stats(const struct eq1_mqtt_client *client,
                                           struct eq1_mqtt_stats *out);
 
 /**
- * Copies the client id (given or generated) into `buf` with snprintf semantics and returns
- * its length; `buf = NULL, len = 0` asks for the length. Returns 0 for a NULL client.
+ * Copies the client id (given or generated) into `buf` with snprintf semantics; `buf = NULL,
+ * len = 0` asks for the length.
+ *
+ * Returns: the length of the id without NUL; 0 for NULL and for a client created before fork()
+ * in another process.
+ *
+ * See also: `eq1_mqtt_options_set_client_id`.
  *
  * # Safety
  * `client` NULL or live; `buf` NULL or writable for `len` bytes.
@@ -750,113 +1413,52 @@ enum eq1_status eq1_mqtt_client_get_stats(const struct eq1_mqtt_client *client,
 size_t eq1_mqtt_client_get_id(const struct eq1_mqtt_client *client, char *buf, size_t len);
 
 /**
- * The library version as "MAJOR.MINOR.PATCH" (static; never free it). Compare with the
- * `EQ1_VERSION_*` macros to detect a header/library mismatch.
- */
-const char *eq1_version(void);
-
-/**
- * The library version as MAJOR * 10000 + MINOR * 100 + PATCH, like `EQ1_VERSION_NUMBER`.
- */
-uint32_t eq1_version_number(void);
-
-/**
- * Copies the detail message of the last failed call on this thread into `buf` (snprintf
- * semantics: at most `len - 1` bytes plus NUL) and returns the message length without NUL;
- * call with `buf = NULL, len = 0` to learn the size needed. Returns 0 when there is none.
+ * ==========================================================================================
+ * Section: MQTT 5.0
+ *
+ * What only MQTT 5.0 has: PUBLISH properties (`eq1_mqtt_properties`, also received in
+ * `eq1_mqtt_message.properties`) and the options only a 5.0 CONNECT carries. MQTT 5.0 is
+ * chosen with `eq1_mqtt_options_set_protocol_version(options, EQ1_MQTT_V5)`; on an MQTT 3.1.1
+ * client these options are kept but not sent.
+ * ==========================================================================================
+ *
+ * `eq1_mqtt_client_publish` with MQTT 5.0 properties (`properties` may be NULL; all-zero
+ * properties are the same as none). Everything is copied before the call returns.
+ *
+ * Returns: as `eq1_mqtt_client_publish`, and
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when properties are given to an MQTT 3.1.1 client, or the
+ *   content type, correlation data or a user property is longer than 65,535 bytes.
+ * - `EQ1_STATUS_NULL_ARGUMENT` also when `correlation_data` is NULL with a non-zero length,
+ *   `user_properties` is NULL with a non-zero count, or a user property's name or value is
+ *   NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` also when `content_type`, `response_topic` or a user property is
+ *   not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_TOPIC` also when `response_topic` is not a valid topic name.
+ *
+ * See also: `eq1_mqtt_client_publish`, `eq1_mqtt_properties`.
  *
  * # Safety
- * `buf` is NULL or writable for `len` bytes.
+ * As for `eq1_mqtt_client_publish`; `properties` is NULL or points to a valid struct whose
+ * pointers follow its field documentation.
  */
-size_t eq1_last_error_message(char *buf, size_t len);
-
-/**
- * Installs the log callback for the whole library (NULL removes it). `max_level` is the most
- * verbose level delivered (1 = errors only ... 5 = trace). The library never prints by itself:
- * a panic inside it (a bug, returned as `EQ1_STATUS_INTERNAL`) is logged here at
- * `EQ1_LOG_LEVEL_ERROR`, not printed. Panics elsewhere in the program keep the process's own
- * panic hook. After fork() the callback stays installed in the child.
- */
-enum eq1_status eq1_set_log_callback(eq1_log_cb callback, void *user_data, int max_level);
-
-/**
- * New options with the defaults: broker localhost:1883, MQTT 3.1.1, keep-alive 60 s, clean
- * session, connect timeout 10 s, inflight window 20, automatic reconnect 0.5 s .. 30 s,
- * offline queue of 100,000 messages / 64 MiB refusing new messages when full.
- * Returns NULL only if memory is exhausted. Free with `eq1_mqtt_options_free`.
- */
-struct eq1_mqtt_options *eq1_mqtt_options_new(void);
-
-/**
- * Releases options. NULL is a no-op.
- *
- * # Safety
- * `options` is NULL or came from `eq1_mqtt_options_new` and is not used afterwards.
- */
-void eq1_mqtt_options_free(struct eq1_mqtt_options *options);
-
-/**
- * Sets the one broker to connect to (replaces the list). `port` 1..65535.
- *
- * # Safety
- * `options` is NULL or live; `host` is NULL or a NUL-terminated string.
- */
-enum eq1_status eq1_mqtt_options_set_broker(struct eq1_mqtt_options *options,
-                                            const char *host,
-                                            int port);
-
-/**
- * Appends a failover broker; the first call replaces the default localhost:1883. The client
- * tries the brokers in order and moves to the next when one fails. A list that mixes TLS and
- * plaintext brokers while credentials are set is refused by `eq1_mqtt_client_new` (see
- * `eq1_mqtt_options_set_allow_plaintext_fallback`).
- *
- * # Safety
- * As for `eq1_mqtt_options_set_broker`.
- */
-enum eq1_status eq1_mqtt_options_add_broker(struct eq1_mqtt_options *options,
-                                            const char *host,
-                                            int port,
-                                            bool tls);
-
-/**
- * Sets the client id; NULL or "" makes the library generate one ("eq1-" + 16 hex digits).
- *
- * # Safety
- * `options` is NULL or live; `client_id` is NULL or a NUL-terminated string.
- */
-enum eq1_status eq1_mqtt_options_set_client_id(struct eq1_mqtt_options *options,
-                                               const char *client_id);
-
-/**
- * Sets user name and password (`password` may be NULL: user name only).
- *
- * # Safety
- * `options` is NULL or live; strings are NULL or NUL-terminated.
- */
-enum eq1_status eq1_mqtt_options_set_credentials(struct eq1_mqtt_options *options,
-                                                 const char *username,
-                                                 const char *password);
-
-/**
- * Keep-alive in seconds, 0..65535 (0 turns it off). A broker that stops answering is
- * detected within 1.5 x keep-alive.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_keep_alive(struct eq1_mqtt_options *options, int seconds);
-
-/**
- * Clean session (3.1.1) / clean start (5.0). Default true.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_clean_session(struct eq1_mqtt_options *options, bool clean);
+enum eq1_status eq1_mqtt_client_publish_with_properties(struct eq1_mqtt_client *client,
+                                                        const char *topic,
+                                                        const uint8_t *payload,
+                                                        size_t len,
+                                                        int qos,
+                                                        bool retain,
+                                                        const struct eq1_mqtt_properties *properties,
+                                                        eq1_token *out_token);
 
 /**
  * MQTT 5.0 session expiry interval in seconds (0: the session ends with the connection).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_clean_session`.
  *
  * # Safety
  * `options` is NULL or live.
@@ -865,134 +1467,17 @@ enum eq1_status eq1_mqtt_options_set_session_expiry(struct eq1_mqtt_options *opt
                                                     uint32_t seconds);
 
 /**
- * Protocol version: `EQ1_MQTT_V311` (4, default) or `EQ1_MQTT_V5` (5).
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_protocol_version(struct eq1_mqtt_options *options,
-                                                      int version);
-
-/**
- * Timeout of one connection attempt (DNS + TCP + TLS + CONNACK) in ms, > 0. Used by
- * reconnects and by `eq1_mqtt_client_connect` with timeout 0.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_connect_timeout(struct eq1_mqtt_options *options,
-                                                     int timeout_ms);
-
-/**
- * Maximum QoS 1/2 publishes awaiting acknowledgement at once, 1..65535 (default 20, the
- * default of mosquitto's max_inflight_messages: an MQTT 3.1.1 broker cannot announce its
- * limit, and mosquitto silently discards QoS 2 messages beyond it). MQTT 5.0 brokers announce
- * theirs (receive maximum) and the smaller of the two applies.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_inflight_window(struct eq1_mqtt_options *options, int window);
-
-/**
- * Largest packet sent or accepted, in bytes (16 .. 268435460, the MQTT maximum, default).
- * Once set, MQTT 5.0 CONNECTs announce it as our Maximum Packet Size (not sent otherwise).
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_max_packet_size(struct eq1_mqtt_options *options,
-                                                     int64_t bytes);
-
-/**
- * Turns TLS on for every broker. `ca_file`: PEM file of trusted CAs, or NULL for the
- * system's trust store. Hostname verification is on unless turned off.
- *
- * # Safety
- * `options` is NULL or live; `ca_file` is NULL or NUL-terminated.
- */
-enum eq1_status eq1_mqtt_options_set_tls(struct eq1_mqtt_options *options, const char *ca_file);
-
-/**
- * Client certificate and key (PEM). An encrypted PKCS#8 key ("BEGIN ENCRYPTED PRIVATE KEY")
- * needs `key_password`; otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`.
- *
- * # Safety
- * `options` is NULL or live; strings are NULL or NUL-terminated.
- */
-enum eq1_status eq1_mqtt_options_set_tls_client_cert(struct eq1_mqtt_options *options,
-                                                     const char *cert_file,
-                                                     const char *key_file,
-                                                     const char *key_password);
-
-/**
- * Hostname verification (default on). Off still verifies the chain.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_tls_verify_hostname(struct eq1_mqtt_options *options,
-                                                         bool verify);
-
-/**
- * Accept any server certificate. For tests only: it removes TLS's protection.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_tls_insecure(struct eq1_mqtt_options *options, bool insecure);
-
-/**
- * Minimum TLS version: 12 (TLS 1.2, default) or 13 (TLS 1.3).
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_tls_min_version(struct eq1_mqtt_options *options, int version);
-
-/**
- * Accepts a broker list that mixes brokers with and without TLS while credentials are set
- * (default false). Without it, `eq1_mqtt_client_new` refuses such options with
- * `EQ1_STATUS_TLS_CONFIG`: after a failover to a plaintext broker, the username and password
- * would be sent in clear.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_allow_plaintext_fallback(struct eq1_mqtt_options *options,
-                                                              bool allow);
-
-/**
- * Automatic reconnection after a lost connection (default on), with exponential backoff and
- * jitter between `min_delay_ms` (default 500) and `max_delay_ms` (default 30000).
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_reconnect(struct eq1_mqtt_options *options,
-                                               bool enabled,
-                                               int min_delay_ms,
-                                               int max_delay_ms);
-
-/**
- * Bounds of the outbox (publishes not yet sent, e.g. while disconnected), what to do when
- * it is full (`EQ1_QUEUE_REJECT_NEW` or `EQ1_QUEUE_DROP_OLDEST`), and whether publishing
- * before the first connect is allowed: those publishes are queued, and stay queued for the
- * next `eq1_mqtt_client_connect` when the first one fails.
- *
- * # Safety
- * `options` is NULL or live.
- */
-enum eq1_status eq1_mqtt_options_set_offline_queue(struct eq1_mqtt_options *options,
-                                                   int64_t max_messages,
-                                                   int64_t max_bytes,
-                                                   int policy,
-                                                   bool queue_before_connect);
-
-/**
  * MQTT 5.0: the Receive Maximum we announce in CONNECT, 1..65535: how many QoS 1/2 messages
  * the broker may have unacknowledged towards us at once. Not sent unless set (the broker
  * then assumes 65,535). A broker that exceeds it is disconnected with reason 0x93.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `maximum` is outside 1..65535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_inflight_window` (the other direction).
  *
  * # Safety
  * `options` is NULL or live.
@@ -1003,6 +1488,12 @@ enum eq1_status eq1_mqtt_options_set_receive_maximum(struct eq1_mqtt_options *op
  * MQTT 5.0: the Topic Alias Maximum we announce, 0..65535 (default 0: not sent, the broker
  * may use no aliases). A broker alias of 0 or above it closes the connection (reason 0x94).
  *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `maximum` is outside 0..65535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
  * # Safety
  * `options` is NULL or live.
  */
@@ -1011,6 +1502,11 @@ enum eq1_status eq1_mqtt_options_set_topic_alias_maximum(struct eq1_mqtt_options
 
 /**
  * MQTT 5.0: ask the broker for response information in CONNACK (not sent unless set).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
  *
  * # Safety
  * `options` is NULL or live.
@@ -1022,6 +1518,11 @@ enum eq1_status eq1_mqtt_options_set_request_response_information(struct eq1_mqt
  * MQTT 5.0: whether the broker may send reason strings and user properties on failures
  * (not sent unless set; the broker's default is yes).
  *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
  * # Safety
  * `options` is NULL or live.
  */
@@ -1030,6 +1531,13 @@ enum eq1_status eq1_mqtt_options_set_request_problem_information(struct eq1_mqtt
 
 /**
  * MQTT 5.0: adds a user property (name, value: NUL-terminated UTF-8) to CONNECT.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options`, `name` or `value` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `name` or `value` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `name` or `value` is longer than 65,535 bytes.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
  *
  * # Safety
  * `options` is NULL or live; `name` and `value` NULL or NUL-terminated.
@@ -1043,6 +1551,13 @@ enum eq1_status eq1_mqtt_options_add_connect_user_property(struct eq1_mqtt_optio
  * with a 3.1.1 CONNACK "unacceptable protocol version"), connect again at once with MQTT
  * 3.1.1 (default off: the connect fails with `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`).
  *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_protocol_version`, `eq1_mqtt_client_connect`.
+ *
  * # Safety
  * `options` is NULL or live.
  */
@@ -1050,48 +1565,76 @@ enum eq1_status eq1_mqtt_options_set_protocol_fallback(struct eq1_mqtt_options *
                                                        bool fall_back);
 
 /**
- * Bounds the received messages waiting for callbacks (default 10,000 messages, 32 MiB),
- * both >= 1. When either is reached the library stops reading from the broker until the
- * callbacks catch up: TCP flow control (and, for QoS 1/2, the broker's inflight window) then
- * holds the rest at the broker. Keep-alive continues meanwhile. Messages held because no
- * callback takes them count too.
+ * ==========================================================================================
+ * Section: Callbacks
+ *
+ * How a client calls back: the functions that install its callbacks. Their typedefs
+ * (`eq1_mqtt_connection_cb`, `eq1_mqtt_delivery_cb`, `eq1_mqtt_message_cb`, `eq1_free_cb`,
+ * `eq1_log_cb`) and the structs they receive (`eq1_mqtt_connection_event`, `eq1_mqtt_message`,
+ * `eq1_mqtt_properties`) are with the types at the top, since C declares a type before the
+ * functions that use it. Callbacks run on the client's dispatcher thread, one at a time, in
+ * the order the events happened; what they receive is borrowed until they return.
+ * ==========================================================================================
+ *
+ * Sets (or with NULL removes) the connection callback; it receives the `user_data` given to
+ * `eq1_mqtt_client_new`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_connection_cb`, `eq1_mqtt_connection_event`.
  *
  * # Safety
- * `options` is NULL or live.
+ * `client` is NULL or live.
  */
-enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *options,
-                                                   int64_t max_messages,
-                                                   int64_t max_bytes);
+enum eq1_status eq1_mqtt_client_set_connection_callback(struct eq1_mqtt_client *client,
+                                                        eq1_mqtt_connection_cb callback);
 
 /**
- * A static, NUL-terminated description of `status`, "EQ1_STATUS_TIMEOUT: timed out" (any
- * integer is accepted; unknown numbers give "unknown status"). Never NULL; never free it.
+ * Sets (or with NULL removes) the delivery callback, called once per publish token; it
+ * receives the `user_data` given to `eq1_mqtt_client_new`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_delivery_cb`, `eq1_mqtt_client_wait`.
+ *
+ * # Safety
+ * `client` is NULL or live.
  */
-const char *eq1_status_str(int status);
+enum eq1_status eq1_mqtt_client_set_delivery_callback(struct eq1_mqtt_client *client,
+                                                      eq1_mqtt_delivery_cb callback);
 
 /**
- * The C name of `status` as a static string, e.g. "EQ1_STATUS_TIMEOUT"; NULL for a number
- * that is not a status. Never free it.
+ * Sets (or with NULL removes) the default message callback: it receives every message that
+ * no subscription's callback takes (like libmosquitto's on_message and Paho's
+ * messageArrived), for example the messages a broker queued for a persistent session,
+ * which arrive right after CONNACK, before the application subscribed again. While neither
+ * a matching subscription nor this callback exists, received QoS 1/2 messages are held,
+ * not acknowledged (within the inbound queue bound, `eq1_mqtt_options_set_inbound_queue`),
+ * and handed over in order once one appears; unmatched QoS 0 messages are dropped.
+ * `user_data` must stay valid until the callback is replaced or removed, or the client freed.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_message_cb`, `eq1_mqtt_client_subscribe`.
+ *
+ * # Safety
+ * `client` is NULL or live.
  */
-const char *eq1_status_name(int status);
-
-/**
- * The family of `status` (any integer is accepted): what kind of cause it has, for choosing
- * an exception class or a reaction. EQ1_STATUS_FAMILY_UNKNOWN for a number that is not a
- * status (e.g. one from a newer library).
- */
-enum eq1_status_family eq1_status_family_of(int status);
-
-/**
- * How many statuses the library defines; with `eq1_status_at` a binding can list them all.
- */
-size_t eq1_status_count(void);
-
-/**
- * The number of the `index`-th status (0 <= index < eq1_status_count(), in ascending order);
- * -1 for an index out of range.
- */
-int eq1_status_at(size_t index);
+enum eq1_status eq1_mqtt_client_set_message_callback(struct eq1_mqtt_client *client,
+                                                     eq1_mqtt_message_cb callback,
+                                                     void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,7 +6,7 @@ use crate::core::error::{Error, Result};
 use crate::core::panic::run_as_library;
 use crate::ffi::status::eq1_status;
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
@@ -49,6 +49,12 @@ pub fn call_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
         set_last_error("internal error: a panic was caught at the C boundary");
         fallback
     })
+}
+
+/// A C string for text handed to C: an interior NUL (which C would read as the end) becomes a
+/// space.
+pub fn c_string(text: &str) -> CString {
+    CString::new(text).unwrap_or_else(|_| CString::new(text.replace('\0', " ")).unwrap_or_default())
 }
 
 /// Borrows a NUL-terminated UTF-8 string argument.

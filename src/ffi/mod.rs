@@ -1,10 +1,24 @@
 //! The C boundary: the only module with `unsafe`. Every export checks its arguments, runs
 //! through `boundary::call` (no panic reaches C) and returns an `eq1_status`.
+//!
+//! cbindgen writes the header's functions in the order of the modules below (then of their
+//! source), so the modules follow the header's sections: Library (version and last error,
+//! status table, logging), Options, Client, MQTT 5.0, Callbacks. Keep them in that order.
 #![allow(non_camel_case_types)]
 #![allow(unsafe_code)]
 
 pub mod boundary;
-pub mod client;
+
 pub mod library;
-pub mod options;
+
 pub mod status;
+
+pub mod logging;
+
+pub mod options;
+
+pub mod client;
+
+pub mod v5;
+
+pub mod callbacks;

@@ -27,10 +27,24 @@ pub const EQ1_TLS_1_2: c_int = 12;
 /// `eq1_mqtt_options_set_tls_min_version`: TLS 1.3.
 pub const EQ1_TLS_1_3: c_int = 13;
 
+/// ==========================================================================================
+/// Section: Options
+///
+/// What a client is made from: brokers, identity and credentials, session, timeouts and limits,
+/// TLS, reconnection, the outbound and inbound queues. Options are not thread-safe (configure
+/// them from one thread); `eq1_mqtt_client_new` copies them. Setters check their values at once;
+/// a refused value leaves the options as they were. The MQTT 5.0 options are in their own
+/// section below.
+/// ==========================================================================================
+///
 /// New options with the defaults: broker localhost:1883, MQTT 3.1.1, keep-alive 60 s, clean
 /// session, connect timeout 10 s, inflight window 20, automatic reconnect 0.5 s .. 30 s,
 /// offline queue of 100,000 messages / 64 MiB refusing new messages when full.
-/// Returns NULL only if memory is exhausted. Free with `eq1_mqtt_options_free`.
+///
+/// Returns: the new options, to free with `eq1_mqtt_options_free`; NULL only on a bug in the
+/// library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_new`.
 #[no_mangle]
 pub extern "C" fn eq1_mqtt_options_new() -> *mut eq1_mqtt_options {
     call_value(std::ptr::null_mut(), || {
@@ -40,7 +54,11 @@ pub extern "C" fn eq1_mqtt_options_new() -> *mut eq1_mqtt_options {
     })
 }
 
-/// Releases options. NULL is a no-op.
+/// Releases options. NULL is a no-op. A client made from them keeps its own copy.
+///
+/// Returns: nothing.
+///
+/// See also: `eq1_mqtt_options_new`.
 ///
 /// # Safety
 /// `options` is NULL or came from `eq1_mqtt_options_new` and is not used afterwards.
@@ -55,7 +73,7 @@ pub unsafe extern "C" fn eq1_mqtt_options_free(options: *mut eq1_mqtt_options) {
 }
 
 /// Runs a setter on the options behind `options`.
-fn with_options(
+pub(crate) fn with_options(
     options: *mut eq1_mqtt_options,
     set: impl FnOnce(&mut Options) -> crate::Result<()>,
 ) -> eq1_status {
@@ -66,7 +84,17 @@ fn with_options(
     })
 }
 
-/// Sets the one broker to connect to (replaces the list). `port` 1..65535.
+/// Sets the one broker to connect to (replaces the list). `port` 1..65535. TLS is used for it
+/// when `eq1_mqtt_options_set_tls` was called before.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `host` is NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` when `host` is not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `host` is empty or `port` is outside 1..65535.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_add_broker`.
 ///
 /// # Safety
 /// `options` is NULL or live; `host` is NULL or a NUL-terminated string.
@@ -87,6 +115,15 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_broker(
 /// plaintext brokers while credentials are set is refused by `eq1_mqtt_client_new` (see
 /// `eq1_mqtt_options_set_allow_plaintext_fallback`).
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `host` is NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` when `host` is not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `host` is empty or `port` is outside 1..65535.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_broker`.
+///
 /// # Safety
 /// As for `eq1_mqtt_options_set_broker`.
 #[no_mangle]
@@ -104,6 +141,15 @@ pub unsafe extern "C" fn eq1_mqtt_options_add_broker(
 
 /// Sets the client id; NULL or "" makes the library generate one ("eq1-" + 16 hex digits).
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` when `client_id` is not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_CLIENT_ID` when `client_id` is longer than 65,535 bytes.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_get_id`.
+///
 /// # Safety
 /// `options` is NULL or live; `client_id` is NULL or a NUL-terminated string.
 #[no_mangle]
@@ -119,6 +165,15 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_client_id(
 }
 
 /// Sets user name and password (`password` may be NULL: user name only).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `username` is NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` when `username` or `password` is not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `username` or `password` is longer than 65,535 bytes.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_allow_plaintext_fallback`.
 ///
 /// # Safety
 /// `options` is NULL or live; strings are NULL or NUL-terminated.
@@ -140,6 +195,12 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_credentials(
 /// Keep-alive in seconds, 0..65535 (0 turns it off). A broker that stops answering is
 /// detected within 1.5 x keep-alive.
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `seconds` is outside 0..65535.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
 /// # Safety
 /// `options` is NULL or live.
 #[no_mangle]
@@ -151,6 +212,13 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_keep_alive(
 }
 
 /// Clean session (3.1.1) / clean start (5.0). Default true.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_session_expiry`.
 ///
 /// # Safety
 /// `options` is NULL or live.
@@ -165,22 +233,15 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_clean_session(
     })
 }
 
-/// MQTT 5.0 session expiry interval in seconds (0: the session ends with the connection).
-///
-/// # Safety
-/// `options` is NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn eq1_mqtt_options_set_session_expiry(
-    options: *mut eq1_mqtt_options,
-    seconds: u32,
-) -> eq1_status {
-    with_options(options, |o| {
-        o.session_expiry = seconds;
-        Ok(())
-    })
-}
-
 /// Protocol version: `EQ1_MQTT_V311` (4, default) or `EQ1_MQTT_V5` (5).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is neither 4 nor 5.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_protocol_fallback` and the other MQTT 5.0 options.
 ///
 /// # Safety
 /// `options` is NULL or live.
@@ -206,6 +267,14 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_version(
 /// Timeout of one connection attempt (DNS + TCP + TLS + CONNACK) in ms, > 0. Used by
 /// reconnects and by `eq1_mqtt_client_connect` with timeout 0.
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is not positive.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_connect`.
+///
 /// # Safety
 /// `options` is NULL or live.
 #[no_mangle]
@@ -221,6 +290,12 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_connect_timeout(
 /// limit, and mosquitto silently discards QoS 2 messages beyond it). MQTT 5.0 brokers announce
 /// theirs (receive maximum) and the smaller of the two applies.
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `window` is outside 1..65535.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
 /// # Safety
 /// `options` is NULL or live.
 #[no_mangle]
@@ -234,6 +309,12 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_inflight_window(
 /// Largest packet sent or accepted, in bytes (16 .. 268435460, the MQTT maximum, default).
 /// Once set, MQTT 5.0 CONNECTs announce it as our Maximum Packet Size (not sent otherwise).
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `bytes` is outside 16..268435460.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
 /// # Safety
 /// `options` is NULL or live.
 #[no_mangle]
@@ -245,7 +326,17 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_max_packet_size(
 }
 
 /// Turns TLS on for every broker. `ca_file`: PEM file of trusted CAs, or NULL for the
-/// system's trust store. Hostname verification is on unless turned off.
+/// system's trust store. Hostname verification is on unless turned off. The file is only
+/// checked for being readable here; it is parsed when the client connects.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` when `ca_file` is not valid UTF-8.
+/// - `EQ1_STATUS_TLS_CONFIG` when `ca_file` cannot be read.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_tls_client_cert`, `eq1_mqtt_options_set_tls_min_version`.
 ///
 /// # Safety
 /// `options` is NULL or live; `ca_file` is NULL or NUL-terminated.
@@ -261,7 +352,18 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls(
 }
 
 /// Client certificate and key (PEM). An encrypted PKCS#8 key ("BEGIN ENCRYPTED PRIVATE KEY")
-/// needs `key_password`; otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`.
+/// needs `key_password`; otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`. The files
+/// are only checked for being readable here; they are parsed when the client connects.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options`, `cert_file` or `key_file` is NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` when a path or `key_password` is not valid UTF-8.
+/// - `EQ1_STATUS_TLS_CONFIG` when `cert_file` or `key_file` cannot be read.
+/// - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_tls`.
 ///
 /// # Safety
 /// `options` is NULL or live; strings are NULL or NUL-terminated.
@@ -285,6 +387,14 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls_client_cert(
 
 /// Hostname verification (default on). Off still verifies the chain.
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_tls_insecure`.
+///
 /// # Safety
 /// `options` is NULL or live.
 #[no_mangle]
@@ -297,6 +407,14 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls_verify_hostname(
 
 /// Accept any server certificate. For tests only: it removes TLS's protection.
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_tls_verify_hostname`.
+///
 /// # Safety
 /// `options` is NULL or live.
 #[no_mangle]
@@ -307,7 +425,14 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls_insecure(
     with_options(options, |o| o.set_insecure(insecure))
 }
 
-/// Minimum TLS version: 12 (TLS 1.2, default) or 13 (TLS 1.3).
+/// Minimum TLS version: `EQ1_TLS_1_2` (12, default) or `EQ1_TLS_1_3` (13).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is neither 12 nor 13.
+/// - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
 ///
 /// # Safety
 /// `options` is NULL or live.
@@ -334,6 +459,13 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls_min_version(
 /// `EQ1_STATUS_TLS_CONFIG`: after a failover to a plaintext broker, the username and password
 /// would be sent in clear.
 ///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_add_broker`, `eq1_mqtt_options_set_credentials`.
+///
 /// # Safety
 /// `options` is NULL or live.
 #[no_mangle]
@@ -348,7 +480,15 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_allow_plaintext_fallback(
 }
 
 /// Automatic reconnection after a lost connection (default on), with exponential backoff and
-/// jitter between `min_delay_ms` (default 500) and `max_delay_ms` (default 30000).
+/// jitter between `min_delay_ms` (default 500) and `max_delay_ms` (default 30000). The delays
+/// are checked also when `enabled` is false.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `min_delay_ms` is not positive or `max_delay_ms` is
+///   below it.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
 ///
 /// # Safety
 /// `options` is NULL or live.
@@ -368,6 +508,16 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_reconnect(
 /// it is full (`EQ1_QUEUE_REJECT_NEW` or `EQ1_QUEUE_DROP_OLDEST`), and whether publishing
 /// before the first connect is allowed: those publishes are queued, and stay queued for the
 /// next `eq1_mqtt_client_connect` when the first one fails.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `policy` is neither `EQ1_QUEUE_REJECT_NEW` nor
+///   `EQ1_QUEUE_DROP_OLDEST`, or `max_messages` or `max_bytes` is below 1.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_publish` (`EQ1_STATUS_QUEUE_FULL`),
+/// `eq1_mqtt_options_set_inbound_queue`.
 ///
 /// # Safety
 /// `options` is NULL or live.
@@ -393,105 +543,19 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_offline_queue(
     })
 }
 
-/// MQTT 5.0: the Receive Maximum we announce in CONNECT, 1..65535: how many QoS 1/2 messages
-/// the broker may have unacknowledged towards us at once. Not sent unless set (the broker
-/// then assumes 65,535). A broker that exceeds it is disconnected with reason 0x93.
-///
-/// # Safety
-/// `options` is NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn eq1_mqtt_options_set_receive_maximum(
-    options: *mut eq1_mqtt_options,
-    maximum: c_int,
-) -> eq1_status {
-    with_options(options, |o| o.set_receive_maximum(maximum))
-}
-
-/// MQTT 5.0: the Topic Alias Maximum we announce, 0..65535 (default 0: not sent, the broker
-/// may use no aliases). A broker alias of 0 or above it closes the connection (reason 0x94).
-///
-/// # Safety
-/// `options` is NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn eq1_mqtt_options_set_topic_alias_maximum(
-    options: *mut eq1_mqtt_options,
-    maximum: c_int,
-) -> eq1_status {
-    with_options(options, |o| o.set_topic_alias_maximum(maximum))
-}
-
-/// MQTT 5.0: ask the broker for response information in CONNACK (not sent unless set).
-///
-/// # Safety
-/// `options` is NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn eq1_mqtt_options_set_request_response_information(
-    options: *mut eq1_mqtt_options,
-    request: bool,
-) -> eq1_status {
-    with_options(options, |o| {
-        o.set_request_response_information(request);
-        Ok(())
-    })
-}
-
-/// MQTT 5.0: whether the broker may send reason strings and user properties on failures
-/// (not sent unless set; the broker's default is yes).
-///
-/// # Safety
-/// `options` is NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn eq1_mqtt_options_set_request_problem_information(
-    options: *mut eq1_mqtt_options,
-    request: bool,
-) -> eq1_status {
-    with_options(options, |o| {
-        o.set_request_problem_information(request);
-        Ok(())
-    })
-}
-
-/// MQTT 5.0: adds a user property (name, value: NUL-terminated UTF-8) to CONNECT.
-///
-/// # Safety
-/// `options` is NULL or live; `name` and `value` NULL or NUL-terminated.
-#[no_mangle]
-pub unsafe extern "C" fn eq1_mqtt_options_add_connect_user_property(
-    options: *mut eq1_mqtt_options,
-    name: *const c_char,
-    value: *const c_char,
-) -> eq1_status {
-    with_options(options, |o| {
-        // SAFETY: per this function's contract.
-        let name = unsafe { c_str(name, "user property name") }?;
-        // SAFETY: per this function's contract.
-        let value = unsafe { c_str(value, "user property value") }?;
-        o.add_connect_user_property(name, value)
-    })
-}
-
-/// With MQTT 5.0 selected: when a broker refuses the version (a 3.1.1-only broker answers
-/// with a 3.1.1 CONNACK "unacceptable protocol version"), connect again at once with MQTT
-/// 3.1.1 (default off: the connect fails with `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`).
-///
-/// # Safety
-/// `options` is NULL or live.
-#[no_mangle]
-pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_fallback(
-    options: *mut eq1_mqtt_options,
-    fall_back: bool,
-) -> eq1_status {
-    with_options(options, |o| {
-        o.set_protocol_fallback(fall_back);
-        Ok(())
-    })
-}
-
 /// Bounds the received messages waiting for callbacks (default 10,000 messages, 32 MiB),
 /// both >= 1. When either is reached the library stops reading from the broker until the
 /// callbacks catch up: TCP flow control (and, for QoS 1/2, the broker's inflight window) then
 /// holds the rest at the broker. Keep-alive continues meanwhile. Messages held because no
 /// callback takes them count too.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `max_messages` or `max_bytes` is below 1.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_offline_queue`, `eq1_mqtt_client_set_message_callback`.
 ///
 /// # Safety
 /// `options` is NULL or live.

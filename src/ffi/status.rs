@@ -8,8 +8,12 @@ use std::ffi::{c_char, c_int};
 // The header's definitions of these two enums are rendered from the table by tests/header.rs.
 pub use crate::core::status::{Family as eq1_status_family, Status as eq1_status};
 
-/// A static, NUL-terminated description of `status`, "EQ1_STATUS_TIMEOUT: timed out" (any
-/// integer is accepted; unknown numbers give "unknown status"). Never NULL; never free it.
+/// A description of `status` (any integer is accepted), e.g. "EQ1_STATUS_TIMEOUT: timed out".
+///
+/// Returns: a static, NUL-terminated string, "unknown status" for a number that is not a
+/// status; never NULL, never free it.
+///
+/// See also: `eq1_status_name`, `eq1_last_error_message` (the detail of the last failure).
 #[no_mangle]
 pub extern "C" fn eq1_status_str(status: c_int) -> *const c_char {
     call_value(c"unknown status".as_ptr(), || {
@@ -19,8 +23,12 @@ pub extern "C" fn eq1_status_str(status: c_int) -> *const c_char {
     })
 }
 
-/// The C name of `status` as a static string, e.g. "EQ1_STATUS_TIMEOUT"; NULL for a number
-/// that is not a status. Never free it.
+/// The C name of `status`, e.g. "EQ1_STATUS_TIMEOUT".
+///
+/// Returns: a static, NUL-terminated string (never free it); NULL for a number that is not a
+/// status.
+///
+/// See also: `eq1_status_str`.
 #[no_mangle]
 pub extern "C" fn eq1_status_name(status: c_int) -> *const c_char {
     call_value(std::ptr::null(), || {
@@ -29,21 +37,32 @@ pub extern "C" fn eq1_status_name(status: c_int) -> *const c_char {
 }
 
 /// The family of `status` (any integer is accepted): what kind of cause it has, for choosing
-/// an exception class or a reaction. EQ1_STATUS_FAMILY_UNKNOWN for a number that is not a
-/// status (e.g. one from a newer library).
+/// an exception class or a reaction.
+///
+/// Returns: the family; `EQ1_STATUS_FAMILY_UNKNOWN` for a number that is not a status (e.g.
+/// one from a newer library).
+///
+/// See also: `eq1_status_family`.
 #[no_mangle]
 pub extern "C" fn eq1_status_family_of(status: c_int) -> eq1_status_family {
     call_value(eq1_status_family::Unknown, || eq1_status::family_of(status))
 }
 
 /// How many statuses the library defines; with `eq1_status_at` a binding can list them all.
+///
+/// Returns: the number of statuses.
+///
+/// See also: `eq1_status_at`.
 #[no_mangle]
 pub extern "C" fn eq1_status_count() -> usize {
     call_value(0, || eq1_status::ALL.len())
 }
 
-/// The number of the `index`-th status (0 <= index < eq1_status_count(), in ascending order);
-/// -1 for an index out of range.
+/// The number of the `index`-th status (0 <= index < eq1_status_count(), in ascending order).
+///
+/// Returns: the status number; -1 for an index out of range.
+///
+/// See also: `eq1_status_count`, `eq1_status_name`.
 #[no_mangle]
 pub extern "C" fn eq1_status_at(index: usize) -> c_int {
     call_value(-1, || eq1_status::ALL.get(index).map_or(-1, |s| s.number()))

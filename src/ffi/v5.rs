@@ -1,0 +1,371 @@
+//! MQTT 5.0 at the C boundary: PUBLISH properties (sent with
+//! `eq1_mqtt_client_publish_with_properties`, received in `eq1_mqtt_message.properties`) and the
+//! options that only MQTT 5.0 CONNECTs carry.
+
+use crate::core::error::Error;
+use crate::ffi::boundary::{bytes, c_str, c_string, call, optional_c_str, optional_out_param};
+use crate::ffi::client::{client_handle, eq1_mqtt_client, eq1_token};
+use crate::ffi::options::{eq1_mqtt_options, with_options};
+use crate::ffi::status::eq1_status;
+use crate::mqtt::PublishProperties;
+use std::ffi::{c_char, c_int, CString};
+
+/// One MQTT 5.0 user property (a name/value pair of UTF-8 strings).
+#[repr(C)]
+pub struct eq1_mqtt_user_property {
+    pub name: *const c_char,
+    pub value: *const c_char,
+}
+
+/// MQTT 5.0 PUBLISH properties. Zero-initialise (`eq1_mqtt_properties p = {0};`) and set what
+/// you need: zero means "absent" for every field. Given to
+/// `eq1_mqtt_client_publish_with_properties` (borrowed for the call, copied) and, for received
+/// messages, in `eq1_mqtt_message.properties` (borrowed until the callback returns).
+#[repr(C)]
+pub struct eq1_mqtt_properties {
+    /// Whether `payload_is_utf8` is set.
+    pub has_payload_format: bool,
+    /// Payload format indicator: true = UTF-8 text, false = unspecified bytes.
+    pub payload_is_utf8: bool,
+    /// Whether `message_expiry` is set.
+    pub has_message_expiry: bool,
+    /// Seconds after which the broker discards the message if it is still undelivered.
+    pub message_expiry: u32,
+    /// NUL-terminated, or NULL when absent.
+    pub content_type: *const c_char,
+    /// Topic for a reply (request/response), NUL-terminated, or NULL when absent.
+    pub response_topic: *const c_char,
+    /// Correlation data (bytes), NULL with length 0 when absent.
+    pub correlation_data: *const u8,
+    pub correlation_data_len: usize,
+    /// `user_property_count` name/value pairs (NULL when the count is 0).
+    pub user_properties: *const eq1_mqtt_user_property,
+    pub user_property_count: usize,
+}
+
+/// ==========================================================================================
+/// Section: MQTT 5.0
+///
+/// What only MQTT 5.0 has: PUBLISH properties (`eq1_mqtt_properties`, also received in
+/// `eq1_mqtt_message.properties`) and the options only a 5.0 CONNECT carries. MQTT 5.0 is
+/// chosen with `eq1_mqtt_options_set_protocol_version(options, EQ1_MQTT_V5)`; on an MQTT 3.1.1
+/// client these options are kept but not sent.
+/// ==========================================================================================
+///
+/// `eq1_mqtt_client_publish` with MQTT 5.0 properties (`properties` may be NULL; all-zero
+/// properties are the same as none). Everything is copied before the call returns.
+///
+/// Returns: as `eq1_mqtt_client_publish`, and
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when properties are given to an MQTT 3.1.1 client, or the
+///   content type, correlation data or a user property is longer than 65,535 bytes.
+/// - `EQ1_STATUS_NULL_ARGUMENT` also when `correlation_data` is NULL with a non-zero length,
+///   `user_properties` is NULL with a non-zero count, or a user property's name or value is
+///   NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` also when `content_type`, `response_topic` or a user property is
+///   not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_TOPIC` also when `response_topic` is not a valid topic name.
+///
+/// See also: `eq1_mqtt_client_publish`, `eq1_mqtt_properties`.
+///
+/// # Safety
+/// As for `eq1_mqtt_client_publish`; `properties` is NULL or points to a valid struct whose
+/// pointers follow its field documentation.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn eq1_mqtt_client_publish_with_properties(
+    client: *mut eq1_mqtt_client,
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    qos: c_int,
+    retain: bool,
+    properties: *const eq1_mqtt_properties,
+    out_token: *mut eq1_token,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: NULL or writable per this function's contract.
+        let out = unsafe { optional_out_param(out_token, 0) };
+        // SAFETY: per this function's contract.
+        let c = unsafe { client_handle(client) }?;
+        // SAFETY: per this function's contract.
+        let topic = unsafe { c_str(topic, "topic") }?;
+        // SAFETY: per this function's contract.
+        let payload = unsafe { bytes(payload, len, "payload") }?;
+        // SAFETY: per this function's contract.
+        let properties = unsafe { properties.as_ref() }
+            .map(|p| {
+                // SAFETY: the struct's pointers follow its documentation (this function's contract).
+                unsafe { properties_from_c(p) }
+            })
+            .transpose()?;
+        let token = c.client.publish_with_properties(
+            topic,
+            payload,
+            crate::mqtt::validate::qos(qos)?,
+            retain,
+            properties,
+        )?;
+        if let Some(out) = out {
+            *out = token;
+        }
+        Ok(())
+    })
+}
+
+/// MQTT 5.0 session expiry interval in seconds (0: the session ends with the connection).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_clean_session`.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_session_expiry(
+    options: *mut eq1_mqtt_options,
+    seconds: u32,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.session_expiry = seconds;
+        Ok(())
+    })
+}
+
+/// MQTT 5.0: the Receive Maximum we announce in CONNECT, 1..65535: how many QoS 1/2 messages
+/// the broker may have unacknowledged towards us at once. Not sent unless set (the broker
+/// then assumes 65,535). A broker that exceeds it is disconnected with reason 0x93.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `maximum` is outside 1..65535.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_inflight_window` (the other direction).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_receive_maximum(
+    options: *mut eq1_mqtt_options,
+    maximum: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_receive_maximum(maximum))
+}
+
+/// MQTT 5.0: the Topic Alias Maximum we announce, 0..65535 (default 0: not sent, the broker
+/// may use no aliases). A broker alias of 0 or above it closes the connection (reason 0x94).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `maximum` is outside 0..65535.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_topic_alias_maximum(
+    options: *mut eq1_mqtt_options,
+    maximum: c_int,
+) -> eq1_status {
+    with_options(options, |o| o.set_topic_alias_maximum(maximum))
+}
+
+/// MQTT 5.0: ask the broker for response information in CONNACK (not sent unless set).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_request_response_information(
+    options: *mut eq1_mqtt_options,
+    request: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_request_response_information(request);
+        Ok(())
+    })
+}
+
+/// MQTT 5.0: whether the broker may send reason strings and user properties on failures
+/// (not sent unless set; the broker's default is yes).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_request_problem_information(
+    options: *mut eq1_mqtt_options,
+    request: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_request_problem_information(request);
+        Ok(())
+    })
+}
+
+/// MQTT 5.0: adds a user property (name, value: NUL-terminated UTF-8) to CONNECT.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options`, `name` or `value` is NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` when `name` or `value` is not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `name` or `value` is longer than 65,535 bytes.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// # Safety
+/// `options` is NULL or live; `name` and `value` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_add_connect_user_property(
+    options: *mut eq1_mqtt_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> eq1_status {
+    with_options(options, |o| {
+        // SAFETY: per this function's contract.
+        let name = unsafe { c_str(name, "user property name") }?;
+        // SAFETY: per this function's contract.
+        let value = unsafe { c_str(value, "user property value") }?;
+        o.add_connect_user_property(name, value)
+    })
+}
+
+/// With MQTT 5.0 selected: when a broker refuses the version (a 3.1.1-only broker answers
+/// with a 3.1.1 CONNACK "unacceptable protocol version"), connect again at once with MQTT
+/// 3.1.1 (default off: the connect fails with `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_protocol_version`, `eq1_mqtt_client_connect`.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_fallback(
+    options: *mut eq1_mqtt_options,
+    fall_back: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_protocol_fallback(fall_back);
+        Ok(())
+    })
+}
+
+/// Reads C properties into the core type, checking every pointer and string.
+///
+/// # Safety
+/// The struct's pointers follow the field documentation of `eq1_mqtt_properties`.
+unsafe fn properties_from_c(p: &eq1_mqtt_properties) -> crate::Result<PublishProperties> {
+    // SAFETY: per this function's contract (for each pointer below).
+    let content_type = unsafe { optional_c_str(p.content_type, "content type") }?;
+    // SAFETY: as above.
+    let response_topic = unsafe { optional_c_str(p.response_topic, "response topic") }?;
+    // SAFETY: as above.
+    let correlation = unsafe {
+        bytes(
+            p.correlation_data,
+            p.correlation_data_len,
+            "correlation data",
+        )
+    }?;
+    let mut user_properties = Vec::with_capacity(p.user_property_count.min(1024));
+    if p.user_property_count > 0 {
+        if p.user_properties.is_null() {
+            return Err(Error::NullArgument(format!(
+                "user_properties is NULL but user_property_count is {}",
+                p.user_property_count
+            )));
+        }
+        for i in 0..p.user_property_count {
+            // SAFETY: `user_properties` points to `user_property_count` entries.
+            let pair = unsafe { &*p.user_properties.add(i) };
+            // SAFETY: per this function's contract.
+            let name = unsafe { c_str(pair.name, &format!("user property {i} name")) }?;
+            // SAFETY: as above.
+            let value = unsafe { c_str(pair.value, &format!("user property {i} value")) }?;
+            user_properties.push((name.to_string(), value.to_string()));
+        }
+    }
+    Ok(PublishProperties {
+        payload_is_utf8: p.has_payload_format.then_some(p.payload_is_utf8),
+        message_expiry: p.has_message_expiry.then_some(p.message_expiry),
+        content_type: content_type.map(str::to_string),
+        response_topic: response_topic.map(str::to_string),
+        correlation_data: (!correlation.is_empty() || !p.correlation_data.is_null())
+            .then(|| bytes::Bytes::copy_from_slice(correlation)),
+        user_properties,
+    })
+}
+
+/// The C view of received properties and the NUL-terminated copies it points into.
+pub(crate) struct PropertiesView {
+    pub(crate) view: eq1_mqtt_properties,
+    _strings: Vec<CString>,
+    _pairs: Vec<eq1_mqtt_user_property>,
+}
+
+impl PropertiesView {
+    pub(crate) fn new(p: &PublishProperties) -> Box<PropertiesView> {
+        let mut strings = Vec::new();
+        let mut keep = |text: &str| {
+            let s = c_string(text);
+            let ptr = s.as_ptr();
+            strings.push(s);
+            ptr
+        };
+        let content_type = p
+            .content_type
+            .as_deref()
+            .map_or(std::ptr::null(), &mut keep);
+        let response_topic = p
+            .response_topic
+            .as_deref()
+            .map_or(std::ptr::null(), &mut keep);
+        let pairs: Vec<eq1_mqtt_user_property> = p
+            .user_properties
+            .iter()
+            .map(|(name, value)| eq1_mqtt_user_property {
+                name: keep(name),
+                value: keep(value),
+            })
+            .collect();
+        let correlation = p.correlation_data.as_ref();
+        let view = eq1_mqtt_properties {
+            has_payload_format: p.payload_is_utf8.is_some(),
+            payload_is_utf8: p.payload_is_utf8.unwrap_or(false),
+            has_message_expiry: p.message_expiry.is_some(),
+            message_expiry: p.message_expiry.unwrap_or(0),
+            content_type,
+            response_topic,
+            correlation_data: correlation.map_or(std::ptr::null(), |c| c.as_ptr()),
+            correlation_data_len: correlation.map_or(0, |c| c.len()),
+            user_properties: if pairs.is_empty() {
+                std::ptr::null()
+            } else {
+                pairs.as_ptr()
+            },
+            user_property_count: pairs.len(),
+        };
+        // The pointers point into heap buffers (CString, Vec) that moving does not relocate.
+        Box::new(PropertiesView {
+            view,
+            _strings: strings,
+            _pairs: pairs,
+        })
+    }
+}
