@@ -105,14 +105,15 @@
 #define EQ1_TLS_1_3 13
 
 /**
- * Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
+ * The largest packet MQTT can frame (1 + 4 length bytes + 268,435,455), the upper bound of
+ * `eq1_mqtt_options_set_max_packet_size`.
  */
-#define MQTT_MAX_PACKET_SIZE 268435460
+#define EQ1_MQTT_MAX_PACKET_SIZE 268435460
 
 /**
- * Longest UTF-8 string MQTT can encode (two-byte length prefix).
+ * The longest UTF-8 string MQTT can encode (topics, client ids, user names, passwords).
  */
-#define MAX_STRING_LEN 65535
+#define EQ1_MQTT_MAX_STRING_LEN 65535
 
 /**
  * What kind of cause a status has; bindings choose their exception class from it

@@ -26,6 +26,15 @@ pub const EQ1_MQTT_V5: c_int = 5;
 pub const EQ1_TLS_1_2: c_int = 12;
 /// `eq1_mqtt_options_set_tls_min_version`: TLS 1.3.
 pub const EQ1_TLS_1_3: c_int = 13;
+/// The largest packet MQTT can frame (1 + 4 length bytes + 268,435,455), the upper bound of
+/// `eq1_mqtt_options_set_max_packet_size`.
+pub const EQ1_MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
+/// The longest UTF-8 string MQTT can encode (topics, client ids, user names, passwords).
+pub const EQ1_MQTT_MAX_STRING_LEN: usize = 65_535;
+
+// One value, two names: the C constant is the Rust one.
+const _: () = assert!(EQ1_MQTT_MAX_PACKET_SIZE == crate::mqtt::options::MQTT_MAX_PACKET_SIZE);
+const _: () = assert!(EQ1_MQTT_MAX_STRING_LEN == crate::mqtt::validate::MAX_STRING_LEN);
 
 /// ==========================================================================================
 /// Section: Options

@@ -48,7 +48,7 @@ pub struct V5ConnectOptions {
 }
 
 /// Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
-pub const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
+pub(crate) const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {

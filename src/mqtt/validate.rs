@@ -5,7 +5,7 @@ use crate::core::error::{Error, Result};
 use crate::mqtt::Qos;
 
 /// Longest UTF-8 string MQTT can encode (two-byte length prefix).
-pub const MAX_STRING_LEN: usize = 65_535;
+pub(crate) const MAX_STRING_LEN: usize = 65_535;
 
 pub fn topic_name(topic: &str) -> Result<()> {
     if topic.is_empty() {

@@ -227,7 +227,7 @@ static void bad_option_values(eq1_mqtt_options *o)
 	EXPECT_ERR("set_max_packet_size(-1)", eq1_mqtt_options_set_max_packet_size(o, -1), A,
 		   "packet size");
 	EXPECT_ERR("set_max_packet_size(MQTT max + 1)",
-		   eq1_mqtt_options_set_max_packet_size(o, (int64_t)MQTT_MAX_PACKET_SIZE + 1), A,
+		   eq1_mqtt_options_set_max_packet_size(o, (int64_t)EQ1_MQTT_MAX_PACKET_SIZE + 1), A,
 		   "packet size");
 	EXPECT_ERR("set_offline_queue(0 messages)",
 		   eq1_mqtt_options_set_offline_queue(o, 0, 1000, EQ1_QUEUE_REJECT_NEW, false), A,
