@@ -19,6 +19,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 step "cargo test (unit, scripted broker, header up to date)"
 cargo test --quiet
+step "src/core and src/protocol.rs build without src/mqtt"
+./scripts/check-core-alone.sh
 step "cargo build --release"
 cargo build --release --quiet
 step "mypy --strict (the communicator package's type hints)"

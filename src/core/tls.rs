@@ -3,7 +3,7 @@
 //! verification, minimum version) and names the cause of a failed handshake.
 
 use crate::core::error::{Error, Result};
-use rumqttc::tokio_rustls::rustls::{
+use tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     client::WebPkiServerVerifier,
@@ -12,7 +12,7 @@ use rumqttc::tokio_rustls::rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
     SignatureScheme,
 };
-use rumqttc::tokio_rustls::TlsConnector;
+use tokio_rustls::TlsConnector;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::tls;
-use rumqttc::tokio_rustls::TlsConnector;
+use tokio_rustls::TlsConnector;
 use std::io::ErrorKind;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;

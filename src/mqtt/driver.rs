@@ -14,7 +14,7 @@ use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Dispatch, Shar
 use crate::mqtt::wire::Incoming;
 use crate::mqtt::Qos;
 use bytes::BytesMut;
-use rumqttc::tokio_rustls::TlsConnector;
+use tokio_rustls::TlsConnector;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
