@@ -934,7 +934,7 @@ fn broker_that_never_reads_makes_qos0_publishes_fail_with_queue_full_at_the_boun
         let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
         peer.handshake(false);
         // From here on the script never reads: the socket buffers fill, then the client's.
-        done_gate.hold();
+        done_gate.hold_for(SCRIPT_WAIT);
     });
     let mut options = options(port, 4);
     options
@@ -949,12 +949,23 @@ fn broker_that_never_reads_makes_qos0_publishes_fail_with_queue_full_at_the_boun
     connect(&client);
     let payload = vec![0u8; 1024];
     let mut accepted = 0u64;
+    // Publish until the outbox is full, again and again, until nothing more leaves: then the
+    // socket buffers are full too and the client holds exactly its bound.
+    let mut written = u64::MAX;
     let outcome = loop {
-        match client.publish("full/t", &payload, Qos::AtMostOnce, false) {
-            Ok(_) => accepted += 1,
-            Err(e) => break e,
+        let refusal = loop {
+            match client.publish("full/t", &payload, Qos::AtMostOnce, false) {
+                Ok(_) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted < 1_000_000, "a broker that never reads took 1 GB");
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let now = client.stats().bytes_out;
+        if now == written {
+            break refusal;
         }
-        assert!(accepted < 1_000_000, "a broker that never reads took 1 GB");
+        written = now;
     };
     assert!(matches!(outcome, Error::QueueFull(_)), "{outcome:?}");
     let stats = client.stats();
@@ -963,7 +974,13 @@ fn broker_that_never_reads_makes_qos0_publishes_fail_with_queue_full_at_the_boun
         "the outbox holds exactly its bound: {stats:?}"
     );
     // Bounded: what was accepted is the outbox plus what the sockets and the write-ahead hold.
-    assert!(accepted < 1_000 + 16_000, "accepted {accepted}");
+    assert!(accepted < 1_000 + 32_000, "accepted {accepted}");
+    // DISCONNECT cannot be written either: disconnect says so instead of OK.
+    let disconnected = client.disconnect(Duration::from_millis(100));
+    assert!(
+        matches!(disconnected, Err(Error::Timeout(_))),
+        "{disconnected:?}"
+    );
     done.open();
     script.finish(SCRIPT_WAIT);
 }
@@ -1037,4 +1054,67 @@ fn v5_connect_to_a_v311_only_broker_is_unsupported_protocol_version_and_can_fall
     let (connected, levels) = attempt(true);
     assert_eq!(connected, Ok(()));
     assert_eq!(levels, vec![5, 4], "protocol levels of the two CONNECTs");
+}
+
+#[test]
+fn unsubscribe_from_another_thread_keeps_its_timeout_while_a_callback_blocks() {
+    let (listener, port) = listen();
+    let (done, done_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        let subscribe = peer.expect(SUBSCRIBE);
+        peer.send(&suback_v4(subscribe.leading_pkid(), 0));
+        peer.send(&publish("block/t", 0, 0, false, None, b"x"));
+        let unsubscribe = peer.expect(UNSUBSCRIBE);
+        peer.send(&ack(0xB0, unsubscribe.leading_pkid()));
+        done_gate.hold();
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    connect(&client);
+    let (entered_tx, entered) = mpsc::channel::<()>();
+    let (release_tx, release) = mpsc::channel::<()>();
+    let callback_returned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let returned = callback_returned.clone();
+    let release = std::sync::Mutex::new(release);
+    let handler: MessageHandler = Arc::new(move |_m: &Message| {
+        let _ = entered_tx.send(());
+        let _ = release
+            .lock()
+            .map(|r| r.recv_timeout(Duration::from_secs(10)));
+        returned.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    client
+        .subscribe("block/#", Qos::AtMostOnce, handler, CLIENT_WAIT)
+        .expect("subscribe");
+    entered
+        .recv_timeout(CLIENT_WAIT)
+        .expect("the callback runs");
+    let outcome = client.unsubscribe("block/#", Duration::from_millis(200));
+    // It returned while the callback still runs: the timeout was honoured.
+    assert!(!callback_returned.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+    drop(release_tx);
+    done.open();
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
+fn an_unexpected_packet_before_connack_is_named_by_type_and_size_not_contents() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.expect(CONNECT);
+        // A 1 MiB PUBLISH where CONNACK belongs.
+        peer.send(&publish("big/t", 0, 0, false, None, &vec![b'x'; 1 << 20]));
+        peer.drain_until_closed(Duration::from_secs(3))
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    let outcome = client.connect(Duration::from_secs(5));
+    let Err(Error::Protocol(detail)) = outcome.map(drop) else {
+        panic!("expected a protocol error");
+    };
+    assert!(detail.contains("PUBLISH"), "{detail}");
+    assert!(detail.len() < 300, "{} bytes of detail", detail.len());
+    assert!(script.finish(SCRIPT_WAIT), "the client closed the socket");
 }

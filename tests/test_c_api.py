@@ -27,6 +27,8 @@ BAD_INPUT_REQUIRED = [
     "publish(NULL client)", "subscribe(NULL client)", "wait(NULL client)",
     "set_will(NULL client)", "connect(NULL client)", "disconnect(NULL client)",
     "unsubscribe(NULL client)", "get_stats(NULL client)",
+    "unsubscribe_many(NULL filters) [connected]", "unsubscribe_many(NULL filter 1) [connected]",
+    "unsubscribe_many(two filters) [connected]",
     # NULL options / out pointer
     "client_new(NULL options)", "client_new(NULL out)", "set_broker(NULL options)",
     "set_keep_alive(NULL options)", "set_offline_queue(NULL options)",

@@ -3,6 +3,8 @@
 //! verification, minimum version) and names the cause of a failed handshake.
 
 use crate::core::error::{Error, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
 use tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -13,8 +15,6 @@ use tokio_rustls::rustls::{
     SignatureScheme,
 };
 use tokio_rustls::TlsConnector;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCertificate {

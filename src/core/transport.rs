@@ -3,11 +3,11 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::tls;
-use tokio_rustls::TlsConnector;
 use std::io::ErrorKind;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsConnector;
 
 pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> IoStream for T {}

@@ -14,7 +14,6 @@ use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Dispatch, Shar
 use crate::mqtt::wire::Incoming;
 use crate::mqtt::Qos;
 use bytes::BytesMut;
-use tokio_rustls::TlsConnector;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
@@ -22,6 +21,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio_rustls::TlsConnector;
 
 const READ_CHUNK: usize = 64 * 1024;
 /// How long a DISCONNECT (or a violation's DISCONNECT) may take to leave before we give up.

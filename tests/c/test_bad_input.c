@@ -429,6 +429,23 @@ static void client_argument_errors(eq1_mqtt_client *c, bool connected)
 		  eq1_mqtt_client_unsubscribe(c, "eq1/never/subscribed", 1000));
 	EXPECT_ERR(NAME("unsubscribe(timeout -1)"), eq1_mqtt_client_unsubscribe(c, "eq1/x", -1),
 		   EQ1_STATUS_INVALID_ARGUMENT, "negative");
+	{
+		const char *two[] = { "eq1/many/a", "eq1/many/#" };
+		const char *with_null[] = { "eq1/many/a", NULL };
+		const char *with_bad[] = { "eq1/many/a", "a/#/b" };
+		EXPECT_ERR(NAME("unsubscribe_many(NULL filters)"),
+			   eq1_mqtt_client_unsubscribe_many(c, NULL, 2, 1000), N, "filters");
+		EXPECT_ERR(NAME("unsubscribe_many(count 0)"),
+			   eq1_mqtt_client_unsubscribe_many(c, two, 0, 1000),
+			   EQ1_STATUS_INVALID_ARGUMENT, "no filter");
+		EXPECT_ERR(NAME("unsubscribe_many(NULL filter 1)"),
+			   eq1_mqtt_client_unsubscribe_many(c, with_null, 2, 1000), N, "filter 1");
+		EXPECT_ERR(NAME("unsubscribe_many(filter 'a/#/b')"),
+			   eq1_mqtt_client_unsubscribe_many(c, with_bad, 2, 1000),
+			   EQ1_STATUS_INVALID_FILTER, "'#'");
+		EXPECT_OK(NAME("unsubscribe_many(two filters)"),
+			  eq1_mqtt_client_unsubscribe_many(c, two, 2, 1000));
+	}
 
 	EXPECT_ERR(NAME("wait(token 0)"), eq1_mqtt_client_wait(c, 0, 100),
 		   EQ1_STATUS_INVALID_ARGUMENT, "token");

@@ -437,6 +437,19 @@ def test_tls_insecure_accepts_an_unknown_issuer(make_client, tls_broker, pki):
     assert mqtt.connect()
 
 
+def test_tls_insecure_warns_on_every_connect(make_client, tls_broker, pki, caplog):
+    mqtt = make_client(broker_address="localhost", port=tls_broker.port,
+                       ca_certs=pki.other_ca_crt, tls_insecure=True,
+                       username="mqtt_user", password="secure_password")
+    with caplog.at_level(logging.WARNING, logger="communicator"):
+        for _ in range(2):
+            assert mqtt.connect()
+            mqtt.disconnect()
+    warnings = [r for r in caplog.records
+                if r.levelno == logging.WARNING and "not verified (insecure mode)" in r.getMessage()]
+    assert len(warnings) == 2, caplog.text
+
+
 @pytest.mark.parametrize("key", ["plain", "encrypted"])
 def test_tls_client_certificate(make_client, tls_broker_factory, pki, key):
     b = tls_broker_factory(require_certificate=True)

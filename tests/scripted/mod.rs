@@ -513,6 +513,11 @@ impl Gate {
     /// Keeps the script (and its socket) alive until the test is done with its checks, the
     /// test has gone (opener dropped), or `CLIENT_WAIT` passed.
     pub fn hold(&self) {
-        let _ = self.0.recv_timeout(CLIENT_WAIT);
+        self.hold_for(CLIENT_WAIT);
+    }
+
+    /// `hold`, for a test that needs the socket longer than `CLIENT_WAIT`.
+    pub fn hold_for(&self, within: Duration) {
+        let _ = self.0.recv_timeout(within);
     }
 }
