@@ -384,23 +384,19 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish(
     retain: bool,
     out_token: *mut eq1_token,
 ) -> eq1_status {
-    call(|| {
-        // SAFETY: NULL or writable per this function's contract.
-        let out = unsafe { optional_out_param(out_token, 0) };
-        // SAFETY: per this function's contract.
-        let c = unsafe { client_handle(client) }?;
-        // SAFETY: per this function's contract.
-        let topic = unsafe { c_str(topic, "topic") }?;
-        // SAFETY: per this function's contract.
-        let payload = unsafe { bytes(payload, len, "payload") }?;
-        let token = c
-            .client
-            .publish(topic, payload, crate::mqtt::validate::qos(qos)?, retain)?;
-        if let Some(out) = out {
-            *out = token;
-        }
-        Ok(())
-    })
+    // SAFETY: the same contract; a publish is one with no properties.
+    unsafe {
+        crate::ffi::v5::eq1_mqtt_client_publish_with_properties(
+            client,
+            topic,
+            payload,
+            len,
+            qos,
+            retain,
+            std::ptr::null(),
+            out_token,
+        )
+    }
 }
 
 /// Blocks until the publish behind `token` is complete (QoS 0: written; QoS 1: PUBACK;
