@@ -772,6 +772,44 @@ mod tests {
         }
     }
 
+    fn v5_connect_properties(options: &Options) -> Option<v5::ConnectProperties> {
+        let c = codec(ProtocolVersion::V5);
+        let mut buf = BytesMut::new();
+        c.connect(options, "id", None, &mut buf).unwrap();
+        match v5::Packet::read(&mut buf, None) {
+            Ok(v5::Packet::Connect(connect, _, _)) => connect.properties,
+            other => panic!("not a CONNECT: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn v5_connect_carries_only_the_properties_the_user_set() {
+        let properties = v5_connect_properties(&Options::default());
+        assert!(
+            properties.is_none() || properties == Some(v5::ConnectProperties::new()),
+            "{properties:?}"
+        );
+        let mut options = Options::default();
+        options.set_receive_maximum(10).unwrap();
+        options.set_max_packet_size(4096).unwrap();
+        options.set_topic_alias_maximum(5).unwrap();
+        options.set_request_response_information(true);
+        options.set_request_problem_information(false);
+        options.add_connect_user_property("site", "a").unwrap();
+        options.session_expiry = 60;
+        let p = v5_connect_properties(&options).expect("properties");
+        assert_eq!(p.receive_maximum, Some(10));
+        assert_eq!(p.max_packet_size, Some(4096));
+        assert_eq!(p.topic_alias_max, Some(5));
+        assert_eq!(p.request_response_info, Some(1));
+        assert_eq!(p.request_problem_info, Some(0));
+        assert_eq!(
+            p.user_properties,
+            vec![("site".to_string(), "a".to_string())]
+        );
+        assert_eq!(p.session_expiry_interval, Some(60));
+    }
+
     #[test]
     fn partial_packets_wait_for_more_bytes() {
         let c = codec(ProtocolVersion::V311);
