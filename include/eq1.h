@@ -116,6 +116,11 @@
 #define EQ1_MQTT_MAX_STRING_LEN 65535
 
 /**
+ * Requests waiting for a reply at once, by default.
+ */
+#define DEFAULT_MAX_PENDING_REQUESTS 10000
+
+/**
  * What kind of cause a status has; bindings choose their exception class from it
  * (`eq1_status_family_of`), so they never classify status numbers by hand.
  */
@@ -308,6 +313,19 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION = 48,
   /**
+   * A response was asked for a message that has no response topic (it is not a request).
+   */
+  EQ1_STATUS_NO_RESPONSE_TOPIC = 59,
+  /**
+   * As many requests as allowed (`eq1_mqtt_options_set_max_pending_requests`) are waiting
+   * for their replies; nothing was sent.
+   */
+  EQ1_STATUS_TOO_MANY_REQUESTS = 60,
+  /**
+   * The call needs MQTT 5.0 (e.g. request/response) and the client speaks MQTT 3.1.1.
+   */
+  EQ1_STATUS_MQTT5_REQUIRED = 61,
+  /**
    * An internal error (a bug): please report it with the detail message.
    */
   EQ1_STATUS_INTERNAL = 99,
@@ -494,6 +512,38 @@ typedef struct eq1_mqtt_stats {
   uint64_t bytes_in;
   uint64_t bytes_out;
 } eq1_mqtt_stats;
+
+/**
+ * The reply to a request. From `eq1_mqtt_client_request` it is the caller's, to release with
+ * `eq1_mqtt_response_free`; given to an `eq1_mqtt_response_cb` it is borrowed until the
+ * callback returns. Every pointer in it lives as long as the response.
+ */
+typedef struct eq1_mqtt_response {
+  /**
+   * The topic the reply came on (the request's response topic), NUL-terminated.
+   */
+  const char *topic;
+  /**
+   * The reply's payload (not NUL-terminated; NULL when `payload_len` is 0).
+   */
+  const uint8_t *payload;
+  size_t payload_len;
+  /**
+   * The reply's MQTT 5.0 properties (its correlation data among them), or NULL.
+   */
+  const struct eq1_mqtt_properties *properties;
+} eq1_mqtt_response;
+
+/**
+ * Receives the outcome of `eq1_mqtt_client_request_async`, exactly once, on the client's
+ * dispatcher thread: `EQ1_STATUS_OK` with the reply, or `EQ1_STATUS_TIMEOUT` (no reply within
+ * the timeout) or `EQ1_STATUS_DISCONNECTED` (the client was freed first) with `response` NULL;
+ * `eq1_last_error_message` gives the detail inside the callback. `response` is borrowed until
+ * the callback returns.
+ */
+typedef void (*eq1_mqtt_response_cb)(void *user_data,
+                                     enum eq1_status status,
+                                     const struct eq1_mqtt_response *response);
 
 /**
  * Passed to the connection callback; borrowed until it returns.
@@ -1564,6 +1614,194 @@ enum eq1_status eq1_mqtt_options_add_connect_user_property(struct eq1_mqtt_optio
  */
 enum eq1_status eq1_mqtt_options_set_protocol_fallback(struct eq1_mqtt_options *options,
                                                        bool fall_back);
+
+/**
+ * MQTT 5.0 request/response: publishes `payload` to `topic` (QoS 1) as a request, with a
+ * response topic and a fresh correlation data, and waits up to `timeout_ms` for the reply
+ * with that correlation data. The response topic is the broker's Response Information (when
+ * it gave one, see `eq1_mqtt_options_set_request_response_information`) or
+ * `<prefix><client id>` (`eq1_mqtt_options_set_response_topic_prefix`, default
+ * "eq1/response/"); the client subscribes it once, on its first request, and restores it
+ * after reconnects like any subscription. A responder answers with `eq1_mqtt_client_respond`.
+ * On success `*out_response` is the reply: the caller owns it and releases it with
+ * `eq1_mqtt_response_free`. Not from inside the client's own callbacks (use
+ * `eq1_mqtt_client_request_async` there). Thread-safe: many threads may wait at once.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the reply came: `*out_response` holds it.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `topic` or `out_response` is NULL, or `payload`
+ *   is NULL with a non-zero `len`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `topic` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_TOPIC` when `topic` is empty, longer than 65,535 bytes or contains a
+ *   wildcard.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is not positive.
+ * - `EQ1_STATUS_MQTT5_REQUIRED` when the client speaks MQTT 3.1.1.
+ * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside one of the client's own callbacks.
+ * - `EQ1_STATUS_TOO_MANY_REQUESTS` when `eq1_mqtt_options_set_max_pending_requests` requests
+ *   are already waiting.
+ * - `EQ1_STATUS_TIMEOUT` when no reply came within `timeout_ms` (or subscribing the response
+ *   topic took longer).
+ * - `EQ1_STATUS_DISCONNECTED` when the client was freed while waiting.
+ * - `EQ1_STATUS_NOT_CONNECTED`, `EQ1_STATUS_SUBSCRIBE_REFUSED`: the response topic could not be
+ *   subscribed (not connected, or refused by the broker).
+ * - The statuses of `eq1_mqtt_client_publish` when the request could not be queued.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_request_async`, `eq1_mqtt_client_respond`,
+ * `eq1_mqtt_response_free`.
+ *
+ * # Safety
+ * `client` NULL or live; `topic` NULL or NUL-terminated; `payload` NULL or `len` bytes;
+ * `out_response` NULL or writable.
+ */
+enum eq1_status eq1_mqtt_client_request(struct eq1_mqtt_client *client,
+                                        const char *topic,
+                                        const uint8_t *payload,
+                                        size_t len,
+                                        int timeout_ms,
+                                        struct eq1_mqtt_response **out_response);
+
+/**
+ * `eq1_mqtt_client_request` without waiting: `callback` receives the reply, or
+ * `EQ1_STATUS_TIMEOUT` once `timeout_ms` passed, or `EQ1_STATUS_DISCONNECTED` when the client
+ * is freed first: exactly once, on the client's dispatcher thread (see
+ * `eq1_mqtt_response_cb`), unless this function fails, in which case it is never called.
+ * `user_data` is passed back to it and must stay valid until then. May be called from inside
+ * the client's callbacks. The first request of a client subscribes its response topic and
+ * waits for that SUBACK (within `timeout_ms`).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the request is sent: `callback` will be called once.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `topic` or `callback` is NULL, or `payload` is
+ *   NULL with a non-zero `len`.
+ * - `EQ1_STATUS_INVALID_UTF8`, `EQ1_STATUS_INVALID_TOPIC`, `EQ1_STATUS_INVALID_ARGUMENT`,
+ *   `EQ1_STATUS_MQTT5_REQUIRED`, `EQ1_STATUS_TOO_MANY_REQUESTS`: as for
+ *   `eq1_mqtt_client_request`.
+ * - `EQ1_STATUS_TIMEOUT`, `EQ1_STATUS_NOT_CONNECTED`, `EQ1_STATUS_SUBSCRIBE_REFUSED` when the
+ *   response topic could not be subscribed.
+ * - The statuses of `eq1_mqtt_client_publish` when the request could not be queued.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_request`, `eq1_mqtt_response_cb`.
+ *
+ * # Safety
+ * `client` NULL or live; `topic` NULL or NUL-terminated; `payload` NULL or `len` bytes.
+ */
+enum eq1_status eq1_mqtt_client_request_async(struct eq1_mqtt_client *client,
+                                              const char *topic,
+                                              const uint8_t *payload,
+                                              size_t len,
+                                              int timeout_ms,
+                                              eq1_mqtt_response_cb callback,
+                                              void *user_data);
+
+/**
+ * Releases a response from `eq1_mqtt_client_request`. NULL is a no-op. Never pass one that a
+ * callback borrowed.
+ *
+ * Returns: nothing.
+ *
+ * See also: `eq1_mqtt_client_request`.
+ *
+ * # Safety
+ * `response` is NULL or came from `eq1_mqtt_client_request` and is not used afterwards.
+ */
+void eq1_mqtt_response_free(struct eq1_mqtt_response *response);
+
+/**
+ * The responder's side: publishes `payload` to the response topic of `request` (a message
+ * received in a callback) with its correlation data, at `qos`. May be called inside the
+ * callback that received the request, or later with a copy whose pointers are still valid.
+ * `*out_token` (may be NULL) receives the publish's token.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the response is queued.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `request` is NULL, or `payload` is NULL with a
+ *   non-zero `len`.
+ * - `EQ1_STATUS_MQTT5_REQUIRED` when the client speaks MQTT 3.1.1.
+ * - `EQ1_STATUS_NO_RESPONSE_TOPIC` when `request` has no response topic (it is not a request).
+ * - `EQ1_STATUS_INVALID_UTF8` when its response topic is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_TOPIC` when its response topic is not a valid topic name.
+ * - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
+ * - The other statuses of `eq1_mqtt_client_publish`.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_request`, `eq1_mqtt_message`.
+ *
+ * # Safety
+ * `client` NULL or live; `request` NULL or a valid message whose pointers follow the
+ * documentation of `eq1_mqtt_message`; `payload` NULL or `len` bytes; `out_token` NULL or
+ * writable.
+ */
+enum eq1_status eq1_mqtt_client_respond(struct eq1_mqtt_client *client,
+                                        const struct eq1_mqtt_message *request,
+                                        const uint8_t *payload,
+                                        size_t len,
+                                        int qos,
+                                        eq1_token *out_token);
+
+/**
+ * MQTT 5.0: automatic topic aliases (default on). Within the Topic Alias Maximum the broker
+ * announced in CONNACK, a topic published again is sent as a 2-byte alias instead of the
+ * whole topic; when all aliases are taken, the least recently used one is given to the new
+ * topic. Aliases belong to one connection and are set up afresh after every reconnect.
+ * Nothing changes for a broker that allows no aliases, nor on MQTT 3.1.1.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_topic_alias_maximum` (the other direction).
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_topic_alias_auto(struct eq1_mqtt_options *options,
+                                                      bool enabled);
+
+/**
+ * Request/response: the prefix of the response topic when the broker gives no Response
+ * Information: requests are answered on `<prefix><client id>` (default prefix
+ * "eq1/response/"; wildcard characters in the client id become '_'). At most 1,024 bytes;
+ * may be "".
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `prefix` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `prefix` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_TOPIC` when `prefix` contains a wildcard (`+`, `#`).
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `prefix` is longer than 1,024 bytes.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_request`.
+ *
+ * # Safety
+ * `options` is NULL or live; `prefix` NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_response_topic_prefix(struct eq1_mqtt_options *options,
+                                                           const char *prefix);
+
+/**
+ * Request/response: how many requests may wait for their replies at once, 1..1000000
+ * (default 10,000). Beyond it a request fails with `EQ1_STATUS_TOO_MANY_REQUESTS`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `maximum` is outside 1..1000000.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_request_async`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_max_pending_requests(struct eq1_mqtt_options *options,
+                                                          int64_t maximum);
 
 /**
  * ==========================================================================================

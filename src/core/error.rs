@@ -76,6 +76,15 @@ pub enum Error {
     Disconnected(String),
     #[error("{0}")]
     Dropped(String),
+    /// A reply was asked for a message that named no response topic (request/response).
+    #[error("{0}")]
+    NoResponseTopic(String),
+    /// As many requests as allowed are waiting for their replies.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The call needs MQTT 5.0 and the client speaks MQTT 3.1.1.
+    #[error("{0}")]
+    Mqtt5Required(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -220,6 +220,16 @@ status_table! {
     /// 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
     UnsupportedProtocolVersion = 48, "EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION", Connection,
         "the broker does not support this protocol version";
+    /// A response was asked for a message that has no response topic (it is not a request).
+    NoResponseTopic = 59, "EQ1_STATUS_NO_RESPONSE_TOPIC", Validation,
+        "the message has no response topic";
+    /// As many requests as allowed (`eq1_mqtt_options_set_max_pending_requests`) are waiting
+    /// for their replies; nothing was sent.
+    TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
+        "too many requests are waiting for replies";
+    /// The call needs MQTT 5.0 (e.g. request/response) and the client speaks MQTT 3.1.1.
+    Mqtt5Required = 61, "EQ1_STATUS_MQTT5_REQUIRED", Validation,
+        "the call needs MQTT 5.0";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -277,6 +287,9 @@ impl From<&Error> for Status {
             Error::Protocol(_) => S::ProtocolError,
             Error::Disconnected(_) => S::Disconnected,
             Error::Dropped(_) => S::Dropped,
+            Error::NoResponseTopic(_) => S::NoResponseTopic,
+            Error::TooManyRequests(_) => S::TooManyRequests,
+            Error::Mqtt5Required(_) => S::Mqtt5Required,
             Error::Internal(_) => S::Internal,
         }
     }

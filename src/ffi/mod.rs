@@ -21,4 +21,6 @@ pub mod client;
 
 pub mod v5;
 
+pub mod request;
+
 pub mod callbacks;

@@ -35,6 +35,8 @@ pub struct Client {
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     dispatcher_id: ThreadId,
     client_id: String,
+    /// Request/response (`request.rs`): requests waiting for replies.
+    pub(crate) requests: Arc<crate::mqtt::request::Requests>,
 }
 
 impl Client {
@@ -70,11 +72,20 @@ impl Client {
             dispatcher: Mutex::new(Some(dispatcher)),
             dispatcher_id,
             client_id,
+            requests: Arc::default(),
         })
     }
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     pub fn set_connection_handler(&self, handler: Option<ConnectionHandler>) {
@@ -427,6 +438,11 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(dispatcher) = dispatcher {
+            // Every request still waiting hears it before the dispatcher stops.
+            self.requests.fail_all(
+                &self.shared,
+                &Error::Disconnected("the client was freed before the reply came".into()),
+            );
             self.shared.closing.store(true, Ordering::Release);
             self.shared.emit(Dispatch::Shutdown);
             let _ = dispatcher.join();

@@ -32,12 +32,19 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Dispatch>, driver: UnboundedSen
         held: VecDeque::new(),
     };
     while let Ok(event) = events.recv() {
-        // A client being freed runs no more callbacks, however many events are still queued.
+        // A client being freed runs no more callbacks, however many events are still queued;
+        // library calls (the outcomes of requests, told before the shutdown) still run.
         if dispatcher.shared.closing.load(Ordering::Acquire) {
-            return;
+            match event {
+                Dispatch::Call(call) => guarded("request", call),
+                Dispatch::Shutdown => return,
+                _ => {}
+            }
+            continue;
         }
         match event {
             Dispatch::Shutdown => return,
+            Dispatch::Call(call) => guarded("request", call),
             Dispatch::Message(message, ticket) => {
                 // Held messages are older: they go first once they have somewhere to go.
                 dispatcher.release_held();

@@ -228,6 +228,12 @@ impl Driver {
                 let session_present = self.session.session_present();
                 self.shared.set_state(State::Connected);
                 self.publish_limits();
+                *self
+                    .shared
+                    .response_information
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) =
+                    self.session.response_information().map(str::to_string);
                 log!(
                     Level::Info,
                     "connected to {}:{} (session present: {session_present})",

@@ -11,9 +11,11 @@ mod fuzz_support;
 pub mod options;
 mod packet_ids;
 pub mod properties;
+pub mod request;
 pub mod session;
 pub mod shared;
 pub mod subscriptions;
+mod topic_alias;
 pub mod validate;
 mod wire;
 

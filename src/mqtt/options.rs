@@ -47,6 +47,11 @@ pub struct V5ConnectOptions {
     pub user_properties: Vec<(String, String)>,
 }
 
+/// Response topics are `<prefix><client id>` unless the broker gives Response Information.
+pub const DEFAULT_RESPONSE_TOPIC_PREFIX: &str = "eq1/response/";
+/// Requests waiting for a reply at once, by default.
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 10_000;
+
 /// Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
 pub(crate) const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
 
@@ -83,6 +88,14 @@ pub struct Options {
     /// Accept brokers with and without TLS in one list while credentials are set (they would
     /// go in clear to the plaintext ones). Off by default: `check_consistent` refuses it.
     pub allow_plaintext_fallback: bool,
+    /// MQTT 5.0: assign topic aliases to repeated topics within the broker's Topic Alias
+    /// Maximum (on by default; only used when the broker allows aliases).
+    pub topic_alias_auto: bool,
+    /// Request/response: where response topics are made when the broker gives no Response
+    /// Information (`<prefix><client id>`).
+    pub response_topic_prefix: String,
+    /// Request/response: how many requests may wait for their reply at once.
+    pub max_pending_requests: usize,
 }
 
 impl Default for Options {
@@ -117,6 +130,9 @@ impl Default for Options {
             v5_connect: V5ConnectOptions::default(),
             protocol_fallback: false,
             allow_plaintext_fallback: false,
+            topic_alias_auto: true,
+            response_topic_prefix: DEFAULT_RESPONSE_TOPIC_PREFIX.into(),
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
         }
     }
 }
@@ -229,6 +245,36 @@ impl Options {
 
     pub fn set_request_problem_information(&mut self, request: bool) {
         self.v5_connect.request_problem_information = Some(request);
+    }
+
+    pub fn set_topic_alias_auto(&mut self, auto: bool) {
+        self.topic_alias_auto = auto;
+    }
+
+    /// The prefix of generated response topics: a topic name's characters (no wildcards), at
+    /// most 1,024 bytes; may be empty.
+    pub fn set_response_topic_prefix(&mut self, prefix: &str) -> Result<()> {
+        if prefix.len() > 1024 {
+            return Err(Error::InvalidArgument(format!(
+                "response topic prefix is {} bytes; at most 1,024 are allowed",
+                prefix.len()
+            )));
+        }
+        if !prefix.is_empty() {
+            validate::topic_name(prefix)?;
+        }
+        self.response_topic_prefix = prefix.to_string();
+        Ok(())
+    }
+
+    pub fn set_max_pending_requests(&mut self, maximum: i64) -> Result<()> {
+        if !(1..=1_000_000).contains(&maximum) {
+            return Err(Error::InvalidArgument(format!(
+                "maximum pending requests {maximum} is outside 1..=1000000"
+            )));
+        }
+        self.max_pending_requests = maximum as usize;
+        Ok(())
     }
 
     pub fn set_protocol_fallback(&mut self, fall_back: bool) {

@@ -13,6 +13,7 @@ use crate::core::log::{log, Level};
 use crate::core::tokens::Token;
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
+use crate::mqtt::topic_alias::{AliasUse, OutboundAliases};
 use crate::mqtt::wire::{BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish};
 use crate::mqtt::{Message, Qos};
 use bytes::BytesMut;
@@ -151,6 +152,8 @@ struct Link {
     limits: BrokerLimits,
     /// Inbound topic aliases (v5), at most the maximum we announced.
     aliases: HashMap<u16, String>,
+    /// Outbound topic aliases (v5), within the broker's Topic Alias Maximum.
+    out_aliases: OutboundAliases,
 }
 
 impl Link {
@@ -163,6 +166,7 @@ impl Link {
             read_paused: false,
             limits: BrokerLimits::default(),
             aliases: HashMap::new(),
+            out_aliases: OutboundAliases::default(),
         }
     }
 }
@@ -200,6 +204,7 @@ pub struct Session<W> {
     inbound_qos2_current: usize,
     disconnecting: Option<Disconnecting<W>>,
     session_present: bool,
+    response_information: Option<String>,
     out: Transmit,
     events: VecDeque<Event<W>>,
     /// Outbox places given back (negative) or taken again (positive) since the last
@@ -234,6 +239,7 @@ impl<W> Session<W> {
             inbound_qos2_current: 0,
             disconnecting: None,
             session_present: false,
+            response_information: None,
             out: Transmit::default(),
             events: VecDeque::new(),
             queue_delta: (0, 0),
@@ -255,6 +261,11 @@ impl<W> Session<W> {
     /// What the broker of the current connection announced.
     pub fn limits(&self) -> BrokerLimits {
         self.link.limits
+    }
+
+    /// The Response Information of the last CONNACK (v5, when the broker gave one).
+    pub fn response_information(&self) -> Option<&str> {
+        self.response_information.as_deref()
     }
 
     /// Whether the broker kept the session, as its last CONNACK said.
@@ -628,6 +639,14 @@ impl<W> Session<W> {
             now,
         );
         self.link.limits = ack.limits;
+        let alias_maximum = match self.codec.version {
+            ProtocolVersion::V5 if self.options.topic_alias_auto => {
+                ack.limits.topic_alias_maximum.unwrap_or(0)
+            }
+            _ => 0,
+        };
+        self.link.out_aliases.reset(alias_maximum);
+        self.response_information = ack.response_information;
         self.phase = Phase::Connected;
         self.session_present = ack.session_present;
         self.resume(ack.session_present);
@@ -674,12 +693,18 @@ impl<W> Session<W> {
                 .map(|(pkid, i)| (*pkid, i.stage, i.sequence))
                 .collect();
             ordered.sort_by_key(|(_, _, sequence)| *sequence);
+            let max_packet = self.max_outgoing_packet();
             for (pkid, stage, _) in ordered {
                 let sent = match stage {
-                    Stage::AwaitAck => {
-                        let message = &self.inflight[&pkid].message;
-                        self.codec.publish(message, pkid, true, &mut self.out.bytes)
-                    }
+                    Stage::AwaitAck => encode_publish(
+                        &self.codec,
+                        &mut self.link.out_aliases,
+                        max_packet,
+                        &self.inflight[&pkid].message,
+                        pkid,
+                        true,
+                        &mut self.out.bytes,
+                    ),
                     Stage::AwaitComp => self.codec.pubrel(pkid, &mut self.out.bytes),
                 };
                 if let Err(e) = sent {
@@ -1053,11 +1078,17 @@ impl<W> Session<W> {
                 self.complete(queued.token, Err(e));
                 continue;
             }
+            let max_packet = self.max_outgoing_packet();
             if queued.message.qos == 0 {
-                match self
-                    .codec
-                    .publish(&queued.message, 0, false, &mut self.out.bytes)
-                {
+                match encode_publish(
+                    &self.codec,
+                    &mut self.link.out_aliases,
+                    max_packet,
+                    &queued.message,
+                    0,
+                    false,
+                    &mut self.out.bytes,
+                ) {
                     Ok(()) => {
                         self.out.written_tokens.push(queued.token);
                         self.release_on_write(&queued);
@@ -1074,10 +1105,15 @@ impl<W> Session<W> {
                 self.outbox.push_front(queued);
                 break;
             };
-            if let Err(e) = self
-                .codec
-                .publish(&queued.message, pkid, false, &mut self.out.bytes)
-            {
+            if let Err(e) = encode_publish(
+                &self.codec,
+                &mut self.link.out_aliases,
+                max_packet,
+                &queued.message,
+                pkid,
+                false,
+                &mut self.out.bytes,
+            ) {
                 self.ids.release(pkid);
                 self.give_back(&queued);
                 self.complete(queued.token, Err(e));
@@ -1275,6 +1311,37 @@ impl<W> Session<W> {
     fn complete(&mut self, token: Token, result: Result<()>) {
         self.events.push_back(Event::Completed(token, result));
     }
+}
+
+/// Encodes a PUBLISH into the write buffer with the topic alias the table plans for it: the
+/// buffer is written in order, so a PUBLISH that establishes an alias always precedes those
+/// that use it on the same connection. An alias that would make the packet exceed the maximum
+/// packet size is not used (the size checks count the full topic, the largest form but for the
+/// 3 bytes an establishing alias adds).
+fn encode_publish(
+    codec: &Codec,
+    aliases: &mut OutboundAliases,
+    max_packet: usize,
+    message: &OutPublish,
+    pkid: u16,
+    dup: bool,
+    buf: &mut BytesMut,
+) -> Result<()> {
+    let mut plan = aliases.plan(&message.topic);
+    if matches!(plan, AliasUse::Establish(_))
+        && codec.publish_size_aliased(
+            message.topic.len(),
+            message.payload.len(),
+            message.qos,
+            message.properties.as_deref(),
+            plan,
+        ) > max_packet
+    {
+        plan = AliasUse::None;
+    }
+    codec.publish_aliased(message, pkid, dup, plan, buf)?;
+    aliases.commit(&message.topic, plan);
+    Ok(())
 }
 
 /// The checks a publish must pass against a broker's announced limits: shared by the handle

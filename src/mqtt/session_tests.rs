@@ -1565,3 +1565,135 @@ fn falls_back_to_v311_only_when_the_options_allow_it() {
     h.session.begin(None);
     assert_eq!(h.session.version(), V5);
 }
+
+// ----- outbound topic aliases -----
+
+/// Each PUBLISH the session wrote, as (topic on the wire, topic alias, DUP), decoded raw.
+fn aliased_publishes(h: &mut Harness) -> Vec<(String, Option<u16>, bool)> {
+    let mut out = Vec::new();
+    while let Some(transmit) = h.session.transmit(h.now) {
+        let mut buf = transmit.bytes;
+        while !buf.is_empty() {
+            match v5::Packet::read(&mut buf, Some(DECODE_MAX as u32)) {
+                Ok(v5::Packet::Publish(p)) => out.push((
+                    String::from_utf8(p.topic.to_vec()).expect("UTF-8 topic"),
+                    p.properties.and_then(|props| props.topic_alias),
+                    p.dup,
+                )),
+                Ok(_) => {}
+                Err(e) => panic!("undecodable 5.0 bytes: {e:?}"),
+            }
+        }
+    }
+    out
+}
+
+fn broker_allowing_aliases(maximum: u16) -> ConnAck {
+    with_limits(BrokerLimits {
+        topic_alias_maximum: Some(maximum),
+        ..BrokerLimits::default()
+    })
+}
+
+fn est(topic: &str, alias: u16) -> (String, Option<u16>, bool) {
+    (topic.into(), Some(alias), false)
+}
+
+fn reuse(alias: u16) -> (String, Option<u16>, bool) {
+    (String::new(), Some(alias), false)
+}
+
+#[test]
+fn repeated_topics_get_aliases_within_the_broker_maximum_lru_replaced() {
+    let mut h = connected_with(V5, options(V5), broker_allowing_aliases(2));
+    for topic in [
+        "t/aaa", "t/bbb", "t/aaa", "t/ccc", "t/aaa", "t/bbb", "t/ccc",
+    ] {
+        h.publish(topic, 0);
+    }
+    assert_eq!(
+        aliased_publishes(&mut h),
+        [
+            est("t/aaa", 1),
+            est("t/bbb", 2),
+            reuse(1),
+            // t/bbb is the least recently used: its alias goes to t/ccc.
+            est("t/ccc", 2),
+            reuse(1),
+            // Now t/ccc is older than t/aaa.
+            est("t/bbb", 2),
+            est("t/ccc", 1),
+        ]
+    );
+}
+
+#[test]
+fn no_aliases_when_the_broker_allows_none_the_options_turn_them_off_or_on_v311() {
+    let plain = |topic: &str| (topic.to_string(), None, false);
+    let mut h = connected_with(V5, options(V5), ConnAck::default());
+    h.publish("t/aaa", 0);
+    h.publish("t/aaa", 0);
+    assert_eq!(aliased_publishes(&mut h), [plain("t/aaa"), plain("t/aaa")]);
+    let off = with(options(V5), |o| o.set_topic_alias_auto(false));
+    let mut h = connected_with(V5, off, broker_allowing_aliases(10));
+    h.publish("t/aaa", 0);
+    h.publish("t/aaa", 0);
+    assert_eq!(aliased_publishes(&mut h), [plain("t/aaa"), plain("t/aaa")]);
+    let mut h = connected_with(V311, options(V311), broker_allowing_aliases(10));
+    h.publish("t/aaa", 0);
+    h.publish("t/aaa", 0);
+    assert_eq!(
+        h.written(),
+        [publish("t/aaa", 0, 0, false), publish("t/aaa", 0, 0, false)]
+    );
+}
+
+#[test]
+fn aliases_start_afresh_on_every_connection_and_retransmissions_carry_the_topic() {
+    let mut h = connected_with(V5, persistent(V5), broker_allowing_aliases(5));
+    h.publish("t/qos1", 1);
+    h.publish("t/qos1", 1);
+    assert_eq!(aliased_publishes(&mut h), [est("t/qos1", 1), reuse(1)]);
+    // Both unacknowledged: the resumed session resends them with DUP, establishing the alias
+    // again on the new connection, never with the stale alias alone first.
+    h.session
+        .connection_closed(&Error::ConnectionLost("the test dropped it".into()));
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck {
+        session_present: true,
+        ..broker_allowing_aliases(5)
+    }))
+    .expect("CONNACK accepted");
+    h.events();
+    assert_eq!(
+        aliased_publishes(&mut h),
+        [
+            ("t/qos1".into(), Some(1), true),
+            (String::new(), Some(1), true)
+        ]
+    );
+    h.publish("t/qos1", 0);
+    assert_eq!(aliased_publishes(&mut h), [reuse(1)]);
+}
+
+#[test]
+fn an_alias_that_would_exceed_the_maximum_packet_size_is_not_used() {
+    let topic = "t/exactly-at-the-limit";
+    let size = Codec::new(&options(V5)).publish_size(topic.len(), 7, 0, None);
+    let mut h = connected_with(
+        V5,
+        options(V5),
+        with_limits(BrokerLimits {
+            topic_alias_maximum: Some(5),
+            maximum_packet_size: Some(size as u32),
+            ..BrokerLimits::default()
+        }),
+    );
+    h.publish(topic, 0);
+    h.publish(topic, 0);
+    assert_eq!(
+        aliased_publishes(&mut h),
+        [(topic.into(), None, false), (topic.into(), None, false)]
+    );
+    assert!(completed(&h.events()).is_empty(), "both sent, none failed");
+}

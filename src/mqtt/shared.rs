@@ -50,6 +50,10 @@ pub enum Dispatch {
     Delivery(Token, Result<()>),
     /// A route was added: held messages may have a callback now.
     Redeliver,
+    /// Library code that must run on the dispatcher thread, in order with the callbacks (a
+    /// request's outcome). Run even while the client is being freed, so that every request
+    /// hears its outcome exactly once.
+    Call(Box<dyn FnOnce() + Send>),
     Shutdown,
 }
 
@@ -115,6 +119,8 @@ pub struct Shared {
     pub gate: CallbackGate,
     /// Set when the client is being freed: the dispatcher drops what is still queued.
     pub closing: AtomicBool,
+    /// The Response Information of the broker's last CONNACK (MQTT 5.0, when given).
+    pub response_information: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -134,6 +140,7 @@ impl Shared {
             backlog,
             gate: CallbackGate::default(),
             closing: AtomicBool::new(false),
+            response_information: Mutex::new(None),
         }
     }
 

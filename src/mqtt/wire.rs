@@ -5,6 +5,7 @@ use crate::core::error::{Error, Result};
 use crate::mqtt::frame_check::{check_incoming_frame, MALFORMED_PACKET};
 use crate::mqtt::options::{Options, ProtocolVersion, Will};
 use crate::mqtt::properties::PublishProperties;
+pub use crate::mqtt::topic_alias::AliasUse;
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::{self as m4, v4};
 use rumqttc::v5::mqttbytes::{self as m5, v5};
@@ -45,6 +46,8 @@ pub struct ConnAck {
     pub limits: BrokerLimits,
     pub assigned_client_id: Option<String>,
     pub server_keep_alive: Option<u16>,
+    /// v5: the Response Information the broker gave (when asked), a basis for response topics.
+    pub response_information: Option<String>,
 }
 
 /// What a v5 broker announced in CONNACK (all absent on 3.1.1, where nothing is announced).
@@ -146,11 +149,26 @@ impl Codec {
         qos: u8,
         properties: Option<&PublishProperties>,
     ) -> usize {
-        let properties = match self.version {
-            ProtocolVersion::V311 => 0,
+        self.publish_size_aliased(topic_len, payload_len, qos, properties, AliasUse::None)
+    }
+
+    /// `publish_size` as sent with `alias` (v5): the alias property adds 3 bytes, and an alias
+    /// used alone leaves the topic out.
+    pub fn publish_size_aliased(
+        &self,
+        topic_len: usize,
+        payload_len: usize,
+        qos: u8,
+        properties: Option<&PublishProperties>,
+        alias: AliasUse,
+    ) -> usize {
+        let (properties, topic_len) = match self.version {
+            ProtocolVersion::V311 => (0, topic_len),
             ProtocolVersion::V5 => {
-                let len = properties.map_or(0, PublishProperties::encoded_len);
-                remaining_length_size(len) + len
+                let alias_len = if alias.alias().is_some() { 3 } else { 0 };
+                let len = properties.map_or(0, PublishProperties::encoded_len) + alias_len;
+                let topic_len = if alias.sends_topic() { topic_len } else { 0 };
+                (remaining_length_size(len) + len, topic_len)
             }
         };
         let remaining = 2 + topic_len + if qos > 0 { 2 } else { 0 } + properties + payload_len;
@@ -228,6 +246,18 @@ impl Codec {
     }
 
     pub fn publish(&self, p: &OutPublish, pkid: u16, dup: bool, buf: &mut BytesMut) -> Result<()> {
+        self.publish_aliased(p, pkid, dup, AliasUse::None, buf)
+    }
+
+    /// `publish` with a topic alias (v5 only; `AliasUse::None` on 3.1.1).
+    pub fn publish_aliased(
+        &self,
+        p: &OutPublish,
+        pkid: u16,
+        dup: bool,
+        alias: AliasUse,
+        buf: &mut BytesMut,
+    ) -> Result<()> {
         match self.version {
             ProtocolVersion::V311 => v4::Publish {
                 dup,
@@ -239,17 +269,30 @@ impl Codec {
             }
             .write(buf)
             .map_err(codec_error)?,
-            ProtocolVersion::V5 => v5::Publish {
-                dup,
-                qos: qos5(p.qos),
-                retain: p.retain,
-                topic: Bytes::copy_from_slice(p.topic.as_bytes()),
-                pkid,
-                payload: p.payload.clone(),
-                properties: p.properties.as_deref().map(to_v5_properties),
+            ProtocolVersion::V5 => {
+                let mut properties = p.properties.as_deref().map(to_v5_properties);
+                if let Some(a) = alias.alias() {
+                    properties
+                        .get_or_insert_with(empty_v5_properties)
+                        .topic_alias = Some(a);
+                }
+                let topic = if alias.sends_topic() {
+                    Bytes::copy_from_slice(p.topic.as_bytes())
+                } else {
+                    Bytes::new()
+                };
+                v5::Publish {
+                    dup,
+                    qos: qos5(p.qos),
+                    retain: p.retain,
+                    topic,
+                    pkid,
+                    payload: p.payload.clone(),
+                    properties,
+                }
+                .write(buf)
+                .map_err(codec_error)?
             }
-            .write(buf)
-            .map_err(codec_error)?,
         };
         Ok(())
     }
@@ -432,6 +475,10 @@ fn frame_length(buf: &[u8], max: u32) -> std::result::Result<Option<usize>, Malf
 /// MQTT 5.0 reason code: the packet exceeds the maximum packet size we announced.
 const PACKET_TOO_LARGE: u8 = 0x95;
 
+fn empty_v5_properties() -> v5::PublishProperties {
+    to_v5_properties(&PublishProperties::default())
+}
+
 fn to_v5_properties(p: &PublishProperties) -> v5::PublishProperties {
     v5::PublishProperties {
         payload_format_indicator: p.payload_is_utf8.map(u8::from),
@@ -580,6 +627,7 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
                     .as_ref()
                     .and_then(|p| p.assigned_client_identifier.clone()),
                 server_keep_alive: props.as_ref().and_then(|p| p.server_keep_alive),
+                response_information: props.as_ref().and_then(|p| p.response_information.clone()),
             })
         }
         v5::Packet::Publish(p) => {
@@ -767,6 +815,44 @@ mod tests {
                         panic!("the encoded PUBLISH decodes")
                     };
                     assert_eq!(back.properties.as_deref(), Some(&*expected));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn publish_size_with_an_alias_matches_the_encoded_packet() {
+        let c = codec(ProtocolVersion::V5);
+        for with_properties in [false, true] {
+            for alias in [AliasUse::None, AliasUse::Establish(7), AliasUse::Reuse(7)] {
+                let properties = with_properties.then(|| {
+                    Arc::new(PublishProperties {
+                        content_type: Some("text/plain".into()),
+                        ..PublishProperties::default()
+                    })
+                });
+                let p = OutPublish {
+                    topic: "telemetry/site-1/device-22/temperature".into(),
+                    payload: Bytes::from_static(b"12345678"),
+                    qos: 1,
+                    retain: false,
+                    properties: properties.clone(),
+                };
+                let mut buf = BytesMut::new();
+                c.publish_aliased(&p, 3, false, alias, &mut buf).unwrap();
+                assert_eq!(
+                    buf.len(),
+                    c.publish_size_aliased(p.topic.len(), 8, 1, properties.as_deref(), alias),
+                    "{alias:?} {with_properties}"
+                );
+                match v5::Packet::read(&mut buf, None) {
+                    Ok(v5::Packet::Publish(back)) => {
+                        let props = back.properties.unwrap_or_else(empty_v5_properties);
+                        assert_eq!(props.topic_alias, alias.alias());
+                        assert_eq!(back.topic.is_empty(), !alias.sends_topic());
+                        assert_eq!(props.content_type.is_some(), with_properties, "{alias:?}");
+                    }
+                    other => panic!("not a PUBLISH: {other:?}"),
                 }
             }
         }
