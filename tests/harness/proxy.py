@@ -46,6 +46,8 @@ class _Conn:
         self.client, self.upstream = client, upstream
         self.up = _Half(client, upstream)
         self.down = _Half(upstream, client)
+        # What the client sent, when the proxy records (record()).
+        self.sent: bytearray | None = None
 
     def socks(self):
         return (self.client, self.upstream)
@@ -65,6 +67,8 @@ class TcpProxy:
         self._accept_times: list[float] = []
         self._blackhole = False
         self._refuse = False
+        self._record = False
+        self._recorded: list[bytearray] = []
         self._conns: dict[socket.socket, _Conn] = {}
         self._commands: "queue.Queue[tuple]" = queue.Queue()
         self._sel = selectors.DefaultSelector()
@@ -116,6 +120,14 @@ class TcpProxy:
     def refuse(self, on: bool = True) -> None:
         """Accept then immediately RST new connections (they still count in .accepted)."""
         self._call("refuse", bool(on))
+
+    def record(self, on: bool = True) -> None:
+        """Record (or stop recording) what clients send, per connection accepted from now on."""
+        self._call("record", bool(on))
+
+    def client_bytes(self) -> list[bytes]:
+        """What each recorded connection's client sent towards the broker, in accept order."""
+        return self._call("recorded")
 
     def set_target(self, host: str, port: int) -> None:
         """Send new connections elsewhere; current ones are left alone."""
@@ -202,6 +214,10 @@ class TcpProxy:
                 self._refuse = arg
             elif cmd == "target":
                 self._target = arg
+            elif cmd == "record":
+                self._record = arg
+            elif cmd == "recorded":
+                result = [bytes(b) for b in self._recorded]
             elif cmd == "count":
                 result = len(self._unique_conns())
             elif cmd == "stop":
@@ -226,6 +242,9 @@ class TcpProxy:
                 _rst_close(client)
                 continue
             conn = _Conn(client, upstream)
+            if self._record:
+                conn.sent = bytearray()
+                self._recorded.append(conn.sent)
             for s in conn.socks():
                 s.setblocking(False)
                 # MQTT packets are small; Nagle would add latency the real path lacks.
@@ -242,6 +261,8 @@ class TcpProxy:
                 data = sock.recv(RECV_SIZE)
                 if data:
                     half.buf += data
+                    if half is conn.up and conn.sent is not None:
+                        conn.sent += data
                 else:
                     half.eof = True
             # Write eagerly whichever way has data: saves a select round per chunk.

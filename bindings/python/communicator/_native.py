@@ -112,6 +112,17 @@ class Eq1Message(Structure):
     ]
 
 
+class Eq1Response(Structure):
+    """``eq1_mqtt_response`` (the reply to a request)"""
+
+    _fields_ = [
+        ("topic", c_char_p),
+        ("payload", c_void_p),
+        ("payload_len", c_size_t),
+        ("properties", POINTER(Eq1Properties)),
+    ]
+
+
 STATS_FIELDS = ("published", "delivered", "failed", "received", "queued", "dropped",
                 "reconnects", "bytes_in", "bytes_out")
 
@@ -127,6 +138,7 @@ FREE_CB = CFUNCTYPE(None, c_void_p)
 CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
 DELIVERY_CB = CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
 MESSAGE_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1Message))
+RESPONSE_CB = CFUNCTYPE(None, c_void_p, c_int, POINTER(Eq1Response))
 LOG_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 # NULL function pointers of each type (ctypes refuses None where a CFUNCTYPE is declared).
 NO_FREE_CB = FREE_CB()
@@ -199,6 +211,16 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_request_problem_information": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_add_connect_user_property": (_status, [_options_p, c_char_p, c_char_p]),
     "eq1_mqtt_options_set_protocol_fallback": (_status, [_options_p, c_bool]),
+    "eq1_mqtt_client_request": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,
+                                          POINTER(POINTER(Eq1Response))]),
+    "eq1_mqtt_client_request_async": (_status, [_client_p, c_char_p, c_char_p, c_size_t,
+                                                c_int, RESPONSE_CB, c_void_p]),
+    "eq1_mqtt_response_free": (None, [POINTER(Eq1Response)]),
+    "eq1_mqtt_client_respond": (_status, [_client_p, POINTER(Eq1Message), c_char_p, c_size_t,
+                                          c_int, POINTER(c_uint64)]),
+    "eq1_mqtt_options_set_topic_alias_auto": (_status, [_options_p, c_bool]),
+    "eq1_mqtt_options_set_response_topic_prefix": (_status, [_options_p, c_char_p]),
+    "eq1_mqtt_options_set_max_pending_requests": (_status, [_options_p, c_int64]),
     "eq1_mqtt_client_set_connection_callback": (_status, [_client_p, CONNECTION_CB]),
     "eq1_mqtt_client_set_delivery_callback": (_status, [_client_p, DELIVERY_CB]),
     "eq1_mqtt_client_set_message_callback": (_status, [_client_p, MESSAGE_CB, c_void_p]),

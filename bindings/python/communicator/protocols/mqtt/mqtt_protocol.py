@@ -147,6 +147,13 @@ class MQTTConfig:
     default_qos: int = 1
     #: Default timeout of subscribe, unsubscribe, disconnect and waiting for a publish, seconds.
     operation_timeout: float = 10.0
+    #: MQTT 5.0: send repeated topics as topic aliases, within the broker's Topic Alias Maximum.
+    topic_alias_auto: bool = True
+    #: request(): the response topic is ``<prefix><client id>`` unless the broker gives
+    #: Response Information.
+    response_topic_prefix: str = "eq1/response/"
+    #: request(): how many requests may wait for their replies at once.
+    max_pending_requests: int = 10_000
 
     #: Fields whose value repr() replaces with '***'.
     _SECRET_FIELDS = ("password", "keyfile_password")
@@ -182,7 +189,7 @@ class MQTTConfig:
             _check_text("client_id", self.client_id, Status.INVALID_CLIENT_ID)
         _check_int("keepalive", self.keepalive, 0, 65535)
         for name in ("clean_session", "tls_insecure", "tls_verify_hostname", "reconnect",
-                     "queue_before_connect", "allow_plaintext_fallback"):
+                     "queue_before_connect", "allow_plaintext_fallback", "topic_alias_auto"):
             _check_bool(name, getattr(self, name))
         if not _is_int(self.protocol_version) or \
                 self.protocol_version not in (_native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
@@ -204,6 +211,8 @@ class MQTTConfig:
             _check_int("max_packet_size", self.max_packet_size, 16,
                        _native.MQTT_MAX_PACKET_SIZE)
         _check_int("default_qos", self.default_qos, 0, 2)
+        _check_text("response_topic_prefix", self.response_topic_prefix, Status.INVALID_TOPIC)
+        _check_int("max_pending_requests", self.max_pending_requests, 1, 1_000_000)
         self._check_plaintext_fallback(self.failover_brokers())
 
     def _check_plaintext_fallback(self, failovers: list[tuple[str, int, bool]]) -> None:
@@ -552,6 +561,9 @@ class MQTTProtocol(PubSubProtocol):
                    _to_ms(c.reconnect_max_delay))
             setopt("set_offline_queue", c.max_queued_messages, c.max_queued_bytes,
                    QUEUE_POLICIES[c.queue_policy], bool(c.queue_before_connect))
+            setopt("set_topic_alias_auto", bool(c.topic_alias_auto))
+            setopt("set_response_topic_prefix", c.response_topic_prefix.encode())
+            setopt("set_max_pending_requests", c.max_pending_requests)
             client = ctypes.c_void_p()
             _native.check(lib.eq1_mqtt_client_new(options, self._id, _native.NO_FREE_CB,
                                                   ctypes.byref(client)), "create client")
@@ -780,6 +792,47 @@ class MQTTProtocol(PubSubProtocol):
         finally:
             self._release()
         return True
+
+    # ------------------------------------------------------------------ request/response
+
+    def request(self, topic: str, payload: Payload, timeout: Optional[float] = None) -> bytes:
+        """MQTT 5.0 request/response: publishes ``payload`` to ``topic`` (QoS 1) with a
+        response topic and a fresh correlation data, and returns the payload of the reply
+        (matched by its correlation data). Raises ProtocolConnectionError TIMEOUT when no
+        reply came within ``timeout`` seconds (default: operation_timeout),
+        ProtocolValidationError MQTT5_REQUIRED on an MQTT 3.1.1 client, TOO_MANY_REQUESTS
+        when ``max_pending_requests`` are already waiting. Not from inside a callback."""
+        topic_b = _encode(topic, "topic", Status.INVALID_TOPIC)
+        data = _payload_bytes(payload)
+        ms = self._timeout_ms(timeout) or 1
+        response = ctypes.POINTER(_native.Eq1Response)()
+        handle = self._acquire()
+        try:
+            _native.check(self._lib.eq1_mqtt_client_request(
+                handle, topic_b, data or None, len(data), ms, ctypes.byref(response)))
+        finally:
+            self._release()
+        try:
+            reply = response.contents
+            return ctypes.string_at(reply.payload, reply.payload_len) if reply.payload_len \
+                else b""
+        finally:
+            self._lib.eq1_mqtt_response_free(response)
+
+    def respond(self, request: Optional[MessageProperties], payload: Payload,
+                qos: Optional[int] = None) -> int:
+        """Answers a request received by a subscription made with ``with_properties=True``:
+        publishes ``payload`` to the request's response topic with its correlation data and
+        returns the delivery token. Raises ProtocolValidationError NO_RESPONSE_TOPIC when the
+        message named no response topic (it is not a request)."""
+        if self.config.protocol_version != _native.EQ1_MQTT_V5:
+            raise _invalid("responding to a request needs MQTT 5.0; this client speaks 3.1.1",
+                           Status.MQTT5_REQUIRED)
+        if request is None or request.response_topic is None:
+            raise _invalid("the message has no response topic: it is not a request, there is "
+                           "nowhere to send the response", Status.NO_RESPONSE_TOPIC)
+        return self.publish_async(request.response_topic, payload, qos, properties=MessageProperties(
+            correlation_data=request.correlation_data))
 
     # ------------------------------------------------------------------ subscribe
 
