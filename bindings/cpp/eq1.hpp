@@ -382,6 +382,28 @@ struct Delivery {
 	bool ok() const noexcept { return status == EQ1_STATUS_OK; }
 };
 
+/** The reply to a request (Client::request), copied out of the library's eq1_mqtt_response. */
+struct Reply {
+	std::string topic;
+	std::string payload;
+	std::optional<Properties> properties;
+
+	static Reply from_native(const eq1_mqtt_response &r)
+	{
+		Reply out;
+		out.topic = r.topic ? r.topic : "";
+		if (r.payload_len)
+			out.payload.assign(reinterpret_cast<const char *>(r.payload), r.payload_len);
+		if (r.properties)
+			out.properties = Properties::from_native(*r.properties);
+		return out;
+	}
+};
+
+/** Receives an asynchronous request's outcome: EQ1_STATUS_OK with the reply, else the status
+ *  (EQ1_STATUS_TIMEOUT, EQ1_STATUS_DISCONNECTED) and no reply. On the dispatcher thread. */
+using ReplyHandler = std::function<void(eq1_status, const Reply *)>;
+
 using MessageHandler = std::function<void(const Message &)>;
 using ConnectionHandler = std::function<void(const ConnectionEvent &)>;
 using DeliveryHandler = std::function<void(const Delivery &)>;
@@ -646,6 +668,37 @@ public:
 		return std::move(offline_queue(max_messages, max_bytes, policy, queue_before_connect));
 	}
 
+	/** MQTT 5.0: automatic topic aliases for repeated topics (default on). */
+	Options &topic_alias_auto(bool enabled) &
+	{
+		detail::check(eq1_mqtt_options_set_topic_alias_auto(handle_, enabled));
+		return *this;
+	}
+	Options &&topic_alias_auto(bool enabled) && { return std::move(topic_alias_auto(enabled)); }
+
+	/** Request/response: response topics are `<prefix><client id>` (default "eq1/response/"). */
+	Options &response_topic_prefix(std::string_view prefix) &
+	{
+		std::string p = detail::c_string(prefix, EQ1_STATUS_INVALID_TOPIC, "response topic prefix");
+		detail::check(eq1_mqtt_options_set_response_topic_prefix(handle_, p.c_str()));
+		return *this;
+	}
+	Options &&response_topic_prefix(std::string_view prefix) &&
+	{
+		return std::move(response_topic_prefix(prefix));
+	}
+
+	/** Request/response: requests waiting for replies at once (default 10,000). */
+	Options &max_pending_requests(std::int64_t maximum) &
+	{
+		detail::check(eq1_mqtt_options_set_max_pending_requests(handle_, maximum));
+		return *this;
+	}
+	Options &&max_pending_requests(std::int64_t maximum) &&
+	{
+		return std::move(max_pending_requests(maximum));
+	}
+
 	/** The C handle (null after a move), for eq1.h functions not wrapped here. */
 	eq1_mqtt_options *native() noexcept { return handle_; }
 	const eq1_mqtt_options *native() const noexcept { return handle_; }
@@ -754,6 +807,25 @@ inline void eq1cpp_on_delivery(void *user_data, eq1_token token, eq1_status stat
 	}
 }
 
+inline void eq1cpp_on_reply(void *user_data, eq1_status status,
+			    const eq1_mqtt_response *response) noexcept
+{
+	// Called exactly once per request: the handler is ours to delete.
+	std::unique_ptr<ReplyHandler> handler(static_cast<ReplyHandler *>(user_data));
+	if (!handler || !*handler)
+		return;
+	try {
+		if (status == EQ1_STATUS_OK && response != nullptr) {
+			Reply reply = Reply::from_native(*response);
+			(*handler)(status, &reply);
+		} else {
+			(*handler)(status, nullptr);
+		}
+	} catch (...) {
+		// Nowhere to report it: an exception never crosses into C.
+	}
+}
+
 } // extern "C"
 
 /**
@@ -837,6 +909,55 @@ public:
 		detail::check(eq1_mqtt_client_publish_with_properties(
 			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, &token));
 		return token;
+	}
+
+	/**
+	 * MQTT 5.0 request/response: publishes `payload` to `topic` with a response topic and a
+	 * fresh correlation data and returns the reply; throws ConnectionError (EQ1_STATUS_TIMEOUT)
+	 * when none came in time, ValidationError (EQ1_STATUS_MQTT5_REQUIRED) on MQTT 3.1.1.
+	 * Not from inside the client's own handlers (use request_async there).
+	 */
+	Reply request(std::string_view topic, Bytes payload,
+		      std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "topic");
+		eq1_mqtt_response *response = nullptr;
+		detail::check(eq1_mqtt_client_request(handle_, t.c_str(), payload.data(), payload.size(),
+						       detail::to_ms(timeout), &response));
+		std::unique_ptr<eq1_mqtt_response, void (*)(eq1_mqtt_response *)> owned(
+			response, &eq1_mqtt_response_free);
+		return Reply::from_native(*owned);
+	}
+	Reply request(std::string_view topic, std::string_view payload,
+		      std::chrono::milliseconds timeout = default_timeout)
+	{
+		return request(topic, Bytes(payload), timeout);
+	}
+
+	/** request without waiting: `handler` is called exactly once, on the dispatcher thread. */
+	void request_async(std::string_view topic, Bytes payload, std::chrono::milliseconds timeout,
+			   ReplyHandler handler)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "topic");
+		auto owned = std::make_unique<ReplyHandler>(std::move(handler));
+		detail::check(eq1_mqtt_client_request_async(handle_, t.c_str(), payload.data(),
+							     payload.size(), detail::to_ms(timeout),
+							     &eq1cpp_on_reply, owned.get()));
+		(void)owned.release(); // eq1cpp_on_reply deletes it
+	}
+
+	/** Answers `request` (a received message): publishes to its response topic with its
+	 *  correlation data. ValidationError (EQ1_STATUS_NO_RESPONSE_TOPIC) when it has none. */
+	Token respond(const Message &request, Bytes payload, int qos = 1)
+	{
+		Token token = 0;
+		detail::check(eq1_mqtt_client_respond(handle_, &request.native(), payload.data(),
+						       payload.size(), qos, &token));
+		return token;
+	}
+	Token respond(const Message &request, std::string_view payload, int qos = 1)
+	{
+		return respond(request, Bytes(payload), qos);
 	}
 
 	/** Blocks until the publish behind `token` completed; throws its failure or a timeout. */

@@ -676,6 +676,55 @@ static void test_mqtt5_properties()
 	client.disconnect();
 }
 
+static void test_request_response()
+{
+	eq1::Client responder(options_for_test().protocol_version(EQ1_MQTT_V5));
+	responder.connect();
+	responder.subscribe(g_base + "/svc", 1, [&](const eq1::Message &m) {
+		responder.respond(m, "re:" + std::string(m.payload_view()));
+	});
+	eq1::Client requester(options_for_test().protocol_version(EQ1_MQTT_V5));
+	requester.connect();
+	eq1::Reply reply = requester.request(g_base + "/svc", "hello");
+	CHECK(reply.payload == "re:hello");
+	CHECK(reply.properties && reply.properties->correlation_data);
+	bool timed_out = false;
+	try {
+		requester.request(g_base + "/nobody", "?", 300ms);
+	} catch (const eq1::ConnectionError &e) {
+		timed_out = e.status() == EQ1_STATUS_TIMEOUT;
+	}
+	CHECK(timed_out);
+	std::mutex mutex;
+	std::condition_variable cv;
+	std::string async_reply;
+	bool done = false;
+	requester.request_async(g_base + "/svc", eq1::Bytes(std::string_view("async")), 10s,
+				[&](eq1_status status, const eq1::Reply *r) {
+					std::lock_guard<std::mutex> lock(mutex);
+					async_reply = status == EQ1_STATUS_OK && r ? r->payload : "";
+					done = true;
+					cv.notify_all();
+				});
+	{
+		std::unique_lock<std::mutex> lock(mutex);
+		cv.wait_for(lock, 10s, [&] { return done; });
+		CHECK(async_reply == "re:async");
+	}
+	eq1::Client old(options_for_test());
+	old.connect();
+	bool refused = false;
+	try {
+		old.request(g_base + "/svc", "x", 1s);
+	} catch (const eq1::ValidationError &e) {
+		refused = e.status() == EQ1_STATUS_MQTT5_REQUIRED;
+	}
+	CHECK(refused);
+	old.disconnect();
+	requester.disconnect();
+	responder.disconnect();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -697,6 +746,7 @@ int main(int argc, char **argv)
 		{"subscriptions", test_subscriptions},
 		{"will", test_will},
 		{"mqtt5 properties", test_mqtt5_properties},
+		{"request/response", test_request_response},
 	};
 	for (const auto &test : tests) {
 		std::printf("# %s\n", test.first);
