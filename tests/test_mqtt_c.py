@@ -73,7 +73,8 @@ def test_request_response_example_matches_replies_by_correlation(built_library, 
     assert r.returncode == 0, r.stdout + r.stderr
     for i, word in enumerate(["one", "two", "three"]):
         assert f"Reply to request {i}: echo: {word}" in r.stdout
-    assert "3 of 3 requests answered" in r.stdout
+    assert "Async reply: echo: four" in r.stdout
+    assert "4 of 4 requests answered" in r.stdout
     cprog.assert_valgrind_clean(r)
 
 
