@@ -154,8 +154,9 @@ impl Client {
             Ok(outcome) => outcome,
             Err(_) => {
                 if self.requests.take(&correlation).is_none() {
-                    // The reply (or the client's end) came just as the time ran out.
-                    if let Ok(outcome) = answer.try_recv() {
+                    // The reply (or the client's end) took the request just as the time ran
+                    // out: it is being handed over now.
+                    if let Ok(outcome) = answer.recv_timeout(Duration::from_secs(1)) {
                         return outcome;
                     }
                 }
