@@ -483,3 +483,42 @@ impl PropertiesView {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn ack_properties_reach_c_and_clear_releases_them() {
+        let ack = crate::mqtt::AckProperties {
+            reason_string: Some("denied by policy".into()),
+            user_properties: vec![("k".into(), "v".into()), ("a".into(), "".into())],
+        };
+        let mut c = eq1_mqtt_ack_properties::filled(&ack);
+        // SAFETY: the pointers of a filled struct are valid until it is cleared.
+        unsafe {
+            assert_eq!(
+                CStr::from_ptr(c.reason_string).to_str(),
+                Ok("denied by policy")
+            );
+            assert_eq!(c.user_property_count, 2);
+            let second = &*c.user_properties.add(1);
+            assert_eq!(CStr::from_ptr(second.name).to_str(), Ok("a"));
+            assert_eq!(CStr::from_ptr(second.value).to_str(), Ok(""));
+            assert_eq!(eq1_mqtt_ack_properties_clear(&mut c), eq1_status::Ok);
+            assert!(c.reason_string.is_null() && c.internal.is_null());
+            // Clearing twice, or NULL, is harmless.
+            assert_eq!(eq1_mqtt_ack_properties_clear(&mut c), eq1_status::Ok);
+            assert_eq!(
+                eq1_mqtt_ack_properties_clear(std::ptr::null_mut()),
+                eq1_status::Ok
+            );
+        }
+        let empty = eq1_mqtt_ack_properties::filled(&crate::mqtt::AckProperties::default());
+        assert!(empty.reason_string.is_null() && empty.user_properties.is_null());
+        let mut empty = empty;
+        // SAFETY: filled by the library just above.
+        unsafe { eq1_mqtt_ack_properties_clear(&mut empty) };
+    }
+}
