@@ -6,6 +6,7 @@ unsubscribe_many's reason codes, and options an MQTT 3.1.1 client refuses."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -128,3 +129,31 @@ def test_unsubscribe_many_reports_no_subscription_existed(make_client, broker, p
     assert [(r.reason_code, r.status) for r in ack.results] == [(0, Status.OK),
                                                                 (0x11, Status.OK)]
     assert mqtt.subscriptions == {}
+
+
+def test_overlapping_subscriptions_stay_exactly_once_after_the_broker_restarts(
+        make_client, broker_factory, prefix):
+    """The broker (no persistence) forgets every subscription: the client restores them after
+    reconnecting, each with its identifier again, so the routing by identifier still holds."""
+    broker = broker_factory()
+    mqtt = make_client(broker, protocol_version=5, reconnect_min_delay=0.1,
+                       reconnect_max_delay=0.5)
+    mqtt.connect()
+    wide, narrow = Inbox(), Inbox()
+    mqtt.subscribe_many([(f"{prefix}/#", wide, 1), (f"{prefix}/+/c", narrow, 1)])
+    broker.restart()
+    wait_until(lambda: mqtt.is_connected, 30, "reconnected")
+    pub = v5(make_client, broker)
+    # The restore may still be on its way: publish until both subscriptions see a message.
+    probe = 0
+    while not (wide.payloads() and narrow.payloads()):
+        probe += 1
+        pub.publish(f"{prefix}/probe/c", "probe")
+        time.sleep(0.1)
+        assert probe < 200, "subscriptions were not restored"
+    pub.publish(f"{prefix}/b/c", "after")
+    pub.publish(f"{prefix}/b/c", "end")
+    wait_until(lambda: wide.payloads()[-1:] == [b"end"] and narrow.payloads()[-1:] == [b"end"],
+               20, "the end marker on both subscriptions")
+    assert wide.payloads().count(b"after") == 1
+    assert narrow.payloads().count(b"after") == 1
