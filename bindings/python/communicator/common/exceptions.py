@@ -58,6 +58,8 @@ class Status(enum.IntEnum):
     DISCONNECTED = 46
     DROPPED = 47
     UNSUPPORTED_PROTOCOL_VERSION = 48
+    UNSUBSCRIBE_REFUSED = 56
+    MQTT5_REQUIRED = 57
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
