@@ -220,6 +220,15 @@ status_table! {
     /// 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
     UnsupportedProtocolVersion = 48, "EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION", Connection,
         "the broker does not support this protocol version";
+    /// The broker refused to remove a subscription (MQTT 5.0 UNSUBACK failure reason such as
+    /// 0x87 not authorized; 0x11 "no subscription existed" is not a failure).
+    UnsubscribeRefused = 56, "EQ1_STATUS_UNSUBSCRIBE_REFUSED", Validation,
+        "broker refused the unsubscribe";
+    /// The call asks for what only MQTT 5.0 has (no-local, retain-as-published, retain
+    /// handling, SUBSCRIBE/UNSUBSCRIBE user properties, request/response) on a client that
+    /// speaks MQTT 3.1.1; nothing was sent.
+    Mqtt5Required = 57, "EQ1_STATUS_MQTT5_REQUIRED", Validation,
+        "this needs MQTT 5.0; the client speaks MQTT 3.1.1";
     /// A response was asked for a message that has no response topic (it is not a request).
     NoResponseTopic = 59, "EQ1_STATUS_NO_RESPONSE_TOPIC", Validation,
         "the message has no response topic";
@@ -227,9 +236,6 @@ status_table! {
     /// for their replies; nothing was sent.
     TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
         "too many requests are waiting for replies";
-    /// The call needs MQTT 5.0 (e.g. request/response) and the client speaks MQTT 3.1.1.
-    Mqtt5Required = 61, "EQ1_STATUS_MQTT5_REQUIRED", Validation,
-        "the call needs MQTT 5.0";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -284,12 +290,13 @@ impl From<&Error> for Status {
             Error::BrokerRefused(_) => S::BrokerRefused,
             Error::SubscribeRefused(_) => S::SubscribeRefused,
             Error::PublishRefused(_) => S::PublishRefused,
+            Error::UnsubscribeRefused(_) => S::UnsubscribeRefused,
+            Error::Mqtt5Required(_) => S::Mqtt5Required,
             Error::Protocol(_) => S::ProtocolError,
             Error::Disconnected(_) => S::Disconnected,
             Error::Dropped(_) => S::Dropped,
             Error::NoResponseTopic(_) => S::NoResponseTopic,
             Error::TooManyRequests(_) => S::TooManyRequests,
-            Error::Mqtt5Required(_) => S::Mqtt5Required,
             Error::Internal(_) => S::Internal,
         }
     }

@@ -24,6 +24,12 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     MessageProperties,
     MQTTConfig,
     MQTTProtocol,
+    RetainHandling,
+    SubscribeAck,
+    SubscribeOptions,
+    SubscribeResult,
+    UnsubscribeAck,
+    UnsubscribeResult,
 )
 
 __version__ = "0.1.0"
@@ -59,7 +65,13 @@ __all__ = [
     "ProtocolValidationError",
     "PubSubProtocol",
     "ReqResProtocol",
+    "RetainHandling",
     "Status",
+    "SubscribeAck",
+    "SubscribeOptions",
+    "SubscribeResult",
+    "UnsubscribeAck",
+    "UnsubscribeResult",
     "library_path",
     "library_version",
 ]

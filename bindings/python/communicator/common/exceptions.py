@@ -58,9 +58,10 @@ class Status(enum.IntEnum):
     DISCONNECTED = 46
     DROPPED = 47
     UNSUPPORTED_PROTOCOL_VERSION = 48
+    UNSUBSCRIBE_REFUSED = 56
+    MQTT5_REQUIRED = 57
     NO_RESPONSE_TOPIC = 59
     TOO_MANY_REQUESTS = 60
-    MQTT5_REQUIRED = 61
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
