@@ -45,6 +45,28 @@ pub struct ConnAck {
     pub limits: BrokerLimits,
     pub assigned_client_id: Option<String>,
     pub server_keep_alive: Option<u16>,
+    /// v5 enhanced authentication: the method and the broker's final data, if any.
+    pub auth_method: Option<String>,
+    pub auth_data: Option<Bytes>,
+}
+
+/// An MQTT 5.0 AUTH packet (either direction). rumqttc 0.25.1's `Auth` miscounts its property
+/// lengths (string and binary prefixes) and cannot read the two-byte form, so AUTH is encoded
+/// and decoded here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthPacket {
+    /// 0x00 success, 0x18 continue authentication, 0x19 re-authenticate.
+    pub reason: u8,
+    pub method: Option<String>,
+    pub data: Option<Bytes>,
+    pub reason_string: Option<String>,
+}
+
+/// AUTH reason codes (MQTT 5.0 3.15.2.1).
+pub mod auth_reason {
+    pub const SUCCESS: u8 = 0x00;
+    pub const CONTINUE: u8 = 0x18;
+    pub const REAUTHENTICATE: u8 = 0x19;
 }
 
 /// What a v5 broker announced in CONNACK (all absent on 3.1.1, where nothing is announced).
@@ -76,6 +98,8 @@ pub enum Incoming {
     UnsubAck(u16),
     PingResp,
     Disconnect(String),
+    /// v5 enhanced authentication.
+    Auth(AuthPacket),
     /// A packet only a client may send (CONNECT, SUBSCRIBE, PINGREQ, AUTH...).
     Unexpected(&'static str),
 }
@@ -94,6 +118,7 @@ impl Incoming {
             Incoming::UnsubAck(_) => "UNSUBACK",
             Incoming::PingResp => "PINGRESP",
             Incoming::Disconnect(_) => "DISCONNECT",
+            Incoming::Auth(_) => "AUTH",
             Incoming::Unexpected(name) => name,
         }
     }
@@ -170,6 +195,9 @@ impl Codec {
             .as_ref()
             .map(|p| String::from_utf8_lossy(p).into_owned());
         match self.version {
+            ProtocolVersion::V311 if options.mqtt31 => {
+                connect_v31(options, keep_alive, client_id, will, buf);
+            }
             ProtocolVersion::V311 => {
                 let mut connect = v4::Connect::new(client_id);
                 connect.keep_alive = keep_alive;
@@ -201,8 +229,8 @@ impl Codec {
                     request_response_info: v5.request_response_information.map(u8::from),
                     request_problem_info: v5.request_problem_information.map(u8::from),
                     user_properties: v5.user_properties.clone(),
-                    authentication_method: None,
-                    authentication_data: None,
+                    authentication_method: options.auth.as_ref().map(|a| a.method.clone()),
+                    authentication_data: options.auth.as_ref().and_then(|a| a.data.clone()),
                 };
                 let connect = v5::Connect {
                     keep_alive,
@@ -345,6 +373,26 @@ impl Codec {
             }
             (ProtocolVersion::V5, code) => buf.extend_from_slice(&[0xE0, 0x01, code]),
         }
+    }
+
+    /// v5 AUTH: reason code, then the method, the data (if any) and nothing else.
+    pub fn auth(&self, reason: u8, method: &str, data: Option<&[u8]>, buf: &mut BytesMut) {
+        let mut properties = Vec::with_capacity(3 + method.len() + data.map_or(0, |d| 3 + d.len()));
+        properties.push(0x15);
+        put_prefixed(&mut properties, method.as_bytes());
+        if let Some(data) = data {
+            properties.push(0x16);
+            put_prefixed(&mut properties, data);
+        }
+        let mut body = Vec::with_capacity(properties.len() + 5);
+        body.push(reason);
+        put_varint(&mut body, properties.len());
+        body.extend_from_slice(&properties);
+        buf.extend_from_slice(&[0xF0]);
+        let mut length = Vec::with_capacity(4);
+        put_varint(&mut length, body.len());
+        buf.extend_from_slice(&length);
+        buf.extend_from_slice(&body);
     }
 
     /// Decodes the next whole packet from `buf`; `Ok(None)` when more bytes are needed.
@@ -548,6 +596,9 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
     if let Some(disconnect) = short_v5_disconnect(buf)? {
         return Ok(disconnect);
     }
+    if buf.first() == Some(&0xF0) {
+        return decode_auth(buf, max);
+    }
     let before = buf.len();
     let packet = match v5::Packet::read(buf, Some(max)) {
         Ok(p) => p,
@@ -580,6 +631,8 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
                     .as_ref()
                     .and_then(|p| p.assigned_client_identifier.clone()),
                 server_keep_alive: props.as_ref().and_then(|p| p.server_keep_alive),
+                auth_method: props.as_ref().and_then(|p| p.authentication_method.clone()),
+                auth_data: props.as_ref().and_then(|p| p.authentication_data.clone()),
             })
         }
         v5::Packet::Publish(p) => {
@@ -660,8 +713,144 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         v5::Packet::Subscribe(_) => Incoming::Unexpected("SUBSCRIBE"),
         v5::Packet::Unsubscribe(_) => Incoming::Unexpected("UNSUBSCRIBE"),
         v5::Packet::PingReq(_) => Incoming::Unexpected("PINGREQ"),
-        v5::Packet::Auth(_) => Incoming::Unexpected("AUTH"),
+        // Decoded by `decode_auth` before rumqttc sees it.
+        v5::Packet::Auth(_) => return Err(malformed("AUTH reached the wrong decoder")),
     }))
+}
+
+/// MQTT 3.1 CONNECT: protocol name `MQIsdp`, level 3; otherwise laid out as 3.1.1's. rumqttc
+/// writes only `MQTT`/4, so it is encoded here.
+fn connect_v31(
+    options: &Options,
+    keep_alive: u16,
+    client_id: &str,
+    will: Option<&Will>,
+    buf: &mut BytesMut,
+) {
+    let mut flags = 0u8;
+    if options.clean_session {
+        flags |= 0x02;
+    }
+    let mut payload = Vec::new();
+    put_prefixed(&mut payload, client_id.as_bytes());
+    if let Some(will) = will {
+        flags |= 0x04 | (will.qos.min(2) << 3);
+        if will.retain {
+            flags |= 0x20;
+        }
+        put_prefixed(&mut payload, will.topic.as_bytes());
+        put_prefixed(&mut payload, &will.payload);
+    }
+    if let Some(username) = &options.username {
+        flags |= 0x80;
+        put_prefixed(&mut payload, username.as_bytes());
+        if let Some(password) = &options.password {
+            flags |= 0x40;
+            put_prefixed(&mut payload, password);
+        }
+    }
+    let mut body = Vec::with_capacity(12 + payload.len());
+    put_prefixed(&mut body, b"MQIsdp");
+    body.push(3);
+    body.push(flags);
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    body.extend_from_slice(&payload);
+    buf.extend_from_slice(&[0x10]);
+    let mut length = Vec::with_capacity(4);
+    put_varint(&mut length, body.len());
+    buf.extend_from_slice(&length);
+    buf.extend_from_slice(&body);
+}
+
+/// A two-byte length, then the bytes (the caller keeps them within 65,535).
+fn put_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len().min(u16::MAX as usize);
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    out.extend_from_slice(&bytes[..len]);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// A whole AUTH frame (already checked by `frame_check`): reason code, method, data, reason
+/// string; user properties are read past. `Ok(None)` while the frame is incomplete.
+fn decode_auth(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
+    let Ok(Some(total)) = frame_length(buf, max) else {
+        return Ok(None);
+    };
+    let frame = buf.split_to(total).freeze();
+    let mut at = 1;
+    let (remaining, used) = read_varint(&frame[at..]).ok_or_else(|| malformed("AUTH length"))?;
+    at += used;
+    let body = frame.slice(at..(at + remaining).min(frame.len()));
+    let mut auth = AuthPacket {
+        reason: auth_reason::SUCCESS,
+        method: None,
+        data: None,
+        reason_string: None,
+    };
+    let Some(&reason) = body.first() else {
+        return Ok(Some(Incoming::Auth(auth)));
+    };
+    auth.reason = reason;
+    let (len, used) = read_varint(&body[1..]).ok_or_else(|| malformed("AUTH property length"))?;
+    let start = 1 + used;
+    let properties = body
+        .get(start..start + len)
+        .ok_or_else(|| malformed("AUTH properties run past the packet"))?;
+    let mut p = 0;
+    let prefixed = |p: &mut usize| -> Result<Bytes> {
+        let head = properties
+            .get(*p..*p + 2)
+            .ok_or_else(|| malformed("AUTH property"))?;
+        let n = u16::from_be_bytes([head[0], head[1]]) as usize;
+        let value = properties
+            .get(*p + 2..*p + 2 + n)
+            .ok_or_else(|| malformed("AUTH property value"))?;
+        *p += 2 + n;
+        Ok(Bytes::copy_from_slice(value))
+    };
+    let text = |bytes: Bytes| {
+        String::from_utf8(bytes.to_vec()).map_err(|_| malformed("AUTH string is not UTF-8"))
+    };
+    while p < properties.len() {
+        let id = properties[p];
+        p += 1;
+        match id {
+            0x15 => auth.method = Some(text(prefixed(&mut p)?)?),
+            0x16 => auth.data = Some(prefixed(&mut p)?),
+            0x1F => auth.reason_string = Some(text(prefixed(&mut p)?)?),
+            0x26 => {
+                prefixed(&mut p)?;
+                prefixed(&mut p)?;
+            }
+            other => return Err(malformed(format!("AUTH property {other:#04x}"))),
+        }
+    }
+    Ok(Some(Incoming::Auth(auth)))
+}
+
+/// A variable byte integer: its value and how many bytes it took.
+fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for (i, byte) in bytes.iter().take(4).enumerate() {
+        value |= ((byte & 0x7F) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// A v5 DISCONNECT without properties (`E0 00`, or `E0 01 <reason>`) is valid, but the codec
@@ -717,6 +906,9 @@ fn v5_connack_refusal(
         C::UnsupportedProtocolVersion => Some(Error::UnsupportedProtocolVersion(text(
             "unsupported protocol version",
         ))),
+        C::BadAuthenticationMethod => {
+            Some(Error::AuthFailed(text("bad authentication method (0x8C)")))
+        }
         other => Some(Error::BrokerRefused(text(&format!("{other:?}")))),
     }
 }
