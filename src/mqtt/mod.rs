@@ -22,7 +22,8 @@ pub use client::Client;
 pub use driver::ConnectInfo;
 pub use options::{Endpoint, Options, ProtocolVersion, QueueFullPolicy, Will};
 pub use properties::PublishProperties;
-pub use shared::{ConnectionEvent, ConnectionState, Stats};
+pub use session::{AuthAnswer, AuthChallenge};
+pub use shared::{AuthHandler, ConnectionEvent, ConnectionState, Stats};
 
 /// MQTT delivery guarantee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
