@@ -22,7 +22,7 @@ use tokio::sync::mpsc::{Sender, UnboundedSender};
 /// it also during the CONNECT handshake, when it reads no other command. One step is
 /// outstanding at a time, so a few places are plenty; a late answer to an abandoned step
 /// finds room or is dropped (the driver would ignore it anyway).
-pub const AUTH_ANSWERS: usize = 4;
+pub(crate) const AUTH_ANSWERS: usize = 4;
 pub type AuthAnswers = Sender<(u64, AuthAnswer)>;
 
 struct Dispatcher {

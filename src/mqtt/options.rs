@@ -55,7 +55,7 @@ pub struct AuthMethod {
 }
 
 /// MQTT 3.1 limits client identifiers to 23 bytes (3.1.1 lifted it).
-pub const MQTT31_MAX_CLIENT_ID: usize = 23;
+pub(crate) const MQTT31_MAX_CLIENT_ID: usize = 23;
 
 /// Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
 pub(crate) const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;

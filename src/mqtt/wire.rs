@@ -64,9 +64,9 @@ pub struct AuthPacket {
 
 /// AUTH reason codes (MQTT 5.0 3.15.2.1).
 pub mod auth_reason {
-    pub const SUCCESS: u8 = 0x00;
-    pub const CONTINUE: u8 = 0x18;
-    pub const REAUTHENTICATE: u8 = 0x19;
+    pub(crate) const SUCCESS: u8 = 0x00;
+    pub(crate) const CONTINUE: u8 = 0x18;
+    pub(crate) const REAUTHENTICATE: u8 = 0x19;
 }
 
 /// What a v5 broker announced in CONNACK (all absent on 3.1.1, where nothing is announced).
