@@ -1003,6 +1003,50 @@ mod tests {
     }
 
     #[test]
+    fn mqtt31_connect_says_mqisdp_level_3_with_the_same_fields_as_311() {
+        let mut options = Options::default();
+        options.set_mqtt31();
+        options.set_credentials("u", Some(b"p\xff")).unwrap();
+        options.keep_alive = std::time::Duration::from_secs(30);
+        let will = Will {
+            topic: "w".into(),
+            payload: b"bye".to_vec(),
+            qos: 1,
+            retain: true,
+        };
+        let mut buf = BytesMut::new();
+        codec(ProtocolVersion::V311)
+            .connect(&options, "id", Some(&will), &mut buf)
+            .unwrap();
+        let body: &[u8] = &[
+            0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0xEE, 0x00, 0x1E, // header
+            0x00, 0x02, b'i', b'd', 0x00, 0x01, b'w', 0x00, 0x03, b'b', b'y',
+            b'e', // id, will
+            0x00, 0x01, b'u', 0x00, 0x02, b'p', 0xFF, // user name, password (raw bytes)
+        ];
+        assert_eq!(&buf[..2], &[0x10, body.len() as u8]);
+        assert_eq!(&buf[2..], body);
+    }
+
+    #[test]
+    fn auth_encodes_and_decodes_in_full_and_short_forms() {
+        let c = codec(ProtocolVersion::V5);
+        let mut buf = BytesMut::new();
+        c.auth(0x19, "SCRAM-SHA-256", Some(b"n,,n=u,r=x"), &mut buf);
+        let Ok(Some(Incoming::Auth(auth))) = c.decode(&mut buf) else {
+            panic!("AUTH decodes")
+        };
+        assert_eq!(auth.reason, 0x19);
+        assert_eq!(auth.method.as_deref(), Some("SCRAM-SHA-256"));
+        assert_eq!(auth.data.as_deref(), Some(&b"n,,n=u,r=x"[..]));
+        let mut short = BytesMut::from(&[0xF0u8, 0x00][..]);
+        let Ok(Some(Incoming::Auth(auth))) = c.decode(&mut short) else {
+            panic!("short AUTH decodes")
+        };
+        assert_eq!((auth.reason, auth.method), (0x00, None));
+    }
+
+    #[test]
     fn partial_packets_wait_for_more_bytes() {
         let c = codec(ProtocolVersion::V311);
         let mut buf = BytesMut::from(&[0x40u8, 0x02, 0x00][..]);
