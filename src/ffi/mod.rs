@@ -20,6 +20,8 @@ pub mod options;
 
 pub mod client;
 
+pub mod subscribe;
+
 pub mod v5;
 
 pub mod auth;

@@ -25,6 +25,12 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     MessageProperties,
     MQTTConfig,
     MQTTProtocol,
+    RetainHandling,
+    SubscribeAck,
+    SubscribeOptions,
+    SubscribeResult,
+    UnsubscribeAck,
+    UnsubscribeResult,
 )
 
 __version__ = "0.1.0"
@@ -61,7 +67,13 @@ __all__ = [
     "ProtocolValidationError",
     "PubSubProtocol",
     "ReqResProtocol",
+    "RetainHandling",
     "Status",
+    "SubscribeAck",
+    "SubscribeOptions",
+    "SubscribeResult",
+    "UnsubscribeAck",
+    "UnsubscribeResult",
     "library_path",
     "library_version",
 ]

@@ -60,6 +60,8 @@ class Status(enum.IntEnum):
     UNSUPPORTED_PROTOCOL_VERSION = 48
     AUTH_FAILED = 53
     AUTH_NOT_CONFIGURED = 54
+    UNSUBSCRIBE_REFUSED = 56
+    MQTT5_REQUIRED = 57
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1

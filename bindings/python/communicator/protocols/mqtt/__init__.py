@@ -6,6 +6,14 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     ConnectionState,
     MQTTConfig,
     MQTTProtocol,
+    RetainHandling,
+    SubscribeAck,
+    SubscribeOptions,
+    SubscribeResult,
+    UnsubscribeAck,
+    UnsubscribeResult,
 )
 
-__all__ = ["AuthChallenge", "ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol"]
+__all__ = ["AuthChallenge", "ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol",
+           "RetainHandling", "SubscribeAck", "SubscribeOptions", "SubscribeResult",
+           "UnsubscribeAck", "UnsubscribeResult"]
