@@ -32,7 +32,7 @@ def auth_broker():
 @pytest.mark.valgrind
 def test_c_auth_callback_and_boundary_are_clean_under_valgrind(built_library, auth_broker):
     exe = cprog.compile_c([C_DIR / "test_auth.c"])
-    r = cprog.run(exe, [auth_broker.host, auth_broker.port], timeout=300, valgrind=True)
+    r = cprog.run(exe, [auth_broker.host, auth_broker.port, "scripted"], timeout=300, valgrind=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUMMARY:" in r.stdout and " 0 failed" in r.stdout, r.stdout
     for check in ("set_auth_method(NULL method)", "set_auth_method(invalid UTF-8 method)",
