@@ -85,6 +85,12 @@
 #define EQ1_QUEUE_DROP_OLDEST 1
 
 /**
+ * `eq1_mqtt_options_set_protocol_version`: MQTT 3.1 (protocol name `MQIsdp`, level 3), for
+ * brokers older than 3.1.1; client ids are limited to 23 bytes.
+ */
+#define EQ1_MQTT_V31 3
+
+/**
  * `eq1_mqtt_options_set_protocol_version`: MQTT 3.1.1.
  */
 #define EQ1_MQTT_V311 4
@@ -114,6 +120,36 @@
  * The longest UTF-8 string MQTT can encode (topics, client ids, user names, passwords).
  */
 #define EQ1_MQTT_MAX_STRING_LEN 65535
+
+/**
+ * `eq1_mqtt_auth_response.action`: send `data` to the broker and go on (the answer to a
+ * challenge with reason code 0x18, continue authentication).
+ */
+#define EQ1_MQTT_AUTH_CONTINUE 1
+
+/**
+ * `eq1_mqtt_auth_response.action`: the broker's final data verified (the answer to a
+ * challenge with reason code 0x00).
+ */
+#define EQ1_MQTT_AUTH_SUCCESS 2
+
+/**
+ * `eq1_mqtt_auth_response.action`: give up; the client disconnects (reason 0x80) and the
+ * exchange fails with `EQ1_STATUS_AUTH_FAILED`. The response starts with this action.
+ */
+#define EQ1_MQTT_AUTH_FAILURE 3
+
+/**
+ * Bytes the authentication callback may write into `eq1_mqtt_auth_response.data` (the most
+ * MQTT's authentication data can hold).
+ */
+#define EQ1_MQTT_AUTH_DATA_CAPACITY 65535
+
+/**
+ * Bytes (with the NUL) the authentication callback may write into
+ * `eq1_mqtt_auth_response.reason`.
+ */
+#define EQ1_MQTT_AUTH_REASON_CAPACITY 256
 
 /**
  * Requests waiting for a reply at once, by default.
@@ -322,6 +358,18 @@ typedef enum eq1_status {
    * 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
    */
   EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION = 48,
+  /**
+   * The MQTT 5.0 enhanced-authentication exchange failed: the broker refused it (bad
+   * authentication method 0x8C, not authorized 0x87, or it closed the connection during
+   * re-authentication), the authentication callback answered failure (e.g. the broker's
+   * final data did not verify), or no callback was installed to answer a challenge.
+   */
+  EQ1_STATUS_AUTH_FAILED = 53,
+  /**
+   * Enhanced authentication was asked for (`eq1_mqtt_client_reauthenticate`) but no
+   * authentication method is configured (`eq1_mqtt_options_set_auth_method`).
+   */
+  EQ1_STATUS_AUTH_NOT_CONFIGURED = 54,
   /**
    * The broker refused to remove a subscription (MQTT 5.0 UNSUBACK failure reason such as
    * 0x87 not authorized; 0x11 "no subscription existed" is not a failure).
@@ -705,6 +753,71 @@ typedef void (*eq1_mqtt_delivery_cb)(void *user_data,
                                      enum eq1_status status,
                                      const char *detail);
 
+/**
+ * One step of the enhanced-authentication exchange, passed to the authentication callback.
+ * Borrowed: every pointer lives until the callback returns.
+ */
+typedef struct eq1_mqtt_auth_challenge {
+  /**
+   * The authentication method (the configured one), NUL-terminated.
+   */
+  const char *method;
+  /**
+   * 0x18 (continue authentication): the broker's challenge, answer
+   * `EQ1_MQTT_AUTH_CONTINUE` with response data. 0x00 (success): the broker accepted
+   * (CONNACK, or AUTH after re-authentication) and sent final data to verify (a SCRAM
+   * server-final), answer `EQ1_MQTT_AUTH_SUCCESS` or `EQ1_MQTT_AUTH_FAILURE`.
+   */
+  uint8_t reason_code;
+  /**
+   * The broker's authentication data (not NUL-terminated; NULL when `data_len` is 0).
+   */
+  const uint8_t *data;
+  size_t data_len;
+  /**
+   * True during `eq1_mqtt_client_reauthenticate`, false during connect.
+   */
+  bool reauthenticating;
+} eq1_mqtt_auth_challenge;
+
+/**
+ * What the authentication callback answers, filled in place. The buffers belong to the
+ * library and live until the callback returns; the library copies what was written.
+ */
+typedef struct eq1_mqtt_auth_response {
+  /**
+   * `EQ1_MQTT_AUTH_CONTINUE`, `EQ1_MQTT_AUTH_SUCCESS` or `EQ1_MQTT_AUTH_FAILURE` (preset;
+   * any other value is a failure).
+   */
+  int action;
+  /**
+   * Write the response data for `EQ1_MQTT_AUTH_CONTINUE` here, at most `data_capacity`
+   * bytes, and set `data_len`.
+   */
+  uint8_t *data;
+  size_t data_capacity;
+  /**
+   * Bytes written to `data` (preset 0); more than `data_capacity` is a failure.
+   */
+  size_t data_len;
+  /**
+   * Optionally write why for `EQ1_MQTT_AUTH_FAILURE`, NUL-terminated UTF-8, at most
+   * `reason_capacity` bytes with the NUL (preset ""); it becomes the detail message.
+   */
+  char *reason;
+  size_t reason_capacity;
+} eq1_mqtt_auth_response;
+
+/**
+ * Answers one step of the enhanced-authentication exchange: read `challenge`, fill
+ * `response` (both borrowed until it returns). Runs on the client's dispatcher thread; the
+ * connection keeps its keep-alive meanwhile, and the exchange is bounded by the connect or
+ * re-authentication timeout.
+ */
+typedef void (*eq1_mqtt_auth_cb)(void *user_data,
+                                 const struct eq1_mqtt_auth_challenge *challenge,
+                                 struct eq1_mqtt_auth_response *response);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -959,12 +1072,15 @@ enum eq1_status eq1_mqtt_options_set_keep_alive(struct eq1_mqtt_options *options
 enum eq1_status eq1_mqtt_options_set_clean_session(struct eq1_mqtt_options *options, bool clean);
 
 /**
- * Protocol version: `EQ1_MQTT_V311` (4, default) or `EQ1_MQTT_V5` (5).
+ * Protocol version: `EQ1_MQTT_V311` (4, default), `EQ1_MQTT_V5` (5) or `EQ1_MQTT_V31` (3,
+ * MQTT 3.1 for old brokers: CONNECT says `MQIsdp` level 3, every other packet is as in
+ * 3.1.1; the client id must then be 1 to 23 bytes, which `eq1_mqtt_client_new` checks and
+ * refuses with `EQ1_STATUS_INVALID_CLIENT_ID`; a generated id fits).
  *
  * Returns:
  * - `EQ1_STATUS_OK` on success.
  * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
- * - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is neither 4 nor 5.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is not 3, 4 or 5.
  * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
  *
  * See also: `eq1_mqtt_options_set_protocol_fallback` and the other MQTT 5.0 options.
@@ -1223,6 +1339,9 @@ enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *opti
  * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `out` is NULL.
  * - `EQ1_STATUS_TLS_CONFIG` when the brokers mix TLS and plaintext while credentials are set
  *   (see `eq1_mqtt_options_set_allow_plaintext_fallback`).
+ * - `EQ1_STATUS_INVALID_CLIENT_ID` when MQTT 3.1 is selected and the client id is longer than
+ *   23 bytes.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0.
  * - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
  *   on a bug in the library (a caught panic).
  *
@@ -2065,6 +2184,69 @@ enum eq1_status eq1_mqtt_options_set_max_pending_requests(struct eq1_mqtt_option
                                                           int64_t maximum);
 
 /**
+ * Sets the MQTT 5.0 enhanced-authentication method (CONNECT property 0x15, e.g.
+ * "SCRAM-SHA-256") and its initial data (0x16, e.g. a SCRAM client-first message; NULL with
+ * `data_len` 0 sends none). The broker's challenges go to the authentication callback
+ * (`eq1_mqtt_client_set_auth_callback`). Needs MQTT 5.0 (`eq1_mqtt_client_new` refuses it
+ * otherwise), and turns the fallback to 3.1.1 off for this client (3.1.1 has no AUTH).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `method` is NULL, or `data` is NULL with a
+ *   length.
+ * - `EQ1_STATUS_INVALID_UTF8` when `method` is not UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `method` is empty or longer than 65,535 bytes, or
+ *   `data_len` exceeds 65,535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_set_auth_callback`, `eq1_mqtt_client_reauthenticate`.
+ *
+ * # Safety
+ * `options` is NULL or live; `method` NULL or NUL-terminated; `data` NULL or `data_len`
+ * readable bytes.
+ */
+enum eq1_status eq1_mqtt_options_set_auth_method(struct eq1_mqtt_options *options,
+                                                 const char *method,
+                                                 const uint8_t *data,
+                                                 size_t data_len);
+
+/**
+ * Re-authenticates on the open connection: sends AUTH 0x19 with the configured method and
+ * `data` (e.g. a new SCRAM client-first), lets the authentication callback answer the
+ * broker's challenges, and waits up to `timeout_ms` for the broker's AUTH 0x00. Publishing,
+ * subscribing and keep-alive go on meanwhile (from other threads). A failure or time-out
+ * closes the connection (automatic reconnection, if on, authenticates from the start).
+ * Not from inside a callback: the authentication callback runs on that thread.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the broker confirmed (and the callback verified its final data).
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `data` is NULL with a length.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is not positive or `data_len` exceeds
+ *   65,535.
+ * - `EQ1_STATUS_AUTH_NOT_CONFIGURED` when no authentication method is configured.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the client is not connected.
+ * - `EQ1_STATUS_INVALID_STATE` when an exchange is already under way, or `client` was
+ *   created before fork() in another process.
+ * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside one of the client's callbacks.
+ * - `EQ1_STATUS_AUTH_FAILED` when the callback answered failure, or the connection closed
+ *   during the exchange (a broker refusing re-authentication disconnects).
+ * - `EQ1_STATUS_TIMEOUT` when the exchange did not complete within `timeout_ms`.
+ * - `EQ1_STATUS_PROTOCOL_ERROR` when the broker's AUTH broke the protocol (e.g. another
+ *   method).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
+ *   engine stopped).
+ *
+ * See also: `eq1_mqtt_options_set_auth_method`, `eq1_mqtt_client_set_auth_callback`.
+ *
+ * # Safety
+ * `client` is NULL or live; `data` NULL or `data_len` readable bytes.
+ */
+enum eq1_status eq1_mqtt_client_reauthenticate(struct eq1_mqtt_client *client,
+                                               const uint8_t *data,
+                                               size_t data_len,
+                                               int timeout);
+
+/**
  * ==========================================================================================
  * Section: Callbacks
  *
@@ -2135,6 +2317,28 @@ enum eq1_status eq1_mqtt_client_set_delivery_callback(struct eq1_mqtt_client *cl
 enum eq1_status eq1_mqtt_client_set_message_callback(struct eq1_mqtt_client *client,
                                                      eq1_mqtt_message_cb callback,
                                                      void *user_data);
+
+/**
+ * Sets (or with NULL removes) the authentication callback: it answers the broker's
+ * challenges of the exchange the authentication method starts
+ * (`eq1_mqtt_options_set_auth_method`), at connect and in `eq1_mqtt_client_reauthenticate`.
+ * Without one, a challenge fails the exchange with `EQ1_STATUS_AUTH_FAILED`. `user_data`
+ * must stay valid until the callback is replaced or removed, or the client freed.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_auth_cb`, `eq1_mqtt_auth_challenge`, `eq1_mqtt_auth_response`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_client_set_auth_callback(struct eq1_mqtt_client *client,
+                                                  eq1_mqtt_auth_cb callback,
+                                                  void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -47,7 +47,7 @@ BAD_INPUT_REQUIRED = [
     "subscribe(NULL callback) [connected]",
     # option ranges
     "set_broker(port 0)", "set_broker(port 70000)", "set_keep_alive(-1)",
-    "set_inflight_window(0)", "set_protocol_version(3)", "set_connect_timeout(-1)",
+    "set_inflight_window(0)", "set_protocol_version(2)", "set_connect_timeout(-1)",
     # credentials with a TLS broker and a plaintext failover
     "client_new(TLS + plaintext failover + credentials)",
     "client_new(... + set_allow_plaintext_fallback(true))",

@@ -65,6 +65,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <map>
@@ -408,6 +409,31 @@ using MessageHandler = std::function<void(const Message &)>;
 using ConnectionHandler = std::function<void(const ConnectionEvent &)>;
 using DeliveryHandler = std::function<void(const Delivery &)>;
 
+/** One step of MQTT 5.0 enhanced authentication (a view, valid until the handler returns):
+ * reason_code 0x18 = the broker's challenge (answer proceed(response data)), 0x00 = the
+ * broker's final data to verify (answer success() or failure()). */
+struct AuthChallenge {
+	std::string_view method;
+	int reason_code;
+	Bytes data;
+	bool reauthenticating;
+};
+
+/** What an AuthHandler answers. */
+struct AuthAnswer {
+	int action = EQ1_MQTT_AUTH_FAILURE;
+	std::string data;
+	std::string reason;
+
+	static AuthAnswer proceed(std::string response) { return {EQ1_MQTT_AUTH_CONTINUE, std::move(response), {}}; }
+	static AuthAnswer success() { return {EQ1_MQTT_AUTH_SUCCESS, {}, {}}; }
+	static AuthAnswer failure(std::string why) { return {EQ1_MQTT_AUTH_FAILURE, {}, std::move(why)}; }
+};
+
+/** Answers each step of enhanced authentication; runs on the dispatcher thread. A handler
+ * that throws fails the exchange (EQ1_STATUS_AUTH_FAILED). */
+using AuthHandler = std::function<AuthAnswer(const AuthChallenge &)>;
+
 /* ------------------------------------------------------------------------------ options */
 
 /**
@@ -531,13 +557,28 @@ public:
 		return std::move(session_expiry(interval));
 	}
 
-	/** EQ1_MQTT_V311 (default) or EQ1_MQTT_V5. */
+	/** EQ1_MQTT_V311 (default), EQ1_MQTT_V5 or EQ1_MQTT_V31 (old brokers; ids of 1..23 bytes). */
 	Options &protocol_version(int version) &
 	{
 		detail::check(eq1_mqtt_options_set_protocol_version(handle_, version));
 		return *this;
 	}
 	Options &&protocol_version(int version) && { return std::move(protocol_version(version)); }
+
+	/** MQTT 5.0 enhanced authentication: the method CONNECT names and its initial data
+	 * (Client::on_auth answers the broker's challenges). */
+	Options &auth_method(std::string_view method, Bytes data = Bytes()) &
+	{
+		std::string m = detail::c_string(method, EQ1_STATUS_INVALID_ARGUMENT,
+						 "authentication method");
+		detail::check(eq1_mqtt_options_set_auth_method(handle_, m.c_str(), data.data(),
+								data.size()));
+		return *this;
+	}
+	Options &&auth_method(std::string_view method, Bytes data = Bytes()) &&
+	{
+		return std::move(auth_method(method, data));
+	}
 
 	/** Timeout of one connection attempt (> 0). */
 	Options &connect_timeout(std::chrono::milliseconds timeout) &
@@ -813,6 +854,7 @@ struct ClientState {
 	std::mutex mutex;
 	std::shared_ptr<const ConnectionHandler> on_connection;
 	std::shared_ptr<const DeliveryHandler> on_delivery;
+	std::shared_ptr<const AuthHandler> on_auth;
 	// Every handler ever subscribed, per filter (the last one is current); kept until the
 	// client is freed so that the C library never holds a dangling user_data.
 	std::map<std::string, std::vector<std::unique_ptr<Subscription>>, std::less<>> subscriptions;
@@ -912,6 +954,37 @@ inline void eq1cpp_on_reply(void *user_data, eq1_status status,
 		}
 	} catch (...) {
 		// Nowhere to report it: an exception never crosses into C.
+	}
+}
+
+inline void eq1cpp_on_auth(void *user_data, const eq1_mqtt_auth_challenge *challenge,
+			   eq1_mqtt_auth_response *response) noexcept
+{
+	auto *state = static_cast<detail::ClientState *>(user_data);
+	if (state == nullptr || challenge == nullptr || response == nullptr)
+		return;
+	try {
+		std::shared_ptr<const AuthHandler> handler = state->load(state->on_auth);
+		if (!handler || !*handler)
+			return; // stays EQ1_MQTT_AUTH_FAILURE
+		AuthChallenge view{challenge->method ? challenge->method : "",
+				   static_cast<int>(challenge->reason_code),
+				   Bytes(challenge->data, challenge->data_len),
+				   challenge->reauthenticating};
+		AuthAnswer answer = (*handler)(view);
+		if (answer.data.size() > response->data_capacity)
+			answer = AuthAnswer::failure("the authentication response is too long");
+		response->action = answer.action;
+		std::memcpy(response->data, answer.data.data(), answer.data.size());
+		response->data_len = answer.data.size();
+		std::size_t n = answer.reason.size() < response->reason_capacity - 1
+					? answer.reason.size()
+					: response->reason_capacity - 1;
+		std::memcpy(response->reason, answer.reason.data(), n);
+		response->reason[n] = '\0';
+	} catch (...) {
+		response->action = EQ1_MQTT_AUTH_FAILURE;
+		state->record(std::current_exception());
 	}
 }
 
@@ -1232,6 +1305,29 @@ public:
 		}
 		detail::check(eq1_mqtt_client_set_delivery_callback(
 			handle_, set ? &eq1cpp_on_delivery : nullptr));
+	}
+
+	/** Sets (an empty function removes) the enhanced-authentication handler
+	 * (Options::auth_method). */
+	void on_auth(AuthHandler handler)
+	{
+		detail::ClientState &state = live_state();
+		bool set = static_cast<bool>(handler);
+		auto shared = std::make_shared<const AuthHandler>(std::move(handler));
+		{
+			std::lock_guard<std::mutex> lock(state.mutex);
+			state.on_auth.swap(shared);
+		}
+		detail::check(eq1_mqtt_client_set_auth_callback(handle_, set ? &eq1cpp_on_auth : nullptr,
+								 &state));
+	}
+
+	/** Re-authenticates (AUTH 0x19 with the configured method and data) and waits for the
+	 * broker's success; publishing goes on meanwhile. */
+	void reauthenticate(Bytes data, std::chrono::milliseconds timeout)
+	{
+		detail::check(eq1_mqtt_client_reauthenticate(handle_, data.data(), data.size(),
+							     detail::to_ms(timeout)));
 	}
 
 	/** True while connected (false after a move). */

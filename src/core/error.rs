@@ -66,6 +66,15 @@ pub enum Error {
     /// The broker does not speak the protocol version we asked for.
     #[error("{0}")]
     UnsupportedProtocolVersion(String),
+    /// The enhanced-authentication exchange (MQTT 5.0 AUTH) failed: the broker refused it
+    /// (bad authentication method, not authorized), our callback answered failure, or the
+    /// broker's final data did not verify.
+    #[error("{0}")]
+    AuthFailed(String),
+    /// Enhanced authentication was asked for (re-authentication) but no authentication
+    /// method is configured.
+    #[error("{0}")]
+    AuthNotConfigured(String),
     #[error("{0}")]
     SubscribeRefused(String),
     #[error("{0}")]

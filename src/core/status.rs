@@ -125,6 +125,8 @@ const fn c_str(with_nul: &'static str) -> &'static CStr {
 //  - INVALID_CLIENT_ID is validation even when the broker rejected the id: it is our setting.
 //  - NOT_CONNECTED, DISCONNECTED and DROPPED are connection: the connection, not the message,
 //    was the cause.
+//  - AUTH_FAILED is authentication (the exchange proved we are not who the broker accepts, or
+//    the broker not who we accept); AUTH_NOT_CONFIGURED is validation (our configuration).
 //  - UNSUPPORTED_PROTOCOL_VERSION is connection, like BROKER_REFUSED: the broker refused the
 //    connection; a fallback to an older version may succeed.
 status_table! {
@@ -220,6 +222,16 @@ status_table! {
     /// 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
     UnsupportedProtocolVersion = 48, "EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION", Connection,
         "the broker does not support this protocol version";
+    /// The MQTT 5.0 enhanced-authentication exchange failed: the broker refused it (bad
+    /// authentication method 0x8C, not authorized 0x87, or it closed the connection during
+    /// re-authentication), the authentication callback answered failure (e.g. the broker's
+    /// final data did not verify), or no callback was installed to answer a challenge.
+    AuthFailed = 53, "EQ1_STATUS_AUTH_FAILED", Authentication,
+        "enhanced authentication failed";
+    /// Enhanced authentication was asked for (`eq1_mqtt_client_reauthenticate`) but no
+    /// authentication method is configured (`eq1_mqtt_options_set_auth_method`).
+    AuthNotConfigured = 54, "EQ1_STATUS_AUTH_NOT_CONFIGURED", Validation,
+        "no authentication method is configured";
     /// The broker refused to remove a subscription (MQTT 5.0 UNSUBACK failure reason such as
     /// 0x87 not authorized; 0x11 "no subscription existed" is not a failure).
     UnsubscribeRefused = 56, "EQ1_STATUS_UNSUBSCRIBE_REFUSED", Validation,
@@ -288,6 +300,8 @@ impl From<&Error> for Status {
             Error::BadCredentials(_) => S::BadCredentials,
             Error::NotAuthorized(_) => S::NotAuthorized,
             Error::BrokerRefused(_) => S::BrokerRefused,
+            Error::AuthFailed(_) => S::AuthFailed,
+            Error::AuthNotConfigured(_) => S::AuthNotConfigured,
             Error::SubscribeRefused(_) => S::SubscribeRefused,
             Error::PublishRefused(_) => S::PublishRefused,
             Error::UnsubscribeRefused(_) => S::UnsubscribeRefused,

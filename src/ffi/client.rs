@@ -79,6 +79,9 @@ unsafe impl Sync for UserData {}
 /// - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `out` is NULL.
 /// - `EQ1_STATUS_TLS_CONFIG` when the brokers mix TLS and plaintext while credentials are set
 ///   (see `eq1_mqtt_options_set_allow_plaintext_fallback`).
+/// - `EQ1_STATUS_INVALID_CLIENT_ID` when MQTT 3.1 is selected and the client id is longer than
+///   23 bytes.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0.
 /// - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
 ///   on a bug in the library (a caught panic).
 ///

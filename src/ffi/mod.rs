@@ -3,7 +3,8 @@
 //!
 //! cbindgen writes the header's functions in the order of the modules below (then of their
 //! source), so the modules follow the header's sections: Library (version and last error,
-//! status table, logging), Options, Client, MQTT 5.0, Callbacks. Keep them in that order.
+//! status table, logging), Options, Client, MQTT 5.0 (with enhanced authentication, `auth`),
+//! Callbacks (with the authentication callback, `auth_callback`). Keep them in that order.
 #![allow(non_camel_case_types)]
 #![allow(unsafe_code)]
 
@@ -23,6 +24,9 @@ pub mod subscribe;
 
 pub mod v5;
 
+pub mod auth;
 pub mod request;
 
 pub mod callbacks;
+
+pub mod auth_callback;

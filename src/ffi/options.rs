@@ -18,6 +18,9 @@ pub const EQ1_QUEUE_REJECT_NEW: c_int = 0;
 /// `eq1_mqtt_options_set_offline_queue` policy: drop the oldest queued message; its delivery
 /// callback reports `EQ1_STATUS_DROPPED`.
 pub const EQ1_QUEUE_DROP_OLDEST: c_int = 1;
+/// `eq1_mqtt_options_set_protocol_version`: MQTT 3.1 (protocol name `MQIsdp`, level 3), for
+/// brokers older than 3.1.1; client ids are limited to 23 bytes.
+pub const EQ1_MQTT_V31: c_int = 3;
 /// `eq1_mqtt_options_set_protocol_version`: MQTT 3.1.1.
 pub const EQ1_MQTT_V311: c_int = 4;
 /// `eq1_mqtt_options_set_protocol_version`: MQTT 5.0.
@@ -242,12 +245,15 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_clean_session(
     })
 }
 
-/// Protocol version: `EQ1_MQTT_V311` (4, default) or `EQ1_MQTT_V5` (5).
+/// Protocol version: `EQ1_MQTT_V311` (4, default), `EQ1_MQTT_V5` (5) or `EQ1_MQTT_V31` (3,
+/// MQTT 3.1 for old brokers: CONNECT says `MQIsdp` level 3, every other packet is as in
+/// 3.1.1; the client id must then be 1 to 23 bytes, which `eq1_mqtt_client_new` checks and
+/// refuses with `EQ1_STATUS_INVALID_CLIENT_ID`; a generated id fits).
 ///
 /// Returns:
 /// - `EQ1_STATUS_OK` on success.
 /// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
-/// - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is neither 4 nor 5.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `version` is not 3, 4 or 5.
 /// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
 ///
 /// See also: `eq1_mqtt_options_set_protocol_fallback` and the other MQTT 5.0 options.
@@ -260,15 +266,16 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_version(
     version: c_int,
 ) -> eq1_status {
     with_options(options, |o| {
-        o.set_protocol_version(match version {
-            EQ1_MQTT_V311 => ProtocolVersion::V311,
-            EQ1_MQTT_V5 => ProtocolVersion::V5,
+        match version {
+            EQ1_MQTT_V31 => o.set_mqtt31(),
+            EQ1_MQTT_V311 => o.set_protocol_version(ProtocolVersion::V311),
+            EQ1_MQTT_V5 => o.set_protocol_version(ProtocolVersion::V5),
             other => {
                 return Err(crate::Error::InvalidArgument(format!(
-                    "protocol version {other} is not supported; use 4 (MQTT 3.1.1) or 5 (MQTT 5.0)"
+                    "protocol version {other} is not supported; use 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5 (MQTT 5.0)"
                 )))
             }
-        });
+        }
         Ok(())
     })
 }

@@ -10,7 +10,9 @@ use crate::mqtt::driver::{Command, ConnectInfo, Driver};
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::properties::PublishProperties;
 use crate::mqtt::session::{check_filters_against, check_publish_against, Queued};
-use crate::mqtt::shared::{ConnectionHandler, DeliveryHandler, Dispatch, Shared, State, Stats};
+use crate::mqtt::shared::{
+    AuthHandler, ConnectionHandler, DeliveryHandler, Dispatch, Shared, State, Stats,
+};
 use crate::mqtt::subscribe::{FilterRequest, SubscribeOptions, SubscribeReport, UnsubscribeReport};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::validate;
@@ -63,13 +65,20 @@ impl Client {
         let backlog = Backlog::new(options.inbound_max_messages, options.inbound_max_bytes);
         let shared = Arc::new(Shared::new(events_tx, backlog));
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (auth_tx, auth_rx) = tokio::sync::mpsc::channel(dispatcher::AUTH_ANSWERS);
         let dispatcher = {
             let shared = shared.clone();
             let acks = commands.clone();
-            callbacks::spawn(move || dispatcher::run(shared, events_rx, acks))?
+            let answers = auth_tx.clone();
+            callbacks::spawn(move || dispatcher::run(shared, events_rx, acks, answers))?
         };
         let dispatcher_id = dispatcher.thread().id();
-        let driver = Driver::new(options.clone(), shared.clone(), client_id.clone());
+        let driver = Driver::new(
+            options.clone(),
+            shared.clone(),
+            client_id.clone(),
+            (auth_rx, auth_tx),
+        );
         runtime.spawn(driver.run(command_rx));
         Ok(Client {
             codec: Codec::new(&options),
@@ -113,6 +122,55 @@ impl Client {
         if added {
             self.shared.emit(Dispatch::Redeliver);
         }
+    }
+
+    /// The MQTT 5.0 enhanced-authentication handler: answers each step of the exchange the
+    /// configured authentication method starts (at CONNECT and on `reauthenticate`). It runs
+    /// on the dispatcher thread; the connection keeps its keep-alive meanwhile.
+    pub fn set_auth_handler(&self, handler: Option<AuthHandler>) {
+        self.shared.set_handlers(|h| h.auth = handler);
+    }
+
+    /// Re-authenticates on the open connection (MQTT 5.0 AUTH 0x19 with the configured
+    /// method and `data`), the exchange going through the authentication handler, and waits
+    /// up to `timeout` for the broker's success. Publishing goes on meanwhile. A failure or
+    /// a time-out closes the connection (the next one authenticates from the start).
+    pub fn reauthenticate(&self, data: Option<&[u8]>, timeout: Duration) -> Result<()> {
+        if self.options.auth.is_none() {
+            return Err(Error::AuthNotConfigured(
+                "no authentication method is configured (set_auth_method) to re-authenticate with"
+                    .into(),
+            ));
+        }
+        if data.is_some_and(|d| d.len() > validate::MAX_STRING_LEN) {
+            return Err(Error::InvalidArgument(
+                "authentication data is longer than 65,535 bytes".into(),
+            ));
+        }
+        if timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "the re-authentication timeout must be at least 1 ms".into(),
+            ));
+        }
+        if self.in_callback() {
+            return Err(Error::CalledFromCallback(
+                "re-authentication waits for the authentication callback, which runs on this thread: call it from another thread".into(),
+            ));
+        }
+        if self.shared.state() != State::Connected {
+            return Err(Error::NotConnected("the client is not connected".into()));
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let command = Command::Reauthenticate {
+            data: data.map(Bytes::copy_from_slice),
+            timeout,
+            reply,
+        };
+        if self.commands.send(command).is_err() {
+            return Err(engine_gone());
+        }
+        // The session ends the exchange at its deadline; the grace covers the answer's way back.
+        wait_reply(&answer, timeout, "re-authentication")?
     }
 
     /// The will goes into the next CONNECT; it cannot change while connected.

@@ -9,7 +9,7 @@
 use crate::core::dispatcher::guarded;
 use crate::core::log::{log, Level};
 use crate::mqtt::driver::Command;
-use crate::mqtt::session::AckTicket;
+use crate::mqtt::session::{AckTicket, AuthAnswer, AuthChallenge};
 use crate::mqtt::shared::{Dispatch, Shared};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::Message;
@@ -17,19 +17,33 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{Sender, UnboundedSender};
+
+/// Authentication answers go back to the driver on their own small channel: the driver reads
+/// it also during the CONNECT handshake, when it reads no other command. One step is
+/// outstanding at a time, so a few places are plenty; a late answer to an abandoned step
+/// finds room or is dropped (the driver would ignore it anyway).
+pub(crate) const AUTH_ANSWERS: usize = 4;
+pub type AuthAnswers = Sender<(u64, AuthAnswer)>;
 
 struct Dispatcher {
     shared: Arc<Shared>,
     driver: UnboundedSender<Command>,
+    auth_answers: AuthAnswers,
     /// Messages no callback took yet, oldest first.
     held: VecDeque<(Message, Option<AckTicket>)>,
 }
 
-pub fn run(shared: Arc<Shared>, events: Receiver<Dispatch>, driver: UnboundedSender<Command>) {
+pub fn run(
+    shared: Arc<Shared>,
+    events: Receiver<Dispatch>,
+    driver: UnboundedSender<Command>,
+    auth_answers: AuthAnswers,
+) {
     let mut dispatcher = Dispatcher {
         shared,
         driver,
+        auth_answers,
         held: VecDeque::new(),
     };
     while let Ok(event) = events.recv() {
@@ -52,6 +66,7 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Dispatch>, driver: UnboundedSen
                 dispatcher.deliver(message, ticket);
             }
             Dispatch::Redeliver => dispatcher.release_held(),
+            Dispatch::Auth(challenge) => dispatcher.authenticate(&challenge),
             Dispatch::Connection(connection) => {
                 if let Some(handler) = dispatcher.shared.handlers().connection {
                     guarded("connection", || handler(&connection));
@@ -67,6 +82,33 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Dispatch>, driver: UnboundedSen
 }
 
 impl Dispatcher {
+    /// Asks the authentication handler and sends its answer to the driver, which waits for it
+    /// without stalling keep-alive (and within the connect or re-authentication timeout).
+    fn authenticate(&self, challenge: &AuthChallenge) {
+        let answer = match self.shared.handlers().auth {
+            None => AuthAnswer::Failure(
+                "the broker sent an authentication challenge but no authentication callback is installed (eq1_mqtt_client_set_auth_callback)".into(),
+            ),
+            Some(handler) => {
+                let mut answer = None;
+                guarded("authentication", || answer = Some(handler(challenge)));
+                answer.unwrap_or_else(|| {
+                    AuthAnswer::Failure("the authentication callback panicked".into())
+                })
+            }
+        };
+        if self
+            .auth_answers
+            .try_send((challenge.step, answer))
+            .is_err()
+        {
+            log!(
+                Level::Warn,
+                "an authentication answer was not delivered (the connection is gone or the step was abandoned)"
+            );
+        }
+    }
+
     /// Runs the message's handlers, then acknowledges it; holds it when there are none.
     fn deliver(&mut self, message: Message, ticket: Option<AckTicket>) {
         let delivered = {

@@ -9,17 +9,16 @@ use crate::core::log::{log, Level};
 use crate::core::tls;
 use crate::core::transport::{self, Endpoint, Stream};
 use crate::mqtt::options::{Options, Will};
-use crate::mqtt::session::{AckTicket, Event, Outcome, Queued, Session, Transmit};
+use crate::mqtt::session::{AckTicket, AuthAnswer, Event, Outcome, Queued, Session, Transmit};
 use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Dispatch, Shared, State};
 use crate::mqtt::subscribe::{FilterRequest, SubscribeReport, UnsubscribeReport};
-use crate::mqtt::wire::Incoming;
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
@@ -57,6 +56,12 @@ pub enum Command {
     },
     /// The handlers of a received QoS 1/2 message returned: acknowledge it.
     Ack(AckTicket),
+    /// MQTT 5.0 re-authentication with the configured method and this initial data.
+    Reauthenticate {
+        data: Option<bytes::Bytes>,
+        timeout: Duration,
+        reply: SyncSender<Result<()>>,
+    },
 }
 
 /// Who waits for a session reply, and in which shape.
@@ -64,6 +69,7 @@ pub enum Waiter {
     Subscribe(SyncSender<Result<SubscribeReport>>),
     Unsubscribe(SyncSender<Result<UnsubscribeReport>>),
     Disconnect(SyncSender<Result<()>>),
+    Reauthenticate(SyncSender<Result<()>>),
 }
 
 impl Waiter {
@@ -82,10 +88,11 @@ impl Waiter {
             (Waiter::Unsubscribe(reply), other) => {
                 let _ = reply.try_send(Err(failure_of(other)));
             }
-            (Waiter::Disconnect(reply), Outcome::Failed(e)) => {
+            (Waiter::Disconnect(reply), Outcome::Failed(e))
+            | (Waiter::Reauthenticate(reply), Outcome::Failed(e)) => {
                 let _ = reply.try_send(Err(e));
             }
-            (Waiter::Disconnect(reply), _) => {
+            (Waiter::Disconnect(reply), _) | (Waiter::Reauthenticate(reply), _) => {
                 let _ = reply.try_send(Ok(()));
             }
         }
@@ -115,6 +122,7 @@ enum Wake {
     Wrote(std::io::Result<Option<Transmit>>),
     Deadline,
     Room,
+    AuthAnswer(Option<(u64, AuthAnswer)>),
 }
 
 enum Served {
@@ -130,10 +138,23 @@ pub struct Driver {
     tls: Option<TlsConnector>,
     backoff: Backoff,
     broker_index: usize,
+    /// The authentication callback's answers, from the dispatcher.
+    auth_answers: Receiver<(u64, AuthAnswer)>,
+    /// Keeps that channel open after the dispatcher has gone, so that waiting on it never
+    /// returns at once (the driver would spin).
+    _auth_answers_open: crate::mqtt::dispatcher::AuthAnswers,
 }
 
 impl Driver {
-    pub fn new(options: Arc<Options>, shared: Arc<Shared>, client_id: String) -> Driver {
+    pub fn new(
+        options: Arc<Options>,
+        shared: Arc<Shared>,
+        client_id: String,
+        (auth_answers, open): (
+            Receiver<(u64, AuthAnswer)>,
+            crate::mqtt::dispatcher::AuthAnswers,
+        ),
+    ) -> Driver {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -146,6 +167,8 @@ impl Driver {
             shared,
             tls: None,
             broker_index: 0,
+            auth_answers,
+            _auth_answers_open: open,
         }
     }
 
@@ -318,32 +341,69 @@ impl Driver {
                 .await
                 .map_err(|_| timed_out())??;
         }
+        // Until CONNACK (and, with enhanced authentication, until the exchange is through:
+        // the broker's AUTH challenges go to the callback on the dispatcher thread, its
+        // answers come back here), all within the connect deadline.
         loop {
             let codec = self.session.codec();
             let decoded = codec.decode(&mut socket.read_buf);
-            match decoded {
-                Ok(Some(packet)) => {
-                    let is_connack = matches!(packet, Incoming::ConnAck(_));
-                    self.session
-                        .handle_packet(packet, std::time::Instant::now())?;
-                    if is_connack {
-                        return Ok(socket);
-                    }
-                }
+            let step = match decoded {
+                Ok(Some(packet)) => self
+                    .session
+                    .handle_packet(packet, std::time::Instant::now()),
                 Ok(None) => {
                     socket.read_buf.reserve(READ_CHUNK);
-                    let n = timeout_at(deadline, socket.reader.read_buf(&mut socket.read_buf))
-                        .await
-                        .map_err(|_| timed_out())?
-                        .map_err(|e| read_error(&e, &socket.endpoint))?;
-                    if n == 0 {
-                        return Err(Error::ConnectionLost(format!(
-                            "{name} closed the connection before sending CONNACK"
-                        )));
+                    let Socket {
+                        reader, read_buf, ..
+                    } = &mut socket;
+                    let woke = timeout_at(deadline, async {
+                        tokio::select! {
+                            read = reader.read_buf(read_buf) => Wake::Read(read),
+                            answer = self.auth_answers.recv() => Wake::AuthAnswer(answer),
+                        }
+                    })
+                    .await
+                    .map_err(|_| timed_out())?;
+                    match woke {
+                        Wake::Read(read) => {
+                            let n = read.map_err(|e| read_error(&e, &socket.endpoint))?;
+                            if n == 0 {
+                                return Err(Error::ConnectionLost(format!(
+                                    "{name} closed the connection before sending CONNACK"
+                                )));
+                            }
+                            bump(&self.shared.counters.bytes_in, n as u64);
+                            Ok(())
+                        }
+                        Wake::AuthAnswer(Some((step, answer))) => {
+                            self.session
+                                .auth_answer(step, answer, std::time::Instant::now())
+                        }
+                        _ => Err(Error::Internal("the dispatcher has stopped".into())),
                     }
-                    bump(&self.shared.counters.bytes_in, n as u64);
                 }
-                Err(bad) => return Err(self.session.malformed(bad.reason, bad.error)),
+                Err(bad) => Err(self.session.malformed(bad.reason, bad.error)),
+            };
+            self.deliver_events();
+            if let Err(e) = step {
+                // A DISCONNECT the session encoded (authentication refused) gets a short
+                // chance to leave.
+                if let Some(transmit) = self.session.transmit(std::time::Instant::now()) {
+                    let _ = timeout_at(
+                        Instant::now() + CLOSE_WRITE_TIMEOUT,
+                        write_all(&mut socket, transmit, &self.shared),
+                    )
+                    .await;
+                }
+                return Err(e);
+            }
+            if self.session.is_connected() {
+                return Ok(socket);
+            }
+            while let Some(transmit) = self.session.transmit(std::time::Instant::now()) {
+                timeout_at(deadline, write_all(&mut socket, transmit, &self.shared))
+                    .await
+                    .map_err(|_| timed_out())??;
             }
         }
     }
@@ -529,6 +589,7 @@ impl Driver {
                     step = write_step(writer, writing), if writing.is_some() => Wake::Wrote(step),
                     _ = sleep_until_opt(deadline) => Wake::Deadline,
                     _ = self.shared.backlog.room(), if backlog_full => Wake::Room,
+                    answer = self.auth_answers.recv() => Wake::AuthAnswer(answer),
                 }
             };
             match wake {
@@ -558,7 +619,16 @@ impl Driver {
                 Wake::Read(Err(e)) => return Served::Lost(read_error(&e, &socket.endpoint)),
                 Wake::Wrote(Err(e)) => return Served::Lost(write_error(&e, &socket.endpoint)),
                 Wake::Wrote(Ok(Some(done))) => self.written(done),
-                Wake::Wrote(Ok(None)) | Wake::Room => {}
+                Wake::Wrote(Ok(None)) | Wake::Room | Wake::AuthAnswer(None) => {}
+                Wake::AuthAnswer(Some((step, answer))) => {
+                    if let Err(e) =
+                        self.session
+                            .auth_answer(step, answer, std::time::Instant::now())
+                    {
+                        self.deliver_events();
+                        return self.close_on_violation(socket, e).await;
+                    }
+                }
                 Wake::Deadline => {
                     if let Err(e) = self.session.handle_timeout(std::time::Instant::now()) {
                         return Served::Lost(e);
@@ -682,6 +752,15 @@ impl Driver {
                 )));
             }
             Command::Ack(ticket) => self.session.acknowledge(ticket),
+            Command::Reauthenticate {
+                data,
+                timeout,
+                reply,
+            } => {
+                let deadline = std::time::Instant::now() + timeout;
+                self.session
+                    .reauthenticate(data, deadline, Waiter::Reauthenticate(reply));
+            }
         }
     }
 
@@ -707,6 +786,7 @@ impl Driver {
                 }
                 Event::Completed(token, result) => self.shared.complete(token, result),
                 Event::Reply(waiter, outcome) => waiter.answer(outcome),
+                Event::AuthChallenge(challenge) => self.shared.emit(Dispatch::Auth(challenge)),
             }
         }
     }

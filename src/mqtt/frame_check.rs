@@ -678,8 +678,9 @@ impl Frame {
         self.nothing_after_properties(&body)
     }
 
-    /// 5.0 only: empty (success), or a reason code with properties; only the structure is
-    /// checked here, the authentication exchange belongs to the session.
+    /// 5.0 only: empty (success), or a reason code with properties that name the
+    /// authentication method (MQTT-3.15.2.2.2: omitting it is a protocol error); only the
+    /// structure is checked here, the authentication exchange belongs to the session.
     fn auth(&self, mut body: Reader) -> Result<(), Violation> {
         let Some(code) = body.u8() else {
             return Ok(());
@@ -688,8 +689,12 @@ impl Frame {
         if body.is_empty() {
             return Err(self.malformed("reason code without a property length"));
         }
-        self.properties(&mut body)?;
-        self.nothing_after_properties(&body)
+        let seen = self.properties(&mut body)?;
+        self.nothing_after_properties(&body)?;
+        if seen & bit(AUTHENTICATION_METHOD) == 0 {
+            return Err(self.protocol_error("AUTH without an Authentication Method"));
+        }
+        Ok(())
     }
 
     /// Reads a property length and the properties it covers, checking each one: known, allowed
@@ -936,6 +941,9 @@ mod tests {
             &frame5(0xF0, &[0x18], &[method.clone(), data].concat(), &[]),
         );
         refused(V5, &[0xF0, 0x01, 0x18], 0x81, "AUTH");
+        let data_only = prop(0x16, &s(b"\x01"));
+        refused(V5, &frame5(0xF0, &[0x18], &data_only, &[]), 0x82, "AUTH");
+        refused(V5, &[0xF0, 0x02, 0x00, 0x00], 0x82, "AUTH");
         refused(V5, &frame5(0xF0, &[0x42], &method, &[]), 0x81, "AUTH");
         refused(V5, &frame5(0xF0, &[0x18], &method, &[0x00]), 0x81, "AUTH");
     }
@@ -1216,7 +1224,16 @@ mod tests {
             ("SUBACK", frame5(0x90, &[0x00, 0x07], properties, &[0x01])),
             ("UNSUBACK", frame5(0xB0, &[0x00, 0x07], properties, &[0x00])),
             ("DISCONNECT", frame5(0xE0, &[0x8B], properties, &[])),
-            ("AUTH", frame5(0xF0, &[0x18], properties, &[])),
+            // AUTH must name its method: it goes first, the properties under test after it.
+            (
+                "AUTH",
+                frame5(
+                    0xF0,
+                    &[0x18],
+                    &[&prop(0x15, &s(b"M"))[..], properties].concat(),
+                    &[],
+                ),
+            ),
             ("CONNACK", frame5(0x20, &[0x00, 0x00], properties, &[])),
         ]
     }

@@ -25,7 +25,8 @@ pub use client::{Client, SubscribeRequest};
 pub use driver::ConnectInfo;
 pub use options::{Endpoint, Options, ProtocolVersion, QueueFullPolicy, Will};
 pub use properties::PublishProperties;
-pub use shared::{ConnectionEvent, ConnectionState, Stats};
+pub use session::{AuthAnswer, AuthChallenge};
+pub use shared::{AuthHandler, ConnectionEvent, ConnectionState, Stats};
 pub use subscribe::{
     AckProperties, RetainHandling, SubscribeOptions, SubscribeReport, SubscribeResult,
     UnsubscribeReport, UnsubscribeResult,

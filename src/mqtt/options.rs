@@ -51,6 +51,15 @@ pub struct V5ConnectOptions {
 pub const DEFAULT_RESPONSE_TOPIC_PREFIX: &str = "eq1/response/";
 /// Requests waiting for a reply at once, by default.
 pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 10_000;
+/// The enhanced-authentication method of CONNECT (MQTT 5.0) and its initial data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthMethod {
+    pub method: String,
+    pub data: Option<bytes::Bytes>,
+}
+
+/// MQTT 3.1 limits client identifiers to 23 bytes (3.1.1 lifted it).
+pub(crate) const MQTT31_MAX_CLIENT_ID: usize = 23;
 
 /// Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
 pub(crate) const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
@@ -85,6 +94,12 @@ pub struct Options {
     pub v5_connect: V5ConnectOptions,
     /// An MQTT 5.0 CONNECT refused for its protocol version is retried as MQTT 3.1.1.
     pub protocol_fallback: bool,
+    /// MQTT 5.0 enhanced authentication: the method (property 0x15) and initial data (0x16)
+    /// of CONNECT; the exchange continues through the client's authentication handler.
+    pub auth: Option<AuthMethod>,
+    /// With `version` 3.1.1: speak MQTT 3.1 instead (protocol name `MQIsdp`, level 3) for old
+    /// brokers. Only CONNECT differs on the wire for a client.
+    pub mqtt31: bool,
     /// Accept brokers with and without TLS in one list while credentials are set (they would
     /// go in clear to the plaintext ones). Off by default: `check_consistent` refuses it.
     pub allow_plaintext_fallback: bool,
@@ -129,6 +144,8 @@ impl Default for Options {
             inbound_max_bytes: 32 * 1024 * 1024,
             v5_connect: V5ConnectOptions::default(),
             protocol_fallback: false,
+            auth: None,
+            mqtt31: false,
             allow_plaintext_fallback: false,
             topic_alias_auto: true,
             response_topic_prefix: DEFAULT_RESPONSE_TOPIC_PREFIX.into(),
@@ -191,6 +208,34 @@ impl Options {
 
     pub fn set_protocol_version(&mut self, version: ProtocolVersion) {
         self.version = version;
+        self.mqtt31 = false;
+    }
+
+    /// MQTT 3.1 (`MQIsdp`, level 3) for brokers older than 3.1.1; client ids are then limited
+    /// to 23 bytes.
+    pub fn set_mqtt31(&mut self) {
+        self.version = ProtocolVersion::V311;
+        self.mqtt31 = true;
+    }
+
+    /// The MQTT 5.0 authentication method (and initial data) CONNECT carries; `None` clears
+    /// it. The method is a UTF-8 string of the spec's rules; data at most 65,535 bytes.
+    pub fn set_auth_method(&mut self, method: Option<(&str, Option<&[u8]>)>) -> Result<()> {
+        let Some((method, data)) = method else {
+            self.auth = None;
+            return Ok(());
+        };
+        validate::auth_method(method)?;
+        if data.is_some_and(|d| d.len() > validate::MAX_STRING_LEN) {
+            return Err(Error::InvalidArgument(
+                "authentication data is longer than 65,535 bytes".into(),
+            ));
+        }
+        self.auth = Some(AuthMethod {
+            method: method.to_string(),
+            data: data.map(bytes::Bytes::copy_from_slice),
+        });
+        Ok(())
     }
 
     pub fn set_connect_timeout(&mut self, ms: i32) -> Result<()> {
@@ -371,6 +416,15 @@ impl Options {
     /// Checks what no single setter can: the options as a whole. Called when a client is
     /// created from them.
     pub fn check_consistent(&self) -> Result<()> {
+        if self.auth.is_some() && self.version != ProtocolVersion::V5 {
+            return Err(Error::InvalidArgument(
+                "an authentication method needs MQTT 5.0 (enhanced authentication); set the protocol version to 5".into(),
+            ));
+        }
+        // Without one, the generated id (20 bytes) fits MQTT 3.1's limit.
+        if let (true, Some(id)) = (self.mqtt31, &self.client_id) {
+            validate::mqtt31_client_id(id)?;
+        }
         let has_credentials = self.username.is_some() || self.password.is_some();
         if !has_credentials || self.allow_plaintext_fallback {
             return Ok(());

@@ -19,9 +19,11 @@ use crate::mqtt::subscribe::{
 };
 use crate::mqtt::topic_alias::{AliasUse, OutboundAliases};
 use crate::mqtt::validate;
-use crate::mqtt::wire::{BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish};
+use crate::mqtt::wire::{
+    auth_reason, AuthPacket, BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish,
+};
 use crate::mqtt::{Message, Qos};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +38,38 @@ pub(crate) mod reason {
     pub(crate) const NORMAL: u8 = 0x00;
     pub(crate) use crate::mqtt::frame_check::{PROTOCOL_ERROR, TOPIC_ALIAS_INVALID};
     pub(crate) const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
+    /// Our authentication callback refused to go on (or the broker's final data did not
+    /// verify): the spec has no client reason for it beyond "unspecified error".
+    pub(crate) const UNSPECIFIED_ERROR: u8 = 0x80;
+}
+
+/// One step of an MQTT 5.0 enhanced-authentication exchange that the application's
+/// authentication callback judges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthChallenge {
+    /// Names this step: the answer carries it back (answers to a step that is over are
+    /// ignored).
+    pub step: u64,
+    pub method: String,
+    /// 0x18 (continue authentication): the broker's challenge, answer with response data.
+    /// 0x00 (success): the broker accepted and sent final data (CONNACK or AUTH) for us to
+    /// verify, answer success or failure.
+    pub reason: u8,
+    /// Empty when the broker sent none.
+    pub data: Bytes,
+    /// Re-authentication on a connection, rather than the CONNECT handshake.
+    pub reauthenticating: bool,
+}
+
+/// The authentication callback's answer to an `AuthChallenge`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthAnswer {
+    /// Send this response data to the broker (answers a 0x18 challenge).
+    Continue(Bytes),
+    /// The broker's final data verified (answers a 0x00 challenge).
+    Success,
+    /// Give up: the connection closes and the exchange fails with `AuthFailed`.
+    Failure(String),
 }
 
 /// A publish accepted by the handle, waiting in the outbox.
@@ -71,8 +105,11 @@ pub enum Event<W> {
     Message(Message, Option<AckTicket>),
     /// A publish token's outcome.
     Completed(Token, Result<()>),
-    /// The answer to a subscribe, unsubscribe or disconnect.
+    /// The answer to a subscribe, unsubscribe, disconnect or re-authentication.
     Reply(W, Outcome),
+    /// The authentication callback has a step of the exchange to judge; its answer comes
+    /// back through `auth_answer`.
+    AuthChallenge(AuthChallenge),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +118,7 @@ pub enum Outcome {
     Subscribed(SubscribeReport),
     Unsubscribed(UnsubscribeReport),
     Disconnected,
+    Reauthenticated,
     Failed(Error),
 }
 
@@ -160,6 +198,24 @@ struct Disconnecting<W> {
     replies: Vec<W>,
 }
 
+/// Whom the enhanced-authentication exchange waits for.
+#[derive(Debug)]
+enum AuthWait {
+    /// Our CONNECT or AUTH is out: the broker answers next.
+    Broker,
+    /// The callback has the broker's AUTH 0x18 (this step).
+    Response(u64),
+    /// The callback verifies the broker's final data; in the handshake its CONNACK waits here.
+    Verify(u64, Option<ConnAck>),
+}
+
+/// An enhanced-authentication exchange under way: the CONNECT handshake, or a
+/// re-authentication (with its waiter and deadline) while the connection carries on.
+struct AuthExchange<W> {
+    wait: AuthWait,
+    reauth: Option<(W, Instant)>,
+}
+
 /// What belongs to one connection and starts afresh with the next.
 struct Link {
     keep_alive: Duration,
@@ -230,6 +286,11 @@ pub struct Session<W> {
     /// Outbox places given back (negative) or taken again (positive) since the last
     /// `take_queue_delta`, outside of transmits: (messages, bytes).
     queue_delta: (i64, i64),
+    /// The enhanced-authentication exchange of this connection, while one runs.
+    auth: Option<AuthExchange<W>>,
+    /// Numbers authentication steps (never reused within a session, so that a late answer
+    /// from an earlier connection is recognised).
+    auth_steps: u64,
 }
 
 impl<W> Session<W> {
@@ -265,6 +326,8 @@ impl<W> Session<W> {
             out: Transmit::default(),
             events: VecDeque::new(),
             queue_delta: (0, 0),
+            auth: None,
+            auth_steps: 0,
         }
     }
 
@@ -341,6 +404,13 @@ impl<W> Session<W> {
         if !self.options.protocol_fallback || self.codec.version == ProtocolVersion::V311 {
             return false;
         }
+        if self.options.auth.is_some() {
+            log!(
+                Level::Warn,
+                "not falling back to MQTT 3.1.1: the configured authentication method needs MQTT 5.0"
+            );
+            return false;
+        }
         log!(
             Level::Info,
             "the broker does not speak MQTT 5.0: falling back to MQTT 3.1.1"
@@ -358,6 +428,10 @@ impl<W> Session<W> {
         self.inbound_qos2_current = 0;
         self.link = Link::new(self.options.keep_alive, now);
         self.phase = Phase::AwaitConnAck;
+        self.auth = self.options.auth.as_ref().map(|_| AuthExchange {
+            wait: AuthWait::Broker,
+            reauth: None,
+        });
         let options = self.options.clone();
         self.codec.connect(
             &options,
@@ -375,6 +449,14 @@ impl<W> Session<W> {
         )));
         self.inbound_qos1.clear();
         self.link.aliases.clear();
+        if let Some((reply, _)) = self.auth.take().and_then(|a| a.reauth) {
+            self.events.push_back(Event::Reply(
+                reply,
+                Outcome::Failed(Error::AuthFailed(format!(
+                    "re-authentication did not complete: {reason}"
+                ))),
+            ));
+        }
         for (pkid, _) in std::mem::take(&mut self.subscribes) {
             self.ids.release(pkid);
         }
@@ -618,6 +700,7 @@ impl<W> Session<W> {
         if self.phase == Phase::AwaitConnAck {
             return match packet {
                 Incoming::ConnAck(ack) => self.handle_connack(ack, now),
+                Incoming::Auth(auth) => self.handle_auth(auth),
                 other => Err(self.violation(
                     reason::PROTOCOL_ERROR,
                     format!("expected CONNACK, the broker sent {}", other.kind()),
@@ -665,6 +748,7 @@ impl<W> Session<W> {
             Incoming::SubAck(pkid, codes, ack) => self.handle_suback(pkid, codes, ack)?,
             Incoming::UnsubAck(pkid, codes, ack) => self.handle_unsuback(pkid, codes, ack)?,
             Incoming::PingResp => self.link.ping_sent = None,
+            Incoming::Auth(auth) => self.handle_auth(auth)?,
             Incoming::Disconnect(reason) => return Err(Error::ConnectionLost(reason)),
             Incoming::ConnAck(_) => {
                 return Err(self.violation(
@@ -690,7 +774,12 @@ impl<W> Session<W> {
 
     fn handle_connack(&mut self, ack: ConnAck, now: Instant) -> Result<()> {
         if let Some(refusal) = ack.refusal {
-            return Err(refusal);
+            return Err(match (refusal, &self.options.auth) {
+                (Error::NotAuthorized(m), Some(auth)) => {
+                    Error::AuthFailed(format!("{m} (authentication method '{}')", auth.method))
+                }
+                (refusal, _) => refusal,
+            });
         }
         if ack.session_present && self.options.clean_session {
             return Err(self.violation(
@@ -698,6 +787,53 @@ impl<W> Session<W> {
                 "CONNACK says session present, but we asked for a clean session".into(),
             ));
         }
+        if let Some(accepted) = self.connack_authentication(ack)? {
+            self.connected(accepted, now);
+        }
+        Ok(())
+    }
+
+    /// Enhanced authentication in CONNACK: the method must be ours, and final data goes to
+    /// the callback to verify first. Returns the CONNACK when the connection may proceed.
+    fn connack_authentication(&mut self, ack: ConnAck) -> Result<Option<ConnAck>> {
+        let Some(configured) = self.options.auth.as_ref().map(|a| a.method.clone()) else {
+            if ack.auth_method.is_some() || ack.auth_data.is_some() {
+                return Err(self.violation(
+                    reason::PROTOCOL_ERROR,
+                    "CONNACK carries an authentication method or data, but we sent no authentication method".into(),
+                ));
+            }
+            return Ok(Some(ack));
+        };
+        if let Some(method) = ack.auth_method.as_deref().filter(|m| *m != configured) {
+            return Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                format!("CONNACK names authentication method '{method}'; we use '{configured}'"),
+            ));
+        }
+        if !matches!(self.auth.as_ref().map(|a| &a.wait), Some(AuthWait::Broker)) {
+            return Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "the broker sent CONNACK while its authentication challenge was unanswered".into(),
+            ));
+        }
+        match ack.auth_data.clone() {
+            None => {
+                self.auth = None;
+                Ok(Some(ack))
+            }
+            Some(data) => {
+                let step = self.challenge(configured, auth_reason::SUCCESS, data, false);
+                if let Some(exchange) = &mut self.auth {
+                    exchange.wait = AuthWait::Verify(step, Some(ack));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// CONNACK accepted (and its authentication verified): the connection is up.
+    fn connected(&mut self, ack: ConnAck, now: Instant) {
         self.link = Link::new(
             ack.server_keep_alive
                 .map(|s| Duration::from_secs(s as u64))
@@ -719,7 +855,201 @@ impl<W> Session<W> {
         self.events.push_back(Event::Connected {
             session_present: ack.session_present,
         });
-        Ok(())
+    }
+
+    // ----- enhanced authentication (MQTT 5.0 AUTH) -----
+
+    /// The broker's AUTH: only within an exchange we started, with our method, and in the
+    /// exchange's turn.
+    fn handle_auth(&mut self, auth: AuthPacket) -> Result<()> {
+        let Some(configured) = self.options.auth.as_ref().map(|a| a.method.clone()) else {
+            return Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "the broker sent AUTH, but we sent no authentication method".into(),
+            ));
+        };
+        if let Some(method) = auth.method.as_deref().filter(|m| *m != configured) {
+            return Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                format!(
+                    "the broker's AUTH names authentication method '{method}'; we use '{configured}' (it must not change)"
+                ),
+            ));
+        }
+        let handshake = self.phase == Phase::AwaitConnAck;
+        let wait = self.auth.as_ref().map(|a| &a.wait);
+        match (wait, auth.reason) {
+            (_, auth_reason::REAUTHENTICATE) => Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "the broker sent AUTH 0x19 (re-authenticate), which only clients send".into(),
+            )),
+            (None, _) => Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "the broker sent AUTH with no authentication exchange under way".into(),
+            )),
+            (Some(AuthWait::Response(_) | AuthWait::Verify(..)), _) => Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "the broker sent AUTH before we answered its previous one".into(),
+            )),
+            (Some(AuthWait::Broker), auth_reason::SUCCESS) if handshake => Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                "the broker sent AUTH 0x00 during CONNECT; success comes with CONNACK".into(),
+            )),
+            (Some(AuthWait::Broker), auth_reason::SUCCESS) => match auth.data {
+                Some(data) => {
+                    let step = self.challenge(configured, auth_reason::SUCCESS, data, true);
+                    if let Some(exchange) = &mut self.auth {
+                        exchange.wait = AuthWait::Verify(step, None);
+                    }
+                    Ok(())
+                }
+                None => {
+                    self.finish_reauthentication();
+                    Ok(())
+                }
+            },
+            (Some(AuthWait::Broker), auth_reason::CONTINUE) => {
+                let data = auth.data.unwrap_or_default();
+                let step = self.challenge(configured, auth_reason::CONTINUE, data, !handshake);
+                if let Some(exchange) = &mut self.auth {
+                    exchange.wait = AuthWait::Response(step);
+                }
+                Ok(())
+            }
+            (Some(_), code) => Err(self.violation(
+                reason::PROTOCOL_ERROR,
+                format!("the broker sent AUTH with reason code {code:#04x}"),
+            )),
+        }
+    }
+
+    fn challenge(&mut self, method: String, code: u8, data: Bytes, reauth: bool) -> u64 {
+        self.auth_steps += 1;
+        self.events.push_back(Event::AuthChallenge(AuthChallenge {
+            step: self.auth_steps,
+            method,
+            reason: code,
+            data,
+            reauthenticating: reauth,
+        }));
+        self.auth_steps
+    }
+
+    /// The authentication callback answered `step`. An error closes the connection (the
+    /// session has encoded DISCONNECT for the driver to write first).
+    pub fn auth_answer(&mut self, step: u64, answer: AuthAnswer, now: Instant) -> Result<()> {
+        let Some(exchange) = self.auth.as_mut() else {
+            log!(
+                Level::Debug,
+                "ignoring an authentication answer to step {step}: no exchange under way"
+            );
+            return Ok(());
+        };
+        let current = match &exchange.wait {
+            AuthWait::Response(s) | AuthWait::Verify(s, _) => *s,
+            AuthWait::Broker => 0,
+        };
+        if current != step {
+            log!(
+                Level::Debug,
+                "ignoring an authentication answer to step {step}: that step is over"
+            );
+            return Ok(());
+        }
+        let wait = std::mem::replace(&mut exchange.wait, AuthWait::Broker);
+        match (wait, answer) {
+            (AuthWait::Response(_), AuthAnswer::Continue(data)) => {
+                if data.len() > crate::mqtt::validate::MAX_STRING_LEN {
+                    return Err(self.fail_authentication(format!(
+                        "the authentication callback answered {} bytes; at most 65,535 fit",
+                        data.len()
+                    )));
+                }
+                let method = self.options.auth.as_ref().map(|a| a.method.clone()).unwrap_or_default();
+                self.codec
+                    .auth(auth_reason::CONTINUE, &method, Some(&data), &mut self.out.bytes);
+                Ok(())
+            }
+            (AuthWait::Verify(_, Some(ack)), AuthAnswer::Success) => {
+                self.auth = None;
+                self.connected(ack, now);
+                Ok(())
+            }
+            (AuthWait::Verify(_, None), AuthAnswer::Success) => {
+                self.finish_reauthentication();
+                Ok(())
+            }
+            (_, AuthAnswer::Failure(why)) => Err(self.fail_authentication(format!(
+                "the authentication callback refused: {why}"
+            ))),
+            (AuthWait::Response(_), AuthAnswer::Success) => Err(self.fail_authentication(
+                "the broker asked to continue the authentication, but the callback answered success (answer continue with response data)".into(),
+            )),
+            (_, AuthAnswer::Continue(_)) => Err(self.fail_authentication(
+                "the broker accepted with final data to verify, but the callback answered continue (answer success or failure)".into(),
+            )),
+            (AuthWait::Broker, _) => Ok(()),
+        }
+    }
+
+    /// The exchange failed on our side: DISCONNECT (unspecified error) and close; a
+    /// re-authentication's waiter hears why.
+    fn fail_authentication(&mut self, text: String) -> Error {
+        log!(Level::Error, "authentication failed: {text}");
+        self.encode_disconnect(reason::UNSPECIFIED_ERROR);
+        let error = Error::AuthFailed(text);
+        if let Some((reply, _)) = self.auth.take().and_then(|a| a.reauth) {
+            self.events
+                .push_back(Event::Reply(reply, Outcome::Failed(error.clone())));
+        }
+        error
+    }
+
+    fn finish_reauthentication(&mut self) {
+        if let Some((reply, _)) = self.auth.take().and_then(|a| a.reauth) {
+            self.events
+                .push_back(Event::Reply(reply, Outcome::Reauthenticated));
+        }
+    }
+
+    /// The user re-authenticates (MQTT 5.0 AUTH 0x19 with the configured method): the
+    /// exchange runs through the authentication callback while publishing goes on, until the
+    /// broker's AUTH 0x00 or `deadline` (then the connection closes).
+    pub fn reauthenticate(&mut self, data: Option<Bytes>, deadline: Instant, reply: W) {
+        let failure = match (&self.options.auth, self.phase) {
+            (None, _) => Some(Error::AuthNotConfigured(
+                "no authentication method is configured (set_auth_method) to re-authenticate with"
+                    .into(),
+            )),
+            (Some(_), phase) if phase != Phase::Connected || self.disconnecting.is_some() => {
+                Some(Error::NotConnected("the client is not connected".into()))
+            }
+            (Some(_), _) if self.auth.is_some() => Some(Error::InvalidState(
+                "an authentication exchange is already under way".into(),
+            )),
+            _ => None,
+        };
+        if let Some(error) = failure {
+            self.events
+                .push_back(Event::Reply(reply, Outcome::Failed(error)));
+            return;
+        }
+        let method = self
+            .options
+            .auth
+            .as_ref()
+            .map(|a| a.method.clone())
+            .unwrap_or_default();
+        self.codec.auth(
+            auth_reason::REAUTHENTICATE,
+            &method,
+            data.as_deref(),
+            &mut self.out.bytes,
+        );
+        self.auth = Some(AuthExchange {
+            wait: AuthWait::Broker,
+            reauth: Some((reply, deadline)),
+        });
     }
 
     /// After CONNACK: put session state in line with what the broker kept, and encode the
@@ -1108,6 +1438,11 @@ impl<W> Session<W> {
     /// When `handle_timeout` next needs to run.
     pub fn next_deadline(&self) -> Option<Instant> {
         let disconnect = self.disconnecting.as_ref().map(|d| d.deadline);
+        let reauth = self.reauth_deadline();
+        let disconnect = match (disconnect, reauth) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let keep_alive = match self.phase {
             Phase::Connected if !self.link.keep_alive.is_zero() => {
                 let link = &self.link;
@@ -1129,6 +1464,17 @@ impl<W> Session<W> {
     /// Keep-alive: PINGREQ after a keep-alive period of silence in either direction; the
     /// connection is dead when the PINGRESP is half a period late (1.5 x keep-alive in all).
     pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        if self.reauth_deadline().is_some_and(|d| now >= d) {
+            let error = Error::Timeout(
+                "re-authentication did not complete within its timeout; the connection closes (the next one authenticates anew)".into(),
+            );
+            if let Some((reply, _)) = self.auth.take().and_then(|a| a.reauth) {
+                self.events
+                    .push_back(Event::Reply(reply, Outcome::Failed(error.clone())));
+            }
+            self.encode_disconnect(reason::UNSPECIFIED_ERROR);
+            return Err(error);
+        }
         if self.phase != Phase::Connected || self.link.keep_alive.is_zero() {
             return Ok(());
         }
@@ -1225,6 +1571,13 @@ impl<W> Session<W> {
         for reply in replies {
             self.events.push_back(Event::Reply(reply, outcome.clone()));
         }
+    }
+
+    fn reauth_deadline(&self) -> Option<Instant> {
+        self.auth
+            .as_ref()
+            .and_then(|a| a.reauth.as_ref())
+            .map(|(_, deadline)| *deadline)
     }
 
     /// True while a user's disconnect waits for in-flight publishes.

@@ -38,6 +38,11 @@ enum Sent {
     PingReq,
     /// The v5 reason code; `None` on 3.1.1, which has none.
     Disconnect(Option<u8>),
+    Auth {
+        reason: u8,
+        method: Option<String>,
+        data: Option<Bytes>,
+    },
 }
 
 fn publish(topic: &str, qos: u8, pkid: u16, dup: bool) -> Sent {
@@ -83,6 +88,22 @@ fn decode(version: ProtocolVersion, mut buf: BytesMut) -> Vec<Sent> {
             let code = if buf[1] == 1 { buf[2] } else { 0 };
             let _ = buf.split_to(2 + buf[1] as usize);
             sent.push(Sent::Disconnect(Some(code)));
+            continue;
+        }
+        // rumqttc's AUTH codec miscounts property lengths: read it with ours.
+        if version == V5 && buf[0] == 0xF0 {
+            let codec = Codec {
+                version: V5,
+                max_incoming: DECODE_MAX as u32,
+            };
+            match codec.decode(&mut buf) {
+                Ok(Some(Incoming::Auth(a))) => sent.push(Sent::Auth {
+                    reason: a.reason,
+                    method: a.method,
+                    data: a.data,
+                }),
+                other => panic!("undecodable AUTH: {other:?}"),
+            }
             continue;
         }
         let before = buf.to_vec();
@@ -1595,6 +1616,394 @@ fn falls_back_to_v311_only_when_the_options_allow_it() {
     // A new connect starts from the configured version again.
     h.session.begin(None);
     assert_eq!(h.session.version(), V5);
+}
+
+// ----- enhanced authentication (MQTT 5.0 AUTH) -----
+
+const METHOD: &str = "SCRAM-TOY";
+
+fn auth_options() -> Options {
+    with(options(V5), |o| {
+        o.set_auth_method(Some((METHOD, Some(b"client-first"))))
+            .expect("method")
+    })
+}
+
+fn auth_packet(reason: u8, method: Option<&str>, data: Option<&'static [u8]>) -> Incoming {
+    Incoming::Auth(AuthPacket {
+        reason,
+        method: method.map(str::to_string),
+        data: data.map(Bytes::from_static),
+        reason_string: None,
+    })
+}
+
+fn sent_auth(reason: u8, data: Option<&'static [u8]>) -> Sent {
+    Sent::Auth {
+        reason,
+        method: Some(METHOD.into()),
+        data: data.map(Bytes::from_static),
+    }
+}
+
+/// The one authentication step the last packet produced.
+fn challenge(h: &mut Harness) -> AuthChallenge {
+    let events = h.events();
+    match &events[..] {
+        [Event::AuthChallenge(c)] => c.clone(),
+        other => panic!("expected one challenge, got {other:?}"),
+    }
+}
+
+/// A v5 session with an authentication method, CONNECT written.
+fn authenticating() -> Harness {
+    let mut h = Harness::new(auth_options());
+    h.session.begin(None);
+    h.open();
+    h
+}
+
+fn final_connack(data: &'static [u8]) -> Incoming {
+    Incoming::ConnAck(ConnAck {
+        auth_method: Some(METHOD.into()),
+        auth_data: Some(Bytes::from_static(data)),
+        ..ConnAck::default()
+    })
+}
+
+/// Through a two-step exchange to CONNACK with final data verified.
+fn authenticated() -> Harness {
+    let mut h = authenticating();
+    h.receive(auth_packet(0x18, Some(METHOD), Some(b"server-first")))
+        .unwrap();
+    let step = challenge(&mut h).step;
+    h.session
+        .auth_answer(
+            step,
+            AuthAnswer::Continue(Bytes::from_static(b"client-final")),
+            h.now,
+        )
+        .unwrap();
+    assert_eq!(h.written(), [sent_auth(0x18, Some(b"client-final"))]);
+    h.receive(final_connack(b"server-final")).unwrap();
+    let step = challenge(&mut h).step;
+    h.session
+        .auth_answer(step, AuthAnswer::Success, h.now)
+        .unwrap();
+    assert!(h.session.is_connected());
+    h.events();
+    h
+}
+
+#[test]
+fn a_two_step_exchange_goes_through_the_callback_and_connack_waits_for_the_final_verification() {
+    let mut h = authenticating();
+    h.receive(auth_packet(0x18, Some(METHOD), Some(b"server-first")))
+        .unwrap();
+    let first = challenge(&mut h);
+    assert_eq!(
+        (
+            first.method.as_str(),
+            first.reason,
+            &first.data[..],
+            first.reauthenticating
+        ),
+        (METHOD, 0x18, &b"server-first"[..], false)
+    );
+    h.session
+        .auth_answer(
+            first.step,
+            AuthAnswer::Continue(Bytes::from_static(b"proof")),
+            h.now,
+        )
+        .unwrap();
+    assert_eq!(h.written(), [sent_auth(0x18, Some(b"proof"))]);
+    h.receive(final_connack(b"server-final")).unwrap();
+    let last = challenge(&mut h);
+    assert_eq!((last.reason, &last.data[..]), (0x00, &b"server-final"[..]));
+    assert!(
+        !h.session.is_connected(),
+        "not connected before the final data verified"
+    );
+    h.session
+        .auth_answer(last.step, AuthAnswer::Success, h.now)
+        .unwrap();
+    assert!(h.session.is_connected());
+    assert!(matches!(h.events()[..], [Event::Connected { .. }]));
+}
+
+#[test]
+fn server_final_data_that_does_not_verify_fails_with_disconnect() {
+    let mut h = authenticating();
+    h.receive(final_connack(b"forged")).unwrap();
+    let step = challenge(&mut h).step;
+    let result = h.session.auth_answer(
+        step,
+        AuthAnswer::Failure("signature mismatch".into()),
+        h.now,
+    );
+    assert!(
+        matches!(&result, Err(Error::AuthFailed(m)) if m.contains("signature mismatch")),
+        "{result:?}"
+    );
+    assert_eq!(h.written(), [Sent::Disconnect(Some(0x80))]);
+    assert!(!h.session.is_connected());
+}
+
+#[test]
+fn the_wrong_answer_to_a_step_fails_the_exchange() {
+    let mut h = authenticating();
+    h.receive(auth_packet(0x18, Some(METHOD), None)).unwrap();
+    let step = challenge(&mut h).step;
+    let result = h.session.auth_answer(step, AuthAnswer::Success, h.now);
+    assert!(matches!(result, Err(Error::AuthFailed(_))), "{result:?}");
+    let mut h = authenticating();
+    h.receive(final_connack(b"final")).unwrap();
+    let step = challenge(&mut h).step;
+    let result = h
+        .session
+        .auth_answer(step, AuthAnswer::Continue(Bytes::new()), h.now);
+    assert!(matches!(result, Err(Error::AuthFailed(_))), "{result:?}");
+}
+
+#[test]
+fn connack_without_final_data_connects_without_asking_the_callback() {
+    let mut h = authenticating();
+    h.receive(Incoming::ConnAck(ConnAck {
+        auth_method: Some(METHOD.into()),
+        ..ConnAck::default()
+    }))
+    .unwrap();
+    assert!(h.session.is_connected());
+    assert!(matches!(h.events()[..], [Event::Connected { .. }]));
+}
+
+#[test]
+fn not_authorized_answering_an_authentication_method_is_an_authentication_failure() {
+    let mut h = authenticating();
+    let result = h.receive(Incoming::ConnAck(ConnAck {
+        refusal: Some(Error::NotAuthorized(
+            "broker refused the connection: not authorized".into(),
+        )),
+        ..ConnAck::default()
+    }));
+    assert!(
+        matches!(&result, Err(Error::AuthFailed(m)) if m.contains(METHOD)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn auth_when_we_sent_no_method_is_a_protocol_error() {
+    let mut h = Harness::new(options(V5));
+    h.session.begin(None);
+    h.open();
+    let result = h.receive(auth_packet(0x18, Some(METHOD), None));
+    assert_violation(&mut h, result, 0x82);
+    let mut h = connected(V5, options(V5));
+    let result = h.receive(auth_packet(0x00, None, None));
+    assert_violation(&mut h, result, 0x82);
+}
+
+#[test]
+fn connack_naming_a_method_we_did_not_send_is_a_protocol_error() {
+    let mut h = Harness::new(options(V5));
+    h.session.begin(None);
+    h.open();
+    let result = h.receive(final_connack(b"x"));
+    assert_violation(&mut h, result, 0x82);
+}
+
+#[test]
+fn a_changed_method_is_a_protocol_error() {
+    let mut h = authenticating();
+    let result = h.receive(auth_packet(0x18, Some("OTHER"), None));
+    assert_violation(&mut h, result, 0x82);
+    let mut h = authenticating();
+    let result = h.receive(Incoming::ConnAck(ConnAck {
+        auth_method: Some("OTHER".into()),
+        ..ConnAck::default()
+    }));
+    assert_violation(&mut h, result, 0x82);
+    let mut h = authenticated();
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(5), 1);
+    assert_eq!(h.written(), [sent_auth(0x19, None)]);
+    let result = h.receive(auth_packet(0x18, Some("OTHER"), None));
+    assert_violation(&mut h, result, 0x82);
+}
+
+#[test]
+fn auth_reason_codes_out_of_turn_are_protocol_errors() {
+    // Only clients re-authenticate.
+    let mut h = authenticating();
+    let result = h.receive(auth_packet(0x19, Some(METHOD), None));
+    assert_violation(&mut h, result, 0x82);
+    // Success during CONNECT comes with CONNACK, not AUTH.
+    let mut h = authenticating();
+    let result = h.receive(auth_packet(0x00, Some(METHOD), None));
+    assert_violation(&mut h, result, 0x82);
+    // A second challenge before we answered the first.
+    let mut h = authenticating();
+    h.receive(auth_packet(0x18, Some(METHOD), None)).unwrap();
+    h.events();
+    let result = h.receive(auth_packet(0x18, Some(METHOD), None));
+    assert_violation(&mut h, result, 0x82);
+    // CONNACK while its challenge is unanswered.
+    let mut h = authenticating();
+    h.receive(auth_packet(0x18, Some(METHOD), None)).unwrap();
+    h.events();
+    let result = h.receive(final_connack(b"final"));
+    assert_violation(&mut h, result, 0x82);
+    // AUTH on a connection with no exchange under way.
+    let mut h = authenticated();
+    let result = h.receive(auth_packet(0x18, Some(METHOD), None));
+    assert_violation(&mut h, result, 0x82);
+}
+
+#[test]
+fn reauthentication_runs_alongside_publishing_and_completes_on_auth_success() {
+    let mut h = authenticated();
+    h.session.reauthenticate(
+        Some(Bytes::from_static(b"again")),
+        h.now + Duration::from_secs(5),
+        7,
+    );
+    let first = h.publish("during/reauth", 1);
+    assert_eq!(
+        h.written(),
+        [
+            sent_auth(0x19, Some(b"again")),
+            publish("during/reauth", 1, 1, false)
+        ]
+    );
+    h.receive(auth_packet(0x18, Some(METHOD), Some(b"nonce")))
+        .unwrap();
+    let step = challenge(&mut h);
+    assert!(step.reauthenticating);
+    h.receive(Incoming::PubAck(1, None)).unwrap();
+    assert_eq!(completed(&h.events()), [(first, Ok(()))]);
+    h.session
+        .auth_answer(
+            step.step,
+            AuthAnswer::Continue(Bytes::from_static(b"proof")),
+            h.now,
+        )
+        .unwrap();
+    let second = h.publish("during/reauth", 1);
+    assert_eq!(
+        h.written(),
+        [
+            sent_auth(0x18, Some(b"proof")),
+            publish("during/reauth", 1, 2, false)
+        ]
+    );
+    h.receive(auth_packet(0x00, Some(METHOD), Some(b"server-final")))
+        .unwrap();
+    let last = challenge(&mut h);
+    h.session
+        .auth_answer(last.step, AuthAnswer::Success, h.now)
+        .unwrap();
+    assert_eq!(replies(&h.events()), [(7, Outcome::Reauthenticated)]);
+    h.receive(Incoming::PubAck(2, None)).unwrap();
+    assert_eq!(completed(&h.events()), [(second, Ok(()))]);
+    assert!(h.session.is_connected());
+}
+
+#[test]
+fn reauthentication_needs_a_method_a_connection_and_no_exchange_under_way() {
+    let mut h = connected(V5, options(V5));
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(1), 1);
+    assert!(matches!(
+        &replies(&h.events())[..],
+        [(1, Outcome::Failed(Error::AuthNotConfigured(_)))]
+    ));
+    let mut h = Harness::new(auth_options());
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(1), 2);
+    assert!(matches!(
+        &replies(&h.events())[..],
+        [(2, Outcome::Failed(Error::NotConnected(_)))]
+    ));
+    let mut h = authenticated();
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(1), 3);
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(1), 4);
+    assert!(matches!(
+        &replies(&h.events())[..],
+        [(4, Outcome::Failed(Error::InvalidState(_)))]
+    ));
+    assert_eq!(h.written(), [sent_auth(0x19, None)]);
+}
+
+#[test]
+fn reauthentication_past_its_deadline_fails_and_closes_the_connection() {
+    let mut h = authenticated();
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(2), 5);
+    h.written();
+    assert_eq!(
+        h.session.next_deadline(),
+        Some(h.now + Duration::from_secs(2))
+    );
+    h.advance(Duration::from_secs(2));
+    let result = h.timeout();
+    assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+    assert!(matches!(
+        &replies(&h.events())[..],
+        [(5, Outcome::Failed(Error::Timeout(_)))]
+    ));
+    assert_eq!(h.written(), [Sent::Disconnect(Some(0x80))]);
+}
+
+#[test]
+fn a_connection_lost_during_reauthentication_fails_it_and_late_answers_are_ignored() {
+    let mut h = authenticated();
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(5), 6);
+    h.written();
+    h.receive(auth_packet(0x18, Some(METHOD), None)).unwrap();
+    let step = challenge(&mut h).step;
+    h.session.connection_closed(&Error::ConnectionLost(
+        "broker sent DISCONNECT: NotAuthorized".into(),
+    ));
+    assert!(matches!(
+        &replies(&h.events())[..],
+        [(6, Outcome::Failed(Error::AuthFailed(_)))]
+    ));
+    // The next connection authenticates from the start; the old step's answer is void.
+    h.open();
+    h.session
+        .auth_answer(step, AuthAnswer::Continue(Bytes::new()), h.now)
+        .unwrap();
+    assert_eq!(h.written(), []);
+}
+
+#[test]
+fn a_callback_refusing_reauthentication_fails_it_with_disconnect() {
+    let mut h = authenticated();
+    h.session
+        .reauthenticate(None, h.now + Duration::from_secs(5), 8);
+    h.written();
+    h.receive(auth_packet(0x18, Some(METHOD), None)).unwrap();
+    let step = challenge(&mut h).step;
+    let result = h
+        .session
+        .auth_answer(step, AuthAnswer::Failure("no".into()), h.now);
+    assert!(matches!(result, Err(Error::AuthFailed(_))), "{result:?}");
+    assert!(matches!(
+        &replies(&h.events())[..],
+        [(8, Outcome::Failed(Error::AuthFailed(_)))]
+    ));
+    assert_eq!(h.written(), [Sent::Disconnect(Some(0x80))]);
+}
+
+#[test]
+fn no_fallback_to_v311_with_an_authentication_method() {
+    let mut h = Harness::new(with(auth_options(), |o| o.protocol_fallback = true));
+    assert!(!h.session.fall_back_to_v311());
 }
 
 // ----- subscription options, identifiers, per-filter answers -----

@@ -8,7 +8,7 @@ use crate::core::dispatcher::{Backlog, CallbackGate};
 use crate::core::error::{Error, Result};
 use crate::core::tokens::{Token, Tokens};
 use crate::mqtt::options::Endpoint;
-use crate::mqtt::session::AckTicket;
+use crate::mqtt::session::{AckTicket, AuthAnswer, AuthChallenge};
 use crate::mqtt::subscriptions::{MessageHandler, SubscriptionTable};
 use crate::mqtt::wire::BrokerLimits;
 use crate::mqtt::Message;
@@ -54,11 +54,15 @@ pub enum Dispatch {
     /// request's outcome). Run even while the client is being freed, so that every request
     /// hears its outcome exactly once.
     Call(Box<dyn FnOnce() + Send>),
+    /// A step of the enhanced-authentication exchange for the authentication handler.
+    Auth(AuthChallenge),
     Shutdown,
 }
 
 pub type ConnectionHandler = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
 pub type DeliveryHandler = Arc<dyn Fn(Token, &Result<()>) + Send + Sync>;
+/// Answers each step of the MQTT 5.0 enhanced-authentication exchange.
+pub type AuthHandler = Arc<dyn Fn(&AuthChallenge) -> AuthAnswer + Send + Sync>;
 
 #[derive(Default, Clone)]
 pub struct Handlers {
@@ -66,6 +70,7 @@ pub struct Handlers {
     pub delivery: Option<DeliveryHandler>,
     /// Receives every message that no subscription's handler takes.
     pub message: Option<MessageHandler>,
+    pub auth: Option<AuthHandler>,
 }
 
 /// Counters since the client was created.

@@ -109,6 +109,30 @@ pub fn client_id(id: &str) -> Result<()> {
     check_string("client id", id).map_err(Error::InvalidClientId)
 }
 
+/// MQTT 3.1 client ids: 1 to 23 bytes (3.1.1 lifted the limit).
+pub fn mqtt31_client_id(id: &str) -> Result<()> {
+    client_id(id)?;
+    let max = crate::mqtt::options::MQTT31_MAX_CLIENT_ID;
+    if id.is_empty() || id.len() > max {
+        return Err(Error::InvalidClientId(format!(
+            "client id '{}' is {} bytes; MQTT 3.1 allows 1 to {max}",
+            shorten(id),
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// An MQTT 5.0 authentication method name: a non-empty UTF-8 string of the spec's rules.
+pub fn auth_method(method: &str) -> Result<()> {
+    if method.is_empty() {
+        return Err(Error::InvalidArgument(
+            "authentication method is empty".into(),
+        ));
+    }
+    check_string("authentication method", method).map_err(Error::InvalidArgument)
+}
+
 /// Strings the MQTT spec forbids in any UTF-8 field: too long, NUL, or control characters it
 /// calls out (U+0001..U+001F and U+007F..U+009F are discouraged; NUL is forbidden).
 fn check_string(what: &str, s: &str) -> std::result::Result<(), String> {

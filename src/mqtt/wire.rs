@@ -49,6 +49,28 @@ pub struct ConnAck {
     pub server_keep_alive: Option<u16>,
     /// v5: the Response Information the broker gave (when asked), a basis for response topics.
     pub response_information: Option<String>,
+    /// v5 enhanced authentication: the method and the broker's final data, if any.
+    pub auth_method: Option<String>,
+    pub auth_data: Option<Bytes>,
+}
+
+/// An MQTT 5.0 AUTH packet (either direction). rumqttc 0.25.1's `Auth` miscounts its property
+/// lengths (string and binary prefixes) and cannot read the two-byte form, so AUTH is encoded
+/// and decoded here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthPacket {
+    /// 0x00 success, 0x18 continue authentication, 0x19 re-authenticate.
+    pub reason: u8,
+    pub method: Option<String>,
+    pub data: Option<Bytes>,
+    pub reason_string: Option<String>,
+}
+
+/// AUTH reason codes (MQTT 5.0 3.15.2.1).
+pub mod auth_reason {
+    pub(crate) const SUCCESS: u8 = 0x00;
+    pub(crate) const CONTINUE: u8 = 0x18;
+    pub(crate) const REAUTHENTICATE: u8 = 0x19;
 }
 
 /// What a v5 broker announced in CONNACK (all absent on 3.1.1, where nothing is announced).
@@ -81,6 +103,8 @@ pub enum Incoming {
     UnsubAck(u16, Vec<u8>, AckProperties),
     PingResp,
     Disconnect(String),
+    /// v5 enhanced authentication.
+    Auth(AuthPacket),
     /// A packet only a client may send (CONNECT, SUBSCRIBE, PINGREQ, AUTH...).
     Unexpected(&'static str),
 }
@@ -99,6 +123,7 @@ impl Incoming {
             Incoming::UnsubAck(..) => "UNSUBACK",
             Incoming::PingResp => "PINGRESP",
             Incoming::Disconnect(_) => "DISCONNECT",
+            Incoming::Auth(_) => "AUTH",
             Incoming::Unexpected(name) => name,
         }
     }
@@ -190,6 +215,9 @@ impl Codec {
             .as_ref()
             .map(|p| String::from_utf8_lossy(p).into_owned());
         match self.version {
+            ProtocolVersion::V311 if options.mqtt31 => {
+                connect_v31(options, keep_alive, client_id, will, buf);
+            }
             ProtocolVersion::V311 => {
                 let mut connect = v4::Connect::new(client_id);
                 connect.keep_alive = keep_alive;
@@ -221,8 +249,8 @@ impl Codec {
                     request_response_info: v5.request_response_information.map(u8::from),
                     request_problem_info: v5.request_problem_information.map(u8::from),
                     user_properties: v5.user_properties.clone(),
-                    authentication_method: None,
-                    authentication_data: None,
+                    authentication_method: options.auth.as_ref().map(|a| a.method.clone()),
+                    authentication_data: options.auth.as_ref().and_then(|a| a.data.clone()),
                 };
                 let connect = v5::Connect {
                     keep_alive,
@@ -424,6 +452,26 @@ impl Codec {
             }
             (ProtocolVersion::V5, code) => buf.extend_from_slice(&[0xE0, 0x01, code]),
         }
+    }
+
+    /// v5 AUTH: reason code, then the method, the data (if any) and nothing else.
+    pub fn auth(&self, reason: u8, method: &str, data: Option<&[u8]>, buf: &mut BytesMut) {
+        let mut properties = Vec::with_capacity(3 + method.len() + data.map_or(0, |d| 3 + d.len()));
+        properties.push(0x15);
+        put_prefixed(&mut properties, method.as_bytes());
+        if let Some(data) = data {
+            properties.push(0x16);
+            put_prefixed(&mut properties, data);
+        }
+        let mut body = Vec::with_capacity(properties.len() + 5);
+        body.push(reason);
+        write_varint(&mut body, properties.len() as u32);
+        body.extend_from_slice(&properties);
+        buf.extend_from_slice(&[0xF0]);
+        let mut length = Vec::with_capacity(4);
+        write_varint(&mut length, body.len() as u32);
+        buf.extend_from_slice(&length);
+        buf.extend_from_slice(&body);
     }
 
     /// Decodes the next whole packet from `buf`; `Ok(None)` when more bytes are needed.
@@ -630,6 +678,9 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
     if let Some(disconnect) = short_v5_disconnect(buf)? {
         return Ok(disconnect);
     }
+    if buf.first() == Some(&0xF0) {
+        return decode_auth(buf, max);
+    }
     // rumqttc 0.25.1 miscounts Subscription Identifier properties (one byte too many each):
     // with several of them it stops early and the properties it skipped become the start of
     // the payload. We read them ourselves and hand it the PUBLISH without them.
@@ -675,6 +726,8 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
                     .and_then(|p| p.assigned_client_identifier.clone()),
                 server_keep_alive: props.as_ref().and_then(|p| p.server_keep_alive),
                 response_information: props.as_ref().and_then(|p| p.response_information.clone()),
+                auth_method: props.as_ref().and_then(|p| p.authentication_method.clone()),
+                auth_data: props.as_ref().and_then(|p| p.authentication_data.clone()),
             })
         }
         v5::Packet::Publish(p) => {
@@ -753,8 +806,120 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         v5::Packet::Subscribe(_) => Incoming::Unexpected("SUBSCRIBE"),
         v5::Packet::Unsubscribe(_) => Incoming::Unexpected("UNSUBSCRIBE"),
         v5::Packet::PingReq(_) => Incoming::Unexpected("PINGREQ"),
-        v5::Packet::Auth(_) => Incoming::Unexpected("AUTH"),
+        // Decoded by `decode_auth` before rumqttc sees it.
+        v5::Packet::Auth(_) => return Err(malformed("AUTH reached the wrong decoder")),
     }))
+}
+
+/// MQTT 3.1 CONNECT: protocol name `MQIsdp`, level 3; otherwise laid out as 3.1.1's. rumqttc
+/// writes only `MQTT`/4, so it is encoded here.
+fn connect_v31(
+    options: &Options,
+    keep_alive: u16,
+    client_id: &str,
+    will: Option<&Will>,
+    buf: &mut BytesMut,
+) {
+    let mut flags = 0u8;
+    if options.clean_session {
+        flags |= 0x02;
+    }
+    let mut payload = Vec::new();
+    put_prefixed(&mut payload, client_id.as_bytes());
+    if let Some(will) = will {
+        flags |= 0x04 | (will.qos.min(2) << 3);
+        if will.retain {
+            flags |= 0x20;
+        }
+        put_prefixed(&mut payload, will.topic.as_bytes());
+        put_prefixed(&mut payload, &will.payload);
+    }
+    if let Some(username) = &options.username {
+        flags |= 0x80;
+        put_prefixed(&mut payload, username.as_bytes());
+        if let Some(password) = &options.password {
+            flags |= 0x40;
+            put_prefixed(&mut payload, password);
+        }
+    }
+    let mut body = Vec::with_capacity(12 + payload.len());
+    put_prefixed(&mut body, b"MQIsdp");
+    body.push(3);
+    body.push(flags);
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    body.extend_from_slice(&payload);
+    buf.extend_from_slice(&[0x10]);
+    let mut length = Vec::with_capacity(4);
+    write_varint(&mut length, body.len() as u32);
+    buf.extend_from_slice(&length);
+    buf.extend_from_slice(&body);
+}
+
+/// A two-byte length, then the bytes (the caller keeps them within 65,535).
+fn put_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len().min(u16::MAX as usize);
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// A whole AUTH frame (already checked by `frame_check`): reason code, method, data, reason
+/// string; user properties are read past. `Ok(None)` while the frame is incomplete.
+fn decode_auth(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
+    let Ok(Some(total)) = frame_length(buf, max) else {
+        return Ok(None);
+    };
+    let frame = buf.split_to(total).freeze();
+    let mut at = 1;
+    let (remaining, used) = read_varint(&frame[at..]).ok_or_else(|| malformed("AUTH length"))?;
+    let remaining = remaining as usize;
+    at += used;
+    let body = frame.slice(at..(at + remaining).min(frame.len()));
+    let mut auth = AuthPacket {
+        reason: auth_reason::SUCCESS,
+        method: None,
+        data: None,
+        reason_string: None,
+    };
+    let Some(&reason) = body.first() else {
+        return Ok(Some(Incoming::Auth(auth)));
+    };
+    auth.reason = reason;
+    let (len, used) = read_varint(&body[1..]).ok_or_else(|| malformed("AUTH property length"))?;
+    let len = len as usize;
+    let start = 1 + used;
+    let properties = body
+        .get(start..start + len)
+        .ok_or_else(|| malformed("AUTH properties run past the packet"))?;
+    let mut p = 0;
+    let prefixed = |p: &mut usize| -> Result<Bytes> {
+        let head = properties
+            .get(*p..*p + 2)
+            .ok_or_else(|| malformed("AUTH property"))?;
+        let n = u16::from_be_bytes([head[0], head[1]]) as usize;
+        let value = properties
+            .get(*p + 2..*p + 2 + n)
+            .ok_or_else(|| malformed("AUTH property value"))?;
+        *p += 2 + n;
+        Ok(Bytes::copy_from_slice(value))
+    };
+    let text = |bytes: Bytes| {
+        String::from_utf8(bytes.to_vec()).map_err(|_| malformed("AUTH string is not UTF-8"))
+    };
+    while p < properties.len() {
+        let id = properties[p];
+        p += 1;
+        match id {
+            0x15 => auth.method = Some(text(prefixed(&mut p)?)?),
+            0x16 => auth.data = Some(prefixed(&mut p)?),
+            0x1F => auth.reason_string = Some(text(prefixed(&mut p)?)?),
+            0x26 => {
+                prefixed(&mut p)?;
+                prefixed(&mut p)?;
+            }
+            other => return Err(malformed(format!("AUTH property {other:#04x}"))),
+        }
+    }
+    Ok(Some(Incoming::Auth(auth)))
 }
 
 fn suback_code(code: v5::SubscribeReasonCode) -> u8 {
@@ -927,6 +1092,9 @@ fn v5_connack_refusal(
         C::UnsupportedProtocolVersion => Some(Error::UnsupportedProtocolVersion(text(
             "unsupported protocol version",
         ))),
+        C::BadAuthenticationMethod => {
+            Some(Error::AuthFailed(text("bad authentication method (0x8C)")))
+        }
         other => Some(Error::BrokerRefused(text(&format!("{other:?}")))),
     }
 }
@@ -1122,6 +1290,50 @@ mod tests {
             panic!("UNSUBACK decodes")
         };
         assert_eq!(codes, vec![0x00, 0x11]);
+    }
+
+    #[test]
+    fn mqtt31_connect_says_mqisdp_level_3_with_the_same_fields_as_311() {
+        let mut options = Options::default();
+        options.set_mqtt31();
+        options.set_credentials("u", Some(b"p\xff")).unwrap();
+        options.keep_alive = std::time::Duration::from_secs(30);
+        let will = Will {
+            topic: "w".into(),
+            payload: b"bye".to_vec(),
+            qos: 1,
+            retain: true,
+        };
+        let mut buf = BytesMut::new();
+        codec(ProtocolVersion::V311)
+            .connect(&options, "id", Some(&will), &mut buf)
+            .unwrap();
+        let body: &[u8] = &[
+            0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0xEE, 0x00, 0x1E, // header
+            0x00, 0x02, b'i', b'd', 0x00, 0x01, b'w', 0x00, 0x03, b'b', b'y',
+            b'e', // id, will
+            0x00, 0x01, b'u', 0x00, 0x02, b'p', 0xFF, // user name, password (raw bytes)
+        ];
+        assert_eq!(&buf[..2], &[0x10, body.len() as u8]);
+        assert_eq!(&buf[2..], body);
+    }
+
+    #[test]
+    fn auth_encodes_and_decodes_in_full_and_short_forms() {
+        let c = codec(ProtocolVersion::V5);
+        let mut buf = BytesMut::new();
+        c.auth(0x19, "SCRAM-SHA-256", Some(b"n,,n=u,r=x"), &mut buf);
+        let Ok(Some(Incoming::Auth(auth))) = c.decode(&mut buf) else {
+            panic!("AUTH decodes")
+        };
+        assert_eq!(auth.reason, 0x19);
+        assert_eq!(auth.method.as_deref(), Some("SCRAM-SHA-256"));
+        assert_eq!(auth.data.as_deref(), Some(&b"n,,n=u,r=x"[..]));
+        let mut short = BytesMut::from(&[0xF0u8, 0x00][..]);
+        let Ok(Some(Incoming::Auth(auth))) = c.decode(&mut short) else {
+            panic!("short AUTH decodes")
+        };
+        assert_eq!((auth.reason, auth.method), (0x00, None));
     }
 
     #[test]

@@ -210,7 +210,7 @@ static void bad_option_values(eq1_mqtt_options *o)
 		   "inflight");
 	EXPECT_ERR("set_inflight_window(65536)", eq1_mqtt_options_set_inflight_window(o, 65536), A,
 		   "inflight");
-	EXPECT_ERR("set_protocol_version(3)", eq1_mqtt_options_set_protocol_version(o, 3), A,
+	EXPECT_ERR("set_protocol_version(2)", eq1_mqtt_options_set_protocol_version(o, 2), A,
 		   "protocol version");
 	EXPECT_ERR("set_protocol_version(6)", eq1_mqtt_options_set_protocol_version(o, 6), A,
 		   "protocol version");

@@ -279,8 +279,8 @@ static void test_options()
 	expect_throw<eq1::ValidationError>("keep-alive 70000 s is refused",
 					   [&] { c.keep_alive(std::chrono::seconds(70000)); },
 					   EQ1_STATUS_INVALID_ARGUMENT);
-	expect_throw<eq1::ValidationError>("protocol version 3 is refused",
-					   [&] { c.protocol_version(3); }, EQ1_STATUS_INVALID_ARGUMENT);
+	expect_throw<eq1::ValidationError>("protocol version 2 is refused",
+					   [&] { c.protocol_version(2); }, EQ1_STATUS_INVALID_ARGUMENT);
 	expect_throw<eq1::ValidationError>("host with a NUL byte is refused by the wrapper",
 					   [&] { c.broker(std::string_view("local\0host", 10), 1); },
 					   EQ1_STATUS_INVALID_ARGUMENT);

@@ -154,7 +154,7 @@ def test_config_turns_tls_on_when_a_ca_is_given(pki):
     (dict(password="p"), "username"),
     (dict(username="a\0b"), "NUL"),
     (dict(keepalive=70000), "keepalive"),
-    (dict(protocol_version=3), "protocol_version"),
+    (dict(protocol_version=6), "protocol_version"),
     (dict(reconnect_min_delay=0), "reconnect_min_delay"),
     (dict(reconnect_min_delay=5, reconnect_max_delay=1), "reconnect_max_delay"),
     (dict(max_queued_messages=0), "max_queued_messages"),

@@ -19,6 +19,7 @@ from communicator.common.exceptions import (
 from communicator.interfaces.protocol import BaseProtocol, PubSubProtocol, ReqResProtocol
 from communicator.manager import ProtocolManager
 from communicator.protocols.mqtt.mqtt_protocol import (
+    AuthChallenge,
     ConnectionEvent,
     ConnectionState,
     MessageProperties,
@@ -50,6 +51,7 @@ def library_path() -> str:
 
 
 __all__ = [
+    "AuthChallenge",
     "BaseProtocol",
     "ConnectionEvent",
     "ConnectionState",

@@ -51,8 +51,12 @@ EXPECTED_MAJOR = 0
 # eq1.h constants
 EQ1_QUEUE_REJECT_NEW = 0
 EQ1_QUEUE_DROP_OLDEST = 1
+EQ1_MQTT_V31 = 3
 EQ1_MQTT_V311 = 4
 EQ1_MQTT_V5 = 5
+EQ1_MQTT_AUTH_CONTINUE = 1
+EQ1_MQTT_AUTH_SUCCESS = 2
+EQ1_MQTT_AUTH_FAILURE = 3
 MQTT_MAX_PACKET_SIZE = 268435460
 MAX_STRING_LEN = 65535
 
@@ -162,6 +166,31 @@ class Eq1Response(Structure):
     ]
 
 
+class Eq1AuthChallenge(Structure):
+    """``eq1_mqtt_auth_challenge``"""
+
+    _fields_ = [
+        ("method", c_char_p),
+        ("reason_code", ctypes.c_uint8),
+        ("data", c_void_p),
+        ("data_len", c_size_t),
+        ("reauthenticating", c_bool),
+    ]
+
+
+class Eq1AuthResponse(Structure):
+    """``eq1_mqtt_auth_response`` (the buffers belong to the library)"""
+
+    _fields_ = [
+        ("action", c_int),
+        ("data", c_void_p),
+        ("data_capacity", c_size_t),
+        ("data_len", c_size_t),
+        ("reason", c_void_p),
+        ("reason_capacity", c_size_t),
+    ]
+
+
 STATS_FIELDS = ("published", "delivered", "failed", "received", "queued", "dropped",
                 "reconnects", "bytes_in", "bytes_out")
 
@@ -179,6 +208,7 @@ DELIVERY_CB = CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
 MESSAGE_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1Message))
 RESPONSE_CB = CFUNCTYPE(None, c_void_p, c_int, POINTER(Eq1Response))
 LOG_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+AUTH_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1AuthChallenge), POINTER(Eq1AuthResponse))
 
 
 class Eq1Subscription(Structure):
@@ -194,6 +224,7 @@ class Eq1Subscription(Structure):
 NO_FREE_CB = FREE_CB()
 NO_DELIVERY_CB = DELIVERY_CB()
 NO_LOG_CB = LOG_CB()
+NO_AUTH_CB = AUTH_CB()
 
 _client_p = c_void_p
 _options_p = c_void_p
@@ -281,9 +312,12 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_topic_alias_auto": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_set_response_topic_prefix": (_status, [_options_p, c_char_p]),
     "eq1_mqtt_options_set_max_pending_requests": (_status, [_options_p, c_int64]),
+    "eq1_mqtt_options_set_auth_method": (_status, [_options_p, c_char_p, c_char_p, c_size_t]),
+    "eq1_mqtt_client_reauthenticate": (_status, [_client_p, c_char_p, c_size_t, c_int]),
     "eq1_mqtt_client_set_connection_callback": (_status, [_client_p, CONNECTION_CB]),
     "eq1_mqtt_client_set_delivery_callback": (_status, [_client_p, DELIVERY_CB]),
     "eq1_mqtt_client_set_message_callback": (_status, [_client_p, MESSAGE_CB, c_void_p]),
+    "eq1_mqtt_client_set_auth_callback": (_status, [_client_p, AUTH_CB, c_void_p]),
 }
 
 _load_lock = threading.Lock()

@@ -1,6 +1,7 @@
 """MQTT 3.1.1 / 5.0 over libeq1."""
 
 from communicator.protocols.mqtt.mqtt_protocol import (
+    AuthChallenge,
     ConnectionEvent,
     ConnectionState,
     MQTTConfig,
@@ -13,6 +14,6 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     UnsubscribeResult,
 )
 
-__all__ = ["ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol", "RetainHandling",
-           "SubscribeAck", "SubscribeOptions", "SubscribeResult", "UnsubscribeAck",
-           "UnsubscribeResult"]
+__all__ = ["AuthChallenge", "ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol",
+           "RetainHandling", "SubscribeAck", "SubscribeOptions", "SubscribeResult",
+           "UnsubscribeAck", "UnsubscribeResult"]

@@ -29,9 +29,9 @@ from communicator.common.exceptions import (
 from communicator.common.logging import logger, sync_native_log_level
 from communicator.interfaces.protocol import MessageCallback, Payload, PubSubProtocol
 
-__all__ = ["ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol", "RetainHandling",
-           "SubscribeAck", "SubscribeOptions", "SubscribeResult", "UnsubscribeAck",
-           "UnsubscribeResult"]
+__all__ = ["AuthChallenge", "ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol",
+           "RetainHandling", "SubscribeAck", "SubscribeOptions", "SubscribeResult",
+           "UnsubscribeAck", "UnsubscribeResult"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: A failover broker: (host, port) or (host, port, tls).
@@ -93,6 +93,28 @@ def _to_ms(seconds: float) -> int:
     return max(1, min(_MAX_MS, int(round(seconds * 1000))))
 
 
+@dataclass(frozen=True)
+class AuthChallenge:
+    """One step of MQTT 5.0 enhanced authentication, passed to the authentication callback.
+
+    ``reason_code`` 0x18 (continue): the broker's challenge; return the response data
+    (bytes). 0x00 (success): the broker accepted and sent final data to verify (a SCRAM
+    server-final); return True when it verifies, False when not.
+    """
+
+    method: str
+    reason_code: int
+    data: bytes
+    #: True during reauthenticate(), False during connect().
+    reauthenticating: bool
+
+
+#: ``callback(challenge) -> bytes | bool``: bytes continue the exchange with that response
+#: data, True accepts the broker's final data, False (or an exception) fails the exchange
+#: (ProtocolAuthenticationError with status AUTH_FAILED). Runs on the dispatcher thread.
+AuthCallback = Callable[[AuthChallenge], Union[bytes, bool]]
+
+
 @dataclass
 class MQTTConfig:
     """Settings of one MQTT client. Validated when created (ProtocolValidationError).
@@ -112,8 +134,14 @@ class MQTTConfig:
     client_id: Optional[str] = None
     keepalive: int = 60
     clean_session: bool = True
-    #: 4 = MQTT 3.1.1, 5 = MQTT 5.0.
+    #: 4 = MQTT 3.1.1, 5 = MQTT 5.0, 3 = MQTT 3.1 (old brokers; client ids of 1..23 bytes).
     protocol_version: int = 4
+    #: MQTT 5.0 enhanced authentication: the method CONNECT names (e.g. "SCRAM-SHA-256"),
+    #: its initial data (e.g. a SCRAM client-first), and the callback that answers the
+    #: broker's challenges (see AuthChallenge; MQTTProtocol.on_auth replaces it later).
+    auth_method: Optional[str] = None
+    auth_data: Optional[bytes] = None
+    auth_callback: Optional[AuthCallback] = None
     #: TLS for the broker; None: on when ca_certs (or a client certificate) is given. TLS
     #: without ca_certs trusts the system's CA store.
     tls: Optional[bool] = None
@@ -193,10 +221,15 @@ class MQTTConfig:
         for name in ("clean_session", "tls_insecure", "tls_verify_hostname", "reconnect",
                      "queue_before_connect", "allow_plaintext_fallback", "topic_alias_auto"):
             _check_bool(name, getattr(self, name))
-        if not _is_int(self.protocol_version) or \
-                self.protocol_version not in (_native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
-            raise _invalid(f"protocol_version must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), not "
-                           f"{self.protocol_version!r}")
+        if not _is_int(self.protocol_version) or self.protocol_version not in (
+                _native.EQ1_MQTT_V31, _native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
+            raise _invalid(f"protocol_version must be 4 (MQTT 3.1.1), 5 (MQTT 5.0) or 3 "
+                           f"(MQTT 3.1), not {self.protocol_version!r}")
+        if self.protocol_version == _native.EQ1_MQTT_V31 and self.client_id and \
+                len(self.client_id.encode("utf-8")) > 23:
+            raise _invalid(f"client_id {self.client_id!r} is longer than 23 bytes, the limit "
+                           "of MQTT 3.1", Status.INVALID_CLIENT_ID)
+        self._validate_auth()
         self._validate_tls()
         _check_seconds("reconnect_min_delay", self.reconnect_min_delay)
         _check_seconds("reconnect_max_delay", self.reconnect_max_delay)
@@ -216,6 +249,23 @@ class MQTTConfig:
         _check_text("response_topic_prefix", self.response_topic_prefix, Status.INVALID_TOPIC)
         _check_int("max_pending_requests", self.max_pending_requests, 1, 1_000_000)
         self._check_plaintext_fallback(self.failover_brokers())
+
+    def _validate_auth(self) -> None:
+        if self.auth_method is not None:
+            _check_text("auth_method", self.auth_method)
+            if not self.auth_method:
+                raise _invalid("auth_method is empty")
+            if self.protocol_version != _native.EQ1_MQTT_V5:
+                raise _invalid("auth_method (enhanced authentication) needs protocol_version=5")
+        if self.auth_data is not None:
+            if not isinstance(self.auth_data, (bytes, bytearray)):
+                raise _invalid(f"auth_data must be bytes, not {type(self.auth_data).__name__}")
+            if self.auth_method is None:
+                raise _invalid("auth_data needs an auth_method")
+            if len(self.auth_data) > _native.MAX_STRING_LEN:
+                raise _invalid("auth_data is longer than 65,535 bytes")
+        if self.auth_callback is not None and not callable(self.auth_callback):
+            raise _invalid("auth_callback must be callable or None")
 
     def _check_plaintext_fallback(self, failovers: list[tuple[str, int, bool]]) -> None:
         # libeq1 refuses the same at client creation; here it fails when the config is made.
@@ -545,7 +595,17 @@ def _dispatch_delivery(user_data: Optional[int], token: int, status: int,
         logger.exception("internal error while dispatching a delivery report")
 
 
+def _dispatch_auth(user_data: Optional[int], challenge: Any, response: Any) -> None:
+    try:
+        owner = _owner_of(user_data)
+        if owner is not None:
+            owner._answer_auth(challenge.contents, response.contents)
+    except BaseException:  # noqa: BLE001
+        logger.exception("internal error while answering an authentication challenge")
+
+
 _message_trampoline = _native.MESSAGE_CB(_dispatch_message)
+_auth_trampoline = _native.AUTH_CB(_dispatch_auth)
 _connection_trampoline = _native.CONNECTION_CB(_dispatch_connection)
 _delivery_trampoline = _native.DELIVERY_CB(_dispatch_delivery)
 
@@ -621,6 +681,7 @@ class MQTTProtocol(PubSubProtocol):
         self._callbacks: dict[int, tuple[str, Callable[..., None], bool]] = {}
         self._on_connection_change: Optional[ConnectionCallback] = None
         self._on_delivery: Optional[DeliveryCallback] = None
+        self._on_auth: Optional[AuthCallback] = self.config.auth_callback
         self._disconnected = threading.Event()
         self._dispatcher_ident: Optional[int] = None
         self._id = _register_owner(self)
@@ -652,6 +713,9 @@ class MQTTProtocol(PubSubProtocol):
             setopt("set_keep_alive", c.keepalive)
             setopt("set_clean_session", bool(c.clean_session))
             setopt("set_protocol_version", c.protocol_version)
+            if c.auth_method is not None:
+                data = bytes(c.auth_data) if c.auth_data is not None else b""
+                setopt("set_auth_method", c.auth_method.encode(), data or None, len(data))
             setopt("set_connect_timeout", _to_ms(c.timeout))
             setopt("set_inflight_window", c.inflight_window)
             if c.max_packet_size is not None:
@@ -684,6 +748,11 @@ class MQTTProtocol(PubSubProtocol):
         if status != Status.OK:
             lib.eq1_mqtt_client_free(client)
             raise error_from_status(status, "cannot install the connection callback")
+        # Always installed: it answers with whatever on_auth is when a challenge comes.
+        status = lib.eq1_mqtt_client_set_auth_callback(client, _auth_trampoline, self._id)
+        if status != Status.OK:
+            lib.eq1_mqtt_client_free(client)
+            raise error_from_status(status, "cannot install the authentication callback")
         return client.value
 
     def _acquire(self) -> int:
@@ -1138,6 +1207,78 @@ class MQTTProtocol(PubSubProtocol):
         """Current subscriptions: filter -> QoS granted by the broker."""
         with self._subscribe_lock:
             return {f: granted for f, (_, _, granted, _) in self._subscriptions.items()}
+
+    # ------------------------------------------------------------------ enhanced authentication
+
+    @property
+    def on_auth(self) -> Optional[AuthCallback]:
+        """``callback(challenge: AuthChallenge) -> bytes | bool`` answering each step of
+        MQTT 5.0 enhanced authentication (``MQTTConfig.auth_method``); runs on the
+        dispatcher thread. Without one a challenge fails the exchange (AUTH_FAILED)."""
+        return self._on_auth
+
+    @on_auth.setter
+    def on_auth(self, callback: Optional[AuthCallback]) -> None:
+        if callback is not None and not callable(callback):
+            raise _invalid("on_auth must be callable or None")
+        self._on_auth = callback
+
+    def reauthenticate(self, data: Optional[bytes] = None,
+                       timeout: Optional[float] = None) -> None:
+        """Re-authenticates on the open connection (AUTH 0x19 with the configured method and
+        ``data``), the exchange going through ``on_auth``; waits up to ``timeout`` (default:
+        operation_timeout) for the broker's success. Publishing goes on meanwhile. Raises
+        ProtocolAuthenticationError (AUTH_FAILED) when refused, ProtocolValidationError
+        (AUTH_NOT_CONFIGURED) without an auth_method, ProtocolConnectionError when not
+        connected or on timeout. Not from inside a callback."""
+        if data is not None and not isinstance(data, (bytes, bytearray)):
+            raise _invalid(f"data must be bytes, not {type(data).__name__}")
+        raw = bytes(data) if data is not None else b""
+        ms = self._timeout_ms(timeout) or 1
+        handle = self._acquire()
+        try:
+            _native.check(self._lib.eq1_mqtt_client_reauthenticate(handle, raw or None,
+                                                                   len(raw), ms))
+        finally:
+            self._release()
+
+    def _answer_auth(self, challenge: Any, response: Any) -> None:
+        self._dispatcher_ident = threading.get_ident()
+        callback = self._on_auth
+        if callback is None:
+            self._auth_reason(response, "no on_auth callback is set (MQTTConfig.auth_callback)")
+            return
+        step = AuthChallenge(
+            method=(challenge.method or b"").decode("utf-8", "replace"),
+            reason_code=int(challenge.reason_code),
+            data=ctypes.string_at(challenge.data, challenge.data_len)
+            if challenge.data_len else b"",
+            reauthenticating=bool(challenge.reauthenticating))
+        try:
+            answer = callback(step)
+        except Exception as e:  # noqa: BLE001 - the exchange fails with the reason
+            logger.warning("the authentication callback raised: %r", e)
+            self._auth_reason(response, f"the authentication callback raised {e!r}")
+            return
+        if answer is True:
+            response.action = _native.EQ1_MQTT_AUTH_SUCCESS
+        elif isinstance(answer, (bytes, bytearray)):
+            if len(answer) > response.data_capacity:
+                self._auth_reason(response, f"the authentication callback returned "
+                                            f"{len(answer)} bytes; at most 65,535 fit")
+                return
+            ctypes.memmove(response.data, bytes(answer), len(answer))
+            response.data_len = len(answer)
+            response.action = _native.EQ1_MQTT_AUTH_CONTINUE
+        else:
+            self._auth_reason(response, "the authentication callback refused "
+                                        f"(returned {answer!r})")
+
+    @staticmethod
+    def _auth_reason(response: Any, text: str) -> None:
+        response.action = _native.EQ1_MQTT_AUTH_FAILURE
+        raw = text.encode("utf-8")[: max(0, response.reason_capacity - 1)] + b"\0"
+        ctypes.memmove(response.reason, raw, len(raw))
 
     # ------------------------------------------------------------------ hooks and stats
 
