@@ -76,6 +76,9 @@ pub enum Error {
     Disconnected(String),
     #[error("{0}")]
     Dropped(String),
+    /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent.
+    #[error("{0}")]
+    Expired(String),
     #[error("{0}")]
     Internal(String),
 }

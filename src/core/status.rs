@@ -220,6 +220,9 @@ status_table! {
     /// 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
     UnsupportedProtocolVersion = 48, "EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION", Connection,
         "the broker does not support this protocol version";
+    /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent (it
+    /// waited in the offline queue); it was dropped.
+    Expired = 49, "EQ1_STATUS_EXPIRED", Connection, "message expired before it was sent";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -277,6 +280,7 @@ impl From<&Error> for Status {
             Error::Protocol(_) => S::ProtocolError,
             Error::Disconnected(_) => S::Disconnected,
             Error::Dropped(_) => S::Dropped,
+            Error::Expired(_) => S::Expired,
             Error::Internal(_) => S::Internal,
         }
     }

@@ -10,7 +10,9 @@ use crate::core::tls;
 use crate::core::transport::{self, Endpoint, Stream};
 use crate::mqtt::options::{Options, Will};
 use crate::mqtt::session::{AckTicket, Event, Outcome, Queued, Session, Transmit};
-use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Dispatch, Shared, State};
+use crate::mqtt::shared::{
+    bump, ConnAckInfo, ConnectionEvent, ConnectionState, Dispatch, Shared, State,
+};
 use crate::mqtt::wire::Incoming;
 use crate::mqtt::Qos;
 use bytes::BytesMut;
@@ -242,11 +244,20 @@ impl Driver {
                         endpoint.port
                     );
                 }
+                let connack = self
+                    .session
+                    .last_connack()
+                    .map(|ack| Arc::new(ConnAckInfo::from_connack(ack)))
+                    .unwrap_or_default();
+                self.shared
+                    .set_connack(connack.clone(), self.session.client_id());
                 self.shared.emit(Dispatch::Connection(ConnectionEvent {
                     state: ConnectionState::Connected,
                     reason: None,
                     session_present,
                     broker: Some(endpoint.clone()),
+                    connack: Some(connack),
+                    server_disconnect: None,
                 }));
                 self.deliver_events();
                 Ok((
@@ -371,6 +382,8 @@ impl Driver {
                         reason: Some(reason.clone()),
                         session_present: false,
                         broker: Some(endpoint),
+                        connack: None,
+                        server_disconnect: self.session.take_server_disconnect().map(Arc::new),
                     }));
                     if !self.options.auto_reconnect {
                         self.session.end(&reason, false);
@@ -402,6 +415,8 @@ impl Driver {
             reason: None,
             session_present: false,
             broker: None,
+            connack: None,
+            server_disconnect: None,
         }));
         self.deliver_events();
     }
@@ -436,8 +451,13 @@ impl Driver {
             let wake = Instant::now() + self.backoff.delay(attempt);
             attempt = attempt.saturating_add(1);
             loop {
+                let expiry = self.session.next_expiry().map(Instant::from_std);
                 tokio::select! {
                     _ = sleep_until(wake) => break,
+                    _ = sleep_until_opt(expiry) => {
+                        self.session.expire_outbox(std::time::Instant::now());
+                        self.deliver_events();
+                    }
                     command = commands.recv() => {
                         let Some(command) = command else { return Err(Served::ClientGone) };
                         self.command(command);
@@ -501,7 +521,11 @@ impl Driver {
             // does not read what we owe it is as dead as one that does not answer.
             self.session
                 .set_read_paused(backlog_full, std::time::Instant::now());
-            let deadline = self.session.next_deadline().map(Instant::from_std);
+            let deadline = match (self.session.next_deadline(), self.session.next_expiry()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(Instant::from_std);
             let wake = {
                 let Socket {
                     reader,
@@ -547,6 +571,7 @@ impl Driver {
                 Wake::Wrote(Ok(Some(done))) => self.written(done),
                 Wake::Wrote(Ok(None)) | Wake::Room => {}
                 Wake::Deadline => {
+                    self.session.expire_outbox(std::time::Instant::now());
                     if let Err(e) = self.session.handle_timeout(std::time::Instant::now()) {
                         return Served::Lost(e);
                     }
@@ -683,7 +708,9 @@ impl Driver {
                         .add(message.payload.len() + message.topic.len());
                     self.shared.emit(Dispatch::Message(message, ticket));
                 }
-                Event::Completed(token, result) => self.shared.complete(token, result),
+                Event::Completed(token, result, detail) => {
+                    self.shared.complete_with(token, result, detail)
+                }
                 Event::Reply(waiter, outcome) => waiter.answer(outcome),
             }
         }

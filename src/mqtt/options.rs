@@ -143,11 +143,8 @@ impl Options {
 
     pub fn set_client_id(&mut self, id: &str) -> Result<()> {
         validate::client_id(id)?;
-        self.client_id = if id.is_empty() {
-            None
-        } else {
-            Some(id.to_string())
-        };
+        // Empty: on MQTT 5.0 the broker assigns one; on 3.1.1 the client generates one.
+        self.client_id = Some(id.to_string());
         Ok(())
     }
 
