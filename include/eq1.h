@@ -308,6 +308,11 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION = 48,
   /**
+   * An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent (it
+   * waited in the offline queue); it was dropped.
+   */
+  EQ1_STATUS_EXPIRED = 49,
+  /**
    * An internal error (a bug): please report it with the detail message.
    */
   EQ1_STATUS_INTERNAL = 99,
@@ -496,6 +501,66 @@ typedef struct eq1_mqtt_stats {
 } eq1_mqtt_stats;
 
 /**
+ * What the broker said in CONNACK, in `eq1_mqtt_connection_event.connack`; borrowed (with
+ * every pointer in it) until the callback returns. On MQTT 3.1.1 only `session_present` is
+ * known: the rest reads as absent. For each limit, `has_...` says whether the broker
+ * announced it; when it did not, MQTT 5.0's default applies (no limit, or "available").
+ */
+typedef struct eq1_mqtt_connack_info {
+  bool session_present;
+  /**
+   * The client identifier the broker assigned (connecting with an empty one on MQTT 5.0),
+   * or NULL. `eq1_mqtt_client_get_id` returns it too.
+   */
+  const char *assigned_client_id;
+  /**
+   * Server Keep Alive in seconds (`has_server_keep_alive`): the client uses it instead of
+   * its own keep-alive.
+   */
+  bool has_server_keep_alive;
+  uint16_t server_keep_alive;
+  /**
+   * Response Information (asked for with `eq1_mqtt_options_set_request_response_information`),
+   * or NULL.
+   */
+  const char *response_information;
+  /**
+   * Server Reference, or NULL.
+   */
+  const char *server_reference;
+  /**
+   * Reason String, or NULL.
+   */
+  const char *reason_string;
+  /**
+   * User properties (`user_property_count` of them; NULL when none).
+   */
+  const struct eq1_mqtt_user_property *user_properties;
+  size_t user_property_count;
+  bool has_session_expiry;
+  /**
+   * The Session Expiry Interval the broker uses (seconds), when it announced one.
+   */
+  uint32_t session_expiry;
+  bool has_receive_maximum;
+  uint16_t receive_maximum;
+  bool has_maximum_packet_size;
+  uint32_t maximum_packet_size;
+  bool has_maximum_qos;
+  uint8_t maximum_qos;
+  bool has_retain_available;
+  bool retain_available;
+  bool has_wildcard_available;
+  bool wildcard_available;
+  bool has_subscription_ids_available;
+  bool subscription_ids_available;
+  bool has_shared_available;
+  bool shared_available;
+  bool has_topic_alias_maximum;
+  uint16_t topic_alias_maximum;
+} eq1_mqtt_connack_info;
+
+/**
  * Passed to the connection callback; borrowed until it returns.
  */
 typedef struct eq1_mqtt_connection_event {
@@ -517,6 +582,23 @@ typedef struct eq1_mqtt_connection_event {
    */
   const char *broker_host;
   int broker_port;
+  /**
+   * On connect: what the broker's CONNACK said (never NULL then); NULL for other events.
+   */
+  const struct eq1_mqtt_connack_info *connack;
+  /**
+   * On a loss caused by an MQTT 5.0 broker's DISCONNECT: its reason code (e.g. 0x8B
+   * server shutting down, 0x9C use another server); 0 otherwise.
+   */
+  uint8_t disconnect_reason_code;
+  /**
+   * That DISCONNECT's Reason String, NUL-terminated, or NULL when none.
+   */
+  const char *disconnect_reason_string;
+  /**
+   * That DISCONNECT's Server Reference (another server to use), NUL-terminated, or NULL.
+   */
+  const char *server_reference;
 } eq1_mqtt_connection_event;
 
 /**
@@ -533,6 +615,46 @@ typedef void (*eq1_mqtt_delivery_cb)(void *user_data,
                                      eq1_token token,
                                      enum eq1_status status,
                                      const char *detail);
+
+/**
+ * How one publish ended, with what an MQTT 5.0 broker said in its acknowledgement. Passed
+ * to the delivery report callback; borrowed (with every pointer in it) until it returns.
+ */
+typedef struct eq1_mqtt_delivery_report {
+  eq1_token token;
+  /**
+   * `EQ1_STATUS_OK` when delivered; otherwise the failure (`EQ1_STATUS_PUBLISH_REFUSED` when
+   * the broker answered with a failure reason code, `EQ1_STATUS_EXPIRED`, ...).
+   */
+  enum eq1_status status;
+  /**
+   * Detail of `status`, NUL-terminated, "" on success. Never NULL.
+   */
+  const char *detail;
+  /**
+   * The reason code of the broker's PUBACK / PUBREC (PUBCOMP when it says more): 0x00
+   * success, 0x10 no matching subscribers, from 0x80 a failure (0x87 not authorized, 0x97
+   * quota exceeded, ...). 0 when the broker gave none (MQTT 3.1.1, QoS 0, or no answer).
+   */
+  uint8_t reason_code;
+  /**
+   * The broker's Reason String, NUL-terminated, or NULL when it sent none.
+   */
+  const char *reason_string;
+  /**
+   * The broker's user properties on the acknowledgement (`user_property_count` of them;
+   * NULL when none).
+   */
+  const struct eq1_mqtt_user_property *user_properties;
+  size_t user_property_count;
+} eq1_mqtt_delivery_report;
+
+/**
+ * Receives a delivery report per publish token (see `eq1_mqtt_delivery_report`); `user_data`
+ * is the client's.
+ */
+typedef void (*eq1_mqtt_delivery_report_cb)(void *user_data,
+                                            const struct eq1_mqtt_delivery_report *report);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1285,6 +1407,31 @@ enum eq1_status eq1_mqtt_client_wait(struct eq1_mqtt_client *client,
                                      int timeout_ms);
 
 /**
+ * `eq1_mqtt_client_wait`, also telling what the broker said in its acknowledgement (MQTT
+ * 5.0): `*out_reason_code` (may be NULL) receives its reason code (0x00 success, 0x10 no
+ * matching subscribers, from 0x80 the failure, e.g. 0x87 not authorized, 0x97 quota
+ * exceeded; 0 when the broker gave none), and `reason_buf` (may be NULL with `reason_len`
+ * 0) its Reason String with snprintf semantics ("" when none). The out-params are written
+ * once the publish completed (successfully or not), and reset otherwise.
+ *
+ * Returns: as `eq1_mqtt_client_wait` (the publish's own status, `EQ1_STATUS_PUBLISH_REFUSED`
+ * for a failure reason code), and `EQ1_STATUS_NULL_ARGUMENT` also when `reason_buf` is NULL
+ * with a non-zero `reason_len`.
+ *
+ * See also: `eq1_mqtt_client_wait`, `eq1_mqtt_client_set_delivery_report_callback`.
+ *
+ * # Safety
+ * `client` is NULL or live; `out_reason_code` NULL or writable; `reason_buf` NULL or
+ * writable for `reason_len` bytes.
+ */
+enum eq1_status eq1_mqtt_client_wait_report(struct eq1_mqtt_client *client,
+                                            eq1_token token,
+                                            int timeout_ms,
+                                            uint8_t *out_reason_code,
+                                            char *reason_buf,
+                                            size_t reason_len);
+
+/**
  * Subscribes `callback` to `filter` and waits up to `timeout_ms` for the broker's answer;
  * `*out_granted_qos` (may be NULL) receives the granted QoS. A message matching several
  * subscriptions reaches each of their callbacks; subscribing the same filter again replaces
@@ -1611,6 +1758,27 @@ enum eq1_status eq1_mqtt_client_set_connection_callback(struct eq1_mqtt_client *
  */
 enum eq1_status eq1_mqtt_client_set_delivery_callback(struct eq1_mqtt_client *client,
                                                       eq1_mqtt_delivery_cb callback);
+
+/**
+ * Sets (or with NULL removes) the delivery report callback: like the delivery callback
+ * (`eq1_mqtt_client_set_delivery_callback`), called once per publish token, but with the
+ * reason code, reason string and user properties of the broker's acknowledgement (MQTT 5.0).
+ * A client has one delivery callback: this replaces one set with
+ * `eq1_mqtt_client_set_delivery_callback`, and that one replaces this.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_delivery_report`, `eq1_mqtt_client_wait_report`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_client_set_delivery_report_callback(struct eq1_mqtt_client *client,
+                                                             eq1_mqtt_delivery_report_cb callback);
 
 /**
  * Sets (or with NULL removes) the default message callback: it receives every message that

@@ -3,10 +3,10 @@
 //! a time, in the order the events happened; what it receives is borrowed until it returns.
 
 use crate::core::error::Error;
+use crate::core::tokens::AckDetail;
 use crate::ffi::boundary::c_string;
 use crate::ffi::client::{eq1_mqtt_client, eq1_token, with_client, UserData};
 use crate::ffi::status::eq1_status;
-use crate::core::tokens::AckDetail;
 use crate::ffi::v5::{eq1_mqtt_properties, eq1_mqtt_user_property, PropertiesView};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::{ConnectionEvent, ConnectionState, Message};
@@ -208,9 +208,8 @@ pub struct eq1_mqtt_delivery_report {
 
 /// Receives a delivery report per publish token (see `eq1_mqtt_delivery_report`); `user_data`
 /// is the client's.
-pub type eq1_mqtt_delivery_report_cb = Option<
-    unsafe extern "C" fn(user_data: *mut c_void, report: *const eq1_mqtt_delivery_report),
->;
+pub type eq1_mqtt_delivery_report_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, report: *const eq1_mqtt_delivery_report)>;
 
 /// A message received on a subscription. Borrowed: every pointer lives until the callback
 /// returns; copy what you keep.
@@ -279,8 +278,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_connection_callback(
                 let connack = event.connack.as_deref().map(ConnAckView::new);
                 let disconnect = event.server_disconnect.as_deref();
                 let optional = |s: Option<&String>| s.map(|s| c_string(s));
-                let disconnect_reason =
-                    optional(disconnect.and_then(|d| d.reason_string.as_ref()));
+                let disconnect_reason = optional(disconnect.and_then(|d| d.reason_string.as_ref()));
                 let server_reference =
                     optional(disconnect.and_then(|d| d.server_reference.as_ref()));
                 let ptr = |s: &Option<std::ffi::CString>| {
@@ -297,9 +295,9 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_connection_callback(
                     session_present: event.session_present,
                     broker_host: host.as_ptr(),
                     broker_port: event.broker.as_ref().map(|b| b.port as c_int).unwrap_or(0),
-                    connack: connack
-                        .as_ref()
-                        .map_or(std::ptr::null(), |c| &c.view as *const eq1_mqtt_connack_info),
+                    connack: connack.as_ref().map_or(std::ptr::null(), |c| {
+                        &c.view as *const eq1_mqtt_connack_info
+                    }),
                     disconnect_reason_code: disconnect.map_or(0, |d| d.reason_code),
                     disconnect_reason_string: ptr(&disconnect_reason),
                     server_reference: ptr(&server_reference),
@@ -334,15 +332,17 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_delivery_callback(
     with_client(client, |c| {
         let user_data = c.user_data;
         let handler = callback.map(|callback| {
-            Arc::new(move |token: u64, result: &crate::Result<()>, _: Option<&AckDetail>| {
-                let user_data = user_data;
-                let (status, detail) = match result {
-                    Ok(()) => (eq1_status::Ok, c_string("")),
-                    Err(e) => (eq1_status::from(e), c_string(&e.message())),
-                };
-                // SAFETY: the user's callback; `detail` outlives the call.
-                unsafe { callback(user_data.0, token, status, detail.as_ptr()) }
-            }) as crate::mqtt::shared::DeliveryHandler
+            Arc::new(
+                move |token: u64, result: &crate::Result<()>, _: Option<&AckDetail>| {
+                    let user_data = user_data;
+                    let (status, detail) = match result {
+                        Ok(()) => (eq1_status::Ok, c_string("")),
+                        Err(e) => (eq1_status::from(e), c_string(&e.message())),
+                    };
+                    // SAFETY: the user's callback; `detail` outlives the call.
+                    unsafe { callback(user_data.0, token, status, detail.as_ptr()) }
+                },
+            ) as crate::mqtt::shared::DeliveryHandler
         });
         c.client.set_delivery_handler(handler);
         Ok(())

@@ -462,21 +462,26 @@ pub unsafe extern "C" fn eq1_mqtt_client_wait_report(
     reason_buf: *mut c_char,
     reason_len: usize,
 ) -> eq1_status {
-    with_client(client, |c| {
+    call(|| {
         // SAFETY: NULL or writable per this function's contract.
         let code_out = unsafe { optional_out_param(out_reason_code, 0) };
+        if !reason_buf.is_null() && reason_len > 0 {
+            // SAFETY: writable for `reason_len` bytes per this function's contract.
+            unsafe { *reason_buf = 0 };
+        }
+        // SAFETY: per this function's contract.
+        let c = unsafe { client_handle(client) }?;
         if reason_buf.is_null() && reason_len > 0 {
             return Err(Error::NullArgument(format!(
                 "reason_buf is NULL but reason_len is {reason_len}"
             )));
         }
-        if !reason_buf.is_null() && reason_len > 0 {
-            // SAFETY: writable for `reason_len` bytes per this function's contract.
-            unsafe { *reason_buf = 0 };
-        }
         let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "wait")?;
         let (result, detail) = c.client.wait_report(token, timeout);
-        if matches!(&result, Err(Error::Timeout(_)) | Err(Error::InvalidArgument(_))) {
+        if matches!(
+            &result,
+            Err(Error::Timeout(_)) | Err(Error::InvalidArgument(_))
+        ) {
             return result;
         }
         if let Some(out) = code_out {

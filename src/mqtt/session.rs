@@ -10,10 +10,10 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::log::{log, Level};
+use crate::core::tokens::AckDetail;
 use crate::core::tokens::Token;
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
-use crate::core::tokens::AckDetail;
 use crate::mqtt::wire::{
     reason_name, BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish,
 };
@@ -1177,8 +1177,7 @@ impl<W> Session<W> {
                 continue;
             }
             if queued.message.qos == 0 {
-                match self.codec.publish(wire, 0, false, &mut self.out.bytes)
-                {
+                match self.codec.publish(wire, 0, false, &mut self.out.bytes) {
                     Ok(()) => {
                         self.out.written_tokens.push(queued.token);
                         self.release_on_write(&queued);

@@ -785,8 +785,7 @@ fn v5_ack_with_a_failure_reason_fails_the_token() {
     h.written();
     h.receive(Incoming::PubAck(1, ack(0x87, Some("not authorized"))))
         .unwrap();
-    h.receive(Incoming::PubRec(2, ack(0x97, None)))
-        .unwrap();
+    h.receive(Incoming::PubRec(2, ack(0x97, None))).unwrap();
     assert!(h.written().is_empty(), "no PUBREL after a failed PUBREC");
     let events = h.events();
     assert!(
@@ -1726,7 +1725,10 @@ fn offline_message_expires_and_is_reported_expired() {
     let short = h.send(expiring("a", 1, 2));
     let long = h.send(expiring("b", 1, 60));
     let plain = h.publish("c", 1);
-    assert_eq!(h.session.next_expiry(), Some(h.now + Duration::from_secs(2)));
+    assert_eq!(
+        h.session.next_expiry(),
+        Some(h.now + Duration::from_secs(2))
+    );
     h.advance(Duration::from_millis(1999));
     h.session.expire_outbox(h.now);
     assert!(completed(&h.events()).is_empty(), "not yet");

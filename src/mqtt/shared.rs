@@ -189,12 +189,20 @@ impl Shared {
 
     /// The last CONNACK, if the client ever connected.
     pub fn connack(&self) -> Option<Arc<ConnAckInfo>> {
-        self.connack.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+        self.connack
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
     }
 
     /// The client identifier the last CONNECT used (`None` before the first connect).
     pub fn client_id_in_use(&self) -> Option<String> {
-        self.connack.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+        self.connack
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 
     /// The limits the handle checks against, and the broker's maximum packet size for us.

@@ -693,9 +693,7 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
                     .as_ref()
                     .and_then(|p| p.assigned_client_identifier.clone()),
                 server_keep_alive: props.as_ref().and_then(|p| p.server_keep_alive),
-                response_information: props
-                    .as_ref()
-                    .and_then(|p| p.response_information.clone()),
+                response_information: props.as_ref().and_then(|p| p.response_information.clone()),
                 details: ConnAckDetails {
                     reason_code: connack_code(ack.code),
                     reason_string: props.as_ref().and_then(|p| p.reason_string.clone()),
