@@ -508,6 +508,9 @@ impl Driver {
                     .transmit(std::time::Instant::now())
                     .map(|t| (t, 0));
             }
+            // Encoding may have completed publishes (expired, or beyond the broker's limits):
+            // their tokens hear it now, not at the next wake.
+            self.deliver_events();
             if self.session.disconnect_due(std::time::Instant::now()) {
                 let written = self.flush_and_close(socket).await;
                 self.session.finish_disconnect(written);

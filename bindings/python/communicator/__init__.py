@@ -19,7 +19,9 @@ from communicator.common.exceptions import (
 from communicator.interfaces.protocol import BaseProtocol, PubSubProtocol, ReqResProtocol
 from communicator.manager import ProtocolManager
 from communicator.protocols.mqtt.mqtt_protocol import (
+    ConnAckInfo,
     ConnectionEvent,
+    DeliveryReport,
     ConnectionState,
     MessageProperties,
     MQTTConfig,
@@ -45,7 +47,9 @@ def library_path() -> str:
 
 __all__ = [
     "BaseProtocol",
+    "ConnAckInfo",
     "ConnectionEvent",
+    "DeliveryReport",
     "ConnectionState",
     "LibraryNotFoundError",
     "MQTTConfig",

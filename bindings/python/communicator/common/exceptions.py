@@ -58,6 +58,7 @@ class Status(enum.IntEnum):
     DISCONNECTED = 46
     DROPPED = 47
     UNSUPPORTED_PROTOCOL_VERSION = 48
+    EXPIRED = 49
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
