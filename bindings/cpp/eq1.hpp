@@ -368,6 +368,13 @@ struct ConnectionEvent {
 	bool session_present;
 	std::string_view broker_host;
 	int broker_port;
+	/** On connect: what the broker's CONNACK said (assigned client id, limits...); null otherwise. */
+	const eq1_mqtt_connack_info *connack = nullptr;
+	/** On a loss by an MQTT 5.0 broker's DISCONNECT: its reason code (0 otherwise). */
+	std::uint8_t disconnect_reason_code = 0;
+	std::string_view disconnect_reason_string;
+	/** That DISCONNECT's Server Reference ("" when none). */
+	std::string_view server_reference;
 
 	bool connected() const noexcept { return state == EQ1_CONNECTION_STATE_CONNECTED; }
 };
@@ -378,6 +385,25 @@ struct Delivery {
 	/** EQ1_STATUS_OK when delivered, otherwise why not (see error_kind()). */
 	eq1_status status;
 	std::string_view detail;
+	/** MQTT 5.0: the reason code of the broker's acknowledgement (0x10 no matching
+	 * subscribers, 0x87 not authorized, 0x97 quota exceeded...); 0 when it gave none. */
+	std::uint8_t reason_code = 0;
+	/** Its Reason String ("" when none). */
+	std::string_view reason_string;
+	/** Its user properties (`user_property_count` of them). */
+	const eq1_mqtt_user_property *user_properties = nullptr;
+	std::size_t user_property_count = 0;
+
+	bool ok() const noexcept { return status == EQ1_STATUS_OK; }
+};
+
+/** What wait_report() returns: how a publish ended, with the broker's reason (MQTT 5.0). */
+struct DeliveryReport {
+	eq1_status status;
+	/** Detail of a failure ("" when delivered). */
+	std::string detail;
+	std::uint8_t reason_code;
+	std::string reason_string;
 
 	bool ok() const noexcept { return status == EQ1_STATUS_OK; }
 };
@@ -729,7 +755,11 @@ inline void eq1cpp_on_connection(void *user_data, const eq1_mqtt_connection_even
 					     event->reason_text ? event->reason_text : "",
 					     event->session_present,
 					     event->broker_host ? event->broker_host : "",
-					     event->broker_port};
+					     event->broker_port,
+					     event->connack,
+					     event->disconnect_reason_code,
+					     event->disconnect_reason_string ? event->disconnect_reason_string : "",
+					     event->server_reference ? event->server_reference : ""};
 			(*handler)(view);
 		}
 	} catch (...) {
@@ -737,16 +767,21 @@ inline void eq1cpp_on_connection(void *user_data, const eq1_mqtt_connection_even
 	}
 }
 
-inline void eq1cpp_on_delivery(void *user_data, eq1_token token, eq1_status status,
-			       const char *text) noexcept
+inline void eq1cpp_on_delivery(void *user_data, const eq1_mqtt_delivery_report *report) noexcept
 {
 	auto *state = static_cast<detail::ClientState *>(user_data);
-	if (state == nullptr)
+	if (state == nullptr || report == nullptr)
 		return;
 	try {
 		std::shared_ptr<const DeliveryHandler> handler = state->load(state->on_delivery);
 		if (handler && *handler) {
-			Delivery view{token, status, text ? text : ""};
+			Delivery view{report->token,
+				      report->status,
+				      report->detail ? report->detail : "",
+				      report->reason_code,
+				      report->reason_string ? report->reason_string : "",
+				      report->user_properties,
+				      report->user_property_count};
 			(*handler)(view);
 		}
 	} catch (...) {
@@ -846,6 +881,26 @@ public:
 	}
 
 	/**
+	 * Like wait(), but returns how the publish ended instead of throwing its failure, with
+	 * the reason code and reason string of the broker's acknowledgement (MQTT 5.0). Throws
+	 * on a timeout or a token never issued.
+	 */
+	DeliveryReport wait_report(Token token, std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::uint8_t code = 0;
+		char reason[1024];
+		eq1_status status = eq1_mqtt_client_wait_report(handle_, token, detail::to_ms(timeout),
+								&code, reason, sizeof reason);
+		if (status == EQ1_STATUS_TIMEOUT || status == EQ1_STATUS_INVALID_ARGUMENT ||
+		    status == EQ1_STATUS_NULL_ARGUMENT || status == EQ1_STATUS_INVALID_STATE ||
+		    status == EQ1_STATUS_INTERNAL)
+			detail::check(status);
+		return DeliveryReport{status,
+				      status == EQ1_STATUS_OK ? std::string() : last_error_message(),
+				      code, reason};
+	}
+
+	/**
 	 * Subscribes `handler` to `filter`, waits for SUBACK, returns the granted QoS. Subscribing
 	 * the same filter again replaces its handler (the old one is kept until the Client is
 	 * destroyed; see the notes at the top). A message matching several filters reaches each.
@@ -923,7 +978,7 @@ public:
 			std::lock_guard<std::mutex> lock(state.mutex);
 			state.on_delivery.swap(shared);
 		}
-		detail::check(eq1_mqtt_client_set_delivery_callback(
+		detail::check(eq1_mqtt_client_set_delivery_report_callback(
 			handle_, set ? &eq1cpp_on_delivery : nullptr));
 	}
 

@@ -676,6 +676,44 @@ static void test_mqtt5_properties()
 	client.disconnect();
 }
 
+/* MQTT 5.0 session information: CONNACK in the connection event, reason codes in wait_report
+ * and the delivery handler, EQ1_STATUS_EXPIRED for a message that waited past its expiry. */
+static void test_mqtt5_session_information()
+{
+	eq1::Client client(options_for_test().protocol_version(EQ1_MQTT_V5).offline_queue(
+		100, 1 << 20, EQ1_QUEUE_REJECT_NEW, true));
+	std::mutex mutex;
+	bool saw_connack = false;
+	std::vector<eq1::Token> expired;
+	client.on_connection([&](const eq1::ConnectionEvent &event) {
+		std::lock_guard<std::mutex> lock(mutex);
+		if (event.connected() && event.connack != nullptr)
+			saw_connack = true;
+	});
+	client.on_delivery([&](const eq1::Delivery &delivery) {
+		std::lock_guard<std::mutex> lock(mutex);
+		if (delivery.status == EQ1_STATUS_EXPIRED)
+			expired.push_back(delivery.token);
+	});
+	eq1::Properties short_lived;
+	short_lived.message_expiry = 1;
+	eq1::Token doomed = client.publish(g_base + "/expiring", eq1::Bytes(std::string_view("x")),
+					   1, false, short_lived);
+	std::this_thread::sleep_for(2200ms);
+	client.connect();
+	eq1::DeliveryReport outcome = client.wait_report(doomed);
+	CHECK(outcome.status == EQ1_STATUS_EXPIRED && !outcome.ok());
+	CHECK(outcome.detail.find("expired") != std::string::npos);
+	eq1::DeliveryReport fine =
+		client.wait_report(client.publish(g_base + "/fine", eq1::Bytes(std::string_view("x")), 1));
+	CHECK(fine.ok() && (fine.reason_code == 0x00 || fine.reason_code == 0x10));
+	CHECK(eventually([&] {
+		std::lock_guard<std::mutex> lock(mutex);
+		return saw_connack && expired.size() == 1 && expired[0] == doomed;
+	}));
+	client.disconnect();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -697,6 +735,7 @@ int main(int argc, char **argv)
 		{"subscriptions", test_subscriptions},
 		{"will", test_will},
 		{"mqtt5 properties", test_mqtt5_properties},
+		{"mqtt5 session information", test_mqtt5_session_information},
 	};
 	for (const auto &test : tests) {
 		std::printf("# %s\n", test.first);
