@@ -851,6 +851,17 @@ public:
 	{
 		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "topic");
 		std::vector<eq1_mqtt_user_property> pairs;
+		eq1_mqtt_properties p = c_properties(properties, pairs);
+		Token token = 0;
+		detail::check(eq1_mqtt_client_publish_with_properties(
+			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, &token));
+		return token;
+	}
+
+	/** The C view of `properties`; `pairs` holds its user properties and must outlive it. */
+	static eq1_mqtt_properties c_properties(const Properties &properties,
+						std::vector<eq1_mqtt_user_property> &pairs)
+	{
 		for (const auto &[name, value] : properties.user_properties)
 			pairs.push_back({ name.c_str(), value.c_str() });
 		eq1_mqtt_properties p{};
@@ -868,10 +879,7 @@ public:
 		}
 		p.user_properties = pairs.empty() ? nullptr : pairs.data();
 		p.user_property_count = pairs.size();
-		Token token = 0;
-		detail::check(eq1_mqtt_client_publish_with_properties(
-			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, &token));
-		return token;
+		return p;
 	}
 
 	/** Blocks until the publish behind `token` completed; throws its failure or a timeout. */
@@ -951,6 +959,19 @@ public:
 	void set_will(std::string_view topic, std::string_view payload, int qos = 0, bool retain = false)
 	{
 		set_will(topic, Bytes(payload), qos, retain);
+	}
+	/**
+	 * MQTT 5.0: the will with its properties and a Will Delay Interval (seconds, 0: none):
+	 * the broker waits that long, and sends nothing if the session resumes meanwhile.
+	 */
+	void set_will(std::string_view topic, Bytes payload, int qos, bool retain,
+		      const Properties &properties, std::uint32_t delay_seconds = 0)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "will topic");
+		std::vector<eq1_mqtt_user_property> pairs;
+		eq1_mqtt_properties p = c_properties(properties, pairs);
+		detail::check(eq1_mqtt_client_set_will_with_properties(
+			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, delay_seconds));
 	}
 
 	/** Sets (an empty function removes) the connection handler. */

@@ -109,7 +109,30 @@ impl Client {
 
     /// The will goes into the next CONNECT; it cannot change while connected.
     pub fn set_will(&self, topic: &str, payload: &[u8], qos: Qos, retain: bool) -> Result<()> {
+        self.set_will_with_properties(topic, payload, qos, retain, None, 0)
+    }
+
+    /// `set_will` with MQTT 5.0 will properties and a Will Delay Interval (seconds; 0: none),
+    /// both refused on an MQTT 3.1.1 client.
+    pub fn set_will_with_properties(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: Qos,
+        retain: bool,
+        properties: Option<PublishProperties>,
+        delay: u32,
+    ) -> Result<()> {
         validate::topic_name(topic)?;
+        let properties = properties.filter(|p| !p.is_empty());
+        if (properties.is_some() || delay > 0) && self.options.version != ProtocolVersion::V5 {
+            return Err(Error::InvalidArgument(
+                "will properties and a will delay need MQTT 5.0; this client speaks 3.1.1".into(),
+            ));
+        }
+        if let Some(p) = &properties {
+            p.validate()?;
+        }
         let qos = qos as u8;
         if payload.len() > validate::MAX_STRING_LEN {
             return Err(Error::PayloadTooLarge(format!(
@@ -127,6 +150,8 @@ impl Client {
             payload: payload.to_vec(),
             qos,
             retain,
+            properties: properties.map(Arc::new),
+            delay: (delay > 0).then_some(delay),
         });
         Ok(())
     }

@@ -298,7 +298,7 @@ impl Codec {
                     message: Bytes::copy_from_slice(&w.payload),
                     qos: qos5(w.qos),
                     retain: w.retain,
-                    properties: None,
+                    properties: will_properties(w),
                 });
                 let login = options.username.as_ref().map(|u| v5::Login {
                     username: u.clone(),
@@ -544,6 +544,23 @@ fn frame_length(buf: &[u8], max: u32) -> std::result::Result<Option<usize>, Malf
 
 /// MQTT 5.0 reason code: the packet exceeds the maximum packet size we announced.
 const PACKET_TOO_LARGE: u8 = 0x95;
+
+/// A will's v5 properties; `None` when it has none (the codec then writes an empty list).
+fn will_properties(will: &Will) -> Option<v5::LastWillProperties> {
+    if will.delay.is_none() && will.properties.is_none() {
+        return None;
+    }
+    let p = will.properties.as_deref().cloned().unwrap_or_default();
+    Some(v5::LastWillProperties {
+        delay_interval: will.delay,
+        payload_format_indicator: p.payload_is_utf8.map(u8::from),
+        message_expiry_interval: p.message_expiry,
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+    })
+}
 
 fn to_v5_properties(p: &PublishProperties) -> v5::PublishProperties {
     v5::PublishProperties {

@@ -338,6 +338,49 @@ static void bad_input(const char *host, int port)
 	       "negative timeout");
 	EXPECT(eq1_mqtt_client_set_delivery_report_callback(c, NULL) == EQ1_STATUS_OK,
 	       "remove report callback");
+	/* Will properties and delay. */
+	eq1_mqtt_properties wp = { 0 };
+	EXPECT(eq1_mqtt_client_set_will_with_properties(NULL, "w", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "will on NULL client");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, NULL, NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "will with NULL topic");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w/+", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_INVALID_TOPIC,
+	       "will with a wildcard topic");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", NULL, 0, 3, false, &wp, 5) ==
+		       EQ1_STATUS_INVALID_QOS,
+	       "will with QoS 3");
+	wp.content_type = "\xc3\x28";
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_INVALID_UTF8,
+	       "will with an invalid UTF-8 content type");
+	wp = (eq1_mqtt_properties){ 0 };
+	wp.correlation_data_len = 4;
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "will with NULL correlation data of length 4");
+	wp = (eq1_mqtt_properties){ 0 };
+	static uint8_t big[70000];
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", big, sizeof big, 1, false, &wp, 5) ==
+		       EQ1_STATUS_PAYLOAD_TOO_LARGE,
+	       "oversize will payload");
+	wp.has_message_expiry = true;
+	wp.message_expiry = 30;
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", (const uint8_t *)"x", 1, 1, false,
+							&wp, 5) == EQ1_STATUS_OK,
+	       "valid will");
+	eq1_mqtt_options *o3 = eq1_mqtt_options_new();
+	eq1_mqtt_options_set_broker(o3, host, port);
+	eq1_mqtt_client *c3 = v5_client(o3);
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c3, "w", NULL, 0, 1, false, NULL, 5) ==
+		       EQ1_STATUS_INVALID_ARGUMENT,
+	       "will delay on MQTT 3.1.1");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c3, "w", NULL, 0, 1, false, NULL, 0) ==
+		       EQ1_STATUS_OK,
+	       "no properties, no delay on MQTT 3.1.1");
+	eq1_mqtt_client_free(c3);
 	EXPECT(eq1_status_family_of(EQ1_STATUS_EXPIRED) == EQ1_STATUS_FAMILY_CONNECTION,
 	       "EXPIRED family");
 	EXPECT(!strcmp(eq1_status_name(EQ1_STATUS_EXPIRED), "EQ1_STATUS_EXPIRED"),

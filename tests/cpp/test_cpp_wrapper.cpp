@@ -695,6 +695,15 @@ static void test_mqtt5_session_information()
 		if (delivery.status == EQ1_STATUS_EXPIRED)
 			expired.push_back(delivery.token);
 	});
+	eq1::Properties will_properties;
+	will_properties.content_type = "text/plain";
+	client.set_will(g_base + "/will", eq1::Bytes(std::string_view("bye")), 1, false,
+			will_properties, 5);
+	expect_throw<eq1::ValidationError>("will delay on MQTT 3.1.1", [&] {
+		eq1::Client old(options_for_test());
+		old.set_will(g_base + "/will", eq1::Bytes(std::string_view("bye")), 1, false,
+			     will_properties, 5);
+	}, EQ1_STATUS_INVALID_ARGUMENT);
 	eq1::Properties short_lived;
 	short_lived.message_expiry = 1;
 	eq1::Token doomed = client.publish(g_base + "/expiring", eq1::Bytes(std::string_view("x")),

@@ -248,6 +248,9 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_publish_with_properties": (
         _status, [_client_p, c_char_p, c_char_p, c_size_t, c_int, c_bool,
                   POINTER(Eq1Properties), POINTER(c_uint64)]),
+    "eq1_mqtt_client_set_will_with_properties": (
+        _status, [_client_p, c_char_p, c_char_p, c_size_t, c_int, c_bool,
+                  POINTER(Eq1Properties), c_uint32]),
     "eq1_mqtt_options_set_session_expiry": (_status, [_options_p, c_uint32]),
     "eq1_mqtt_options_set_receive_maximum": (_status, [_options_p, c_int]),
     "eq1_mqtt_options_set_topic_alias_maximum": (_status, [_options_p, c_int]),

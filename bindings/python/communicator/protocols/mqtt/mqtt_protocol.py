@@ -112,6 +112,9 @@ class MQTTConfig:
     client_id: Optional[str] = None
     keepalive: int = 60
     clean_session: bool = True
+    #: MQTT 5.0 Session Expiry Interval in seconds (None: not sent, the session ends with the
+    #: connection). A will delay only works while the session outlives it.
+    session_expiry: Optional[int] = None
     #: 4 = MQTT 3.1.1, 5 = MQTT 5.0.
     protocol_version: int = 4
     #: TLS for the broker; None: on when ca_certs (or a client certificate) is given. TLS
@@ -196,6 +199,8 @@ class MQTTConfig:
         if self.reconnect_max_delay < self.reconnect_min_delay:
             raise _invalid(f"reconnect_max_delay ({self.reconnect_max_delay}) is below "
                            f"reconnect_min_delay ({self.reconnect_min_delay})")
+        if self.session_expiry is not None:
+            _check_int("session_expiry", self.session_expiry, 0, 2**32 - 1)
         _check_int("max_queued_messages", self.max_queued_messages, 1, 2**63 - 1)
         _check_int("max_queued_bytes", self.max_queued_bytes, 1, 2**63 - 1)
         if self.queue_policy not in QUEUE_POLICIES:
@@ -639,6 +644,8 @@ class MQTTProtocol(PubSubProtocol):
                        c.password.encode() if c.password is not None else None)
             setopt("set_keep_alive", c.keepalive)
             setopt("set_clean_session", bool(c.clean_session))
+            if c.session_expiry is not None:
+                setopt("set_session_expiry", int(c.session_expiry))
             setopt("set_protocol_version", c.protocol_version)
             setopt("set_connect_timeout", _to_ms(c.timeout))
             setopt("set_inflight_window", c.inflight_window)
@@ -812,16 +819,30 @@ class MQTTProtocol(PubSubProtocol):
             self._release()
         return buf.value.decode("utf-8")
 
-    def set_will(self, topic: str, payload: Payload, qos: int = 1, retain: bool = False) -> None:
+    def set_will(self, topic: str, payload: Payload, qos: int = 1, retain: bool = False, *,
+                 properties: Optional[MessageProperties] = None, delay: int = 0) -> None:
         """Sets the will (last will and testament) sent with the next connect; the broker
-        publishes it if the connection ends without disconnect(). Only while not connected."""
+        publishes it if the connection ends without disconnect(). Only while not connected.
+        MQTT 5.0: ``properties`` are the will message's, ``delay`` (seconds) the Will Delay
+        Interval: the broker waits that long, and publishes nothing if the session resumes
+        meanwhile (``session_expiry`` must outlive the delay)."""
         topic_b = _encode(topic, "will topic", Status.INVALID_TOPIC)
         data = _payload_bytes(payload)
+        delay = self._int_arg(delay, "delay")
+        if not 0 <= delay <= 2**32 - 1:
+            raise _invalid(f"delay must be 0..{2**32 - 1} seconds, not {delay}")
         handle = self._acquire()
         try:
-            _native.check(self._lib.eq1_mqtt_client_set_will(
-                handle, topic_b, data or None, len(data), self._int_arg(qos, "qos"),
-                bool(retain)))
+            if properties is None and delay == 0:
+                _native.check(self._lib.eq1_mqtt_client_set_will(
+                    handle, topic_b, data or None, len(data), self._int_arg(qos, "qos"),
+                    bool(retain)))
+            else:
+                c_properties, _keep = (_properties_to_c(properties) if properties is not None
+                                       else (_native.Eq1Properties(), []))
+                _native.check(self._lib.eq1_mqtt_client_set_will_with_properties(
+                    handle, topic_b, data or None, len(data), self._int_arg(qos, "qos"),
+                    bool(retain), ctypes.byref(c_properties), delay))
         finally:
             self._release()
 
