@@ -36,7 +36,7 @@ BAD_INPUT_REQUIRED = [
     "publish(NULL topic) [connected]", "publish(NULL payload, len 5) [connected]",
     "publish(NULL payload, len 0) QoS 1", "wait on the empty-payload token",
     "publish(invalid UTF-8 topic) [connected]", "subscribe(invalid UTF-8 filter) [connected]",
-    "set_client_id(invalid UTF-8)",
+    "set_client_id(invalid UTF-8)", "set_credentials(invalid UTF-8 username)",
     "publish(topic 'a/+') [connected]", "publish(topic 'a/#') [connected]",
     "publish(topic '') [connected]",
     "subscribe(filter 'a/#/b') [connected]", "subscribe(filter 'a+') [connected]",

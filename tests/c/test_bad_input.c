@@ -244,6 +244,9 @@ static void bad_option_values(eq1_mqtt_options *o)
 		   "client id");
 	EXPECT_ERR("set_credentials(NULL username)", eq1_mqtt_options_set_credentials(o, NULL, "p"),
 		   EQ1_STATUS_NULL_ARGUMENT, "username");
+	EXPECT_ERR("set_credentials(invalid UTF-8 username)",
+		   eq1_mqtt_options_set_credentials(o, BAD_UTF8, "p"), EQ1_STATUS_INVALID_UTF8,
+		   "user");
 	EXPECT_ERR("set_credentials(invalid UTF-8 password)",
 		   eq1_mqtt_options_set_credentials(o, "u", BAD_UTF8), EQ1_STATUS_INVALID_UTF8,
 		   "password");
