@@ -1843,3 +1843,28 @@ fn a_server_disconnect_is_kept_for_the_connection_event() {
     assert_eq!(kept.reason_code, 0x9D);
     assert!(h.session.take_server_disconnect().is_none());
 }
+
+#[test]
+fn a_sent_qos2_message_is_never_expired_by_the_sender() {
+    // MQTT-4.3.3-7: once the PUBLISH is out, QoS 2 applies no expiry: retransmitted after a
+    // reconnect that comes after its interval, and completed normally.
+    let mut h = connected(V5, persistent(V5));
+    let token = h.send(expiring("q2", 2, 1));
+    h.written();
+    h.advance(Duration::from_secs(5));
+    h.session
+        .connection_closed(&Error::ConnectionLost("cut".into()));
+    h.session.expire_outbox(h.now);
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    }))
+    .unwrap();
+    h.events();
+    assert_eq!(h.written(), [publish("q2", 2, 1, true)]);
+    h.receive(Incoming::PubRec(1, ok())).unwrap();
+    assert_eq!(h.written(), [Sent::PubRel(1)]);
+    h.receive(Incoming::PubComp(1, ok())).unwrap();
+    assert_eq!(completed(&h.events()), [(token, Ok(()))]);
+}
