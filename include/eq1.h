@@ -116,6 +116,16 @@
 #define EQ1_MQTT_MAX_STRING_LEN 65535
 
 /**
+ * MQTT 5.0 reason code: no subscription existed (UNSUBACK).
+ */
+#define NO_SUBSCRIPTION_EXISTED 17
+
+/**
+ * The largest subscription identifier MQTT can carry (a four-byte variable integer).
+ */
+#define MAX_SUBSCRIPTION_ID 268435455
+
+/**
  * What kind of cause a status has; bindings choose their exception class from it
  * (`eq1_status_family_of`), so they never classify status numbers by hand.
  */
@@ -313,6 +323,17 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_EXPIRED = 49,
   /**
+   * The broker refused to remove a subscription (MQTT 5.0 UNSUBACK failure reason such as
+   * 0x87 not authorized; 0x11 "no subscription existed" is not a failure).
+   */
+  EQ1_STATUS_UNSUBSCRIBE_REFUSED = 56,
+  /**
+   * The call asks for what only MQTT 5.0 has (no-local, retain-as-published, retain
+   * handling, SUBSCRIBE/UNSUBSCRIBE user properties) on a client that speaks MQTT 3.1.1;
+   * nothing was sent.
+   */
+  EQ1_STATUS_MQTT5_REQUIRED = 57,
+  /**
    * An internal error (a bug): please report it with the detail message.
    */
   EQ1_STATUS_INTERNAL = 99,
@@ -499,6 +520,110 @@ typedef struct eq1_mqtt_stats {
   uint64_t bytes_in;
   uint64_t bytes_out;
 } eq1_mqtt_stats;
+
+/**
+ * The options of one subscription. Zero-initialised it is QoS 0 with MQTT 3.1.1 behaviour;
+ * `no_local`, `retain_as_published` and a `retain_handling` other than 0 need MQTT 5.0.
+ */
+typedef struct eq1_mqtt_subscribe_options {
+  /**
+   * Maximum QoS, 0..2.
+   */
+  int qos;
+  /**
+   * MQTT 5.0: the broker does not send this client its own publishes on this subscription
+   * (not allowed on a shared subscription).
+   */
+  bool no_local;
+  /**
+   * MQTT 5.0: messages keep the retain flag they were published with (otherwise the broker
+   * clears it on messages it forwards live).
+   */
+  bool retain_as_published;
+  /**
+   * MQTT 5.0: when the broker sends retained messages: 0 at every subscribe, 1 only when the
+   * subscription is new, 2 never.
+   */
+  int retain_handling;
+} eq1_mqtt_subscribe_options;
+
+/**
+ * One subscription of `eq1_mqtt_client_subscribe_many`: a filter (NUL-terminated UTF-8, also
+ * `$share/<group>/<filter>`), its options, and the callback (not NULL) with its user data,
+ * which must stay valid until unsubscribed, replaced, or the client is freed.
+ */
+typedef struct eq1_mqtt_subscription {
+  const char *filter;
+  struct eq1_mqtt_subscribe_options options;
+  eq1_mqtt_message_cb callback;
+  void *user_data;
+} eq1_mqtt_subscription;
+
+/**
+ * How the broker answered one filter of a subscribe.
+ */
+typedef struct eq1_mqtt_subscribe_result {
+  /**
+   * `EQ1_STATUS_OK` when granted; `EQ1_STATUS_SUBSCRIBE_REFUSED` when the broker refused it
+   * (see `reason_code`); `EQ1_STATUS_DISCONNECTED` when it was unsubscribed before it could
+   * be sent.
+   */
+  enum eq1_status status;
+  /**
+   * The SUBACK reason code: 0x00..0x02 the granted QoS; 0x80 and above a refusal (MQTT 5.0
+   * e.g. 0x87 not authorized, 0x8F topic filter invalid, 0x9E shared subscriptions not
+   * supported; MQTT 3.1.1 only 0x80).
+   */
+  uint8_t reason_code;
+  /**
+   * The granted QoS, or -1 when refused.
+   */
+  int granted_qos;
+  /**
+   * The subscription identifier the library sent with it and routes its messages by; 0
+   * when none was sent (MQTT 3.1.1, or the broker has no subscription identifiers).
+   */
+  uint32_t subscription_id;
+} eq1_mqtt_subscribe_result;
+
+/**
+ * The reason string and user properties of an MQTT 5.0 acknowledgement (SUBACK, UNSUBACK),
+ * filled by `eq1_mqtt_client_subscribe_many` and `eq1_mqtt_client_unsubscribe_many_with_results`.
+ * Zero-initialise it (`eq1_mqtt_ack_properties ack = {0};`); once filled, its strings belong
+ * to it until `eq1_mqtt_ack_properties_clear`, which must run before it is filled again
+ * (filling a struct that still holds properties leaks them). All empty on MQTT 3.1.1.
+ */
+typedef struct eq1_mqtt_ack_properties {
+  /**
+   * NUL-terminated, or NULL when the broker sent none (several SUBACKs: joined by "; ").
+   */
+  const char *reason_string;
+  /**
+   * `user_property_count` pairs (NULL when the count is 0).
+   */
+  const struct eq1_mqtt_user_property *user_properties;
+  size_t user_property_count;
+  /**
+   * The library's storage behind the pointers; do not touch.
+   */
+  void *internal;
+} eq1_mqtt_ack_properties;
+
+/**
+ * How the broker answered one filter of an unsubscribe.
+ */
+typedef struct eq1_mqtt_unsubscribe_result {
+  /**
+   * `EQ1_STATUS_OK` for reason codes 0x00 and 0x11 (no subscription existed);
+   * `EQ1_STATUS_UNSUBSCRIBE_REFUSED` for a refusal (0x80 and above).
+   */
+  enum eq1_status status;
+  /**
+   * The UNSUBACK reason code; 0x00 on MQTT 3.1.1 (its UNSUBACK has none) and when there was
+   * no connection to tell.
+   */
+  uint8_t reason_code;
+} eq1_mqtt_unsubscribe_result;
 
 /**
  * What the broker said in CONNACK, in `eq1_mqtt_connection_event.connack`; borrowed (with
@@ -1159,7 +1284,7 @@ enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *opti
  *
  * One connection to a broker (with failover and automatic reconnection). Below, in this order:
  * lifecycle (new, free, will), connect and disconnect, publish and wait, subscribe and
- * unsubscribe, stats. Every function but `eq1_mqtt_client_free` is thread-safe and may be
+ * unsubscribe, stats, then subscribing with options or several filters at once. Every function but `eq1_mqtt_client_free` is thread-safe and may be
  * called from the client's own callbacks. A client created before fork() is refused in the
  * child with `EQ1_STATUS_INVALID_STATE` (see the notes at the top).
  * ==========================================================================================
@@ -1444,7 +1569,8 @@ enum eq1_status eq1_mqtt_client_wait_report(struct eq1_mqtt_client *client,
  * - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `filter` or `callback` is NULL.
  * - `EQ1_STATUS_INVALID_UTF8` when `filter` is not valid UTF-8.
  * - `EQ1_STATUS_INVALID_FILTER` when `filter` is empty, longer than 65,535 bytes or breaks the
- *   wildcard rules.
+ *   wildcard rules, or is a shared subscription (`$share/<group>/<filter>`) with an empty
+ *   group name, a `+` or `#` in it, or no filter after it.
  * - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
  * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
  * - `EQ1_STATUS_FEATURE_NOT_SUPPORTED` when the MQTT 5.0 broker announced it has no shared
@@ -1463,7 +1589,9 @@ enum eq1_status eq1_mqtt_client_wait_report(struct eq1_mqtt_client *client,
  *   engine stopped).
  *
  * See also: `eq1_mqtt_client_unsubscribe`, `eq1_mqtt_message_cb`,
- * `eq1_mqtt_client_set_message_callback`.
+ * `eq1_mqtt_client_set_message_callback`, `eq1_mqtt_client_subscribe_with_options`,
+ * `eq1_mqtt_client_subscribe_many` (several filters, per-filter reason codes; how messages
+ * are routed with subscription identifiers).
  *
  * # Safety
  * `client` NULL or live; `filter` NULL or NUL-terminated; `out_granted_qos` NULL or writable.
@@ -1493,6 +1621,8 @@ enum eq1_status eq1_mqtt_client_subscribe(struct eq1_mqtt_client *client,
  * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
  * - `EQ1_STATUS_TIMEOUT` when UNSUBACK or a running callback outlasted the timeout (the
  *   subscription is removed all the same).
+ * - `EQ1_STATUS_UNSUBSCRIBE_REFUSED` when the MQTT 5.0 broker refused it (UNSUBACK 0x80 or
+ *   above; its callback is removed all the same). "No subscription existed" (0x11) is OK.
  * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the UNSUBSCRIBE exceeds the broker's maximum packet
  *   size.
  * - `EQ1_STATUS_QUEUE_FULL` when all 65,535 packet identifiers are in use.
@@ -1559,6 +1689,123 @@ enum eq1_status eq1_mqtt_client_get_stats(const struct eq1_mqtt_client *client,
  * `client` NULL or live; `buf` NULL or writable for `len` bytes.
  */
 size_t eq1_mqtt_client_get_id(const struct eq1_mqtt_client *client, char *buf, size_t len);
+
+/**
+ * `eq1_mqtt_client_subscribe` with subscription options (`options` not NULL; its `qos` is
+ * the subscription's maximum QoS).
+ *
+ * Returns: as `eq1_mqtt_client_subscribe`, and
+ * - `EQ1_STATUS_NULL_ARGUMENT` also when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_QOS` when `options->qos` is outside 0..2.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `options->retain_handling` is outside 0..2, or
+ *   `no_local` is set on a shared subscription.
+ * - `EQ1_STATUS_MQTT5_REQUIRED` when `no_local`, `retain_as_published` or a non-zero
+ *   `retain_handling` is asked of an MQTT 3.1.1 client.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ *
+ * See also: `eq1_mqtt_client_subscribe_many`, `eq1_mqtt_subscribe_options`.
+ *
+ * # Safety
+ * As for `eq1_mqtt_client_subscribe`; `options` NULL or valid.
+ */
+enum eq1_status eq1_mqtt_client_subscribe_with_options(struct eq1_mqtt_client *client,
+                                                       const char *filter,
+                                                       const struct eq1_mqtt_subscribe_options *options,
+                                                       eq1_mqtt_message_cb callback,
+                                                       void *user_data,
+                                                       int timeout_ms,
+                                                       int *out_granted_qos);
+
+/**
+ * Subscribes `count` filters in one call, each with its options and callback, and waits up
+ * to `timeout_ms` for the broker's answer to all of them. `results_out` (`count` entries)
+ * receives per filter, in the order given, its reason code, granted QoS and subscription
+ * identifier; `ack_out` (may be NULL) the SUBACKs' reason string and user properties (release
+ * with `eq1_mqtt_ack_properties_clear`). `user_properties` (MQTT 5.0) go with the SUBSCRIBE.
+ *
+ * A refused filter is not a failure of the call: the call returns `EQ1_STATUS_OK` once the
+ * broker answered, and that filter's result has `EQ1_STATUS_SUBSCRIBE_REFUSED` (and it gets
+ * no callback): check each result.
+ *
+ * Subscription identifiers: with MQTT 5.0 (unless the broker's CONNACK says it has none)
+ * every subscription gets an identifier of its own, sent in a SUBSCRIBE of its own (a
+ * SUBSCRIBE carries at most one), and kept when the client resubscribes after a reconnect. A
+ * received message goes to exactly the callbacks of the subscriptions whose identifiers it
+ * carries: a message matching two overlapping subscriptions reaches each callback once.
+ * Without identifiers, a message goes to every callback whose filter matches its topic.
+ *
+ * Shared subscriptions (`$share/<group>/<filter>`): the group name must not be empty nor
+ * contain `+` or `#`; received messages are routed by the filter after the group. They are
+ * also allowed on MQTT 3.1.1 (mosquitto and others support them there) and sent as given.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the broker answered every filter: see `results_out`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `subscriptions`, `results_out`, a filter or a
+ *   callback is NULL, or `user_properties` is NULL with a non-zero count (or holds a NULL
+ *   string).
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `count` is 0, a filter is given twice,
+ *   `retain_handling` is outside 0..2, `no_local` is set on a shared subscription, a user
+ *   property is longer than 65,535 bytes, or `timeout_ms` is negative.
+ * - `EQ1_STATUS_INVALID_UTF8` when a filter or user property is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_FILTER` when a filter breaks the wildcard rules, or a shared
+ *   subscription's group name is empty or contains `+` or `#`, or it has no filter.
+ * - `EQ1_STATUS_INVALID_QOS` when a QoS is outside 0..2.
+ * - `EQ1_STATUS_MQTT5_REQUIRED` when an MQTT 3.1.1 client is asked for no-local,
+ *   retain-as-published, retain handling or user properties.
+ * - `EQ1_STATUS_FEATURE_NOT_SUPPORTED` when the MQTT 5.0 broker announced it has no shared
+ *   or no wildcard subscriptions (nothing was sent).
+ * - Otherwise as `eq1_mqtt_client_subscribe` (`NOT_CONNECTED`, `TIMEOUT`, `PAYLOAD_TOO_LARGE`,
+ *   `QUEUE_FULL`, `PROTOCOL_ERROR`, `DISCONNECTED`, `INTERNAL`).
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ *
+ * See also: `eq1_mqtt_client_subscribe`, `eq1_mqtt_client_unsubscribe_many_with_results`,
+ * `eq1_mqtt_message.subscription_ids`.
+ *
+ * # Safety
+ * `client` NULL or live; `subscriptions` NULL or `count` valid entries; `user_properties`
+ * NULL or `user_property_count` entries; `results_out` NULL or writable for `count` entries;
+ * `ack_out` NULL or a writable, zeroed (or cleared) struct.
+ */
+enum eq1_status eq1_mqtt_client_subscribe_many(struct eq1_mqtt_client *client,
+                                               const struct eq1_mqtt_subscription *subscriptions,
+                                               size_t count,
+                                               const struct eq1_mqtt_user_property *user_properties,
+                                               size_t user_property_count,
+                                               int timeout_ms,
+                                               struct eq1_mqtt_subscribe_result *results_out,
+                                               struct eq1_mqtt_ack_properties *ack_out);
+
+/**
+ * `eq1_mqtt_client_unsubscribe_many` with MQTT 5.0 user properties, answered per filter:
+ * `results_out` (`count` entries) receives each filter's UNSUBACK reason code (0x11: no
+ * subscription existed), `ack_out` (may be NULL) the UNSUBACK's reason string and user
+ * properties (release with `eq1_mqtt_ack_properties_clear`). A filter the broker refused is
+ * not a failure of the call: its result has `EQ1_STATUS_UNSUBSCRIBE_REFUSED`. The filters'
+ * callbacks are removed either way.
+ *
+ * Returns: as `eq1_mqtt_client_unsubscribe_many`, and
+ * - `EQ1_STATUS_OK` when the broker answered (or there was no connection to tell): see
+ *   `results_out`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` also when `results_out` is NULL, or `user_properties` is NULL
+ *   with a non-zero count.
+ * - `EQ1_STATUS_MQTT5_REQUIRED` when user properties are given to an MQTT 3.1.1 client.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ *
+ * See also: `eq1_mqtt_client_unsubscribe_many`, `eq1_mqtt_client_subscribe_many`.
+ *
+ * # Safety
+ * As for `eq1_mqtt_client_unsubscribe_many`; `user_properties` NULL or
+ * `user_property_count` entries; `results_out` NULL or writable for `count` entries;
+ * `ack_out` NULL or a writable, zeroed (or cleared) struct.
+ */
+enum eq1_status eq1_mqtt_client_unsubscribe_many_with_results(struct eq1_mqtt_client *client,
+                                                              const char *const *filters,
+                                                              size_t count,
+                                                              const struct eq1_mqtt_user_property *user_properties,
+                                                              size_t user_property_count,
+                                                              int timeout_ms,
+                                                              struct eq1_mqtt_unsubscribe_result *results_out,
+                                                              struct eq1_mqtt_ack_properties *ack_out);
 
 /**
  * ==========================================================================================
@@ -1746,6 +1993,22 @@ enum eq1_status eq1_mqtt_options_add_connect_user_property(struct eq1_mqtt_optio
  */
 enum eq1_status eq1_mqtt_options_set_protocol_fallback(struct eq1_mqtt_options *options,
                                                        bool fall_back);
+
+/**
+ * Releases what `eq1_mqtt_client_subscribe_many` or
+ * `eq1_mqtt_client_unsubscribe_many_with_results` put into `ack` and zeroes it. NULL, and a
+ * zeroed struct, are no-ops.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` always (also for NULL).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_ack_properties`.
+ *
+ * # Safety
+ * `ack` is NULL, zeroed, or filled by this library and not cleared since.
+ */
+enum eq1_status eq1_mqtt_ack_properties_clear(struct eq1_mqtt_ack_properties *ack);
 
 /**
  * ==========================================================================================

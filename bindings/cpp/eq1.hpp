@@ -680,7 +680,96 @@ private:
 	eq1_mqtt_options *handle_;
 };
 
+/* ------------------------------------------------------------------------ subscribing */
+
+/** Subscription options; no_local, retain_as_published and retain_handling need MQTT 5.0. */
+struct SubscribeOptions {
+	int qos = 0;
+	/** The broker does not send this client its own publishes on this subscription. */
+	bool no_local = false;
+	/** Messages keep the retain flag they were published with. */
+	bool retain_as_published = false;
+	/** 0: retained messages at every subscribe, 1: only for a new subscription, 2: never. */
+	int retain_handling = 0;
+};
+
+/** The reason string and user properties of an MQTT 5.0 SUBACK / UNSUBACK. */
+struct AckProperties {
+	std::optional<std::string> reason_string;
+	std::vector<std::pair<std::string, std::string>> user_properties;
+};
+
+/** How the broker answered one filter of subscribe_many(). */
+struct SubscribeResult {
+	std::string filter;
+	/** EQ1_STATUS_OK when granted, EQ1_STATUS_SUBSCRIBE_REFUSED when refused. */
+	eq1_status status;
+	/** SUBACK reason code: 0..2 the granted QoS, 0x80 and above a refusal. */
+	int reason_code;
+	/** The granted QoS, -1 when refused. */
+	int granted_qos;
+	/** The subscription identifier its messages are routed by (0: none sent). */
+	std::uint32_t subscription_id;
+	bool granted() const noexcept { return status == EQ1_STATUS_OK; }
+};
+
+struct SubscribeAck {
+	std::vector<SubscribeResult> results;
+	AckProperties ack;
+};
+
+/** How the broker answered one filter of unsubscribe_many(). */
+struct UnsubscribeResult {
+	std::string filter;
+	/** EQ1_STATUS_OK (also for 0x11, no subscription existed) or
+	 *  EQ1_STATUS_UNSUBSCRIBE_REFUSED. */
+	eq1_status status;
+	int reason_code;
+};
+
+struct UnsubscribeAck {
+	std::vector<UnsubscribeResult> results;
+	AckProperties ack;
+};
+
+using UserProperties = std::vector<std::pair<std::string, std::string>>;
+
 /* ------------------------------------------------------------------------------ client */
+
+namespace detail {
+
+/** C user properties pointing into `pairs`, which must outlive them. */
+inline std::vector<eq1_mqtt_user_property> c_user_properties(
+	const std::vector<std::pair<std::string, std::string>> &pairs)
+{
+	std::vector<eq1_mqtt_user_property> out;
+	out.reserve(pairs.size());
+	for (const auto &[name, value] : pairs)
+		out.push_back(eq1_mqtt_user_property{name.c_str(), value.c_str()});
+	return out;
+}
+
+/** Copies a filled eq1_mqtt_ack_properties and clears it. */
+inline AckProperties take_ack(eq1_mqtt_ack_properties &c)
+{
+	AckProperties ack;
+	if (c.reason_string)
+		ack.reason_string = std::string(c.reason_string);
+	for (std::size_t i = 0; i < c.user_property_count; i++)
+		ack.user_properties.emplace_back(c.user_properties[i].name,
+						 c.user_properties[i].value);
+	eq1_mqtt_ack_properties_clear(&c);
+	return ack;
+}
+
+} // namespace detail
+
+/** One subscription of Client::subscribe_many(). */
+struct SubscriptionSpec {
+	std::string filter;
+	SubscribeOptions options;
+	MessageHandler handler;
+};
 
 namespace detail {
 
@@ -934,6 +1023,103 @@ public:
 		detail::check(eq1_mqtt_client_subscribe(handle_, f.c_str(), qos, &eq1cpp_on_message,
 							 subscription, detail::to_ms(timeout), &granted));
 		return granted;
+	}
+
+	/** subscribe() with subscription options (MQTT 5.0 ones throw ValidationError with
+	 *  EQ1_STATUS_MQTT5_REQUIRED on an MQTT 3.1.1 client). */
+	int subscribe(std::string_view filter, const SubscribeOptions &options,
+		      MessageHandler handler, std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::vector<SubscriptionSpec> one;
+		one.push_back(SubscriptionSpec{std::string(filter), options, std::move(handler)});
+		SubscribeAck ack = subscribe_many(std::move(one), {}, timeout);
+		const SubscribeResult &r = ack.results.at(0);
+		if (!r.granted())
+			throw ValidationError(r.status, "the broker refused the subscription to '" +
+							       r.filter + "' (reason code " +
+							       std::to_string(r.reason_code) + ")");
+		return r.granted_qos;
+	}
+
+	/**
+	 * Subscribes several filters in one call and returns the broker's answer per filter, in
+	 * order (a refused filter does not throw: its result says so). With MQTT 5.0 each
+	 * subscription has its own identifier, so a message matching two overlapping
+	 * subscriptions reaches each handler once. Throws like subscribe() when the call fails.
+	 */
+	SubscribeAck subscribe_many(std::vector<SubscriptionSpec> specs,
+				    const UserProperties &user_properties = {},
+				    std::chrono::milliseconds timeout = default_timeout)
+	{
+		detail::ClientState &state = live_state();
+		std::vector<std::string> filters;
+		std::vector<eq1_mqtt_subscription> c_subs;
+		filters.reserve(specs.size());
+		c_subs.reserve(specs.size());
+		for (auto &spec : specs)
+			filters.push_back(detail::c_string(spec.filter, EQ1_STATUS_INVALID_FILTER,
+							   "filter"));
+		for (std::size_t i = 0; i < specs.size(); i++) {
+			if (!specs[i].handler)
+				throw ValidationError(EQ1_STATUS_NULL_ARGUMENT,
+						      "the message handler is empty; a subscription needs one");
+			auto owned = std::make_unique<detail::Subscription>(
+				detail::Subscription{std::move(specs[i].handler), &state});
+			detail::Subscription *subscription = owned.get();
+			{
+				std::lock_guard<std::mutex> lock(state.mutex);
+				state.subscriptions[filters[i]].push_back(std::move(owned));
+			}
+			const SubscribeOptions &o = specs[i].options;
+			c_subs.push_back(eq1_mqtt_subscription{
+				filters[i].c_str(),
+				eq1_mqtt_subscribe_options{o.qos, o.no_local, o.retain_as_published,
+							   o.retain_handling},
+				&eq1cpp_on_message, subscription});
+		}
+		std::vector<eq1_mqtt_user_property> props = detail::c_user_properties(user_properties);
+		std::vector<eq1_mqtt_subscribe_result> results(specs.size());
+		eq1_mqtt_ack_properties c_ack{};
+		detail::check(eq1_mqtt_client_subscribe_many(
+			handle_, c_subs.empty() ? nullptr : c_subs.data(), c_subs.size(),
+			props.empty() ? nullptr : props.data(), props.size(), detail::to_ms(timeout),
+			results.empty() ? nullptr : results.data(), &c_ack));
+		SubscribeAck ack;
+		ack.ack = detail::take_ack(c_ack);
+		for (std::size_t i = 0; i < results.size(); i++)
+			ack.results.push_back(SubscribeResult{filters[i], results[i].status,
+							      results[i].reason_code,
+							      results[i].granted_qos,
+							      results[i].subscription_id});
+		return ack;
+	}
+
+	/** Unsubscribes several filters with one UNSUBSCRIBE; per filter the UNSUBACK's reason
+	 *  code (0x11: no subscription existed). */
+	UnsubscribeAck unsubscribe_many(const std::vector<std::string> &filters,
+					const UserProperties &user_properties = {},
+					std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::vector<std::string> owned;
+		std::vector<const char *> c_filters;
+		owned.reserve(filters.size());
+		for (const auto &f : filters)
+			owned.push_back(detail::c_string(f, EQ1_STATUS_INVALID_FILTER, "filter"));
+		for (const auto &f : owned)
+			c_filters.push_back(f.c_str());
+		std::vector<eq1_mqtt_user_property> props = detail::c_user_properties(user_properties);
+		std::vector<eq1_mqtt_unsubscribe_result> results(filters.size());
+		eq1_mqtt_ack_properties c_ack{};
+		detail::check(eq1_mqtt_client_unsubscribe_many_with_results(
+			handle_, c_filters.empty() ? nullptr : c_filters.data(), c_filters.size(),
+			props.empty() ? nullptr : props.data(), props.size(), detail::to_ms(timeout),
+			results.empty() ? nullptr : results.data(), &c_ack));
+		UnsubscribeAck ack;
+		ack.ack = detail::take_ack(c_ack);
+		for (std::size_t i = 0; i < results.size(); i++)
+			ack.results.push_back(
+				UnsubscribeResult{owned[i], results[i].status, results[i].reason_code});
+		return ack;
 	}
 
 	/** Removes the subscription to `filter` and waits for UNSUBACK. */

@@ -70,6 +70,12 @@ pub enum Error {
     SubscribeRefused(String),
     #[error("{0}")]
     PublishRefused(String),
+    /// The broker refused to remove a subscription (v5 UNSUBACK failure reason).
+    #[error("{0}")]
+    UnsubscribeRefused(String),
+    /// The call uses what only MQTT 5.0 has (e.g. no-local) on an MQTT 3.1.1 client.
+    #[error("{0}")]
+    Mqtt5Required(String),
     #[error("{0}")]
     Protocol(String),
     #[error("{0}")]

@@ -223,6 +223,15 @@ status_table! {
     /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent (it
     /// waited in the offline queue); it was dropped.
     Expired = 49, "EQ1_STATUS_EXPIRED", Connection, "message expired before it was sent";
+    /// The broker refused to remove a subscription (MQTT 5.0 UNSUBACK failure reason such as
+    /// 0x87 not authorized; 0x11 "no subscription existed" is not a failure).
+    UnsubscribeRefused = 56, "EQ1_STATUS_UNSUBSCRIBE_REFUSED", Validation,
+        "broker refused the unsubscribe";
+    /// The call asks for what only MQTT 5.0 has (no-local, retain-as-published, retain
+    /// handling, SUBSCRIBE/UNSUBSCRIBE user properties) on a client that speaks MQTT 3.1.1;
+    /// nothing was sent.
+    Mqtt5Required = 57, "EQ1_STATUS_MQTT5_REQUIRED", Validation,
+        "this needs MQTT 5.0; the client speaks MQTT 3.1.1";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -277,6 +286,8 @@ impl From<&Error> for Status {
             Error::BrokerRefused(_) => S::BrokerRefused,
             Error::SubscribeRefused(_) => S::SubscribeRefused,
             Error::PublishRefused(_) => S::PublishRefused,
+            Error::UnsubscribeRefused(_) => S::UnsubscribeRefused,
+            Error::Mqtt5Required(_) => S::Mqtt5Required,
             Error::Protocol(_) => S::ProtocolError,
             Error::Disconnected(_) => S::Disconnected,
             Error::Dropped(_) => S::Dropped,

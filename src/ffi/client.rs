@@ -64,7 +64,7 @@ unsafe impl Sync for UserData {}
 ///
 /// One connection to a broker (with failover and automatic reconnection). Below, in this order:
 /// lifecycle (new, free, will), connect and disconnect, publish and wait, subscribe and
-/// unsubscribe, stats. Every function but `eq1_mqtt_client_free` is thread-safe and may be
+/// unsubscribe, stats, then subscribing with options or several filters at once. Every function but `eq1_mqtt_client_free` is thread-safe and may be
 /// called from the client's own callbacks. A client created before fork() is refused in the
 /// child with `EQ1_STATUS_INVALID_STATE` (see the notes at the top).
 /// ==========================================================================================
@@ -513,7 +513,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_wait_report(
 /// - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `filter` or `callback` is NULL.
 /// - `EQ1_STATUS_INVALID_UTF8` when `filter` is not valid UTF-8.
 /// - `EQ1_STATUS_INVALID_FILTER` when `filter` is empty, longer than 65,535 bytes or breaks the
-///   wildcard rules.
+///   wildcard rules, or is a shared subscription (`$share/<group>/<filter>`) with an empty
+///   group name, a `+` or `#` in it, or no filter after it.
 /// - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
 /// - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
 /// - `EQ1_STATUS_FEATURE_NOT_SUPPORTED` when the MQTT 5.0 broker announced it has no shared
@@ -532,7 +533,9 @@ pub unsafe extern "C" fn eq1_mqtt_client_wait_report(
 ///   engine stopped).
 ///
 /// See also: `eq1_mqtt_client_unsubscribe`, `eq1_mqtt_message_cb`,
-/// `eq1_mqtt_client_set_message_callback`.
+/// `eq1_mqtt_client_set_message_callback`, `eq1_mqtt_client_subscribe_with_options`,
+/// `eq1_mqtt_client_subscribe_many` (several filters, per-filter reason codes; how messages
+/// are routed with subscription identifiers).
 ///
 /// # Safety
 /// `client` NULL or live; `filter` NULL or NUL-terminated; `out_granted_qos` NULL or writable.
@@ -583,6 +586,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_subscribe(
 /// - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
 /// - `EQ1_STATUS_TIMEOUT` when UNSUBACK or a running callback outlasted the timeout (the
 ///   subscription is removed all the same).
+/// - `EQ1_STATUS_UNSUBSCRIBE_REFUSED` when the MQTT 5.0 broker refused it (UNSUBACK 0x80 or
+///   above; its callback is removed all the same). "No subscription existed" (0x11) is OK.
 /// - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the UNSUBSCRIBE exceeds the broker's maximum packet
 ///   size.
 /// - `EQ1_STATUS_QUEUE_FULL` when all 65,535 packet identifiers are in use.

@@ -19,6 +19,8 @@ pub mod options;
 
 pub mod client;
 
+pub mod subscribe;
+
 pub mod v5;
 
 pub mod callbacks;

@@ -43,6 +43,75 @@ pub struct eq1_mqtt_properties {
     pub user_property_count: usize,
 }
 
+/// The reason string and user properties of an MQTT 5.0 acknowledgement (SUBACK, UNSUBACK),
+/// filled by `eq1_mqtt_client_subscribe_many` and `eq1_mqtt_client_unsubscribe_many_with_results`.
+/// Zero-initialise it (`eq1_mqtt_ack_properties ack = {0};`); once filled, its strings belong
+/// to it until `eq1_mqtt_ack_properties_clear`, which must run before it is filled again
+/// (filling a struct that still holds properties leaks them). All empty on MQTT 3.1.1.
+#[repr(C)]
+pub struct eq1_mqtt_ack_properties {
+    /// NUL-terminated, or NULL when the broker sent none (several SUBACKs: joined by "; ").
+    pub reason_string: *const c_char,
+    /// `user_property_count` pairs (NULL when the count is 0).
+    pub user_properties: *const eq1_mqtt_user_property,
+    pub user_property_count: usize,
+    /// The library's storage behind the pointers; do not touch.
+    pub internal: *mut std::ffi::c_void,
+}
+
+impl eq1_mqtt_ack_properties {
+    pub(crate) const EMPTY: eq1_mqtt_ack_properties = eq1_mqtt_ack_properties {
+        reason_string: std::ptr::null(),
+        user_properties: std::ptr::null(),
+        user_property_count: 0,
+        internal: std::ptr::null_mut(),
+    };
+
+    /// The C view of `ack`, owning copies of its strings (released by `clear`).
+    pub(crate) fn filled(ack: &crate::mqtt::AckProperties) -> eq1_mqtt_ack_properties {
+        let mut strings = Vec::new();
+        let mut keep = |text: &str| {
+            let s = c_string(text);
+            let ptr = s.as_ptr();
+            strings.push(s);
+            ptr
+        };
+        let reason_string = ack
+            .reason_string
+            .as_deref()
+            .map_or(std::ptr::null(), &mut keep);
+        let pairs: Vec<eq1_mqtt_user_property> = ack
+            .user_properties
+            .iter()
+            .map(|(name, value)| eq1_mqtt_user_property {
+                name: keep(name),
+                value: keep(value),
+            })
+            .collect();
+        let storage = Box::new(AckStorage {
+            _strings: strings,
+            pairs,
+        });
+        eq1_mqtt_ack_properties {
+            reason_string,
+            user_properties: if storage.pairs.is_empty() {
+                std::ptr::null()
+            } else {
+                storage.pairs.as_ptr()
+            },
+            user_property_count: storage.pairs.len(),
+            internal: Box::into_raw(storage).cast(),
+        }
+    }
+}
+
+/// What the pointers of a filled `eq1_mqtt_ack_properties` point into (heap buffers that
+/// moving the box does not relocate).
+struct AckStorage {
+    _strings: Vec<CString>,
+    pairs: Vec<eq1_mqtt_user_property>,
+}
+
 /// ==========================================================================================
 /// Section: MQTT 5.0
 ///
@@ -327,6 +396,37 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_protocol_fallback(
     })
 }
 
+/// Releases what `eq1_mqtt_client_subscribe_many` or
+/// `eq1_mqtt_client_unsubscribe_many_with_results` put into `ack` and zeroes it. NULL, and a
+/// zeroed struct, are no-ops.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` always (also for NULL).
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_ack_properties`.
+///
+/// # Safety
+/// `ack` is NULL, zeroed, or filled by this library and not cleared since.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_ack_properties_clear(
+    ack: *mut eq1_mqtt_ack_properties,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: NULL or a valid struct per this function's contract.
+        let Some(ack) = (unsafe { ack.as_mut() }) else {
+            return Ok(());
+        };
+        if !ack.internal.is_null() {
+            // SAFETY: `internal` came from Box::into_raw in `filled` and is released once
+            // (it is reset below).
+            drop(unsafe { Box::from_raw(ack.internal.cast::<AckStorage>()) });
+        }
+        *ack = eq1_mqtt_ack_properties::EMPTY;
+        Ok(())
+    })
+}
+
 /// Reads C properties into the core type, checking every pointer and string.
 ///
 /// # Safety
@@ -344,24 +444,9 @@ unsafe fn properties_from_c(p: &eq1_mqtt_properties) -> crate::Result<PublishPro
             "correlation data",
         )
     }?;
-    let mut user_properties = Vec::with_capacity(p.user_property_count.min(1024));
-    if p.user_property_count > 0 {
-        if p.user_properties.is_null() {
-            return Err(Error::NullArgument(format!(
-                "user_properties is NULL but user_property_count is {}",
-                p.user_property_count
-            )));
-        }
-        for i in 0..p.user_property_count {
-            // SAFETY: `user_properties` points to `user_property_count` entries.
-            let pair = unsafe { &*p.user_properties.add(i) };
-            // SAFETY: per this function's contract.
-            let name = unsafe { c_str(pair.name, &format!("user property {i} name")) }?;
-            // SAFETY: as above.
-            let value = unsafe { c_str(pair.value, &format!("user property {i} value")) }?;
-            user_properties.push((name.to_string(), value.to_string()));
-        }
-    }
+    // SAFETY: as above.
+    let user_properties =
+        unsafe { user_properties_from_c(p.user_properties, p.user_property_count) }?;
     Ok(PublishProperties {
         payload_is_utf8: p.has_payload_format.then_some(p.payload_is_utf8),
         message_expiry: p.has_message_expiry.then_some(p.message_expiry),
@@ -371,6 +456,35 @@ unsafe fn properties_from_c(p: &eq1_mqtt_properties) -> crate::Result<PublishPro
             .then(|| bytes::Bytes::copy_from_slice(correlation)),
         user_properties,
     })
+}
+
+/// Reads `count` C user properties (NULL with a count of 0 is none), checking each string.
+///
+/// # Safety
+/// `pairs` is NULL or points to `count` entries whose strings are NULL or NUL-terminated.
+pub(crate) unsafe fn user_properties_from_c(
+    pairs: *const eq1_mqtt_user_property,
+    count: usize,
+) -> crate::Result<Vec<(String, String)>> {
+    let mut user_properties = Vec::with_capacity(count.min(1024));
+    if count == 0 {
+        return Ok(user_properties);
+    }
+    if pairs.is_null() {
+        return Err(Error::NullArgument(format!(
+            "user_properties is NULL but user_property_count is {count}"
+        )));
+    }
+    for i in 0..count {
+        // SAFETY: `pairs` points to `count` entries (this function's contract).
+        let pair = unsafe { &*pairs.add(i) };
+        // SAFETY: per this function's contract.
+        let name = unsafe { c_str(pair.name, &format!("user property {i} name")) }?;
+        // SAFETY: as above.
+        let value = unsafe { c_str(pair.value, &format!("user property {i} value")) }?;
+        user_properties.push((name.to_string(), value.to_string()));
+    }
+    Ok(user_properties)
 }
 
 /// The C view of received properties and the NUL-terminated copies it points into.
@@ -428,5 +542,44 @@ impl PropertiesView {
             _strings: strings,
             _pairs: pairs,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn ack_properties_reach_c_and_clear_releases_them() {
+        let ack = crate::mqtt::AckProperties {
+            reason_string: Some("denied by policy".into()),
+            user_properties: vec![("k".into(), "v".into()), ("a".into(), "".into())],
+        };
+        let mut c = eq1_mqtt_ack_properties::filled(&ack);
+        // SAFETY: the pointers of a filled struct are valid until it is cleared.
+        unsafe {
+            assert_eq!(
+                CStr::from_ptr(c.reason_string).to_str(),
+                Ok("denied by policy")
+            );
+            assert_eq!(c.user_property_count, 2);
+            let second = &*c.user_properties.add(1);
+            assert_eq!(CStr::from_ptr(second.name).to_str(), Ok("a"));
+            assert_eq!(CStr::from_ptr(second.value).to_str(), Ok(""));
+            assert_eq!(eq1_mqtt_ack_properties_clear(&mut c), eq1_status::Ok);
+            assert!(c.reason_string.is_null() && c.internal.is_null());
+            // Clearing twice, or NULL, is harmless.
+            assert_eq!(eq1_mqtt_ack_properties_clear(&mut c), eq1_status::Ok);
+            assert_eq!(
+                eq1_mqtt_ack_properties_clear(std::ptr::null_mut()),
+                eq1_status::Ok
+            );
+        }
+        let empty = eq1_mqtt_ack_properties::filled(&crate::mqtt::AckProperties::default());
+        assert!(empty.reason_string.is_null() && empty.user_properties.is_null());
+        let mut empty = empty;
+        // SAFETY: filled by the library just above.
+        unsafe { eq1_mqtt_ack_properties_clear(&mut empty) };
     }
 }

@@ -11,6 +11,7 @@ use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::properties::PublishProperties;
 use crate::mqtt::session::{check_filters_against, check_publish_against, Queued};
 use crate::mqtt::shared::{ConnectionHandler, DeliveryHandler, Dispatch, Shared, State, Stats};
+use crate::mqtt::subscribe::{FilterRequest, SubscribeOptions, SubscribeReport, UnsubscribeReport};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::validate;
 use crate::mqtt::wire::{Codec, OutPublish};
@@ -25,6 +26,13 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// Slack on top of a caller's timeout for the engine to send its answer back.
 const REPLY_GRACE: Duration = Duration::from_millis(500);
+
+/// One subscription of `Client::subscribe_many`.
+pub struct SubscribeRequest {
+    pub filter: String,
+    pub options: SubscribeOptions,
+    pub handler: MessageHandler,
+}
 
 pub struct Client {
     options: Arc<Options>,
@@ -331,9 +339,68 @@ impl Client {
         handler: MessageHandler,
         timeout: Duration,
     ) -> Result<Qos> {
+        self.subscribe_with_options(filter, SubscribeOptions::qos(qos), handler, timeout)
+    }
+
+    /// `subscribe` with subscription options (no-local, retain-as-published and retain
+    /// handling need MQTT 5.0).
+    pub fn subscribe_with_options(
+        &self,
+        filter: &str,
+        options: SubscribeOptions,
+        handler: MessageHandler,
+        timeout: Duration,
+    ) -> Result<Qos> {
+        let request = SubscribeRequest {
+            filter: filter.to_string(),
+            options,
+            handler,
+        };
+        let report = self.subscribe_many(vec![request], Vec::new(), timeout)?;
+        report
+            .filters
+            .into_iter()
+            .next()
+            .map(|r| r.granted)
+            .unwrap_or_else(|| Err(Error::Protocol("SUBACK without a return code".into())))
+    }
+
+    /// Subscribes several filters in one call, each with its options and handler, and waits
+    /// up to `timeout` for the broker's answer to all of them: per filter its reason code and
+    /// granted QoS or refusal, in the order given. With MQTT 5.0 each subscription gets an
+    /// identifier of its own (sent when the broker takes them, one SUBSCRIBE per filter), so
+    /// a message reaches exactly the handlers of the subscriptions it matched. A refused
+    /// filter is not an error of the call: its result says so, and it gets no handler.
+    pub fn subscribe_many(
+        &self,
+        requests: Vec<SubscribeRequest>,
+        user_properties: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<SubscribeReport> {
         let deadline = Instant::now() + timeout;
-        validate::topic_filter(filter)?;
-        let filters = vec![(filter.to_string(), qos)];
+        if requests.is_empty() {
+            return Err(Error::InvalidArgument("no filter to subscribe".into()));
+        }
+        for (i, request) in requests.iter().enumerate() {
+            validate::topic_filter(&request.filter)?;
+            if requests[..i].iter().any(|r| r.filter == request.filter) {
+                return Err(Error::InvalidArgument(format!(
+                    "filter '{}' is given twice in one subscribe",
+                    request.filter
+                )));
+            }
+            if request.options.needs_v5() && self.options.version != ProtocolVersion::V5 {
+                return Err(Error::Mqtt5Required(format!(
+                    "no-local, retain-as-published and retain handling (asked for '{}') need MQTT 5.0; this client speaks 3.1.1",
+                    request.filter
+                )));
+            }
+        }
+        self.check_user_properties(&user_properties, "SUBSCRIBE")?;
+        let mut filters: Vec<FilterRequest> = requests
+            .iter()
+            .map(|r| FilterRequest::new(r.filter.clone(), r.options, None))
+            .collect();
         check_filters_against(&self.shared.broker_limits().0, &filters)?;
         match self.shared.state() {
             State::Idle | State::Connecting | State::Disconnecting => {
@@ -341,37 +408,73 @@ impl Client {
             }
             State::Connected | State::Reconnecting => {}
         }
-        let replaced = self
-            .shared
-            .subscriptions()
-            .insert(filter, qos as u8, handler);
+        let mut replaced_any = false;
+        {
+            let mut routes = self.shared.subscriptions();
+            for (request, filter) in requests.into_iter().zip(&mut filters) {
+                let (replaced, id) = routes.insert(&request.filter, request.handler);
+                replaced_any |= replaced;
+                filter.id = Some(id);
+            }
+        }
         // Messages held for lack of a route may have one now.
         self.shared.emit(Dispatch::Redeliver);
+        let names: Vec<String> = filters.iter().map(|f| f.filter.clone()).collect();
+        let forget = |names: &[String]| {
+            let mut routes = self.shared.subscriptions();
+            for name in names {
+                routes.remove(name);
+            }
+        };
         let (reply, answer) = mpsc::sync_channel(1);
-        if self
-            .commands
-            .send(Command::Subscribe { filters, reply })
-            .is_err()
-        {
-            self.shared.subscriptions().remove(filter);
+        let command = Command::Subscribe {
+            filters,
+            user_properties,
+            reply,
+        };
+        if self.commands.send(command).is_err() {
+            forget(&names);
             return Err(engine_gone());
         }
-        if replaced && !self.in_callback() {
+        if replaced_any && !self.in_callback() {
             // The old handler's user data may be freed once we return.
             self.wait_for_callbacks(deadline, "subscribe")?;
         }
-        let outcome = wait_reply(&answer, remaining(deadline), "subscribe")?.and_then(|granted| {
-            granted
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| Err(Error::Protocol("SUBACK without a return code".into())))
-        });
-        if let Err(e) = &outcome {
-            if !matches!(e, Error::Timeout(_)) {
-                self.shared.subscriptions().remove(filter);
+        let outcome = wait_reply(&answer, remaining(deadline), "subscribe")?;
+        match &outcome {
+            Ok(report) => {
+                let refused: Vec<String> = names
+                    .iter()
+                    .zip(&report.filters)
+                    .filter(|(_, r)| r.granted.is_err())
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                forget(&refused);
             }
+            Err(Error::Timeout(_)) => {}
+            Err(_) => forget(&names),
         }
         outcome
+    }
+
+    /// User properties are MQTT 5.0 strings: only on a 5.0 client, each at most 65,535 bytes.
+    fn check_user_properties(&self, properties: &[(String, String)], packet: &str) -> Result<()> {
+        if properties.is_empty() {
+            return Ok(());
+        }
+        if self.options.version != ProtocolVersion::V5 {
+            return Err(Error::Mqtt5Required(format!(
+                "{packet} user properties need MQTT 5.0; this client speaks 3.1.1"
+            )));
+        }
+        for (name, value) in properties {
+            if name.len() > validate::MAX_STRING_LEN || value.len() > validate::MAX_STRING_LEN {
+                return Err(Error::InvalidArgument(format!(
+                    "a {packet} user property is longer than 65,535 bytes"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Removes the subscription (its handler is not called again) and waits for UNSUBACK.
@@ -382,8 +485,28 @@ impl Client {
     /// Unsubscribes several filters with one UNSUBSCRIBE. Any filter may be given, also one
     /// this handle never subscribed (a persistent session from an earlier run may hold it).
     /// Once it returns, no removed handler is called again; a handler still running from
-    /// another thread's point of view is waited for within `timeout`.
+    /// another thread's point of view is waited for within `timeout`. A filter the MQTT 5.0
+    /// broker refused to remove makes it fail with that refusal; "no subscription existed"
+    /// does not.
     pub fn unsubscribe_many(&self, filters: &[&str], timeout: Duration) -> Result<()> {
+        let report = self.unsubscribe_with_report(filters, Vec::new(), timeout)?;
+        report
+            .filters
+            .into_iter()
+            .map(|f| f.result)
+            .find(Result::is_err)
+            .unwrap_or(Ok(()))
+    }
+
+    /// `unsubscribe_many` with MQTT 5.0 user properties, answered with the UNSUBACK: per
+    /// filter its reason code (0x11: no subscription existed) and the acknowledgement's reason
+    /// string and user properties. A refused filter is not an error of the call.
+    pub fn unsubscribe_with_report(
+        &self,
+        filters: &[&str],
+        user_properties: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<UnsubscribeReport> {
         let deadline = Instant::now() + timeout;
         if filters.is_empty() {
             return Err(Error::InvalidArgument("no filter to unsubscribe".into()));
@@ -391,6 +514,7 @@ impl Client {
         for filter in filters {
             validate::topic_filter(filter)?;
         }
+        self.check_user_properties(&user_properties, "UNSUBSCRIBE")?;
         {
             let mut routes = self.shared.subscriptions();
             for filter in filters {
@@ -400,6 +524,7 @@ impl Client {
         let (reply, answer) = mpsc::sync_channel(1);
         let command = Command::Unsubscribe {
             filters: filters.iter().map(|f| f.to_string()).collect(),
+            user_properties,
             reply,
         };
         if self.commands.send(command).is_err() {

@@ -1,5 +1,6 @@
 //! A client's dispatcher thread: calls the user's callbacks one at a time, in the order events
-//! arrived. A received message goes to every subscription whose filter matches it, else to the
+//! arrived. A received message goes to the subscriptions its identifiers name, or to every
+//! subscription whose filter matches it (`subscriptions.rs`), else to the
 //! default message callback; with neither, a QoS 1/2 message is held (not acknowledged, still
 //! counted in the inbound backlog) until a matching subscription or the default callback
 //! appears, so that a message the broker queued for a persistent session is never
@@ -66,7 +67,7 @@ impl Dispatcher {
             // removes the route first and then waits for the gate, so a handler it removed is
             // either not collected here or has returned before the unsubscribe does.
             let _running = self.shared.gate.enter();
-            let handlers = self.handlers_for(&message.topic);
+            let handlers = self.handlers_for(&message);
             for handler in &handlers {
                 guarded("message", || handler(&message));
             }
@@ -106,7 +107,7 @@ impl Dispatcher {
         }
         // In arrival order; one still without a route does not block the others.
         for (message, ticket) in std::mem::take(&mut self.held) {
-            if self.handlers_for(&message.topic).is_empty() {
+            if self.handlers_for(&message).is_empty() {
                 self.held.push_back((message, ticket));
             } else {
                 self.deliver(message, ticket);
@@ -114,8 +115,8 @@ impl Dispatcher {
         }
     }
 
-    fn handlers_for(&self, topic: &str) -> Vec<MessageHandler> {
-        let handlers = self.shared.subscriptions().handlers_for(topic);
+    fn handlers_for(&self, message: &Message) -> Vec<MessageHandler> {
+        let handlers = self.shared.subscriptions().handlers_for(message);
         if !handlers.is_empty() {
             return handlers;
         }

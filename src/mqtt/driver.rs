@@ -13,8 +13,8 @@ use crate::mqtt::session::{AckTicket, Event, Outcome, Queued, Session, Transmit}
 use crate::mqtt::shared::{
     bump, ConnAckInfo, ConnectionEvent, ConnectionState, Dispatch, Shared, State,
 };
+use crate::mqtt::subscribe::{FilterRequest, SubscribeReport, UnsubscribeReport};
 use crate::mqtt::wire::Incoming;
-use crate::mqtt::Qos;
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
@@ -44,12 +44,14 @@ pub enum Command {
     },
     Publish(Queued),
     Subscribe {
-        filters: Vec<(String, Qos)>,
-        reply: SyncSender<Result<Vec<Result<Qos>>>>,
+        filters: Vec<FilterRequest>,
+        user_properties: Vec<(String, String)>,
+        reply: SyncSender<Result<SubscribeReport>>,
     },
     Unsubscribe {
         filters: Vec<String>,
-        reply: SyncSender<Result<()>>,
+        user_properties: Vec<(String, String)>,
+        reply: SyncSender<Result<UnsubscribeReport>>,
     },
     Disconnect {
         timeout: Duration,
@@ -61,8 +63,8 @@ pub enum Command {
 
 /// Who waits for a session reply, and in which shape.
 pub enum Waiter {
-    Subscribe(SyncSender<Result<Vec<Result<Qos>>>>),
-    Unsubscribe(SyncSender<Result<()>>),
+    Subscribe(SyncSender<Result<SubscribeReport>>),
+    Unsubscribe(SyncSender<Result<UnsubscribeReport>>),
     Disconnect(SyncSender<Result<()>>),
 }
 
@@ -70,17 +72,22 @@ impl Waiter {
     fn answer(self, outcome: Outcome) {
         // A waiter that timed out has gone: nobody to tell (try_send fails, ignored).
         match (self, outcome) {
-            (Waiter::Subscribe(reply), Outcome::Subscribed(granted)) => {
-                let _ = reply.try_send(Ok(granted));
+            (Waiter::Subscribe(reply), Outcome::Subscribed(report)) => {
+                let _ = reply.try_send(Ok(report));
             }
             (Waiter::Subscribe(reply), other) => {
                 let _ = reply.try_send(Err(failure_of(other)));
             }
-            (Waiter::Unsubscribe(reply), Outcome::Failed(e))
-            | (Waiter::Disconnect(reply), Outcome::Failed(e)) => {
+            (Waiter::Unsubscribe(reply), Outcome::Unsubscribed(report)) => {
+                let _ = reply.try_send(Ok(report));
+            }
+            (Waiter::Unsubscribe(reply), other) => {
+                let _ = reply.try_send(Err(failure_of(other)));
+            }
+            (Waiter::Disconnect(reply), Outcome::Failed(e)) => {
                 let _ = reply.try_send(Err(e));
             }
-            (Waiter::Unsubscribe(reply), _) | (Waiter::Disconnect(reply), _) => {
+            (Waiter::Disconnect(reply), _) => {
                 let _ = reply.try_send(Ok(()));
             }
         }
@@ -90,7 +97,7 @@ impl Waiter {
 fn failure_of(outcome: Outcome) -> Error {
     match outcome {
         Outcome::Failed(e) => e,
-        _ => Error::Internal("subscribe answered with an unrelated outcome".into()),
+        _ => Error::Internal("a waiter was answered with an unrelated outcome".into()),
     }
 }
 
@@ -667,12 +674,21 @@ impl Driver {
     fn command(&mut self, command: Command) {
         match command {
             Command::Publish(queued) => self.session.publish(queued),
-            Command::Subscribe { filters, reply } => {
-                self.session.subscribe(filters, Waiter::Subscribe(reply))
-            }
-            Command::Unsubscribe { filters, reply } => self
+            Command::Subscribe {
+                filters,
+                user_properties,
+                reply,
+            } => self
                 .session
-                .unsubscribe(filters, Waiter::Unsubscribe(reply)),
+                .subscribe_with(filters, user_properties, Waiter::Subscribe(reply)),
+            Command::Unsubscribe {
+                filters,
+                user_properties,
+                reply,
+            } => {
+                self.session
+                    .unsubscribe_with(filters, user_properties, Waiter::Unsubscribe(reply))
+            }
             Command::Disconnect { timeout, reply } => {
                 let deadline = std::time::Instant::now() + timeout;
                 self.session.disconnect(deadline, Waiter::Disconnect(reply));

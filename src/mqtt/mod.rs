@@ -13,16 +13,21 @@ mod packet_ids;
 pub mod properties;
 pub mod session;
 pub mod shared;
+pub mod subscribe;
 pub mod subscriptions;
 pub mod validate;
 mod wire;
 
 pub use crate::core::tokens::Token;
-pub use client::Client;
+pub use client::{Client, SubscribeRequest};
 pub use driver::ConnectInfo;
 pub use options::{Endpoint, Options, ProtocolVersion, QueueFullPolicy, Will};
 pub use properties::PublishProperties;
 pub use shared::{ConnectionEvent, ConnectionState, Stats};
+pub use subscribe::{
+    AckProperties, RetainHandling, SubscribeOptions, SubscribeReport, SubscribeResult,
+    UnsubscribeReport, UnsubscribeResult,
+};
 
 /// MQTT delivery guarantee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -14,9 +14,12 @@ use crate::core::tokens::AckDetail;
 use crate::core::tokens::Token;
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
-use crate::mqtt::wire::{
-    reason_name, BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish,
+use crate::mqtt::subscribe::{
+    reason_name, AckProperties, FilterRequest, SubscribeReport, SubscribeResult, UnsubscribeReport,
+    UnsubscribeResult, NO_SUBSCRIPTION_EXISTED,
 };
+use crate::mqtt::validate;
+use crate::mqtt::wire::{BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish};
 use crate::mqtt::{Message, Qos};
 use bytes::BytesMut;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -82,9 +85,9 @@ pub enum Event<W> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Per filter, in the order given: the granted QoS or the refusal.
-    Subscribed(Vec<Result<Qos>>),
-    Unsubscribed,
+    /// Per filter, in the order given: the reason code, granted QoS or refusal.
+    Subscribed(SubscribeReport),
+    Unsubscribed(UnsubscribeReport),
     Disconnected,
     Failed(Error),
 }
@@ -131,22 +134,35 @@ struct Inflight {
     sequence: u64,
 }
 
-/// A subscription the session restores after a reconnect.
+/// A subscription the session restores after a reconnect (with its options and identifier).
 struct Subscription {
-    filter: String,
-    qos: Qos,
+    request: FilterRequest,
     /// The broker acknowledged it in the current session.
     confirmed: bool,
 }
 
-struct PendingSubscribe<W> {
-    filters: Vec<(String, Qos)>,
-    /// `None` for a restore nobody waits for.
-    reply: Option<W>,
+/// One subscribe call: answered once each of its filters has its SUBACK code. With
+/// subscription identifiers each filter goes in a SUBACK of its own (a SUBSCRIBE carries at
+/// most one identifier), so one call may wait for several SUBACKs.
+struct SubscribeCall<W> {
+    filters: Vec<FilterRequest>,
+    user_properties: Vec<(String, String)>,
+    reply: W,
+    results: Vec<Option<SubscribeResult>>,
+    ack: AckProperties,
+}
+
+/// One SUBSCRIBE packet waiting for its SUBACK.
+struct PendingSubscribe {
+    filters: Vec<FilterRequest>,
+    /// The call it answers (its key in `subscribe_calls`) and the places of its filters in
+    /// that call; `None` for a restore nobody waits for.
+    call: Option<(u64, Vec<usize>)>,
 }
 
 struct PendingUnsubscribe<W> {
     filters: Vec<String>,
+    user_properties: Vec<(String, String)>,
     reply: Option<W>,
 }
 
@@ -199,10 +215,12 @@ pub struct Session<W> {
     inflight: BTreeMap<u16, Inflight>,
     sequence: u64,
     subscriptions: Vec<Subscription>,
-    subscribes: HashMap<u16, PendingSubscribe<W>>,
+    subscribes: HashMap<u16, PendingSubscribe>,
+    subscribe_calls: HashMap<u64, SubscribeCall<W>>,
+    next_call: u64,
     unsubscribes: HashMap<u16, PendingUnsubscribe<W>>,
-    /// Subscribes made between connections, sent once connected.
-    deferred_subscribes: Vec<(Vec<(String, Qos)>, W)>,
+    /// Subscribes made between connections (or cut off by one ending), sent once connected.
+    deferred_subscribes: Vec<SubscribeCall<W>>,
     /// Unsubscribes made between connections, sent if the broker kept the session.
     deferred_unsubscribes: Vec<PendingUnsubscribe<W>>,
     /// Received QoS 1 ids whose PUBACK the application still owes.
@@ -247,6 +265,8 @@ impl<W> Session<W> {
             sequence: 0,
             subscriptions: Vec::new(),
             subscribes: HashMap::new(),
+            subscribe_calls: HashMap::new(),
+            next_call: 0,
             unsubscribes: HashMap::new(),
             deferred_subscribes: Vec::new(),
             deferred_unsubscribes: Vec::new(),
@@ -376,11 +396,19 @@ impl<W> Session<W> {
         )));
         self.inbound_qos1.clear();
         self.link.aliases.clear();
-        for (pkid, pending) in std::mem::take(&mut self.subscribes) {
+        for (pkid, _) in std::mem::take(&mut self.subscribes) {
             self.ids.release(pkid);
-            if let Some(reply) = pending.reply {
-                self.deferred_subscribes.push((pending.filters, reply));
-            }
+        }
+        // A call is sent again whole on the next connection: what a SUBACK of this one said
+        // is forgotten with it.
+        let mut cut_off: Vec<(u64, SubscribeCall<W>)> = std::mem::take(&mut self.subscribe_calls)
+            .into_iter()
+            .collect();
+        cut_off.sort_by_key(|(key, _)| *key);
+        for (_, mut call) in cut_off {
+            call.results = vec![None; call.filters.len()];
+            call.ack = AckProperties::default();
+            self.deferred_subscribes.push(call);
         }
         for (pkid, pending) in std::mem::take(&mut self.unsubscribes) {
             self.ids.release(pkid);
@@ -406,9 +434,9 @@ impl<W> Session<W> {
         for (_, entry) in std::mem::take(&mut self.inflight) {
             self.complete(entry.token, Err(reason.clone()));
         }
-        for (_, reply) in std::mem::take(&mut self.deferred_subscribes) {
+        for call in std::mem::take(&mut self.deferred_subscribes) {
             self.events
-                .push_back(Event::Reply(reply, Outcome::Failed(reason.clone())));
+                .push_back(Event::Reply(call.reply, Outcome::Failed(reason.clone())));
         }
         for pending in std::mem::take(&mut self.deferred_unsubscribes) {
             if let Some(reply) = pending.reply {
@@ -443,7 +471,24 @@ impl<W> Session<W> {
         }
     }
 
+    #[cfg(test)]
+    /// A subscribe with default options and no identifiers or user properties.
     pub fn subscribe(&mut self, filters: Vec<(String, Qos)>, reply: W) {
+        let filters = filters
+            .into_iter()
+            .map(|(f, q)| FilterRequest::new(f, crate::mqtt::SubscribeOptions::qos(q), None))
+            .collect();
+        self.subscribe_with(filters, Vec::new(), reply)
+    }
+
+    /// Subscribes the filters (each with its options and the identifier the handle gave
+    /// it), answered with one `Outcome::Subscribed` once the broker answered every filter.
+    pub fn subscribe_with(
+        &mut self,
+        filters: Vec<FilterRequest>,
+        user_properties: Vec<(String, String)>,
+        reply: W,
+    ) {
         if let Err(e) = self.check_filters_supported(&filters) {
             self.events
                 .push_back(Event::Reply(reply, Outcome::Failed(e)));
@@ -459,48 +504,76 @@ impl<W> Session<W> {
             }
             _ => {}
         }
-        for (filter, qos) in &filters {
-            match self.subscriptions.iter_mut().find(|s| &s.filter == filter) {
+        for request in &filters {
+            match self
+                .subscriptions
+                .iter_mut()
+                .find(|s| s.request.filter == request.filter)
+            {
                 Some(existing) => {
-                    existing.qos = *qos;
+                    existing.request = request.clone();
                     existing.confirmed = false;
                 }
                 None => self.subscriptions.push(Subscription {
-                    filter: filter.clone(),
-                    qos: *qos,
+                    request: request.clone(),
                     confirmed: false,
                 }),
             }
         }
+        let call = SubscribeCall {
+            results: vec![None; filters.len()],
+            filters,
+            user_properties,
+            reply,
+            ack: AckProperties::default(),
+        };
         if self.phase == Phase::Connected {
-            self.send_subscribe(filters, Some(reply));
+            self.start_call(call);
         } else {
             // Sent with the restore once (re)connected.
-            self.deferred_subscribes.push((filters, reply));
+            self.deferred_subscribes.push(call);
         }
     }
 
     /// Any filter may be unsubscribed, also one this handle never subscribed (a persistent
     /// session from an earlier process holds it).
     pub fn unsubscribe(&mut self, filters: Vec<String>, reply: W) {
-        self.subscriptions.retain(|s| !filters.contains(&s.filter));
+        self.unsubscribe_with(filters, Vec::new(), reply)
+    }
+
+    /// `unsubscribe` with v5 user properties; answered with the UNSUBACK's codes.
+    pub fn unsubscribe_with(
+        &mut self,
+        filters: Vec<String>,
+        user_properties: Vec<(String, String)>,
+        reply: W,
+    ) {
+        self.subscriptions
+            .retain(|s| !filters.contains(&s.request.filter));
+        let count = filters.len();
         match self.phase {
             Phase::Connected => self.send_unsubscribe(PendingUnsubscribe {
                 filters,
+                user_properties,
                 reply: Some(reply),
             }),
             Phase::Offline | Phase::AwaitConnAck => {
                 // Answered now; sent if the broker turns out to have kept the session.
                 self.deferred_unsubscribes.push(PendingUnsubscribe {
                     filters,
+                    user_properties,
                     reply: None,
                 });
-                self.events
-                    .push_back(Event::Reply(reply, Outcome::Unsubscribed));
+                self.events.push_back(Event::Reply(
+                    reply,
+                    Outcome::Unsubscribed(UnsubscribeReport::all_done(count)),
+                ));
             }
             Phase::Idle | Phase::Closing => {
-                self.events
-                    .push_back(Event::Reply(reply, Outcome::Unsubscribed));
+                self.events.push_back(Event::Reply(
+                    reply,
+                    Outcome::Unsubscribed(UnsubscribeReport::all_done(count)),
+                ));
             }
         }
     }
@@ -639,17 +712,8 @@ impl<W> Session<W> {
                 self.codec
                     .pubcomp_with(pkid, known.is_none(), &mut self.out.bytes)?;
             }
-            Incoming::SubAck(pkid, codes) => self.handle_suback(pkid, codes)?,
-            Incoming::UnsubAck(pkid) => match self.unsubscribes.remove(&pkid) {
-                Some(pending) => {
-                    self.ids.release(pkid);
-                    if let Some(reply) = pending.reply {
-                        self.events
-                            .push_back(Event::Reply(reply, Outcome::Unsubscribed));
-                    }
-                }
-                None => log!(Level::Debug, "ignoring unexpected UNSUBACK {pkid}"),
-            },
+            Incoming::SubAck(pkid, codes, ack) => self.handle_suback(pkid, codes, ack)?,
+            Incoming::UnsubAck(pkid, codes, ack) => self.handle_unsuback(pkid, codes, ack)?,
             Incoming::PingResp => self.link.ping_sent = None,
             Incoming::Disconnect(disconnect) => {
                 let text = disconnect.describe();
@@ -730,8 +794,10 @@ impl<W> Session<W> {
             // The broker holds no subscription: unsubscribes have nothing left to do.
             for pending in std::mem::take(&mut self.deferred_unsubscribes) {
                 if let Some(reply) = pending.reply {
-                    self.events
-                        .push_back(Event::Reply(reply, Outcome::Unsubscribed));
+                    self.events.push_back(Event::Reply(
+                        reply,
+                        Outcome::Unsubscribed(UnsubscribeReport::all_done(pending.filters.len())),
+                    ));
                 }
             }
             self.inbound_qos2.clear();
@@ -779,42 +845,55 @@ impl<W> Session<W> {
             }
         }
         // Subscribes made while offline go out with their waiters; every other unconfirmed
-        // subscription is restored without one.
+        // subscription is restored without one (with its options and identifier).
         let deferred = std::mem::take(&mut self.deferred_subscribes);
         let asked: HashSet<String> = deferred
             .iter()
-            .flat_map(|(filters, _)| filters.iter().map(|(f, _)| f.clone()))
+            .flat_map(|call| call.filters.iter().map(|f| f.filter.clone()))
             .collect();
-        let restore: Vec<(String, Qos)> = self
+        let restore: Vec<(usize, FilterRequest)> = self
             .subscriptions
             .iter()
-            .filter(|s| !s.confirmed && !asked.contains(&s.filter))
-            .map(|s| (s.filter.clone(), s.qos))
+            .filter(|s| !s.confirmed && !asked.contains(&s.request.filter))
+            .map(|s| s.request.clone())
+            .enumerate()
             .collect();
-        for (filters, reply) in deferred {
-            // Current QoS, and only filters still subscribed (an unsubscribe may have come).
-            let filters: Vec<(String, Qos)> = filters
-                .into_iter()
-                .filter_map(|(f, _)| {
-                    self.subscriptions
-                        .iter()
-                        .find(|s| s.filter == f)
-                        .map(|s| (f, s.qos))
-                })
-                .collect();
-            if filters.is_empty() {
+        for mut call in deferred {
+            // Current options, and only filters still subscribed (an unsubscribe may have
+            // come): a filter removed meanwhile is answered as such.
+            for (i, request) in call.filters.iter_mut().enumerate() {
+                match self
+                    .subscriptions
+                    .iter()
+                    .find(|s| s.request.filter == request.filter)
+                {
+                    Some(current) => *request = current.request.clone(),
+                    None => {
+                        call.results[i] = Some(SubscribeResult {
+                            reason_code: 0x80,
+                            granted: Err(Error::Disconnected(
+                                "the subscription was removed before it could be sent".into(),
+                            )),
+                            subscription_id: None,
+                        })
+                    }
+                }
+            }
+            if call.results.iter().all(Option::is_some) {
                 self.events.push_back(Event::Reply(
-                    reply,
+                    call.reply,
                     Outcome::Failed(Error::Disconnected(
                         "the subscription was removed before it could be sent".into(),
                     )),
                 ));
             } else {
-                self.send_subscribe(filters, Some(reply));
+                self.start_call(call);
             }
         }
         if !restore.is_empty() {
-            self.send_subscribe(restore, None);
+            if let Err(e) = self.send_subscribes(restore, &[], None) {
+                log!(Level::Warn, "restoring subscriptions failed: {e}");
+            }
         }
     }
 
@@ -913,11 +992,7 @@ impl<W> Session<W> {
         Ok(())
     }
 
-    fn handle_suback(
-        &mut self,
-        pkid: u16,
-        codes: Vec<std::result::Result<u8, String>>,
-    ) -> Result<()> {
+    fn handle_suback(&mut self, pkid: u16, codes: Vec<u8>, ack: AckProperties) -> Result<()> {
         let Some(pending) = self.subscribes.remove(&pkid) else {
             log!(Level::Debug, "ignoring unexpected SUBACK {pkid}");
             return Ok(());
@@ -934,42 +1009,145 @@ impl<W> Session<W> {
             );
             // The waiter hears why (a dropped one reads as "engine stopped"), and forgets its
             // filters as the handle does on an error; a restore stays for the next connection.
-            if let Some(reply) = pending.reply {
-                for (filter, _) in &pending.filters {
-                    self.subscriptions.retain(|s| &s.filter != filter);
+            if let Some((key, _)) = pending.call {
+                self.fail_call(key, error.clone());
+            }
+            return Err(error);
+        }
+        let detail = ack
+            .reason_string
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let mut results = Vec::with_capacity(codes.len());
+        for (request, code) in pending.filters.iter().zip(codes) {
+            let filter = &request.filter;
+            let granted = match Qos::from_u8(code) {
+                Some(qos) => Ok(qos),
+                None if code < 0x80 => {
+                    Err(format!("SUBACK granted QoS {code}, which does not exist"))
                 }
+                None => Err(format!(
+                    "broker refused the subscription: {} ({code:#04x}){detail}",
+                    reason_name(code)
+                )),
+            };
+            let granted = match granted {
+                Ok(qos) => {
+                    if let Some(s) = self
+                        .subscriptions
+                        .iter_mut()
+                        .find(|s| &s.request.filter == filter)
+                    {
+                        s.confirmed = true;
+                    }
+                    Ok(qos)
+                }
+                Err(reason) => {
+                    self.subscriptions.retain(|s| &s.request.filter != filter);
+                    log!(Level::Warn, "subscription to '{filter}' refused: {reason}");
+                    Err(Error::SubscribeRefused(format!("'{filter}': {reason}")))
+                }
+            };
+            results.push(SubscribeResult {
+                reason_code: code,
+                granted,
+                subscription_id: request.id,
+            });
+        }
+        let Some((key, places)) = pending.call else {
+            return Ok(());
+        };
+        let Some(call) = self.subscribe_calls.get_mut(&key) else {
+            return Ok(());
+        };
+        for (place, result) in places.into_iter().zip(results) {
+            if let Some(slot) = call.results.get_mut(place) {
+                *slot = Some(result);
+            }
+        }
+        call.ack.merge(ack);
+        if call.results.iter().all(Option::is_some) {
+            if let Some(call) = self.subscribe_calls.remove(&key) {
+                let report = SubscribeReport {
+                    filters: call.results.into_iter().flatten().collect(),
+                    ack: call.ack,
+                };
+                self.events
+                    .push_back(Event::Reply(call.reply, Outcome::Subscribed(report)));
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_unsuback(&mut self, pkid: u16, codes: Vec<u8>, ack: AckProperties) -> Result<()> {
+        let Some(pending) = self.unsubscribes.remove(&pkid) else {
+            log!(Level::Debug, "ignoring unexpected UNSUBACK {pkid}");
+            return Ok(());
+        };
+        self.ids.release(pkid);
+        // 3.1.1's UNSUBACK has no codes: every filter is gone.
+        let codes = if self.codec.version == ProtocolVersion::V311 {
+            vec![0; pending.filters.len()]
+        } else {
+            codes
+        };
+        if codes.len() != pending.filters.len() {
+            let error = self.violation(
+                reason::PROTOCOL_ERROR,
+                format!(
+                    "UNSUBACK has {} reason codes for {} filters",
+                    codes.len(),
+                    pending.filters.len()
+                ),
+            );
+            if let Some(reply) = pending.reply {
                 self.events
                     .push_back(Event::Reply(reply, Outcome::Failed(error.clone())));
             }
             return Err(error);
         }
-        let mut results = Vec::with_capacity(codes.len());
-        for ((filter, _), code) in pending.filters.iter().zip(codes) {
-            let granted = code.and_then(|q| {
-                Qos::from_u8(q)
-                    .ok_or_else(|| format!("SUBACK granted QoS {q}, which does not exist"))
-            });
-            match granted {
-                Ok(qos) => {
-                    if let Some(s) = self.subscriptions.iter_mut().find(|s| &s.filter == filter) {
-                        s.confirmed = true;
-                    }
-                    results.push(Ok(qos));
-                }
-                Err(reason) => {
-                    self.subscriptions.retain(|s| &s.filter != filter);
-                    log!(Level::Warn, "subscription to '{filter}' refused: {reason}");
-                    results.push(Err(Error::SubscribeRefused(format!(
-                        "'{filter}': {reason}"
-                    ))));
-                }
-            }
-        }
+        let detail = ack
+            .reason_string
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let filters = pending
+            .filters
+            .iter()
+            .zip(codes)
+            .map(|(filter, code)| UnsubscribeResult {
+                reason_code: code,
+                result: if code == 0 || code == NO_SUBSCRIPTION_EXISTED {
+                    Ok(())
+                } else {
+                    Err(Error::UnsubscribeRefused(format!(
+                        "'{filter}': broker refused the unsubscribe: {} ({code:#04x}){detail}",
+                        reason_name(code)
+                    )))
+                },
+            })
+            .collect();
         if let Some(reply) = pending.reply {
-            self.events
-                .push_back(Event::Reply(reply, Outcome::Subscribed(results)));
+            self.events.push_back(Event::Reply(
+                reply,
+                Outcome::Unsubscribed(UnsubscribeReport { filters, ack }),
+            ));
         }
         Ok(())
+    }
+
+    /// A call that cannot complete: its waiter hears why, its filters are forgotten (as the
+    /// handle forgets them on an error).
+    fn fail_call(&mut self, key: u64, error: Error) {
+        if let Some(call) = self.subscribe_calls.remove(&key) {
+            for request in &call.filters {
+                self.subscriptions
+                    .retain(|s| s.request.filter != request.filter);
+            }
+            self.events
+                .push_back(Event::Reply(call.reply, Outcome::Failed(error)));
+        }
     }
 
     /// The broker answered a publish (PUBACK, or a failing PUBREC): reason codes from 0x80
@@ -984,7 +1162,7 @@ impl<W> Session<W> {
             let mut text = format!(
                 "'{}': broker refused the publish: {} (0x{:02X})",
                 entry.message.topic,
-                reason_name(detail.code),
+                crate::mqtt::wire::reason_name(detail.code),
                 detail.code
             );
             if let Some(reason) = &detail.text {
@@ -1225,7 +1403,7 @@ impl<W> Session<W> {
         )
     }
 
-    fn check_filters_supported(&self, filters: &[(String, Qos)]) -> Result<()> {
+    fn check_filters_supported(&self, filters: &[FilterRequest]) -> Result<()> {
         check_filters_against(&self.link.limits, filters)
     }
 
@@ -1238,28 +1416,90 @@ impl<W> Session<W> {
             .min(crate::mqtt::options::MQTT_MAX_PACKET_SIZE) as usize
     }
 
-    fn send_subscribe(&mut self, filters: Vec<(String, Qos)>, reply: Option<W>) {
-        let Some(pkid) = self.ids.allocate() else {
-            self.answer_failed(
-                reply,
-                Error::QueueFull("all 65,535 packet identifiers are in use".into()),
-            );
-            return;
-        };
-        let wire: Vec<(String, u8)> = filters.iter().map(|(f, q)| (f.clone(), *q as u8)).collect();
-        match self.encode_bounded(|codec, buf| codec.subscribe(pkid, &wire, buf)) {
-            Ok(()) => {
-                self.subscribes
-                    .insert(pkid, PendingSubscribe { filters, reply });
-            }
-            Err(e) => {
-                self.ids.release(pkid);
-                for (filter, _) in &filters {
-                    self.subscriptions.retain(|s| &s.filter != filter);
-                }
-                self.answer_failed(reply, e);
-            }
+    /// Whether SUBSCRIBEs carry subscription identifiers on this connection: MQTT 5.0, and the
+    /// broker did not announce them unavailable.
+    fn subscription_ids_usable(&self) -> bool {
+        self.codec.version == ProtocolVersion::V5
+            && self.link.limits.subscription_ids_available != Some(false)
+    }
+
+    /// Sends the call's filters that have no answer yet; the call waits in `subscribe_calls`.
+    fn start_call(&mut self, call: SubscribeCall<W>) {
+        let key = self.next_call;
+        self.next_call += 1;
+        let unanswered: Vec<(usize, FilterRequest)> = call
+            .filters
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| call.results[*i].is_none())
+            .map(|(i, f)| (i, f.clone()))
+            .collect();
+        let user_properties = call.user_properties.clone();
+        self.subscribe_calls.insert(key, call);
+        if let Err(e) = self.send_subscribes(unanswered, &user_properties, Some(key)) {
+            self.fail_call(key, e);
         }
+    }
+
+    /// Encodes SUBSCRIBEs for `filters` (their places in the call `call`): one per filter,
+    /// each with that filter's identifier, when identifiers are usable; otherwise one for all.
+    /// All or nothing: on an error nothing is sent.
+    fn send_subscribes(
+        &mut self,
+        filters: Vec<(usize, FilterRequest)>,
+        user_properties: &[(String, String)],
+        call: Option<u64>,
+    ) -> Result<()> {
+        let with_ids =
+            self.subscription_ids_usable() && filters.iter().any(|(_, f)| f.id.is_some());
+        let groups: Vec<Vec<(usize, FilterRequest)>> = if with_ids {
+            filters.into_iter().map(|f| vec![f]).collect()
+        } else {
+            vec![filters]
+        };
+        let start = self.out.bytes.len();
+        let mut encoded: Vec<(u16, PendingSubscribe)> = Vec::with_capacity(groups.len());
+        let mut failure = None;
+        for group in groups {
+            let Some(pkid) = self.ids.allocate() else {
+                failure = Some(Error::QueueFull(
+                    "all 65,535 packet identifiers are in use".into(),
+                ));
+                break;
+            };
+            let (places, mut requests): (Vec<usize>, Vec<FilterRequest>) =
+                group.into_iter().unzip();
+            if !with_ids {
+                for request in &mut requests {
+                    request.id = None;
+                }
+            }
+            let id = requests.first().and_then(|r| r.id);
+            let encode = self.encode_bounded(|codec, buf| {
+                codec.subscribe(pkid, &requests, id, user_properties, buf)
+            });
+            if let Err(e) = encode {
+                self.ids.release(pkid);
+                failure = Some(e);
+                break;
+            }
+            encoded.push((
+                pkid,
+                PendingSubscribe {
+                    filters: requests,
+                    call: call.map(|key| (key, places)),
+                },
+            ));
+        }
+        if let Some(e) = failure {
+            for (pkid, _) in encoded {
+                self.ids.release(pkid);
+            }
+            self.out.bytes.truncate(start);
+            return Err(e);
+        }
+        self.subscribes.extend(encoded);
+        Ok(())
     }
 
     fn send_unsubscribe(&mut self, pending: PendingUnsubscribe<W>) {
@@ -1271,7 +1511,10 @@ impl<W> Session<W> {
             return;
         };
         let filters = pending.filters.clone();
-        match self.encode_bounded(|codec, buf| codec.unsubscribe(pkid, &filters, buf)) {
+        let user_properties = pending.user_properties.clone();
+        match self
+            .encode_bounded(|codec, buf| codec.unsubscribe(pkid, &filters, &user_properties, buf))
+        {
             Ok(()) => {
                 self.unsubscribes.insert(pkid, pending);
             }
@@ -1530,16 +1773,24 @@ pub fn check_publish_against(
     Ok(())
 }
 
-/// Subscription features a v5 broker may announce it lacks.
-pub fn check_filters_against(limits: &BrokerLimits, filters: &[(String, Qos)]) -> Result<()> {
-    for (filter, _) in filters {
-        let shared = filter.starts_with("$share/");
+/// Subscription features a v5 broker may announce it lacks, and what MQTT forbids on a
+/// shared subscription (no-local, MQTT-3.8.3-4).
+pub fn check_filters_against(limits: &BrokerLimits, filters: &[FilterRequest]) -> Result<()> {
+    for request in filters {
+        let filter = &request.filter;
+        let shared = validate::is_shared(filter);
         if shared && limits.shared_available == Some(false) {
             return Err(Error::FeatureNotSupported(format!(
                 "the broker does not support shared subscriptions ('{filter}')"
             )));
         }
-        let wildcard = filter.contains('+') || filter.contains('#');
+        if shared && request.options.no_local {
+            return Err(Error::InvalidArgument(format!(
+                "no-local cannot be set on a shared subscription ('{filter}'; MQTT-3.8.3-4)"
+            )));
+        }
+        let inner = validate::routing_filter(filter);
+        let wildcard = inner.contains('+') || inner.contains('#');
         if wildcard && limits.wildcard_available == Some(false) {
             return Err(Error::FeatureNotSupported(format!(
                 "the broker does not support wildcard subscriptions ('{filter}')"

@@ -64,6 +64,14 @@ fn unsubscribe(pkid: u16, filters: &[&str]) -> Sent {
     }
 }
 
+fn suback(pkid: u16, codes: &[u8]) -> Incoming {
+    Incoming::SubAck(pkid, codes.to_vec(), AckProperties::default())
+}
+
+fn unsuback(pkid: u16) -> Incoming {
+    Incoming::UnsubAck(pkid, Vec::new(), AckProperties::default())
+}
+
 const DECODE_MAX: usize = 1 << 24;
 
 fn decode(version: ProtocolVersion, mut buf: BytesMut) -> Vec<Sent> {
@@ -328,6 +336,25 @@ fn completed(events: &[Event<u32>]) -> Vec<(Token, Result<()>)> {
         .collect()
 }
 
+/// The answer to a subscribe the broker granted with these QoS, without identifiers.
+fn granted(qos: &[Qos]) -> Outcome {
+    Outcome::Subscribed(SubscribeReport {
+        filters: qos
+            .iter()
+            .map(|q| SubscribeResult {
+                reason_code: *q as u8,
+                granted: Ok(*q),
+                subscription_id: None,
+            })
+            .collect(),
+        ack: AckProperties::default(),
+    })
+}
+
+fn unsubscribed(count: usize) -> Outcome {
+    Outcome::Unsubscribed(UnsubscribeReport::all_done(count))
+}
+
 fn replies(events: &[Event<u32>]) -> Vec<(u32, Outcome)> {
     events
         .iter()
@@ -543,7 +570,7 @@ fn suback_with_a_different_number_of_return_codes_than_filters_is_a_protocol_err
         1,
     );
     assert_eq!(h.written(), [subscribe(1, &[("a", 1), ("b", 1)])]);
-    let result = h.receive(Incoming::SubAck(1, vec![Ok(1)]));
+    let result = h.receive(suback(1, &[1]));
     assert_violation(&mut h, result, reason::PROTOCOL_ERROR);
     let events = h.events();
     assert!(
@@ -561,10 +588,10 @@ fn suback_with_a_different_number_of_return_codes_than_filters_is_a_protocol_err
 fn a_restore_answered_by_a_bad_suback_is_restored_again_on_the_next_connection() {
     let mut h = connected(V311, options(V311));
     h.session.subscribe(vec![("a".into(), Qos::AtMostOnce)], 1);
-    h.receive(Incoming::SubAck(1, vec![Ok(0)])).unwrap();
+    h.receive(suback(1, &[0])).unwrap();
     h.events();
     assert_eq!(h.reconnect(false), [subscribe(1, &[("a", 0)])]);
-    let result = h.receive(Incoming::SubAck(1, vec![Ok(0), Ok(0)]));
+    let result = h.receive(suback(1, &[0, 0]));
     assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
     assert!(h.events().is_empty(), "nobody waits for a restore");
     assert_eq!(h.reconnect(false), [subscribe(1, &[("a", 0)])]);
@@ -815,8 +842,8 @@ fn unexpected_acks_are_ignored() {
         Incoming::PubAck(9, ok()),
         Incoming::PubRec(9, ok()),
         Incoming::PubComp(9, ok()),
-        Incoming::SubAck(9, vec![Ok(0)]),
-        Incoming::UnsubAck(9),
+        suback(9, &[0]),
+        unsuback(9),
         // Acks of the wrong kind for what is in flight.
         Incoming::PubRec(1, ok()),
         Incoming::PubAck(2, ok()),
@@ -863,7 +890,7 @@ fn packet_ids_never_collide_across_publishes_and_subscribes() {
     // SUBSCRIBE and UNSUBSCRIBE are encoded at once, publishes when pumped.
     assert_eq!(first, [1, 2, 3, 4, 5]);
     // Free two; the other three stay in use while more are allocated.
-    h.receive(Incoming::SubAck(1, vec![Ok(1)])).unwrap();
+    h.receive(suback(1, &[1])).unwrap();
     h.receive(Incoming::PubAck(3, ok())).unwrap();
     h.events();
     for round in 0..3 {
@@ -1139,7 +1166,7 @@ fn resumed_session_resends_in_flight_publishes_with_dup_in_original_order() {
     let mut h = connected(V5, persistent(V5));
     h.session.subscribe(vec![("s".into(), Qos::AtLeastOnce)], 1);
     assert_eq!(h.written(), [subscribe(1, &[("s", 1)])]);
-    h.receive(Incoming::SubAck(1, vec![Ok(1)])).unwrap();
+    h.receive(suback(1, &[1])).unwrap();
     h.events();
     next_packet_id_is(&mut h, 65_534);
     let a = h.publish("a", 1);
@@ -1178,7 +1205,7 @@ fn lost_session_resends_in_flight_publishes_as_new_in_order_and_restores_subscri
     h.session
         .subscribe(vec![("s/#".into(), Qos::AtLeastOnce)], 1);
     assert_eq!(h.written(), [subscribe(1, &[("s/#", 1)])]);
-    h.receive(Incoming::SubAck(1, vec![Ok(1)])).unwrap();
+    h.receive(suback(1, &[1])).unwrap();
     h.events();
     next_packet_id_is(&mut h, 65_535);
     let a = h.publish("a", 1);
@@ -1208,7 +1235,7 @@ fn lost_session_resends_in_flight_publishes_as_new_in_order_and_restores_subscri
         (2, 16),
         "a and b took outbox places again"
     );
-    h.receive(Incoming::SubAck(1, vec![Ok(1)])).unwrap();
+    h.receive(suback(1, &[1])).unwrap();
     h.receive(Incoming::PubAck(2, ok())).unwrap();
     assert_eq!(h.written(), [publish("c", 1, 4, false)]);
     let events = h.events();
@@ -1231,17 +1258,13 @@ fn subscribe_while_offline_is_sent_after_connack_and_answered_on_suback() {
         h.written(),
         [subscribe(1, &[("a/b", 1)]), subscribe(2, &[("c", 2)])]
     );
-    h.receive(Incoming::SubAck(1, vec![Ok(1)])).unwrap();
-    h.receive(Incoming::SubAck(2, vec![Err("refused".into())]))
-        .unwrap();
+    h.receive(suback(1, &[1])).unwrap();
+    h.receive(suback(2, &[0x80])).unwrap();
     let events = h.events();
     let replies = replies(&events);
-    assert_eq!(
-        replies[0],
-        (3, Outcome::Subscribed(vec![Ok(Qos::AtLeastOnce)]))
-    );
+    assert_eq!(replies[0], (3, granted(&[Qos::AtLeastOnce])));
     assert!(
-        matches!(&replies[1], (4, Outcome::Subscribed(r)) if matches!(r[..], [Err(Error::SubscribeRefused(_))])),
+        matches!(&replies[1], (4, Outcome::Subscribed(r)) if r.filters.len() == 1 && r.filters[0].reason_code == 0x80 && matches!(r.filters[0].granted, Err(Error::SubscribeRefused(_)))),
         "{replies:?}"
     );
     // The refused one is not restored; the granted one is, on a lost session.
@@ -1255,16 +1278,13 @@ fn subscribe_in_flight_when_the_connection_drops_is_sent_again_with_its_waiter()
     assert_eq!(h.written(), [subscribe(1, &[("a", 0)])]);
     // Its packet id is released with the connection; the SUBSCRIBE goes again with a new one.
     assert_eq!(h.reconnect(true), [subscribe(2, &[("a", 0)])]);
-    h.receive(Incoming::SubAck(1, vec![Ok(0)])).unwrap();
+    h.receive(suback(1, &[0])).unwrap();
     assert!(
         h.events().is_empty(),
         "a SUBACK for the old id answers nothing"
     );
-    h.receive(Incoming::SubAck(2, vec![Ok(0)])).unwrap();
-    assert_eq!(
-        replies(&h.events()),
-        [(5, Outcome::Subscribed(vec![Ok(Qos::AtMostOnce)]))]
-    );
+    h.receive(suback(2, &[0])).unwrap();
+    assert_eq!(replies(&h.events()), [(5, granted(&[Qos::AtMostOnce]))]);
 }
 
 // ----- unsubscribing -----
@@ -1276,8 +1296,8 @@ fn unsubscribe_of_a_filter_never_subscribed_is_still_sent() {
         .unsubscribe(vec!["from/an/earlier/process".into()], 7);
     assert_eq!(h.written(), [unsubscribe(1, &["from/an/earlier/process"])]);
     assert!(h.events().is_empty(), "answered on UNSUBACK");
-    h.receive(Incoming::UnsubAck(1)).unwrap();
-    assert_eq!(replies(&h.events()), [(7, Outcome::Unsubscribed)]);
+    h.receive(unsuback(1)).unwrap();
+    assert_eq!(replies(&h.events()), [(7, unsubscribed(1))]);
 }
 
 #[test]
@@ -1287,7 +1307,7 @@ fn several_filters_go_in_one_unsubscribe() {
         vec![("a".into(), Qos::AtMostOnce), ("b".into(), Qos::AtMostOnce)],
         1,
     );
-    h.receive(Incoming::SubAck(1, vec![Ok(0), Ok(0)])).unwrap();
+    h.receive(suback(1, &[0, 0])).unwrap();
     h.session
         .unsubscribe(vec!["a".into(), "b".into(), "c".into()], 2);
     assert_eq!(
@@ -1297,8 +1317,19 @@ fn several_filters_go_in_one_unsubscribe() {
             unsubscribe(2, &["a", "b", "c"])
         ]
     );
-    h.receive(Incoming::UnsubAck(2)).unwrap();
-    h.events();
+    h.receive(Incoming::UnsubAck(
+        2,
+        vec![0x00, 0x00, 0x11],
+        AckProperties::default(),
+    ))
+    .unwrap();
+    let events = h.events();
+    let Some((2, Outcome::Unsubscribed(report))) = replies(&events).pop() else {
+        panic!("answered: {events:?}")
+    };
+    let codes: Vec<u8> = report.filters.iter().map(|f| f.reason_code).collect();
+    assert_eq!(codes, [0x00, 0x00, 0x11]);
+    assert!(report.filters.iter().all(|f| f.result.is_ok()));
     assert!(h.reconnect(false).is_empty(), "nothing left to restore");
 }
 
@@ -1306,13 +1337,13 @@ fn several_filters_go_in_one_unsubscribe() {
 fn unsubscribe_while_offline_is_answered_at_once_and_sent_if_the_broker_kept_the_session() {
     let mut h = connected(V311, persistent(V311));
     h.session.subscribe(vec![("a".into(), Qos::AtMostOnce)], 1);
-    h.receive(Incoming::SubAck(1, vec![Ok(0)])).unwrap();
+    h.receive(suback(1, &[0])).unwrap();
     h.written();
     h.events();
     h.session
         .connection_closed(&Error::ConnectionLost("gone".into()));
     h.session.unsubscribe(vec!["a".into()], 2);
-    assert_eq!(replies(&h.events()), [(2, Outcome::Unsubscribed)]);
+    assert_eq!(replies(&h.events()), [(2, unsubscribed(1))]);
     h.open();
     h.receive(Incoming::ConnAck(ConnAck {
         session_present: true,
@@ -1321,7 +1352,7 @@ fn unsubscribe_while_offline_is_answered_at_once_and_sent_if_the_broker_kept_the
     .unwrap();
     assert_eq!(h.written(), [unsubscribe(2, &["a"])]);
     h.events();
-    h.receive(Incoming::UnsubAck(2)).unwrap();
+    h.receive(unsuback(2)).unwrap();
     assert!(h.events().is_empty(), "already answered");
 }
 
@@ -1579,6 +1610,253 @@ fn falls_back_to_v311_only_when_the_options_allow_it() {
     // A new connect starts from the configured version again.
     h.session.begin(None);
     assert_eq!(h.session.version(), V5);
+}
+
+// ----- subscription options, identifiers, per-filter answers -----
+
+/// The v5 SUBSCRIBEs the session writes now, as the broker reads them.
+fn written_subscribes(h: &mut Harness) -> Vec<v5::Subscribe> {
+    let mut out = Vec::new();
+    while let Some(transmit) = h.session.transmit(h.now) {
+        let mut buf = transmit.bytes;
+        while !buf.is_empty() {
+            match v5::Packet::read(&mut buf, Some(DECODE_MAX as u32)) {
+                Ok(v5::Packet::Subscribe(s)) => out.push(s),
+                Ok(other) => panic!("not a SUBSCRIBE: {other:?}"),
+                Err(e) => panic!("undecodable: {e:?}"),
+            }
+        }
+    }
+    out
+}
+
+fn request(filter: &str, qos: Qos, id: u32) -> FilterRequest {
+    FilterRequest::new(filter, crate::mqtt::SubscribeOptions::qos(qos), Some(id))
+}
+
+fn report(events: &[Event<u32>]) -> SubscribeReport {
+    match replies(events).pop() {
+        Some((_, Outcome::Subscribed(report))) => report,
+        other => panic!("not a subscribe answer: {other:?} in {events:?}"),
+    }
+}
+
+#[test]
+fn with_identifiers_each_filter_goes_in_its_own_subscribe_and_the_call_waits_for_all() {
+    let mut h = connected(V5, options(V5));
+    let mut options = crate::mqtt::SubscribeOptions::qos(Qos::AtLeastOnce);
+    options.no_local = true;
+    options.retain_as_published = true;
+    options.retain_handling = crate::mqtt::RetainHandling::DoNotSend;
+    h.session.subscribe_with(
+        vec![
+            FilterRequest::new("a/#", options, Some(7)),
+            request("a/+/c", Qos::AtMostOnce, 8),
+        ],
+        vec![("k".into(), "v".into())],
+        1,
+    );
+    let sent = written_subscribes(&mut h);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let ids: Vec<Option<usize>> = sent
+        .iter()
+        .map(|s| s.properties.as_ref().and_then(|p| p.id))
+        .collect();
+    assert_eq!(ids, [Some(7), Some(8)]);
+    let first = &sent[0].filters[0];
+    assert!(first.nolocal && first.preserve_retain);
+    assert_eq!(first.retain_forward_rule, v5::RetainForwardRule::Never);
+    assert_eq!(
+        sent[1]
+            .properties
+            .as_ref()
+            .map(|p| p.user_properties.clone()),
+        Some(vec![("k".to_string(), "v".to_string())])
+    );
+    // Answered only once both SUBACKs are in, per filter in the order given.
+    h.receive(Incoming::SubAck(
+        sent[1].pkid,
+        vec![0x87],
+        AckProperties {
+            reason_string: Some("acl".into()),
+            user_properties: vec![("why".into(), "acl".into())],
+        },
+    ))
+    .unwrap();
+    assert!(replies(&h.events()).is_empty());
+    h.receive(suback(sent[0].pkid, &[1])).unwrap();
+    let report = report(&h.events());
+    assert_eq!(report.filters[0].reason_code, 1);
+    assert_eq!(report.filters[0].granted, Ok(Qos::AtLeastOnce));
+    assert_eq!(report.filters[0].subscription_id, Some(7));
+    assert_eq!(report.filters[1].reason_code, 0x87);
+    assert!(
+        matches!(&report.filters[1].granted, Err(Error::SubscribeRefused(m)) if m.contains("not authorized") && m.contains("acl")),
+        "{report:?}"
+    );
+    assert_eq!(report.ack.reason_string.as_deref(), Some("acl"));
+    assert_eq!(report.ack.user_properties.len(), 1);
+}
+
+#[test]
+fn without_identifiers_the_filters_share_one_subscribe() {
+    for (version, limits) in [
+        (V311, BrokerLimits::default()),
+        (
+            V5,
+            BrokerLimits {
+                subscription_ids_available: Some(false),
+                ..BrokerLimits::default()
+            },
+        ),
+    ] {
+        let mut h = connected_with(version, options(version), with_limits(limits));
+        h.session.subscribe_with(
+            vec![
+                request("a", Qos::AtMostOnce, 1),
+                request("b", Qos::ExactlyOnce, 2),
+            ],
+            Vec::new(),
+            1,
+        );
+        if version == V5 {
+            let sent = written_subscribes(&mut h);
+            assert_eq!(sent.len(), 1);
+            assert!(sent[0].properties.is_none(), "no identifier: {sent:?}");
+        } else {
+            assert_eq!(h.written(), [subscribe(1, &[("a", 0), ("b", 2)])]);
+        }
+        h.receive(suback(1, &[0, 2])).unwrap();
+        let report = report(&h.events());
+        assert!(report.filters.iter().all(|f| f.subscription_id.is_none()));
+        assert_eq!(report.filters[1].granted, Ok(Qos::ExactlyOnce));
+    }
+}
+
+#[test]
+fn restore_after_a_lost_session_resubscribes_with_the_same_identifiers_and_options() {
+    let mut h = connected(V5, options(V5));
+    let mut options = crate::mqtt::SubscribeOptions::qos(Qos::AtLeastOnce);
+    options.no_local = true;
+    h.session.subscribe_with(
+        vec![
+            FilterRequest::new("x/#", options, Some(41)),
+            request("y", Qos::AtMostOnce, 42),
+        ],
+        Vec::new(),
+        1,
+    );
+    let sent = written_subscribes(&mut h);
+    for s in &sent {
+        let code = s.filters[0].qos as u8;
+        h.receive(suback(s.pkid, &[code])).unwrap();
+    }
+    h.events();
+    h.session
+        .connection_closed(&Error::ConnectionLost("gone".into()));
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck::default())).unwrap();
+    h.events();
+    let restored = written_subscribes(&mut h);
+    let seen: Vec<(String, Option<usize>, bool)> = restored
+        .iter()
+        .map(|s| {
+            (
+                s.filters[0].path.clone(),
+                s.properties.as_ref().and_then(|p| p.id),
+                s.filters[0].nolocal,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("x/#".to_string(), Some(41), true),
+            ("y".to_string(), Some(42), false)
+        ]
+    );
+}
+
+#[test]
+fn a_call_cut_off_by_the_connection_is_sent_again_whole_and_answered_once() {
+    let mut h = connected(V5, persistent(V5));
+    h.session.subscribe_with(
+        vec![
+            request("a", Qos::AtMostOnce, 1),
+            request("b", Qos::AtMostOnce, 2),
+        ],
+        Vec::new(),
+        9,
+    );
+    let sent = written_subscribes(&mut h);
+    h.receive(suback(sent[0].pkid, &[0])).unwrap();
+    h.session
+        .connection_closed(&Error::ConnectionLost("gone".into()));
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    }))
+    .unwrap();
+    h.events();
+    let again = written_subscribes(&mut h);
+    assert_eq!(again.len(), 2, "both filters again: {again:?}");
+    for s in &again {
+        h.receive(suback(s.pkid, &[0])).unwrap();
+    }
+    let events = h.events();
+    assert_eq!(replies(&events).len(), 1);
+    assert_eq!(report(&events).filters.len(), 2);
+}
+
+#[test]
+fn unsuback_failure_codes_are_refusals_and_no_subscription_existed_is_not() {
+    let mut h = connected(V5, options(V5));
+    h.session.unsubscribe_with(
+        vec!["a".into(), "b".into()],
+        vec![("k".into(), "v".into())],
+        3,
+    );
+    let mut buf = h.session.transmit(h.now).expect("UNSUBSCRIBE").bytes;
+    let Ok(v5::Packet::Unsubscribe(u)) = v5::Packet::read(&mut buf, None) else {
+        panic!("not an UNSUBSCRIBE")
+    };
+    assert_eq!(
+        u.properties.map(|p| p.user_properties),
+        Some(vec![("k".to_string(), "v".to_string())])
+    );
+    h.receive(Incoming::UnsubAck(
+        1,
+        vec![0x11, 0x87],
+        AckProperties::default(),
+    ))
+    .unwrap();
+    let events = h.events();
+    let Some((3, Outcome::Unsubscribed(report))) = replies(&events).pop() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(report.filters[0].result, Ok(()));
+    assert!(matches!(
+        report.filters[1].result,
+        Err(Error::UnsubscribeRefused(_))
+    ));
+}
+
+#[test]
+fn no_local_on_a_shared_subscription_is_refused_before_sending() {
+    let mut h = connected(V5, options(V5));
+    let mut options = crate::mqtt::SubscribeOptions::qos(Qos::AtMostOnce);
+    options.no_local = true;
+    h.session.subscribe_with(
+        vec![FilterRequest::new("$share/g/a", options, Some(1))],
+        Vec::new(),
+        1,
+    );
+    assert!(matches!(
+        replies(&h.events())[..],
+        [(1, Outcome::Failed(Error::InvalidArgument(_)))]
+    ));
+    assert!(h.written().is_empty());
 }
 
 // ----- MQTT 5.0 acknowledgement reasons and message expiry (issue 8) -----

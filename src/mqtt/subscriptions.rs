@@ -1,7 +1,12 @@
-//! The subscription table: each filter with its QoS and its handler. The dispatcher routes a
-//! received message to every matching handler; the engine restores the filters after a reconnect.
+//! The routing table of the dispatcher: each filter with its handler and the subscription
+//! identifier the handle assigned it. A received message that carries subscription
+//! identifiers (MQTT 5.0) goes to exactly the handlers of those subscriptions; one without
+//! (MQTT 3.1.1, or a broker without identifiers) to every handler whose filter matches its
+//! topic. A shared subscription (`$share/<group>/<filter>`) matches by the filter after its
+//! group name.
 
-use crate::mqtt::validate::topic_matches;
+use crate::mqtt::subscribe::MAX_SUBSCRIPTION_ID;
+use crate::mqtt::validate::{routing_filter, topic_matches};
 use crate::mqtt::Message;
 use std::sync::Arc;
 
@@ -9,35 +14,53 @@ pub type MessageHandler = Arc<dyn Fn(&Message) + Send + Sync>;
 
 pub struct Subscription {
     pub filter: String,
-    pub qos: u8,
     pub handler: MessageHandler,
-    /// The broker acknowledged it in the current session.
-    pub confirmed: bool,
+    /// Unique among the table's entries; kept when the filter is subscribed again.
+    pub id: u32,
+}
+
+impl Subscription {
+    fn matches(&self, topic: &str) -> bool {
+        topic_matches(routing_filter(&self.filter), topic)
+    }
 }
 
 #[derive(Default)]
 pub struct SubscriptionTable {
     entries: Vec<Subscription>,
+    /// The last identifier handed out; identifiers are not reused while the process lives
+    /// (until 268,435,455 wrap around), so a late message for a removed subscription finds no
+    /// other subscription under its identifier.
+    last_id: u32,
 }
 
 impl SubscriptionTable {
-    /// Adds a subscription; one with the same filter is replaced, as the broker replaces it.
-    /// Returns true when it replaced one.
-    pub fn insert(&mut self, filter: &str, qos: u8, handler: MessageHandler) -> bool {
-        let entry = Subscription {
+    /// Adds a subscription; one with the same filter is replaced, as the broker replaces it,
+    /// and keeps its identifier. Returns whether it replaced one, and the identifier.
+    pub fn insert(&mut self, filter: &str, handler: MessageHandler) -> (bool, u32) {
+        if let Some(existing) = self.entries.iter_mut().find(|e| e.filter == filter) {
+            existing.handler = handler;
+            return (true, existing.id);
+        }
+        let id = self.next_id();
+        self.entries.push(Subscription {
             filter: filter.to_string(),
-            qos,
             handler,
-            confirmed: false,
-        };
-        match self.entries.iter_mut().find(|e| e.filter == filter) {
-            Some(existing) => {
-                *existing = entry;
-                true
-            }
-            None => {
-                self.entries.push(entry);
-                false
+            id,
+        });
+        (false, id)
+    }
+
+    fn next_id(&mut self) -> u32 {
+        loop {
+            self.last_id = if self.last_id >= MAX_SUBSCRIPTION_ID {
+                1
+            } else {
+                self.last_id + 1
+            };
+            let candidate = self.last_id;
+            if !self.entries.iter().any(|e| e.id == candidate) {
+                return candidate;
             }
         }
     }
@@ -48,82 +71,110 @@ impl SubscriptionTable {
         self.entries.len() != before
     }
 
-    pub fn qos_of(&self, filter: &str) -> Option<u8> {
-        self.entries
-            .iter()
-            .find(|e| e.filter == filter)
-            .map(|e| e.qos)
-    }
-
-    pub fn handlers_for(&self, topic: &str) -> Vec<MessageHandler> {
-        self.entries
-            .iter()
-            .filter(|e| topic_matches(&e.filter, topic))
-            .map(|e| e.handler.clone())
-            .collect()
-    }
-
-    pub fn set_confirmed(&mut self, filter: &str) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.filter == filter) {
-            entry.confirmed = true;
-        }
-    }
-
-    /// Filters to send after a (re)connect: all of them when the broker kept no session, only
-    /// the ones it never acknowledged when it did.
-    pub fn to_restore(&mut self, session_present: bool) -> Vec<(String, u8)> {
-        if !session_present {
-            for entry in &mut self.entries {
-                entry.confirmed = false;
+    /// The handlers a received message goes to. With subscription identifiers: those of the
+    /// subscriptions named (whose filter also matches the topic: an identifier from a session
+    /// of an earlier process may name another filter now); when none of them is ours, or on
+    /// a message without identifiers, every subscription whose filter matches.
+    pub fn handlers_for(&self, message: &Message) -> Vec<MessageHandler> {
+        if !message.subscription_ids.is_empty() {
+            let named: Vec<MessageHandler> = self
+                .entries
+                .iter()
+                .filter(|e| message.subscription_ids.contains(&e.id) && e.matches(&message.topic))
+                .map(|e| e.handler.clone())
+                .collect();
+            if !named.is_empty() {
+                return named;
             }
         }
         self.entries
             .iter()
-            .filter(|e| !e.confirmed)
-            .map(|e| (e.filter.clone(), e.qos))
+            .filter(|e| e.matches(&message.topic))
+            .map(|e| e.handler.clone())
             .collect()
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn noop() -> MessageHandler {
         Arc::new(|_| {})
     }
 
-    #[test]
-    fn overlapping_filters_all_receive_and_same_filter_replaces() {
-        let mut t = SubscriptionTable::default();
-        t.insert("a/#", 1, noop());
-        t.insert("a/+", 0, noop());
-        t.insert("b", 0, noop());
-        assert_eq!(t.handlers_for("a/x").len(), 2);
-        t.insert("a/+", 2, noop());
-        assert_eq!(t.len(), 3);
-        assert!(t.remove("a/#"));
-        assert!(!t.remove("a/#"));
-        assert_eq!(t.handlers_for("a/x").len(), 1);
+    fn message(topic: &str, ids: &[u32]) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: bytes::Bytes::new(),
+            qos: 0,
+            retain: false,
+            dup: false,
+            packet_id: 0,
+            properties: None,
+            subscription_ids: ids.to_vec(),
+        }
     }
 
     #[test]
-    fn restore_depends_on_session_present() {
+    fn overlapping_filters_all_receive_and_same_filter_replaces_keeping_its_id() {
         let mut t = SubscriptionTable::default();
-        t.insert("a", 1, noop());
-        t.insert("b", 2, noop());
-        t.set_confirmed("a");
-        assert_eq!(t.to_restore(true), vec![("b".to_string(), 2)]);
-        assert_eq!(t.to_restore(false).len(), 2);
+        let (_, a) = t.insert("a/#", noop());
+        let (_, b) = t.insert("a/+", noop());
+        t.insert("b", noop());
+        assert_ne!(a, b);
+        assert_eq!(t.handlers_for(&message("a/x", &[])).len(), 2);
+        assert_eq!(t.insert("a/+", noop()), (true, b));
+        assert_eq!(t.len(), 3);
+        assert!(t.remove("a/#"));
+        assert!(!t.remove("a/#"));
+        assert_eq!(t.handlers_for(&message("a/x", &[])).len(), 1);
+        // A new subscription does not get the identifier of a removed one.
+        let (_, c) = t.insert("a/#", noop());
+        assert!(c != a && c != b);
+    }
+
+    #[test]
+    fn identifiers_route_each_copy_to_its_own_subscription() {
+        let mut t = SubscriptionTable::default();
+        let hits = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let handler = |i: usize| -> MessageHandler {
+            let hits = hits.clone();
+            Arc::new(move |_| {
+                hits[i].fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let (_, wide) = t.insert("a/#", handler(0));
+        let (_, narrow) = t.insert("a/+/c", handler(1));
+        // The broker sends one copy per matching subscription, each with its identifier.
+        for ids in [[wide], [narrow]] {
+            for h in t.handlers_for(&message("a/b/c", &ids)) {
+                h(&message("a/b/c", &ids));
+            }
+        }
+        // Or one copy naming both.
+        for h in t.handlers_for(&message("a/b/c", &[wide, narrow])) {
+            h(&message("a/b/c", &[]));
+        }
+        assert_eq!(hits[0].load(Ordering::SeqCst), 2);
+        assert_eq!(hits[1].load(Ordering::SeqCst), 2);
+        // An identifier that is not ours (an earlier process's session): topic matching.
+        assert_eq!(t.handlers_for(&message("a/b/c", &[999])).len(), 2);
+        // One of ours naming a filter that does not match the topic: not routed by it.
+        assert_eq!(t.handlers_for(&message("a/x", &[narrow])).len(), 1);
+    }
+
+    #[test]
+    fn shared_subscriptions_route_by_their_inner_filter() {
+        let mut t = SubscriptionTable::default();
+        t.insert("$share/g/s/#", noop());
+        assert_eq!(t.handlers_for(&message("s/1", &[])).len(), 1);
+        assert!(t.handlers_for(&message("g/s/1", &[])).is_empty());
     }
 }

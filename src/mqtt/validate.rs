@@ -21,11 +21,60 @@ pub fn topic_name(topic: &str) -> Result<()> {
     Ok(())
 }
 
+/// A topic filter, also a shared one (`$share/<group>/<filter>`: the group name is not empty
+/// and has no `/`, `+` or `#`; the filter after it follows the usual rules).
 pub fn topic_filter(filter: &str) -> Result<()> {
     if filter.is_empty() {
         return Err(Error::InvalidFilter("topic filter is empty".into()));
     }
     check_string("topic filter", filter).map_err(Error::InvalidFilter)?;
+    if let Some(rest) = filter.strip_prefix(SHARE_PREFIX) {
+        let Some((group, inner)) = rest.split_once('/') else {
+            return Err(Error::InvalidFilter(format!(
+                "shared subscription '{}' has no topic filter after the group name ($share/<group>/<filter>)",
+                shorten(filter)
+            )));
+        };
+        if group.is_empty() {
+            return Err(Error::InvalidFilter(format!(
+                "shared subscription '{}' has an empty group name",
+                shorten(filter)
+            )));
+        }
+        if group.contains(['+', '#']) {
+            return Err(Error::InvalidFilter(format!(
+                "shared subscription '{}': the group name may not contain '+' or '#'",
+                shorten(filter)
+            )));
+        }
+        if inner.is_empty() {
+            return Err(Error::InvalidFilter(format!(
+                "shared subscription '{}' has an empty topic filter",
+                shorten(filter)
+            )));
+        }
+        return plain_filter(inner);
+    }
+    plain_filter(filter)
+}
+
+const SHARE_PREFIX: &str = "$share/";
+
+/// Whether `filter` is a shared subscription (`$share/<group>/<filter>`).
+pub fn is_shared(filter: &str) -> bool {
+    filter.starts_with(SHARE_PREFIX)
+}
+
+/// The filter that received topics are matched against: for a shared subscription the part
+/// after the group name, otherwise the filter itself.
+pub fn routing_filter(filter: &str) -> &str {
+    filter
+        .strip_prefix(SHARE_PREFIX)
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(filter, |(_, inner)| inner)
+}
+
+fn plain_filter(filter: &str) -> Result<()> {
     let levels: Vec<&str> = filter.split('/').collect();
     let last = levels.len() - 1;
     for (i, level) in levels.iter().enumerate() {
@@ -129,6 +178,36 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn shared_subscriptions_need_a_group_and_a_valid_filter() {
+        for ok in [
+            "$share/g/a",
+            "$share/g/#",
+            "$share/group-1/a/+/b",
+            "$share/g//",
+        ] {
+            assert!(topic_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "$share//a",
+            "$share/g",
+            "$share/g/",
+            "$share/g+/a",
+            "$share/#/a",
+            "$share/g/a/#/b",
+            "$share/g/a+",
+        ] {
+            assert!(
+                matches!(topic_filter(bad), Err(Error::InvalidFilter(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(routing_filter("$share/g/a/+"), "a/+");
+        assert_eq!(routing_filter("a/+"), "a/+");
+        assert!(is_shared("$share/g/a") && !is_shared("$sharex/g/a"));
+        assert!(topic_matches(routing_filter("$share/g/s/#"), "s/1"));
     }
 
     #[test]

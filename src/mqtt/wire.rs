@@ -6,6 +6,7 @@ pub use crate::core::tokens::AckDetail;
 use crate::mqtt::frame_check::{check_incoming_frame, MALFORMED_PACKET};
 use crate::mqtt::options::{Options, ProtocolVersion, Will};
 use crate::mqtt::properties::PublishProperties;
+use crate::mqtt::subscribe::{AckProperties, FilterRequest, RetainHandling};
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::{self as m4, v4};
 use rumqttc::v5::mqttbytes::{self as m5, v5};
@@ -154,9 +155,10 @@ pub enum Incoming {
     PubRec(u16, AckDetail),
     PubRel(u16, AckDetail),
     PubComp(u16, AckDetail),
-    /// Per filter: `Ok(granted_qos)` or `Err(reason)`.
-    SubAck(u16, Vec<std::result::Result<u8, String>>),
-    UnsubAck(u16),
+    /// Per filter the reason code (0..2: the granted QoS), and the v5 properties.
+    SubAck(u16, Vec<u8>, AckProperties),
+    /// Per filter the v5 reason code (none on 3.1.1), and the v5 properties.
+    UnsubAck(u16, Vec<u8>, AckProperties),
     PingResp,
     Disconnect(ServerDisconnect),
     /// A packet only a client may send (CONNECT, SUBSCRIBE, PINGREQ, AUTH...).
@@ -174,7 +176,7 @@ impl Incoming {
             Incoming::PubRel(..) => "PUBREL",
             Incoming::PubComp(..) => "PUBCOMP",
             Incoming::SubAck(..) => "SUBACK",
-            Incoming::UnsubAck(_) => "UNSUBACK",
+            Incoming::UnsubAck(..) => "UNSUBACK",
             Incoming::PingResp => "PINGRESP",
             Incoming::Disconnect(_) => "DISCONNECT",
             Incoming::Unexpected(name) => name,
@@ -399,13 +401,22 @@ impl Codec {
         .map(drop)
     }
 
-    pub fn subscribe(&self, pkid: u16, filters: &[(String, u8)], buf: &mut BytesMut) -> Result<()> {
+    /// SUBSCRIBE; on v5 with the filters' options, the subscription identifier `id` (at most
+    /// one per packet) and user properties. 3.1.1 carries only filter and QoS.
+    pub fn subscribe(
+        &self,
+        pkid: u16,
+        filters: &[FilterRequest],
+        id: Option<u32>,
+        user_properties: &[(String, String)],
+        buf: &mut BytesMut,
+    ) -> Result<()> {
         match self.version {
             ProtocolVersion::V311 => v4::Subscribe {
                 pkid,
                 filters: filters
                     .iter()
-                    .map(|(f, q)| v4::SubscribeFilter::new(f.clone(), qos4(*q)))
+                    .map(|f| v4::SubscribeFilter::new(f.filter.clone(), qos4(f.options.qos as u8)))
                     .collect(),
             }
             .write(buf)
@@ -414,9 +425,26 @@ impl Codec {
                 pkid,
                 filters: filters
                     .iter()
-                    .map(|(f, q)| v5::Filter::new(f.clone(), qos5(*q)))
+                    .map(|f| v5::Filter {
+                        path: f.filter.clone(),
+                        qos: qos5(f.options.qos as u8),
+                        nolocal: f.options.no_local,
+                        preserve_retain: f.options.retain_as_published,
+                        retain_forward_rule: match f.options.retain_handling {
+                            RetainHandling::SendAtSubscribe => {
+                                v5::RetainForwardRule::OnEverySubscribe
+                            }
+                            RetainHandling::SendIfNew => v5::RetainForwardRule::OnNewSubscribe,
+                            RetainHandling::DoNotSend => v5::RetainForwardRule::Never,
+                        },
+                    })
                     .collect(),
-                properties: None,
+                properties: (id.is_some() || !user_properties.is_empty()).then(|| {
+                    v5::SubscribeProperties {
+                        id: id.map(|id| id as usize),
+                        user_properties: user_properties.to_vec(),
+                    }
+                }),
             }
             .write(buf)
             .map_err(codec_error),
@@ -424,7 +452,13 @@ impl Codec {
         .map(drop)
     }
 
-    pub fn unsubscribe(&self, pkid: u16, filters: &[String], buf: &mut BytesMut) -> Result<()> {
+    pub fn unsubscribe(
+        &self,
+        pkid: u16,
+        filters: &[String],
+        user_properties: &[(String, String)],
+        buf: &mut BytesMut,
+    ) -> Result<()> {
         match self.version {
             ProtocolVersion::V311 => v4::Unsubscribe {
                 pkid,
@@ -435,7 +469,9 @@ impl Codec {
             ProtocolVersion::V5 => v5::Unsubscribe {
                 pkid,
                 filters: filters.to_vec(),
-                properties: None,
+                properties: (!user_properties.is_empty()).then(|| v5::UnsubscribeProperties {
+                    user_properties: user_properties.to_vec(),
+                }),
             }
             .write(buf)
             .map_err(codec_error),
@@ -657,14 +693,13 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
             a.return_codes
                 .iter()
                 .map(|c| match c {
-                    v4::SubscribeReasonCode::Success(q) => Ok(*q as u8),
-                    v4::SubscribeReasonCode::Failure => {
-                        Err("broker refused the subscription (SUBACK 0x80)".to_string())
-                    }
+                    v4::SubscribeReasonCode::Success(q) => *q as u8,
+                    v4::SubscribeReasonCode::Failure => 0x80,
                 })
                 .collect(),
+            AckProperties::default(),
         ),
-        v4::Packet::UnsubAck(a) => Incoming::UnsubAck(a.pkid),
+        v4::Packet::UnsubAck(a) => Incoming::UnsubAck(a.pkid, Vec::new(), AckProperties::default()),
         v4::Packet::PingResp => Incoming::PingResp,
         v4::Packet::Disconnect => Incoming::Unexpected("DISCONNECT"),
         v4::Packet::Connect(_) => Incoming::Unexpected("CONNECT"),
@@ -678,12 +713,24 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
     if let Some(disconnect) = short_v5_disconnect(buf)? {
         return Ok(disconnect);
     }
-    let before = buf.len();
-    let packet = match v5::Packet::read(buf, Some(max)) {
-        Ok(p) => p,
-        // See decode_v4: only an untouched buffer means "wait for more bytes".
-        Err(m5::Error::InsufficientBytes(_)) if buf.len() == before => return Ok(None),
-        Err(e) => return Err(malformed(e)),
+    // rumqttc 0.25.1 miscounts Subscription Identifier properties (one byte too many each):
+    // with several of them it stops early and the properties it skipped become the start of
+    // the payload. We read them ourselves and hand it the PUBLISH without them.
+    let mut subscription_ids = Vec::new();
+    let packet = if let Some((frame_len, stripped, ids)) = split_subscription_ids(buf) {
+        subscription_ids = ids;
+        let mut one = BytesMut::from(&stripped[..]);
+        let packet = v5::Packet::read(&mut one, Some(max)).map_err(malformed)?;
+        let _ = buf.split_to(frame_len);
+        packet
+    } else {
+        let before = buf.len();
+        match v5::Packet::read(buf, Some(max)) {
+            Ok(p) => p,
+            // See decode_v4: only an untouched buffer means "wait for more bytes".
+            Err(m5::Error::InsufficientBytes(_)) if buf.len() == before => return Ok(None),
+            Err(e) => return Err(malformed(e)),
+        }
     };
     Ok(Some(match packet {
         v5::Packet::ConnAck(ack) => {
@@ -727,17 +774,6 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
             let topic = String::from_utf8(p.topic.to_vec())
                 .map_err(|_| malformed("PUBLISH topic is not UTF-8"))?;
             let alias = p.properties.as_ref().and_then(|props| props.topic_alias);
-            let subscription_ids = p
-                .properties
-                .as_ref()
-                .map(|props| {
-                    props
-                        .subscription_identifiers
-                        .iter()
-                        .map(|id| *id as u32)
-                        .collect()
-                })
-                .unwrap_or_default();
             let properties = p
                 .properties
                 .map(from_v5_properties)
@@ -821,15 +857,24 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         }
         v5::Packet::SubAck(a) => Incoming::SubAck(
             a.pkid,
-            a.return_codes
-                .iter()
-                .map(|c| match c {
-                    v5::SubscribeReasonCode::Success(q) => Ok(*q as u8),
-                    other => Err(format!("broker refused the subscription: {other:?}")),
+            a.return_codes.iter().map(|c| suback_code(*c)).collect(),
+            a.properties
+                .map(|p| AckProperties {
+                    reason_string: p.reason_string,
+                    user_properties: p.user_properties,
                 })
-                .collect(),
+                .unwrap_or_default(),
         ),
-        v5::Packet::UnsubAck(a) => Incoming::UnsubAck(a.pkid),
+        v5::Packet::UnsubAck(a) => Incoming::UnsubAck(
+            a.pkid,
+            a.reasons.iter().map(|r| unsuback_code(*r)).collect(),
+            a.properties
+                .map(|p| AckProperties {
+                    reason_string: p.reason_string,
+                    user_properties: p.user_properties,
+                })
+                .unwrap_or_default(),
+        ),
         v5::Packet::PingResp(_) => Incoming::PingResp,
         v5::Packet::Disconnect(d) => {
             let properties = d.properties;
@@ -849,6 +894,123 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         v5::Packet::PingReq(_) => Incoming::Unexpected("PINGREQ"),
         v5::Packet::Auth(_) => Incoming::Unexpected("AUTH"),
     }))
+}
+
+fn suback_code(code: v5::SubscribeReasonCode) -> u8 {
+    use v5::SubscribeReasonCode as C;
+    match code {
+        C::Success(q) => q as u8,
+        C::Failure | C::Unspecified => 0x80,
+        C::ImplementationSpecific => 0x83,
+        C::NotAuthorized => 0x87,
+        C::TopicFilterInvalid => 0x8F,
+        C::PkidInUse => 0x91,
+        C::QuotaExceeded => 0x97,
+        C::SharedSubscriptionsNotSupported => 0x9E,
+        C::SubscriptionIdNotSupported => 0xA1,
+        C::WildcardSubscriptionsNotSupported => 0xA2,
+    }
+}
+
+fn unsuback_code(reason: v5::UnsubAckReason) -> u8 {
+    use v5::UnsubAckReason as R;
+    match reason {
+        R::Success => 0x00,
+        R::NoSubscriptionExisted => 0x11,
+        R::UnspecifiedError => 0x80,
+        R::ImplementationSpecificError => 0x83,
+        R::NotAuthorized => 0x87,
+        R::TopicFilterInvalid => 0x8F,
+        R::PacketIdentifierInUse => 0x91,
+    }
+}
+
+/// For a whole v5 PUBLISH at the head of `buf` that carries Subscription Identifiers: its
+/// length, the same frame without them, and the identifiers. `None` for any other packet, an
+/// incomplete one, or one that does not parse (the decoder then reports it).
+fn split_subscription_ids(buf: &[u8]) -> Option<(usize, Vec<u8>, Vec<u32>)> {
+    if buf.first()? >> 4 != 3 {
+        return None;
+    }
+    let qos = (buf[0] >> 1) & 0b11;
+    let (remaining, header_len) = read_varint(&buf[1..])?;
+    let frame_len = 1 + header_len + remaining as usize;
+    let frame = buf.get(..frame_len)?;
+    let body = &frame[1 + header_len..];
+    let topic_len = u16::from_be_bytes([*body.first()?, *body.get(1)?]) as usize;
+    let head_len = 2 + topic_len + if qos > 0 { 2 } else { 0 };
+    let (props_len, props_len_size) = read_varint(body.get(head_len..)?)?;
+    let props_start = head_len + props_len_size;
+    let props = body.get(props_start..props_start + props_len as usize)?;
+    let payload = &body[props_start + props_len as usize..];
+    let mut ids = Vec::new();
+    let mut kept = Vec::with_capacity(props.len());
+    let mut at = 0;
+    while at < props.len() {
+        let id = props[at];
+        let value = &props[at + 1..];
+        let value_len = match id {
+            0x0B => {
+                let (sub_id, len) = read_varint(value)?;
+                ids.push(sub_id);
+                at += 1 + len;
+                continue;
+            }
+            0x01 => 1,
+            0x23 => 2,
+            0x02 => 4,
+            0x03 | 0x08 | 0x09 => {
+                2 + u16::from_be_bytes([*value.first()?, *value.get(1)?]) as usize
+            }
+            0x26 => {
+                let name = 2 + u16::from_be_bytes([*value.first()?, *value.get(1)?]) as usize;
+                let rest = value.get(name..)?;
+                name + 2 + u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize
+            }
+            _ => return None,
+        };
+        kept.extend_from_slice(props.get(at..at + 1 + value_len)?);
+        at += 1 + value_len;
+    }
+    if ids.is_empty() {
+        return None;
+    }
+    let mut new_body = Vec::with_capacity(body.len());
+    new_body.extend_from_slice(&body[..head_len]);
+    write_varint(&mut new_body, kept.len() as u32);
+    new_body.extend_from_slice(&kept);
+    new_body.extend_from_slice(payload);
+    let mut stripped = Vec::with_capacity(new_body.len() + 5);
+    stripped.push(buf[0]);
+    write_varint(&mut stripped, new_body.len() as u32);
+    stripped.extend_from_slice(&new_body);
+    Some((frame_len, stripped, ids))
+}
+
+/// An MQTT variable byte integer: its value and how many bytes it took.
+fn read_varint(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut value = 0u32;
+    for (i, byte) in bytes.iter().take(4).enumerate() {
+        value |= ((byte & 0x7F) as u32) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+fn write_varint(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let mut byte = (value & 0x7F) as u8;
+        value >>= 7;
+        if value > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if value == 0 {
+            return;
+        }
+    }
 }
 
 /// A v5 DISCONNECT without properties (`E0 00`, or `E0 01 <reason>`) is valid, but the codec
@@ -1054,6 +1216,72 @@ mod tests {
             vec![("site".to_string(), "a".to_string())]
         );
         assert_eq!(p.session_expiry_interval, Some(60));
+    }
+
+    /// A hand-built v5 PUBLISH as mosquitto sends it to a client with overlapping
+    /// subscriptions: three Subscription Identifiers (one two bytes long), then other
+    /// properties. rumqttc 0.25.1 alone ends the property section early and the rest leaks
+    /// into the payload.
+    #[test]
+    fn publish_with_several_subscription_ids_keeps_all_ids_and_its_payload() {
+        let c = codec(ProtocolVersion::V5);
+        let mut props = vec![0x0B, 0x01, 0x0B, 0x02, 0x0B, 0x80, 0x01];
+        props.extend_from_slice(&[0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v']);
+        props.extend_from_slice(&[0x01, 0x01]); // payload format: UTF-8
+        let mut body = vec![0x00, 0x03, b'a', b'/', b'b', 0x00, 0x07];
+        body.push(props.len() as u8);
+        body.extend_from_slice(&props);
+        body.extend_from_slice(b"payload");
+        let mut frame = vec![0x32, body.len() as u8];
+        frame.extend_from_slice(&body);
+        // The unpatched decoder really is wrong on this frame (the reason for the fix).
+        let mut raw = BytesMut::from(&frame[..]);
+        if let Ok(v5::Packet::Publish(p)) = v5::Packet::read(&mut raw, None) {
+            assert_ne!(
+                &p.payload[..],
+                b"payload",
+                "rumqttc got fixed: the workaround may go"
+            );
+        }
+        frame.extend_from_slice(&[0xD0, 0x00]); // a PINGRESP right behind it
+        let mut buf = BytesMut::from(&frame[..]);
+        let Ok(Some(Incoming::Publish(p, alias))) = c.decode(&mut buf) else {
+            panic!("the PUBLISH decodes")
+        };
+        assert_eq!(p.subscription_ids, vec![1, 2, 128]);
+        assert_eq!(&p.payload[..], b"payload");
+        assert_eq!(p.pkid, 7);
+        assert_eq!(alias, None);
+        let props = p.properties.expect("properties");
+        assert_eq!(props.payload_is_utf8, Some(true));
+        assert_eq!(
+            props.user_properties,
+            vec![("k".to_string(), "v".to_string())]
+        );
+        assert!(matches!(c.decode(&mut buf), Ok(Some(Incoming::PingResp))));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn suback_and_unsuback_carry_codes_and_properties() {
+        let c = codec(ProtocolVersion::V5);
+        // SUBACK pkid 1, reason string "no", codes 1, 0x87.
+        let mut buf = BytesMut::from(
+            &[
+                0x90, 0x09, 0x00, 0x01, 0x05, 0x1F, 0x00, 0x02, b'n', b'o', 0x01, 0x87,
+            ][..],
+        );
+        buf[1] = (buf.len() - 2) as u8;
+        let Ok(Some(Incoming::SubAck(1, codes, ack))) = c.decode(&mut buf) else {
+            panic!("SUBACK decodes")
+        };
+        assert_eq!(codes, vec![0x01, 0x87]);
+        assert_eq!(ack.reason_string.as_deref(), Some("no"));
+        let mut buf = BytesMut::from(&[0xB0, 0x05, 0x00, 0x02, 0x00, 0x00, 0x11][..]);
+        let Ok(Some(Incoming::UnsubAck(2, codes, _))) = c.decode(&mut buf) else {
+            panic!("UNSUBACK decodes")
+        };
+        assert_eq!(codes, vec![0x00, 0x11]);
     }
 
     #[test]

@@ -724,6 +724,48 @@ static void test_mqtt5_session_information()
 	client.disconnect();
 }
 
+static void test_mqtt5_subscribe()
+{
+	eq1::Client client(options_for_test().protocol_version(EQ1_MQTT_V5));
+	client.connect();
+	Inbox wide, narrow, local;
+	std::vector<eq1::SubscriptionSpec> specs;
+	specs.push_back({g_base + "/ov/#", {1}, [&](const eq1::Message &m) { wide.add(m); }});
+	specs.push_back({g_base + "/ov/+/c", {0}, [&](const eq1::Message &m) { narrow.add(m); }});
+	eq1::SubscribeAck ack = client.subscribe_many(std::move(specs), {{"k", "v"}});
+	CHECK(ack.results.size() == 2 && ack.results[0].granted() && ack.results[1].granted());
+	CHECK(ack.results[0].granted_qos == 1 && ack.results[1].reason_code == 0);
+	CHECK(ack.results[0].subscription_id != 0 &&
+	      ack.results[0].subscription_id != ack.results[1].subscription_id);
+	eq1::SubscribeOptions no_local{1, true, false, 0};
+	CHECK(client.subscribe(g_base + "/nl", no_local,
+			       [&](const eq1::Message &m) { local.add(m); }) == 1);
+	client.wait(client.publish(g_base + "/nl", "own", 1));
+	for (int i = 0; i < 5; i++)
+		client.wait(client.publish(g_base + "/ov/b/c", std::to_string(i), 1));
+	client.wait(client.publish(g_base + "/ov/b/c", "end", 1));
+	CHECK(wide.wait_for(6) && narrow.wait_for(6));
+	CHECK(wide.at(5).payload == "end" && narrow.at(5).payload == "end");
+	CHECK(wide.size() == 6 && narrow.size() == 6); // each message once per subscription
+	CHECK(local.size() == 0);
+
+	eq1::UnsubscribeAck un = client.unsubscribe_many({g_base + "/ov/#", g_base + "/never"});
+	CHECK(un.results.size() == 2 && un.results[0].reason_code == 0 &&
+	      un.results[1].reason_code == 0x11 && un.results[1].status == EQ1_STATUS_OK);
+
+	eq1::Client v311(options_for_test());
+	v311.connect();
+	expect_throw<eq1::ValidationError>("no-local on MQTT 3.1.1 throws ValidationError", [&] {
+		v311.subscribe(g_base + "/x", no_local, [](const eq1::Message &) {});
+	}, EQ1_STATUS_MQTT5_REQUIRED);
+	eq1::SubscribeOptions bad_rh{0, false, false, 5};
+	expect_throw<eq1::ValidationError>("retain handling 5 throws ValidationError", [&] {
+		client.subscribe(g_base + "/x", bad_rh, [](const eq1::Message &) {});
+	}, EQ1_STATUS_INVALID_ARGUMENT);
+	client.disconnect();
+	v311.disconnect();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -746,6 +788,7 @@ int main(int argc, char **argv)
 		{"will", test_will},
 		{"mqtt5 properties", test_mqtt5_properties},
 		{"mqtt5 session information", test_mqtt5_session_information},
+		{"mqtt5 subscribe", test_mqtt5_subscribe},
 	};
 	for (const auto &test : tests) {
 		std::printf("# %s\n", test.first);

@@ -26,6 +26,12 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     MessageProperties,
     MQTTConfig,
     MQTTProtocol,
+    RetainHandling,
+    SubscribeAck,
+    SubscribeOptions,
+    SubscribeResult,
+    UnsubscribeAck,
+    UnsubscribeResult,
 )
 
 __version__ = "0.1.0"
@@ -63,7 +69,13 @@ __all__ = [
     "ProtocolValidationError",
     "PubSubProtocol",
     "ReqResProtocol",
+    "RetainHandling",
     "Status",
+    "SubscribeAck",
+    "SubscribeOptions",
+    "SubscribeResult",
+    "UnsubscribeAck",
+    "UnsubscribeResult",
     "library_path",
     "library_version",
 ]

@@ -149,6 +149,45 @@ class Eq1Properties(Structure):
     ]
 
 
+class Eq1SubscribeOptions(Structure):
+    """``eq1_mqtt_subscribe_options``"""
+
+    _fields_ = [
+        ("qos", c_int),
+        ("no_local", c_bool),
+        ("retain_as_published", c_bool),
+        ("retain_handling", c_int),
+    ]
+
+
+class Eq1SubscribeResult(Structure):
+    """``eq1_mqtt_subscribe_result``"""
+
+    _fields_ = [
+        ("status", c_int),
+        ("reason_code", ctypes.c_uint8),
+        ("granted_qos", c_int),
+        ("subscription_id", ctypes.c_uint32),
+    ]
+
+
+class Eq1UnsubscribeResult(Structure):
+    """``eq1_mqtt_unsubscribe_result``"""
+
+    _fields_ = [("status", c_int), ("reason_code", ctypes.c_uint8)]
+
+
+class Eq1AckProperties(Structure):
+    """``eq1_mqtt_ack_properties`` (release with eq1_mqtt_ack_properties_clear)"""
+
+    _fields_ = [
+        ("reason_string", c_char_p),
+        ("user_properties", POINTER(Eq1UserProperty)),
+        ("user_property_count", c_size_t),
+        ("internal", c_void_p),
+    ]
+
+
 class Eq1Message(Structure):
     """``eq1_mqtt_message``"""
 
@@ -181,6 +220,17 @@ DELIVERY_CB = CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
 MESSAGE_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1Message))
 DELIVERY_REPORT_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1DeliveryReport))
 LOG_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+
+class Eq1Subscription(Structure):
+    """``eq1_mqtt_subscription``"""
+
+    _fields_ = [
+        ("filter", c_char_p),
+        ("options", Eq1SubscribeOptions),
+        ("callback", MESSAGE_CB),
+        ("user_data", c_void_p),
+    ]
 # NULL function pointers of each type (ctypes refuses None where a CFUNCTYPE is declared).
 NO_FREE_CB = FREE_CB()
 NO_DELIVERY_CB = DELIVERY_CB()
@@ -245,6 +295,15 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
                                                    c_int]),
     "eq1_mqtt_client_get_stats": (_status, [_client_p, POINTER(Eq1Stats)]),
     "eq1_mqtt_client_get_id": (c_size_t, [_client_p, c_char_p, c_size_t]),
+    "eq1_mqtt_client_subscribe_with_options": (
+        _status, [_client_p, c_char_p, POINTER(Eq1SubscribeOptions), MESSAGE_CB, c_void_p,
+                  c_int, POINTER(c_int)]),
+    "eq1_mqtt_client_subscribe_many": (
+        _status, [_client_p, POINTER(Eq1Subscription), c_size_t, POINTER(Eq1UserProperty),
+                  c_size_t, c_int, POINTER(Eq1SubscribeResult), POINTER(Eq1AckProperties)]),
+    "eq1_mqtt_client_unsubscribe_many_with_results": (
+        _status, [_client_p, POINTER(c_char_p), c_size_t, POINTER(Eq1UserProperty), c_size_t,
+                  c_int, POINTER(Eq1UnsubscribeResult), POINTER(Eq1AckProperties)]),
     "eq1_mqtt_client_publish_with_properties": (
         _status, [_client_p, c_char_p, c_char_p, c_size_t, c_int, c_bool,
                   POINTER(Eq1Properties), POINTER(c_uint64)]),
@@ -258,6 +317,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_request_problem_information": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_add_connect_user_property": (_status, [_options_p, c_char_p, c_char_p]),
     "eq1_mqtt_options_set_protocol_fallback": (_status, [_options_p, c_bool]),
+    "eq1_mqtt_ack_properties_clear": (_status, [POINTER(Eq1AckProperties)]),
     "eq1_mqtt_client_set_connection_callback": (_status, [_client_p, CONNECTION_CB]),
     "eq1_mqtt_client_set_delivery_callback": (_status, [_client_p, DELIVERY_CB]),
     "eq1_mqtt_client_set_delivery_report_callback": (_status, [_client_p, DELIVERY_REPORT_CB]),

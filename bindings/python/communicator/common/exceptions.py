@@ -59,6 +59,8 @@ class Status(enum.IntEnum):
     DROPPED = 47
     UNSUPPORTED_PROTOCOL_VERSION = 48
     EXPIRED = 49
+    UNSUBSCRIBE_REFUSED = 56
+    MQTT5_REQUIRED = 57
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1

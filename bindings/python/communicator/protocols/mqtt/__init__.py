@@ -7,7 +7,14 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     ConnectionState,
     MQTTConfig,
     MQTTProtocol,
+    RetainHandling,
+    SubscribeAck,
+    SubscribeOptions,
+    SubscribeResult,
+    UnsubscribeAck,
+    UnsubscribeResult,
 )
 
 __all__ = ["ConnAckInfo", "ConnectionEvent", "ConnectionState", "DeliveryReport", "MQTTConfig",
-           "MQTTProtocol"]
+           "MQTTProtocol", "RetainHandling", "SubscribeAck", "SubscribeOptions", "SubscribeResult",
+           "UnsubscribeAck", "UnsubscribeResult"]

@@ -30,7 +30,8 @@ from communicator.common.logging import logger, sync_native_log_level
 from communicator.interfaces.protocol import MessageCallback, Payload, PubSubProtocol
 
 __all__ = ["ConnAckInfo", "ConnectionEvent", "ConnectionState", "DeliveryReport", "MQTTConfig",
-           "MQTTProtocol"]
+           "MQTTProtocol", "RetainHandling", "SubscribeAck", "SubscribeOptions", "SubscribeResult",
+           "UnsubscribeAck", "UnsubscribeResult"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: A failover broker: (host, port) or (host, port, tls).
@@ -355,6 +356,114 @@ class MessageProperties:
 
 
 PropertiesCallback = Callable[[str, bytes, Optional[MessageProperties]], None]
+
+
+class RetainHandling(enum.IntEnum):
+    """MQTT 5.0: when the broker sends retained messages for a subscription."""
+
+    SEND_AT_SUBSCRIBE = 0
+    SEND_IF_NEW = 1
+    DO_NOT_SEND = 2
+
+
+@dataclass(frozen=True)
+class SubscribeOptions:
+    """MQTT 5.0 subscription options (an MQTT 3.1.1 client refuses any of them set, with
+    Status.MQTT5_REQUIRED)."""
+
+    #: The broker does not send this client its own publishes on this subscription.
+    no_local: bool = False
+    #: Messages keep the retain flag they were published with.
+    retain_as_published: bool = False
+    #: 0 retained messages at every subscribe, 1 only for a new subscription, 2 never.
+    retain_handling: int = RetainHandling.SEND_AT_SUBSCRIBE
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    """How the broker answered one filter of ``subscribe_many``."""
+
+    topic: str
+    #: SUBACK reason code: 0..2 the granted QoS, 0x80 and above a refusal (0x87 not authorized).
+    reason_code: int
+    #: The granted QoS, None when refused.
+    granted_qos: Optional[int]
+    #: Status.OK, Status.SUBSCRIBE_REFUSED, ...
+    status: int
+    #: The subscription identifier its messages are routed by (0: none was sent).
+    subscription_id: int
+
+    @property
+    def granted(self) -> bool:
+        return self.status == Status.OK
+
+
+@dataclass(frozen=True)
+class SubscribeAck:
+    """The answer to ``subscribe_many``: per filter in the order given, and the SUBACKs'
+    reason string and user properties (MQTT 5.0)."""
+
+    results: list[SubscribeResult]
+    reason_string: Optional[str] = None
+    user_properties: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UnsubscribeResult:
+    topic: str
+    #: UNSUBACK reason code (0x11: no subscription existed; 0 on MQTT 3.1.1).
+    reason_code: int
+    #: Status.OK (also for 0x11) or Status.UNSUBSCRIBE_REFUSED.
+    status: int
+
+
+@dataclass(frozen=True)
+class UnsubscribeAck:
+    results: list[UnsubscribeResult]
+    reason_string: Optional[str] = None
+    user_properties: list[tuple[str, str]] = field(default_factory=list)
+
+
+#: One entry of ``subscribe_many``: (filter, callback), (filter, callback, qos) or
+#: (filter, callback, qos, SubscribeOptions).
+SubscriptionSpec = Union[Tuple[str, Any], Tuple[str, Any, int], Tuple[str, Any, int, Any]]
+
+
+def _options_to_c(qos: int, options: Optional[SubscribeOptions]) -> _native.Eq1SubscribeOptions:
+    c = _native.Eq1SubscribeOptions()
+    c.qos = qos
+    if options is not None:
+        if not isinstance(options, SubscribeOptions):
+            raise _invalid(f"options must be SubscribeOptions, not {type(options).__name__}")
+        _check_bool("no_local", options.no_local)
+        _check_bool("retain_as_published", options.retain_as_published)
+        if not _is_int(options.retain_handling):
+            raise _invalid(f"retain_handling must be 0, 1 or 2, not {options.retain_handling!r}")
+        c.no_local = options.no_local
+        c.retain_as_published = options.retain_as_published
+        # Out-of-range values are the library's to refuse (with its status and message).
+        c.retain_handling = max(-1, min(int(options.retain_handling), 3))
+    return c
+
+
+def _user_properties_to_c(pairs: Optional[Sequence[tuple[str, str]]]) -> Any:
+    if not pairs:
+        return None
+    array = (_native.Eq1UserProperty * len(pairs))()
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise _invalid(f"user property {i} must be a (name, value) tuple, not {pair!r}")
+        array[i].name = _encode(pair[0], "user property name", Status.INVALID_ARGUMENT)
+        array[i].value = _encode(pair[1], "user property value", Status.INVALID_ARGUMENT)
+    return array
+
+
+def _ack_from_c(ack: _native.Eq1AckProperties) -> tuple[Optional[str], list[tuple[str, str]]]:
+    reason = ack.reason_string.decode("utf-8", "replace") if ack.reason_string else None
+    pairs = [((ack.user_properties[i].name or b"").decode("utf-8", "replace"),
+              (ack.user_properties[i].value or b"").decode("utf-8", "replace"))
+             for i in range(ack.user_property_count)]
+    return reason, pairs
 
 
 def _properties_to_c(p: MessageProperties) -> tuple[_native.Eq1Properties, list[Any]]:
@@ -937,17 +1046,21 @@ class MQTTProtocol(PubSubProtocol):
     # ------------------------------------------------------------------ subscribe
 
     def subscribe(self, topic: str, callback: MessageCallback, qos: Optional[int] = None,
-                  timeout: Optional[float] = None, *, with_properties: bool = False) -> bool:
+                  timeout: Optional[float] = None, *, with_properties: bool = False,
+                  options: Optional[SubscribeOptions] = None) -> bool:
         """Subscribes to the filter ``topic`` (wildcards + and # allowed) and returns True once
         the broker granted it; ``callback(topic, payload)`` then receives every matching
         message (payload as bytes) on the client's dispatcher thread. Subscribing the same
         filter again replaces its callback. Subscriptions are restored after a reconnect.
+        ``options`` (MQTT 5.0): no-local, retain-as-published, retain handling. A shared
+        subscription (``$share/<group>/<filter>``) receives the messages its group is given.
         Raises ProtocolValidationError (bad filter, refused by the broker),
         ProtocolConnectionError (not connected, timeout)."""
         if not callable(callback):
             raise _invalid(f"callback must be callable, not {type(callback).__name__}")
         filter_b = _encode(topic, "topic filter", Status.INVALID_FILTER)
         qos = self.config.default_qos if qos is None else _check_qos(qos)
+        c_options = _options_to_c(qos, options) if options is not None else None
         ms = self._timeout_ms(timeout)
         with self._subscribe_lock:
             previous = self._subscriptions.get(topic)
@@ -957,9 +1070,14 @@ class MQTTProtocol(PubSubProtocol):
             granted = ctypes.c_int(-1)
             handle = self._acquire()
             try:
-                status = self._lib.eq1_mqtt_client_subscribe(
-                    handle, filter_b, qos, _message_trampoline, sub_id, ms,
-                    ctypes.byref(granted))
+                if c_options is None:
+                    status = self._lib.eq1_mqtt_client_subscribe(
+                        handle, filter_b, qos, _message_trampoline, sub_id, ms,
+                        ctypes.byref(granted))
+                else:
+                    status = self._lib.eq1_mqtt_client_subscribe_with_options(
+                        handle, filter_b, ctypes.byref(c_options), _message_trampoline, sub_id,
+                        ms, ctypes.byref(granted))
                 error = None if status == Status.OK else error_from_status(
                     status, _native.last_error_message() or _native.status_text(status))
             finally:
@@ -976,6 +1094,121 @@ class MQTTProtocol(PubSubProtocol):
                 self._callbacks.pop(sub_id, None)
                 _forget_owner(sub_id)
             raise error
+
+    def subscribe_many(self, subscriptions: Sequence[SubscriptionSpec],
+                       timeout: Optional[float] = None, *, with_properties: bool = False,
+                       user_properties: Optional[Sequence[tuple[str, str]]] = None
+                       ) -> SubscribeAck:
+        """Subscribes several filters in one call, each ``(filter, callback[, qos[,
+        SubscribeOptions]])``, and returns the broker's answer per filter (a refused filter is
+        not an exception: its result says so and its callback is dropped). With MQTT 5.0 each
+        subscription has its own subscription identifier, so a message matching two
+        overlapping subscriptions reaches each callback once. ``user_properties`` (MQTT 5.0)
+        go with the SUBSCRIBE. Raises like ``subscribe`` when the call itself fails."""
+        specs = list(subscriptions)
+        ms = self._timeout_ms(timeout)
+        entries: list[tuple[str, MessageCallback, int, Optional[SubscribeOptions]]] = []
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, tuple) or not 2 <= len(spec) <= 4:
+                raise _invalid(f"subscription {i} must be (filter, callback[, qos[, options]]),"
+                               f" not {spec!r}")
+            topic, callback = spec[0], spec[1]
+            if not callable(callback):
+                raise _invalid(f"callback of subscription {i} must be callable")
+            qos = self.config.default_qos if len(spec) < 3 or spec[2] is None \
+                else _check_qos(spec[2])
+            options = spec[3] if len(spec) == 4 else None
+            entries.append((topic, callback, qos, options))
+        array = (_native.Eq1Subscription * max(1, len(entries)))()
+        for i, (topic, _, qos, options) in enumerate(entries):
+            array[i].filter = _encode(topic, "topic filter", Status.INVALID_FILTER)
+            array[i].options = _options_to_c(qos, options)
+            array[i].callback = _message_trampoline
+        props = _user_properties_to_c(user_properties)
+        results = (_native.Eq1SubscribeResult * max(1, len(entries)))()
+        ack = _native.Eq1AckProperties()
+        with self._subscribe_lock:
+            previous = {t: self._subscriptions.get(t) for t, _, _, _ in entries}
+            ids: list[int] = []
+            for i, (topic, callback, _, _) in enumerate(entries):
+                prev = previous[topic]
+                sub_id = prev[0] if prev else _register_owner(self)
+                ids.append(sub_id)
+                self._callbacks[sub_id] = (topic, callback, with_properties)
+                array[i].user_data = sub_id
+            handle = self._acquire()
+            try:
+                status = self._lib.eq1_mqtt_client_subscribe_many(
+                    handle, array if entries else None, len(entries), props,
+                    len(user_properties or ()), ms, results, ctypes.byref(ack))
+                error = None if status == Status.OK else error_from_status(
+                    status, _native.last_error_message() or _native.status_text(status))
+                if error is None:
+                    reason, pairs = _ack_from_c(ack)
+                    self._lib.eq1_mqtt_ack_properties_clear(ctypes.byref(ack))
+            finally:
+                self._release()
+            outcome: list[SubscribeResult] = []
+            for i, (topic, callback, qos, _) in enumerate(entries):
+                granted = error is None and results[i].status == Status.OK
+                kept = granted or status == Status.TIMEOUT
+                if kept:
+                    granted_qos = results[i].granted_qos if granted else qos
+                    self._subscriptions[topic] = (ids[i], callback, granted_qos, with_properties)
+                else:
+                    self._drop_subscription(topic, ids[i])
+                if error is None:
+                    outcome.append(SubscribeResult(
+                        topic, results[i].reason_code,
+                        results[i].granted_qos if granted else None, results[i].status,
+                        results[i].subscription_id))
+        if error is not None:
+            raise error
+        return SubscribeAck(outcome, reason, pairs)
+
+    def _drop_subscription(self, topic: str, sub_id: int) -> None:
+        """A subscribe that did not take: the library no longer routes to its callback."""
+        self._subscriptions.pop(topic, None)
+        self._callbacks.pop(sub_id, None)
+        _forget_owner(sub_id)
+
+    def unsubscribe_many(self, topics: Sequence[str], timeout: Optional[float] = None, *,
+                         user_properties: Optional[Sequence[tuple[str, str]]] = None
+                         ) -> UnsubscribeAck:
+        """Unsubscribes several filters with one UNSUBSCRIBE and returns the broker's answer
+        per filter (reason code 0x11: no subscription existed). Their callbacks are removed
+        whatever the broker said."""
+        names = list(topics)
+        encoded = (ctypes.c_char_p * max(1, len(names)))()
+        for i, topic in enumerate(names):
+            encoded[i] = _encode(topic, "topic filter", Status.INVALID_FILTER)
+        props = _user_properties_to_c(user_properties)
+        results = (_native.Eq1UnsubscribeResult * max(1, len(names)))()
+        ack = _native.Eq1AckProperties()
+        ms = self._timeout_ms(timeout)
+        with self._subscribe_lock:
+            handle = self._acquire()
+            try:
+                status = self._lib.eq1_mqtt_client_unsubscribe_many_with_results(
+                    handle, encoded if names else None, len(names), props,
+                    len(user_properties or ()), ms, results, ctypes.byref(ack))
+                error = None if status == Status.OK else error_from_status(
+                    status, _native.last_error_message() or _native.status_text(status))
+                if error is None:
+                    reason, pairs = _ack_from_c(ack)
+                    self._lib.eq1_mqtt_ack_properties_clear(ctypes.byref(ack))
+            finally:
+                self._release()
+            if error is None or status == Status.TIMEOUT:
+                for topic in names:
+                    entry = self._subscriptions.pop(topic, None)
+                    if entry is not None:
+                        self._callbacks.pop(entry[0], None)
+                        _forget_owner(entry[0])
+        if error is not None:
+            raise error
+        return UnsubscribeAck([UnsubscribeResult(t, results[i].reason_code, results[i].status)
+                               for i, t in enumerate(names)], reason, pairs)
 
     def unsubscribe(self, topic: str, timeout: Optional[float] = None) -> bool:
         """Removes the subscription to the filter ``topic`` (its callback is not called once
