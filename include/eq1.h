@@ -359,6 +359,11 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION = 48,
   /**
+   * An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent (it
+   * waited in the offline queue); it was dropped.
+   */
+  EQ1_STATUS_EXPIRED = 49,
+  /**
    * The MQTT 5.0 enhanced-authentication exchange failed: the broker refused it (bad
    * authentication method 0x8C, not authorized 0x87, or it closed the connection during
    * re-authentication), the authentication callback answered failure (e.g. the broker's
@@ -715,6 +720,66 @@ typedef void (*eq1_mqtt_response_cb)(void *user_data,
                                      const struct eq1_mqtt_response *response);
 
 /**
+ * What the broker said in CONNACK, in `eq1_mqtt_connection_event.connack`; borrowed (with
+ * every pointer in it) until the callback returns. On MQTT 3.1.1 only `session_present` is
+ * known: the rest reads as absent. For each limit, `has_...` says whether the broker
+ * announced it; when it did not, MQTT 5.0's default applies (no limit, or "available").
+ */
+typedef struct eq1_mqtt_connack_info {
+  bool session_present;
+  /**
+   * The client identifier the broker assigned (connecting with an empty one on MQTT 5.0),
+   * or NULL. `eq1_mqtt_client_get_id` returns it too.
+   */
+  const char *assigned_client_id;
+  /**
+   * Server Keep Alive in seconds (`has_server_keep_alive`): the client uses it instead of
+   * its own keep-alive.
+   */
+  bool has_server_keep_alive;
+  uint16_t server_keep_alive;
+  /**
+   * Response Information (asked for with `eq1_mqtt_options_set_request_response_information`),
+   * or NULL.
+   */
+  const char *response_information;
+  /**
+   * Server Reference, or NULL.
+   */
+  const char *server_reference;
+  /**
+   * Reason String, or NULL.
+   */
+  const char *reason_string;
+  /**
+   * User properties (`user_property_count` of them; NULL when none).
+   */
+  const struct eq1_mqtt_user_property *user_properties;
+  size_t user_property_count;
+  bool has_session_expiry;
+  /**
+   * The Session Expiry Interval the broker uses (seconds), when it announced one.
+   */
+  uint32_t session_expiry;
+  bool has_receive_maximum;
+  uint16_t receive_maximum;
+  bool has_maximum_packet_size;
+  uint32_t maximum_packet_size;
+  bool has_maximum_qos;
+  uint8_t maximum_qos;
+  bool has_retain_available;
+  bool retain_available;
+  bool has_wildcard_available;
+  bool wildcard_available;
+  bool has_subscription_ids_available;
+  bool subscription_ids_available;
+  bool has_shared_available;
+  bool shared_available;
+  bool has_topic_alias_maximum;
+  uint16_t topic_alias_maximum;
+} eq1_mqtt_connack_info;
+
+/**
  * Passed to the connection callback; borrowed until it returns.
  */
 typedef struct eq1_mqtt_connection_event {
@@ -736,6 +801,23 @@ typedef struct eq1_mqtt_connection_event {
    */
   const char *broker_host;
   int broker_port;
+  /**
+   * On connect: what the broker's CONNACK said (never NULL then); NULL for other events.
+   */
+  const struct eq1_mqtt_connack_info *connack;
+  /**
+   * On a loss caused by an MQTT 5.0 broker's DISCONNECT: its reason code (e.g. 0x8B
+   * server shutting down, 0x9C use another server); 0 otherwise.
+   */
+  uint8_t disconnect_reason_code;
+  /**
+   * That DISCONNECT's Reason String, NUL-terminated, or NULL when none.
+   */
+  const char *disconnect_reason_string;
+  /**
+   * That DISCONNECT's Server Reference (another server to use), NUL-terminated, or NULL.
+   */
+  const char *server_reference;
 } eq1_mqtt_connection_event;
 
 /**
@@ -752,6 +834,46 @@ typedef void (*eq1_mqtt_delivery_cb)(void *user_data,
                                      eq1_token token,
                                      enum eq1_status status,
                                      const char *detail);
+
+/**
+ * How one publish ended, with what an MQTT 5.0 broker said in its acknowledgement. Passed
+ * to the delivery report callback; borrowed (with every pointer in it) until it returns.
+ */
+typedef struct eq1_mqtt_delivery_report {
+  eq1_token token;
+  /**
+   * `EQ1_STATUS_OK` when delivered; otherwise the failure (`EQ1_STATUS_PUBLISH_REFUSED` when
+   * the broker answered with a failure reason code, `EQ1_STATUS_EXPIRED`, ...).
+   */
+  enum eq1_status status;
+  /**
+   * Detail of `status`, NUL-terminated, "" on success. Never NULL.
+   */
+  const char *detail;
+  /**
+   * The reason code of the broker's PUBACK / PUBREC (PUBCOMP when it says more): 0x00
+   * success, 0x10 no matching subscribers, from 0x80 a failure (0x87 not authorized, 0x97
+   * quota exceeded, ...). 0 when the broker gave none (MQTT 3.1.1, QoS 0, or no answer).
+   */
+  uint8_t reason_code;
+  /**
+   * The broker's Reason String, NUL-terminated, or NULL when it sent none.
+   */
+  const char *reason_string;
+  /**
+   * The broker's user properties on the acknowledgement (`user_property_count` of them;
+   * NULL when none).
+   */
+  const struct eq1_mqtt_user_property *user_properties;
+  size_t user_property_count;
+} eq1_mqtt_delivery_report;
+
+/**
+ * Receives a delivery report per publish token (see `eq1_mqtt_delivery_report`); `user_data`
+ * is the client's.
+ */
+typedef void (*eq1_mqtt_delivery_report_cb)(void *user_data,
+                                            const struct eq1_mqtt_delivery_report *report);
 
 /**
  * One step of the enhanced-authentication exchange, passed to the authentication callback.
@@ -1575,6 +1697,31 @@ enum eq1_status eq1_mqtt_client_wait(struct eq1_mqtt_client *client,
                                      int timeout_ms);
 
 /**
+ * `eq1_mqtt_client_wait`, also telling what the broker said in its acknowledgement (MQTT
+ * 5.0): `*out_reason_code` (may be NULL) receives its reason code (0x00 success, 0x10 no
+ * matching subscribers, from 0x80 the failure, e.g. 0x87 not authorized, 0x97 quota
+ * exceeded; 0 when the broker gave none), and `reason_buf` (may be NULL with `reason_len`
+ * 0) its Reason String with snprintf semantics ("" when none). The out-params are written
+ * once the publish completed (successfully or not), and reset otherwise.
+ *
+ * Returns: as `eq1_mqtt_client_wait` (the publish's own status, `EQ1_STATUS_PUBLISH_REFUSED`
+ * for a failure reason code), and `EQ1_STATUS_NULL_ARGUMENT` also when `reason_buf` is NULL
+ * with a non-zero `reason_len`.
+ *
+ * See also: `eq1_mqtt_client_wait`, `eq1_mqtt_client_set_delivery_report_callback`.
+ *
+ * # Safety
+ * `client` is NULL or live; `out_reason_code` NULL or writable; `reason_buf` NULL or
+ * writable for `reason_len` bytes.
+ */
+enum eq1_status eq1_mqtt_client_wait_report(struct eq1_mqtt_client *client,
+                                            eq1_token token,
+                                            int timeout_ms,
+                                            uint8_t *out_reason_code,
+                                            char *reason_buf,
+                                            size_t reason_len);
+
+/**
  * Subscribes `callback` to `filter` and waits up to `timeout_ms` for the broker's answer;
  * `*out_granted_qos` (may be NULL) receives the granted QoS. A message matching several
  * subscriptions reaches each of their callbacks; subscribing the same filter again replaces
@@ -1864,6 +2011,41 @@ enum eq1_status eq1_mqtt_client_publish_with_properties(struct eq1_mqtt_client *
                                                         eq1_token *out_token);
 
 /**
+ * `eq1_mqtt_client_set_will` with MQTT 5.0 will properties and a Will Delay Interval.
+ * `properties` (may be NULL; all-zero is the same as none) are the will message's: message
+ * expiry, payload format, content type, response topic, correlation data, user properties.
+ * `will_delay` (seconds, 0: none) makes the broker wait that long after the connection
+ * ended before it publishes the will, and not publish it at all if the client resumes its
+ * session meanwhile (so the session must outlive the delay:
+ * `eq1_mqtt_options_set_session_expiry`). Everything is copied. Only while idle.
+ *
+ * Returns: as `eq1_mqtt_client_set_will`, and
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when properties or a will delay are given to an MQTT 3.1.1
+ *   client, or the content type, correlation data or a user property is longer than 65,535
+ *   bytes.
+ * - `EQ1_STATUS_NULL_ARGUMENT` also when `correlation_data` is NULL with a non-zero length,
+ *   `user_properties` is NULL with a non-zero count, or a user property's name or value is
+ *   NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` also when `content_type`, `response_topic` or a user property is
+ *   not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_TOPIC` also when `response_topic` is not a valid topic name.
+ *
+ * See also: `eq1_mqtt_client_set_will`, `eq1_mqtt_properties`.
+ *
+ * # Safety
+ * As for `eq1_mqtt_client_set_will`; `properties` is NULL or points to a valid struct whose
+ * pointers follow its field documentation.
+ */
+enum eq1_status eq1_mqtt_client_set_will_with_properties(struct eq1_mqtt_client *client,
+                                                         const char *topic,
+                                                         const uint8_t *payload,
+                                                         size_t len,
+                                                         int qos,
+                                                         bool retain,
+                                                         const struct eq1_mqtt_properties *properties,
+                                                         uint32_t will_delay);
+
+/**
  * MQTT 5.0 session expiry interval in seconds (0: the session ends with the connection).
  *
  * Returns:
@@ -1992,6 +2174,69 @@ enum eq1_status eq1_mqtt_options_set_protocol_fallback(struct eq1_mqtt_options *
  * `ack` is NULL, zeroed, or filled by this library and not cleared since.
  */
 enum eq1_status eq1_mqtt_ack_properties_clear(struct eq1_mqtt_ack_properties *ack);
+
+/**
+ * Sets the MQTT 5.0 enhanced-authentication method (CONNECT property 0x15, e.g.
+ * "SCRAM-SHA-256") and its initial data (0x16, e.g. a SCRAM client-first message; NULL with
+ * `data_len` 0 sends none). The broker's challenges go to the authentication callback
+ * (`eq1_mqtt_client_set_auth_callback`). Needs MQTT 5.0 (`eq1_mqtt_client_new` refuses it
+ * otherwise), and turns the fallback to 3.1.1 off for this client (3.1.1 has no AUTH).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `method` is NULL, or `data` is NULL with a
+ *   length.
+ * - `EQ1_STATUS_INVALID_UTF8` when `method` is not UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `method` is empty or longer than 65,535 bytes, or
+ *   `data_len` exceeds 65,535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_set_auth_callback`, `eq1_mqtt_client_reauthenticate`.
+ *
+ * # Safety
+ * `options` is NULL or live; `method` NULL or NUL-terminated; `data` NULL or `data_len`
+ * readable bytes.
+ */
+enum eq1_status eq1_mqtt_options_set_auth_method(struct eq1_mqtt_options *options,
+                                                 const char *method,
+                                                 const uint8_t *data,
+                                                 size_t data_len);
+
+/**
+ * Re-authenticates on the open connection: sends AUTH 0x19 with the configured method and
+ * `data` (e.g. a new SCRAM client-first), lets the authentication callback answer the
+ * broker's challenges, and waits up to `timeout_ms` for the broker's AUTH 0x00. Publishing,
+ * subscribing and keep-alive go on meanwhile (from other threads). A failure or time-out
+ * closes the connection (automatic reconnection, if on, authenticates from the start).
+ * Not from inside a callback: the authentication callback runs on that thread.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when the broker confirmed (and the callback verified its final data).
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `data` is NULL with a length.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is not positive or `data_len` exceeds
+ *   65,535.
+ * - `EQ1_STATUS_AUTH_NOT_CONFIGURED` when no authentication method is configured.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the client is not connected.
+ * - `EQ1_STATUS_INVALID_STATE` when an exchange is already under way, or `client` was
+ *   created before fork() in another process.
+ * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside one of the client's callbacks.
+ * - `EQ1_STATUS_AUTH_FAILED` when the callback answered failure, or the connection closed
+ *   during the exchange (a broker refusing re-authentication disconnects).
+ * - `EQ1_STATUS_TIMEOUT` when the exchange did not complete within `timeout_ms`.
+ * - `EQ1_STATUS_PROTOCOL_ERROR` when the broker's AUTH broke the protocol (e.g. another
+ *   method).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
+ *   engine stopped).
+ *
+ * See also: `eq1_mqtt_options_set_auth_method`, `eq1_mqtt_client_set_auth_callback`.
+ *
+ * # Safety
+ * `client` is NULL or live; `data` NULL or `data_len` readable bytes.
+ */
+enum eq1_status eq1_mqtt_client_reauthenticate(struct eq1_mqtt_client *client,
+                                               const uint8_t *data,
+                                               size_t data_len,
+                                               int timeout);
 
 /**
  * MQTT 5.0 request/response: publishes `payload` to `topic` (QoS 1) as a request, with a
@@ -2184,69 +2429,6 @@ enum eq1_status eq1_mqtt_options_set_max_pending_requests(struct eq1_mqtt_option
                                                           int64_t maximum);
 
 /**
- * Sets the MQTT 5.0 enhanced-authentication method (CONNECT property 0x15, e.g.
- * "SCRAM-SHA-256") and its initial data (0x16, e.g. a SCRAM client-first message; NULL with
- * `data_len` 0 sends none). The broker's challenges go to the authentication callback
- * (`eq1_mqtt_client_set_auth_callback`). Needs MQTT 5.0 (`eq1_mqtt_client_new` refuses it
- * otherwise), and turns the fallback to 3.1.1 off for this client (3.1.1 has no AUTH).
- *
- * Returns:
- * - `EQ1_STATUS_OK` on success.
- * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `method` is NULL, or `data` is NULL with a
- *   length.
- * - `EQ1_STATUS_INVALID_UTF8` when `method` is not UTF-8.
- * - `EQ1_STATUS_INVALID_ARGUMENT` when `method` is empty or longer than 65,535 bytes, or
- *   `data_len` exceeds 65,535.
- * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
- *
- * See also: `eq1_mqtt_client_set_auth_callback`, `eq1_mqtt_client_reauthenticate`.
- *
- * # Safety
- * `options` is NULL or live; `method` NULL or NUL-terminated; `data` NULL or `data_len`
- * readable bytes.
- */
-enum eq1_status eq1_mqtt_options_set_auth_method(struct eq1_mqtt_options *options,
-                                                 const char *method,
-                                                 const uint8_t *data,
-                                                 size_t data_len);
-
-/**
- * Re-authenticates on the open connection: sends AUTH 0x19 with the configured method and
- * `data` (e.g. a new SCRAM client-first), lets the authentication callback answer the
- * broker's challenges, and waits up to `timeout_ms` for the broker's AUTH 0x00. Publishing,
- * subscribing and keep-alive go on meanwhile (from other threads). A failure or time-out
- * closes the connection (automatic reconnection, if on, authenticates from the start).
- * Not from inside a callback: the authentication callback runs on that thread.
- *
- * Returns:
- * - `EQ1_STATUS_OK` when the broker confirmed (and the callback verified its final data).
- * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `data` is NULL with a length.
- * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is not positive or `data_len` exceeds
- *   65,535.
- * - `EQ1_STATUS_AUTH_NOT_CONFIGURED` when no authentication method is configured.
- * - `EQ1_STATUS_NOT_CONNECTED` when the client is not connected.
- * - `EQ1_STATUS_INVALID_STATE` when an exchange is already under way, or `client` was
- *   created before fork() in another process.
- * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside one of the client's callbacks.
- * - `EQ1_STATUS_AUTH_FAILED` when the callback answered failure, or the connection closed
- *   during the exchange (a broker refusing re-authentication disconnects).
- * - `EQ1_STATUS_TIMEOUT` when the exchange did not complete within `timeout_ms`.
- * - `EQ1_STATUS_PROTOCOL_ERROR` when the broker's AUTH broke the protocol (e.g. another
- *   method).
- * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
- *   engine stopped).
- *
- * See also: `eq1_mqtt_options_set_auth_method`, `eq1_mqtt_client_set_auth_callback`.
- *
- * # Safety
- * `client` is NULL or live; `data` NULL or `data_len` readable bytes.
- */
-enum eq1_status eq1_mqtt_client_reauthenticate(struct eq1_mqtt_client *client,
-                                               const uint8_t *data,
-                                               size_t data_len,
-                                               int timeout);
-
-/**
  * ==========================================================================================
  * Section: Callbacks
  *
@@ -2292,6 +2474,27 @@ enum eq1_status eq1_mqtt_client_set_connection_callback(struct eq1_mqtt_client *
  */
 enum eq1_status eq1_mqtt_client_set_delivery_callback(struct eq1_mqtt_client *client,
                                                       eq1_mqtt_delivery_cb callback);
+
+/**
+ * Sets (or with NULL removes) the delivery report callback: like the delivery callback
+ * (`eq1_mqtt_client_set_delivery_callback`), called once per publish token, but with the
+ * reason code, reason string and user properties of the broker's acknowledgement (MQTT 5.0).
+ * A client has one delivery callback: this replaces one set with
+ * `eq1_mqtt_client_set_delivery_callback`, and that one replaces this.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_delivery_report`, `eq1_mqtt_client_wait_report`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_client_set_delivery_report_callback(struct eq1_mqtt_client *client,
+                                                             eq1_mqtt_delivery_report_cb callback);
 
 /**
  * Sets (or with NULL removes) the default message callback: it receives every message that

@@ -588,6 +588,121 @@ fn v5_puback_failure_reason_fails_the_token() {
 }
 
 #[test]
+fn v5_ack_reason_strings_and_user_properties_reach_the_caller() {
+    // mosquitto never sends 0x97 (quota exceeded) nor reason strings or user properties on
+    // acknowledgements: scripted, with exact bytes.
+    fn ack_with(header: u8, pkid: u16, code: u8, text: &str, property: (&str, &str)) -> Vec<u8> {
+        let mut properties = vec![0x1F];
+        properties.extend_from_slice(&(text.len() as u16).to_be_bytes());
+        properties.extend_from_slice(text.as_bytes());
+        properties.push(0x26);
+        for s in [property.0, property.1] {
+            properties.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            properties.extend_from_slice(s.as_bytes());
+        }
+        let mut body = pkid.to_be_bytes().to_vec();
+        body.push(code);
+        body.push(properties.len() as u8);
+        body.extend_from_slice(&properties);
+        packet(header, &body)
+    }
+    let (listener, port) = listen();
+    let (done, done_gate) = gate();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        let quota = peer.expect_publish();
+        peer.send(&ack_with(
+            0x40,
+            quota.pkid,
+            0x97,
+            "slow down",
+            ("limit", "10/s"),
+        ));
+        let nobody = peer.expect_publish();
+        peer.send(&ack_with(
+            0x40,
+            nobody.pkid,
+            0x10,
+            "no subscribers",
+            ("k", "v"),
+        ));
+        let exactly = peer.expect_publish();
+        peer.send(&ack_with(0x50, exactly.pkid, 0x97, "full", ("q", "2")));
+        peer.expect_silence(
+            Duration::from_millis(200),
+            "no PUBREL after a failed PUBREC",
+        );
+        done_gate.hold();
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let reports = reports.clone();
+        client.set_delivery_handler(Some(Arc::new(move |token, result, detail| {
+            reports
+                .lock()
+                .unwrap()
+                .push((token, result.clone(), detail.cloned()));
+        })));
+    }
+    connect(&client);
+    let quota = client
+        .publish("v5/quota", b"x", Qos::AtLeastOnce, false)
+        .expect("publish");
+    let (result, detail) = client.wait_report(quota, CLIENT_WAIT);
+    let Err(Error::PublishRefused(text)) = &result else {
+        panic!("{result:?}");
+    };
+    assert!(text.contains("quota exceeded (0x97): slow down"), "{text}");
+    let detail = detail.expect("detail");
+    assert_eq!(detail.code, 0x97);
+    assert_eq!(detail.text.as_deref(), Some("slow down"));
+    assert_eq!(
+        detail.properties,
+        [("limit".to_string(), "10/s".to_string())]
+    );
+    let nobody = client
+        .publish("v5/nobody", b"y", Qos::AtLeastOnce, false)
+        .expect("publish");
+    let (result, detail) = client.wait_report(nobody, CLIENT_WAIT);
+    assert_eq!(result, Ok(()), "0x10 is a success");
+    let detail = detail.expect("detail");
+    assert_eq!(detail.code, 0x10);
+    assert_eq!(detail.text.as_deref(), Some("no subscribers"));
+    let exactly = client
+        .publish("v5/exactly", b"z", Qos::ExactlyOnce, false)
+        .expect("publish");
+    let (result, detail) = client.wait_report(exactly, CLIENT_WAIT);
+    assert!(
+        matches!(result, Err(Error::PublishRefused(_))),
+        "{result:?}"
+    );
+    assert_eq!(detail.map(|d| d.code), Some(0x97));
+    // The delivery handler saw the same three, in order.
+    let deadline = Instant::now() + CLIENT_WAIT;
+    while reports.lock().unwrap().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seen: Vec<(u64, bool, Option<u8>)> = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, r, d)| (*t, r.is_ok(), d.as_ref().map(|d| d.code)))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (quota, false, Some(0x97)),
+            (nobody, true, Some(0x10)),
+            (exactly, false, Some(0x97))
+        ]
+    );
+    done.open();
+    script.finish(SCRIPT_WAIT);
+}
+
+#[test]
 fn v5_suback_failure_is_subscribe_refused() {
     let (listener, port) = listen();
     let (done, done_gate) = gate();
@@ -649,7 +764,39 @@ fn v5_broker_disconnect_is_reported() {
         panic!("expected ConnectionLost, got {:?}", lost.reason);
     };
     assert!(reason.contains("DISCONNECT"), "{reason}");
-    assert!(reason.contains("ShuttingDown"), "{reason}");
+    assert!(reason.contains("server shutting down (0x8B)"), "{reason}");
+    let disconnect = lost
+        .server_disconnect
+        .as_deref()
+        .expect("the DISCONNECT's contents");
+    assert_eq!(disconnect.reason_code, 0x8B);
+}
+
+#[test]
+fn v5_broker_disconnect_reason_string_and_server_reference_reach_the_connection_event() {
+    // A real mosquitto never sends a server reference: scripted. DISCONNECT 0x9D (server
+    // moved), properties: Reason String 0x1F "moving", Server Reference 0x1C "other:1884".
+    let mut body = vec![0x9D];
+    let mut properties = vec![0x1F, 0x00, 0x06];
+    properties.extend_from_slice(b"moving");
+    properties.extend_from_slice(&[0x1C, 0x00, 0x0A]);
+    properties.extend_from_slice(b"other:1884");
+    body.push(properties.len() as u8);
+    body.extend_from_slice(&properties);
+    let bytes: &'static [u8] = Box::leak(packet(0xE0, &body).into_boxed_slice());
+    let lost = broker_disconnect(bytes);
+    let disconnect = lost
+        .server_disconnect
+        .as_deref()
+        .expect("the DISCONNECT's contents");
+    assert_eq!(disconnect.reason_code, 0x9D);
+    assert_eq!(disconnect.reason_string.as_deref(), Some("moving"));
+    assert_eq!(disconnect.server_reference.as_deref(), Some("other:1884"));
+    let Some(Error::ConnectionLost(reason)) = &lost.reason else {
+        panic!("expected ConnectionLost, got {:?}", lost.reason);
+    };
+    assert!(reason.contains("server moved (0x9D) (moving)"), "{reason}");
+    assert!(reason.contains("other:1884"), "{reason}");
 }
 
 #[test]
@@ -660,7 +807,7 @@ fn v5_broker_disconnect_without_properties_is_reported() {
     let Some(Error::ConnectionLost(reason)) = &lost.reason else {
         panic!("expected ConnectionLost, got {:?}", lost.reason);
     };
-    assert!(reason.contains("ShuttingDown"), "{reason}");
+    assert!(reason.contains("server shutting down"), "{reason}");
 }
 
 #[test]

@@ -369,6 +369,13 @@ struct ConnectionEvent {
 	bool session_present;
 	std::string_view broker_host;
 	int broker_port;
+	/** On connect: what the broker's CONNACK said (assigned client id, limits...); null otherwise. */
+	const eq1_mqtt_connack_info *connack = nullptr;
+	/** On a loss by an MQTT 5.0 broker's DISCONNECT: its reason code (0 otherwise). */
+	std::uint8_t disconnect_reason_code = 0;
+	std::string_view disconnect_reason_string;
+	/** That DISCONNECT's Server Reference ("" when none). */
+	std::string_view server_reference;
 
 	bool connected() const noexcept { return state == EQ1_CONNECTION_STATE_CONNECTED; }
 };
@@ -379,6 +386,25 @@ struct Delivery {
 	/** EQ1_STATUS_OK when delivered, otherwise why not (see error_kind()). */
 	eq1_status status;
 	std::string_view detail;
+	/** MQTT 5.0: the reason code of the broker's acknowledgement (0x10 no matching
+	 * subscribers, 0x87 not authorized, 0x97 quota exceeded...); 0 when it gave none. */
+	std::uint8_t reason_code = 0;
+	/** Its Reason String ("" when none). */
+	std::string_view reason_string;
+	/** Its user properties (`user_property_count` of them). */
+	const eq1_mqtt_user_property *user_properties = nullptr;
+	std::size_t user_property_count = 0;
+
+	bool ok() const noexcept { return status == EQ1_STATUS_OK; }
+};
+
+/** What wait_report() returns: how a publish ended, with the broker's reason (MQTT 5.0). */
+struct DeliveryReport {
+	eq1_status status;
+	/** Detail of a failure ("" when delivered). */
+	std::string detail;
+	std::uint8_t reason_code;
+	std::string reason_string;
 
 	bool ok() const noexcept { return status == EQ1_STATUS_OK; }
 };
@@ -913,7 +939,11 @@ inline void eq1cpp_on_connection(void *user_data, const eq1_mqtt_connection_even
 					     event->reason_text ? event->reason_text : "",
 					     event->session_present,
 					     event->broker_host ? event->broker_host : "",
-					     event->broker_port};
+					     event->broker_port,
+					     event->connack,
+					     event->disconnect_reason_code,
+					     event->disconnect_reason_string ? event->disconnect_reason_string : "",
+					     event->server_reference ? event->server_reference : ""};
 			(*handler)(view);
 		}
 	} catch (...) {
@@ -921,16 +951,21 @@ inline void eq1cpp_on_connection(void *user_data, const eq1_mqtt_connection_even
 	}
 }
 
-inline void eq1cpp_on_delivery(void *user_data, eq1_token token, eq1_status status,
-			       const char *text) noexcept
+inline void eq1cpp_on_delivery(void *user_data, const eq1_mqtt_delivery_report *report) noexcept
 {
 	auto *state = static_cast<detail::ClientState *>(user_data);
-	if (state == nullptr)
+	if (state == nullptr || report == nullptr)
 		return;
 	try {
 		std::shared_ptr<const DeliveryHandler> handler = state->load(state->on_delivery);
 		if (handler && *handler) {
-			Delivery view{token, status, text ? text : ""};
+			Delivery view{report->token,
+				      report->status,
+				      report->detail ? report->detail : "",
+				      report->reason_code,
+				      report->reason_string ? report->reason_string : "",
+				      report->user_properties,
+				      report->user_property_count};
 			(*handler)(view);
 		}
 	} catch (...) {
@@ -1050,6 +1085,17 @@ public:
 	{
 		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "topic");
 		std::vector<eq1_mqtt_user_property> pairs;
+		eq1_mqtt_properties p = c_properties(properties, pairs);
+		Token token = 0;
+		detail::check(eq1_mqtt_client_publish_with_properties(
+			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, &token));
+		return token;
+	}
+
+	/** The C view of `properties`; `pairs` holds its user properties and must outlive it. */
+	static eq1_mqtt_properties c_properties(const Properties &properties,
+						std::vector<eq1_mqtt_user_property> &pairs)
+	{
 		for (const auto &[name, value] : properties.user_properties)
 			pairs.push_back({ name.c_str(), value.c_str() });
 		eq1_mqtt_properties p{};
@@ -1067,10 +1113,7 @@ public:
 		}
 		p.user_properties = pairs.empty() ? nullptr : pairs.data();
 		p.user_property_count = pairs.size();
-		Token token = 0;
-		detail::check(eq1_mqtt_client_publish_with_properties(
-			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, &token));
-		return token;
+		return p;
 	}
 
 	/**
@@ -1126,6 +1169,26 @@ public:
 	void wait(Token token, std::chrono::milliseconds timeout = default_timeout)
 	{
 		detail::check(eq1_mqtt_client_wait(handle_, token, detail::to_ms(timeout)));
+	}
+
+	/**
+	 * Like wait(), but returns how the publish ended instead of throwing its failure, with
+	 * the reason code and reason string of the broker's acknowledgement (MQTT 5.0). Throws
+	 * on a timeout or a token never issued.
+	 */
+	DeliveryReport wait_report(Token token, std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::uint8_t code = 0;
+		char reason[1024];
+		eq1_status status = eq1_mqtt_client_wait_report(handle_, token, detail::to_ms(timeout),
+								&code, reason, sizeof reason);
+		if (status == EQ1_STATUS_TIMEOUT || status == EQ1_STATUS_INVALID_ARGUMENT ||
+		    status == EQ1_STATUS_NULL_ARGUMENT || status == EQ1_STATUS_INVALID_STATE ||
+		    status == EQ1_STATUS_INTERNAL)
+			detail::check(status);
+		return DeliveryReport{status,
+				      status == EQ1_STATUS_OK ? std::string() : last_error_message(),
+				      code, reason};
 	}
 
 	/**
@@ -1277,6 +1340,19 @@ public:
 	{
 		set_will(topic, Bytes(payload), qos, retain);
 	}
+	/**
+	 * MQTT 5.0: the will with its properties and a Will Delay Interval (seconds, 0: none):
+	 * the broker waits that long, and sends nothing if the session resumes meanwhile.
+	 */
+	void set_will(std::string_view topic, Bytes payload, int qos, bool retain,
+		      const Properties &properties, std::uint32_t delay_seconds = 0)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "will topic");
+		std::vector<eq1_mqtt_user_property> pairs;
+		eq1_mqtt_properties p = c_properties(properties, pairs);
+		detail::check(eq1_mqtt_client_set_will_with_properties(
+			handle_, t.c_str(), payload.data(), payload.size(), qos, retain, &p, delay_seconds));
+	}
 
 	/** Sets (an empty function removes) the connection handler. */
 	void on_connection(ConnectionHandler handler)
@@ -1303,7 +1379,7 @@ public:
 			std::lock_guard<std::mutex> lock(state.mutex);
 			state.on_delivery.swap(shared);
 		}
-		detail::check(eq1_mqtt_client_set_delivery_callback(
+		detail::check(eq1_mqtt_client_set_delivery_report_callback(
 			handle_, set ? &eq1cpp_on_delivery : nullptr));
 	}
 

@@ -97,6 +97,9 @@ pub enum Error {
     /// As many requests as allowed are waiting for their replies.
     #[error("{0}")]
     TooManyRequests(String),
+    /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent.
+    #[error("{0}")]
+    Expired(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -222,6 +222,9 @@ status_table! {
     /// 3.1.1-only broker); see `eq1_mqtt_options_set_protocol_fallback`.
     UnsupportedProtocolVersion = 48, "EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION", Connection,
         "the broker does not support this protocol version";
+    /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent (it
+    /// waited in the offline queue); it was dropped.
+    Expired = 49, "EQ1_STATUS_EXPIRED", Connection, "message expired before it was sent";
     /// The MQTT 5.0 enhanced-authentication exchange failed: the broker refused it (bad
     /// authentication method 0x8C, not authorized 0x87, or it closed the connection during
     /// re-authentication), the authentication callback answered failure (e.g. the broker's
@@ -311,6 +314,7 @@ impl From<&Error> for Status {
             Error::Dropped(_) => S::Dropped,
             Error::NoResponseTopic(_) => S::NoResponseTopic,
             Error::TooManyRequests(_) => S::TooManyRequests,
+            Error::Expired(_) => S::Expired,
             Error::Internal(_) => S::Internal,
         }
     }

@@ -3,10 +3,30 @@
 
 use crate::core::error::{Error, Result};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub type Token = u64;
+
+/// What the peer said with its answer to a publish, beyond success or failure: a reason code,
+/// a reason string and name/value properties (MQTT 5.0 acknowledgements carry them). Kept
+/// only when there is something to say (a non-zero code, a text or properties).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AckDetail {
+    pub code: u8,
+    pub text: Option<String>,
+    pub properties: Vec<(String, String)>,
+}
+
+impl AckDetail {
+    /// Whether it says anything beyond plain success (code 0, no text, no properties).
+    pub fn is_plain(&self) -> bool {
+        self.code == 0 && self.text.is_none() && self.properties.is_empty()
+    }
+}
+
+/// How a publish ended, as `Tokens::wait_report` tells it.
+pub type Report = (Result<()>, Option<Arc<AckDetail>>);
 
 /// Failures remembered for `wait`; older ones are forgotten so that a long outage with the
 /// drop-oldest policy cannot grow memory without bound (the delivery callback saw them all).
@@ -18,6 +38,9 @@ struct State {
     pending: HashSet<Token>,
     // Successes are implied (issued and no longer pending); only failures need remembering.
     failures: HashMap<Token, Error>,
+    /// What the peer said about a completed token, when it said anything.
+    details: HashMap<Token, Arc<AckDetail>>,
+    /// Tokens in `failures` or `details`, oldest first.
     failure_order: VecDeque<Token>,
     /// Highest token whose failure was forgotten: below it, "not failed" is not known.
     forgotten_up_to: Token,
@@ -43,14 +66,28 @@ impl Tokens {
     }
 
     pub fn complete(&self, token: Token, result: &Result<()>) {
+        self.complete_with(token, result, None)
+    }
+
+    /// `complete`, with what the peer said about it (kept for `wait_report`).
+    pub fn complete_with(&self, token: Token, result: &Result<()>, detail: Option<Arc<AckDetail>>) {
         let mut state = self.lock();
         if state.pending.remove(&token) {
+            let mut kept = false;
             if let Err(e) = result {
                 state.failures.insert(token, e.clone());
+                kept = true;
+            }
+            if let Some(detail) = detail {
+                state.details.insert(token, detail);
+                kept = true;
+            }
+            if kept {
                 state.failure_order.push_back(token);
                 if state.failure_order.len() > KEPT_FAILURES {
                     if let Some(old) = state.failure_order.pop_front() {
                         state.failures.remove(&old);
+                        state.details.remove(&old);
                         state.forgotten_up_to = state.forgotten_up_to.max(old);
                     }
                 }
@@ -78,20 +115,31 @@ impl Tokens {
 
     /// Blocks until `token` completes or `timeout` passes.
     pub fn wait(&self, token: Token, timeout: Duration) -> Result<()> {
+        self.wait_report(token, timeout).0
+    }
+
+    /// `wait`, with what the peer said about the outcome (when it said anything).
+    pub fn wait_report(&self, token: Token, timeout: Duration) -> Report {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         if token == 0 || token > state.next {
-            return Err(Error::InvalidArgument(format!(
-                "token {token} was never issued by this client"
-            )));
+            return (
+                Err(Error::InvalidArgument(format!(
+                    "token {token} was never issued by this client"
+                ))),
+                None,
+            );
         }
         while state.pending.contains(&token) {
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Timeout(format!(
-                    "token {token} not completed within {} ms",
-                    timeout.as_millis()
-                )));
+                return (
+                    Err(Error::Timeout(format!(
+                        "token {token} not completed within {} ms",
+                        timeout.as_millis()
+                    ))),
+                    None,
+                );
             }
             state = self
                 .completed
@@ -99,13 +147,15 @@ impl Tokens {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        match state.failures.get(&token) {
+        let detail = state.details.get(&token).cloned();
+        let result = match state.failures.get(&token) {
             Some(e) => Err(e.clone()),
-            None if token <= state.forgotten_up_to => Err(Error::InvalidArgument(format!(
+            None if detail.is_none() && token <= state.forgotten_up_to => Err(Error::InvalidArgument(format!(
                 "the outcome of token {token} is no longer kept (more than {KEPT_FAILURES} failures since); the delivery callback reported it"
             ))),
             None => Ok(()),
-        }
+        };
+        (result, detail)
     }
 }
 

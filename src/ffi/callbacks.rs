@@ -3,10 +3,11 @@
 //! a time, in the order the events happened; what it receives is borrowed until it returns.
 
 use crate::core::error::Error;
+use crate::core::tokens::AckDetail;
 use crate::ffi::boundary::c_string;
 use crate::ffi::client::{eq1_mqtt_client, eq1_token, with_client, UserData};
 use crate::ffi::status::eq1_status;
-use crate::ffi::v5::{eq1_mqtt_properties, PropertiesView};
+use crate::ffi::v5::{eq1_mqtt_properties, eq1_mqtt_user_property, PropertiesView};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::{ConnectionEvent, ConnectionState, Message};
 use std::ffi::{c_char, c_int, c_void};
@@ -40,6 +41,132 @@ pub struct eq1_mqtt_connection_event {
     /// The broker concerned, NUL-terminated, "" when none. Never NULL.
     pub broker_host: *const c_char,
     pub broker_port: c_int,
+    /// On connect: what the broker's CONNACK said (never NULL then); NULL for other events.
+    pub connack: *const eq1_mqtt_connack_info,
+    /// On a loss caused by an MQTT 5.0 broker's DISCONNECT: its reason code (e.g. 0x8B
+    /// server shutting down, 0x9C use another server); 0 otherwise.
+    pub disconnect_reason_code: u8,
+    /// That DISCONNECT's Reason String, NUL-terminated, or NULL when none.
+    pub disconnect_reason_string: *const c_char,
+    /// That DISCONNECT's Server Reference (another server to use), NUL-terminated, or NULL.
+    pub server_reference: *const c_char,
+}
+
+/// What the broker said in CONNACK, in `eq1_mqtt_connection_event.connack`; borrowed (with
+/// every pointer in it) until the callback returns. On MQTT 3.1.1 only `session_present` is
+/// known: the rest reads as absent. For each limit, `has_...` says whether the broker
+/// announced it; when it did not, MQTT 5.0's default applies (no limit, or "available").
+#[repr(C)]
+pub struct eq1_mqtt_connack_info {
+    pub session_present: bool,
+    /// The client identifier the broker assigned (connecting with an empty one on MQTT 5.0),
+    /// or NULL. `eq1_mqtt_client_get_id` returns it too.
+    pub assigned_client_id: *const c_char,
+    /// Server Keep Alive in seconds (`has_server_keep_alive`): the client uses it instead of
+    /// its own keep-alive.
+    pub has_server_keep_alive: bool,
+    pub server_keep_alive: u16,
+    /// Response Information (asked for with `eq1_mqtt_options_set_request_response_information`),
+    /// or NULL.
+    pub response_information: *const c_char,
+    /// Server Reference, or NULL.
+    pub server_reference: *const c_char,
+    /// Reason String, or NULL.
+    pub reason_string: *const c_char,
+    /// User properties (`user_property_count` of them; NULL when none).
+    pub user_properties: *const eq1_mqtt_user_property,
+    pub user_property_count: usize,
+    pub has_session_expiry: bool,
+    /// The Session Expiry Interval the broker uses (seconds), when it announced one.
+    pub session_expiry: u32,
+    pub has_receive_maximum: bool,
+    pub receive_maximum: u16,
+    pub has_maximum_packet_size: bool,
+    pub maximum_packet_size: u32,
+    pub has_maximum_qos: bool,
+    pub maximum_qos: u8,
+    pub has_retain_available: bool,
+    pub retain_available: bool,
+    pub has_wildcard_available: bool,
+    pub wildcard_available: bool,
+    pub has_subscription_ids_available: bool,
+    pub subscription_ids_available: bool,
+    pub has_shared_available: bool,
+    pub shared_available: bool,
+    pub has_topic_alias_maximum: bool,
+    pub topic_alias_maximum: u16,
+}
+
+/// The C view of a CONNACK and the NUL-terminated copies it points into.
+struct ConnAckView {
+    view: eq1_mqtt_connack_info,
+    _strings: Vec<std::ffi::CString>,
+    _pairs: Vec<eq1_mqtt_user_property>,
+}
+
+impl ConnAckView {
+    fn new(info: &crate::mqtt::shared::ConnAckInfo) -> Box<ConnAckView> {
+        let mut strings = Vec::new();
+        let mut keep = |text: &str| {
+            let s = c_string(text);
+            let ptr = s.as_ptr();
+            strings.push(s);
+            ptr
+        };
+        let mut optional = |s: &Option<String>| s.as_deref().map_or(std::ptr::null(), &mut keep);
+        let assigned_client_id = optional(&info.assigned_client_id);
+        let response_information = optional(&info.response_information);
+        let server_reference = optional(&info.server_reference);
+        let reason_string = optional(&info.reason_string);
+        let pairs: Vec<eq1_mqtt_user_property> = info
+            .user_properties
+            .iter()
+            .map(|(name, value)| eq1_mqtt_user_property {
+                name: keep(name),
+                value: keep(value),
+            })
+            .collect();
+        let l = &info.limits;
+        let view = eq1_mqtt_connack_info {
+            session_present: info.session_present,
+            assigned_client_id,
+            has_server_keep_alive: info.server_keep_alive.is_some(),
+            server_keep_alive: info.server_keep_alive.unwrap_or(0),
+            response_information,
+            server_reference,
+            reason_string,
+            user_properties: if pairs.is_empty() {
+                std::ptr::null()
+            } else {
+                pairs.as_ptr()
+            },
+            user_property_count: pairs.len(),
+            has_session_expiry: info.session_expiry.is_some(),
+            session_expiry: info.session_expiry.unwrap_or(0),
+            has_receive_maximum: l.receive_maximum.is_some(),
+            receive_maximum: l.receive_maximum.unwrap_or(65_535),
+            has_maximum_packet_size: l.maximum_packet_size.is_some(),
+            maximum_packet_size: l.maximum_packet_size.unwrap_or(0),
+            has_maximum_qos: l.maximum_qos.is_some(),
+            maximum_qos: l.maximum_qos.unwrap_or(2),
+            has_retain_available: l.retain_available.is_some(),
+            retain_available: l.retain_available.unwrap_or(true),
+            has_wildcard_available: l.wildcard_available.is_some(),
+            wildcard_available: l.wildcard_available.unwrap_or(true),
+            has_subscription_ids_available: l.subscription_ids_available.is_some(),
+            subscription_ids_available: l.subscription_ids_available.unwrap_or(true),
+            has_shared_available: l.shared_available.is_some(),
+            shared_available: l.shared_available.unwrap_or(true),
+            has_topic_alias_maximum: l.topic_alias_maximum.is_some(),
+            topic_alias_maximum: l.topic_alias_maximum.unwrap_or(0),
+        };
+        // The pointers point into heap buffers (CString, Vec) that moving does not relocate.
+        Box::new(ConnAckView {
+            view,
+            _strings: strings,
+            _pairs: pairs,
+        })
+    }
 }
 
 /// Receives connection events: `user_data` is the client's.
@@ -56,6 +183,33 @@ pub type eq1_mqtt_delivery_cb = Option<
         detail: *const c_char,
     ),
 >;
+
+/// How one publish ended, with what an MQTT 5.0 broker said in its acknowledgement. Passed
+/// to the delivery report callback; borrowed (with every pointer in it) until it returns.
+#[repr(C)]
+pub struct eq1_mqtt_delivery_report {
+    pub token: eq1_token,
+    /// `EQ1_STATUS_OK` when delivered; otherwise the failure (`EQ1_STATUS_PUBLISH_REFUSED` when
+    /// the broker answered with a failure reason code, `EQ1_STATUS_EXPIRED`, ...).
+    pub status: eq1_status,
+    /// Detail of `status`, NUL-terminated, "" on success. Never NULL.
+    pub detail: *const c_char,
+    /// The reason code of the broker's PUBACK / PUBREC (PUBCOMP when it says more): 0x00
+    /// success, 0x10 no matching subscribers, from 0x80 a failure (0x87 not authorized, 0x97
+    /// quota exceeded, ...). 0 when the broker gave none (MQTT 3.1.1, QoS 0, or no answer).
+    pub reason_code: u8,
+    /// The broker's Reason String, NUL-terminated, or NULL when it sent none.
+    pub reason_string: *const c_char,
+    /// The broker's user properties on the acknowledgement (`user_property_count` of them;
+    /// NULL when none).
+    pub user_properties: *const eq1_mqtt_user_property,
+    pub user_property_count: usize,
+}
+
+/// Receives a delivery report per publish token (see `eq1_mqtt_delivery_report`); `user_data`
+/// is the client's.
+pub type eq1_mqtt_delivery_report_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, report: *const eq1_mqtt_delivery_report)>;
 
 /// A message received on a subscription. Borrowed: every pointer lives until the callback
 /// returns; copy what you keep.
@@ -121,6 +275,15 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_connection_callback(
                 let reason = event.reason.as_ref();
                 let text = c_string(&reason.map(Error::message).unwrap_or_default());
                 let host = c_string(event.broker.as_ref().map(|b| b.host.as_str()).unwrap_or(""));
+                let connack = event.connack.as_deref().map(ConnAckView::new);
+                let disconnect = event.server_disconnect.as_deref();
+                let optional = |s: Option<&String>| s.map(|s| c_string(s));
+                let disconnect_reason = optional(disconnect.and_then(|d| d.reason_string.as_ref()));
+                let server_reference =
+                    optional(disconnect.and_then(|d| d.server_reference.as_ref()));
+                let ptr = |s: &Option<std::ffi::CString>| {
+                    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+                };
                 let view = eq1_mqtt_connection_event {
                     state: match event.state {
                         ConnectionState::Connected => eq1_connection_state::Connected,
@@ -132,6 +295,12 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_connection_callback(
                     session_present: event.session_present,
                     broker_host: host.as_ptr(),
                     broker_port: event.broker.as_ref().map(|b| b.port as c_int).unwrap_or(0),
+                    connack: connack.as_ref().map_or(std::ptr::null(), |c| {
+                        &c.view as *const eq1_mqtt_connack_info
+                    }),
+                    disconnect_reason_code: disconnect.map_or(0, |d| d.reason_code),
+                    disconnect_reason_string: ptr(&disconnect_reason),
+                    server_reference: ptr(&server_reference),
                 };
                 // SAFETY: the user's callback; `view` and its strings outlive the call.
                 unsafe { callback(user_data.0, &view) }
@@ -163,15 +332,87 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_delivery_callback(
     with_client(client, |c| {
         let user_data = c.user_data;
         let handler = callback.map(|callback| {
-            Arc::new(move |token: u64, result: &crate::Result<()>| {
-                let user_data = user_data;
-                let (status, detail) = match result {
-                    Ok(()) => (eq1_status::Ok, c_string("")),
-                    Err(e) => (eq1_status::from(e), c_string(&e.message())),
-                };
-                // SAFETY: the user's callback; `detail` outlives the call.
-                unsafe { callback(user_data.0, token, status, detail.as_ptr()) }
-            }) as crate::mqtt::shared::DeliveryHandler
+            Arc::new(
+                move |token: u64, result: &crate::Result<()>, _: Option<&AckDetail>| {
+                    let user_data = user_data;
+                    let (status, detail) = match result {
+                        Ok(()) => (eq1_status::Ok, c_string("")),
+                        Err(e) => (eq1_status::from(e), c_string(&e.message())),
+                    };
+                    // SAFETY: the user's callback; `detail` outlives the call.
+                    unsafe { callback(user_data.0, token, status, detail.as_ptr()) }
+                },
+            ) as crate::mqtt::shared::DeliveryHandler
+        });
+        c.client.set_delivery_handler(handler);
+        Ok(())
+    })
+}
+
+/// Sets (or with NULL removes) the delivery report callback: like the delivery callback
+/// (`eq1_mqtt_client_set_delivery_callback`), called once per publish token, but with the
+/// reason code, reason string and user properties of the broker's acknowledgement (MQTT 5.0).
+/// A client has one delivery callback: this replaces one set with
+/// `eq1_mqtt_client_set_delivery_callback`, and that one replaces this.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_delivery_report`, `eq1_mqtt_client_wait_report`.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_set_delivery_report_callback(
+    client: *mut eq1_mqtt_client,
+    callback: eq1_mqtt_delivery_report_cb,
+) -> eq1_status {
+    with_client(client, |c| {
+        let user_data = c.user_data;
+        let handler = callback.map(|callback| {
+            Arc::new(
+                move |token: u64, result: &crate::Result<()>, detail: Option<&AckDetail>| {
+                    let user_data = user_data;
+                    let (status, text) = match result {
+                        Ok(()) => (eq1_status::Ok, c_string("")),
+                        Err(e) => (eq1_status::from(e), c_string(&e.message())),
+                    };
+                    let reason = detail.and_then(|d| d.text.as_deref()).map(c_string);
+                    let strings: Vec<(std::ffi::CString, std::ffi::CString)> = detail
+                        .map(|d| {
+                            d.properties
+                                .iter()
+                                .map(|(k, v)| (c_string(k), c_string(v)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let pairs: Vec<eq1_mqtt_user_property> = strings
+                        .iter()
+                        .map(|(k, v)| eq1_mqtt_user_property {
+                            name: k.as_ptr(),
+                            value: v.as_ptr(),
+                        })
+                        .collect();
+                    let report = eq1_mqtt_delivery_report {
+                        token,
+                        status,
+                        detail: text.as_ptr(),
+                        reason_code: detail.map_or(0, |d| d.code),
+                        reason_string: reason.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
+                        user_properties: if pairs.is_empty() {
+                            std::ptr::null()
+                        } else {
+                            pairs.as_ptr()
+                        },
+                        user_property_count: pairs.len(),
+                    };
+                    // SAFETY: the user's callback; `report` and its strings outlive the call.
+                    unsafe { callback(user_data.0, &report) }
+                },
+            ) as crate::mqtt::shared::DeliveryHandler
         });
         c.client.set_delivery_handler(handler);
         Ok(())

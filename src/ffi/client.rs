@@ -440,6 +440,70 @@ pub unsafe extern "C" fn eq1_mqtt_client_wait(
     })
 }
 
+/// `eq1_mqtt_client_wait`, also telling what the broker said in its acknowledgement (MQTT
+/// 5.0): `*out_reason_code` (may be NULL) receives its reason code (0x00 success, 0x10 no
+/// matching subscribers, from 0x80 the failure, e.g. 0x87 not authorized, 0x97 quota
+/// exceeded; 0 when the broker gave none), and `reason_buf` (may be NULL with `reason_len`
+/// 0) its Reason String with snprintf semantics ("" when none). The out-params are written
+/// once the publish completed (successfully or not), and reset otherwise.
+///
+/// Returns: as `eq1_mqtt_client_wait` (the publish's own status, `EQ1_STATUS_PUBLISH_REFUSED`
+/// for a failure reason code), and `EQ1_STATUS_NULL_ARGUMENT` also when `reason_buf` is NULL
+/// with a non-zero `reason_len`.
+///
+/// See also: `eq1_mqtt_client_wait`, `eq1_mqtt_client_set_delivery_report_callback`.
+///
+/// # Safety
+/// `client` is NULL or live; `out_reason_code` NULL or writable; `reason_buf` NULL or
+/// writable for `reason_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_wait_report(
+    client: *mut eq1_mqtt_client,
+    token: eq1_token,
+    timeout_ms: c_int,
+    out_reason_code: *mut u8,
+    reason_buf: *mut c_char,
+    reason_len: usize,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: NULL or writable per this function's contract.
+        let code_out = unsafe { optional_out_param(out_reason_code, 0) };
+        if !reason_buf.is_null() && reason_len > 0 {
+            // SAFETY: writable for `reason_len` bytes per this function's contract.
+            unsafe { *reason_buf = 0 };
+        }
+        // SAFETY: per this function's contract.
+        let c = unsafe { client_handle(client) }?;
+        if reason_buf.is_null() && reason_len > 0 {
+            return Err(Error::NullArgument(format!(
+                "reason_buf is NULL but reason_len is {reason_len}"
+            )));
+        }
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "wait")?;
+        let (result, detail) = c.client.wait_report(token, timeout);
+        if matches!(
+            &result,
+            Err(Error::Timeout(_)) | Err(Error::InvalidArgument(_))
+        ) {
+            return result;
+        }
+        if let Some(out) = code_out {
+            *out = detail.as_ref().map_or(0, |d| d.code);
+        }
+        if let Some(text) = detail.as_ref().and_then(|d| d.text.as_deref()) {
+            if !reason_buf.is_null() && reason_len > 0 {
+                let copied = text.len().min(reason_len - 1);
+                // SAFETY: `reason_buf` is writable for `reason_len` bytes and `copied < reason_len`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(text.as_ptr(), reason_buf.cast::<u8>(), copied);
+                    *reason_buf.add(copied) = 0;
+                }
+            }
+        }
+        result
+    })
+}
+
 /// Subscribes `callback` to `filter` and waits up to `timeout_ms` for the broker's answer;
 /// `*out_granted_qos` (may be NULL) receives the granted QoS. A message matching several
 /// subscriptions reaches each of their callbacks; subscribing the same filter again replaces

@@ -181,6 +181,67 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish_with_properties(
     })
 }
 
+/// `eq1_mqtt_client_set_will` with MQTT 5.0 will properties and a Will Delay Interval.
+/// `properties` (may be NULL; all-zero is the same as none) are the will message's: message
+/// expiry, payload format, content type, response topic, correlation data, user properties.
+/// `will_delay` (seconds, 0: none) makes the broker wait that long after the connection
+/// ended before it publishes the will, and not publish it at all if the client resumes its
+/// session meanwhile (so the session must outlive the delay:
+/// `eq1_mqtt_options_set_session_expiry`). Everything is copied. Only while idle.
+///
+/// Returns: as `eq1_mqtt_client_set_will`, and
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when properties or a will delay are given to an MQTT 3.1.1
+///   client, or the content type, correlation data or a user property is longer than 65,535
+///   bytes.
+/// - `EQ1_STATUS_NULL_ARGUMENT` also when `correlation_data` is NULL with a non-zero length,
+///   `user_properties` is NULL with a non-zero count, or a user property's name or value is
+///   NULL.
+/// - `EQ1_STATUS_INVALID_UTF8` also when `content_type`, `response_topic` or a user property is
+///   not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_TOPIC` also when `response_topic` is not a valid topic name.
+///
+/// See also: `eq1_mqtt_client_set_will`, `eq1_mqtt_properties`.
+///
+/// # Safety
+/// As for `eq1_mqtt_client_set_will`; `properties` is NULL or points to a valid struct whose
+/// pointers follow its field documentation.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn eq1_mqtt_client_set_will_with_properties(
+    client: *mut eq1_mqtt_client,
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    qos: c_int,
+    retain: bool,
+    properties: *const eq1_mqtt_properties,
+    will_delay: u32,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: per this function's contract.
+        let c = unsafe { client_handle(client) }?;
+        // SAFETY: per this function's contract.
+        let topic = unsafe { c_str(topic, "will topic") }?;
+        // SAFETY: per this function's contract.
+        let payload = unsafe { bytes(payload, len, "will payload") }?;
+        // SAFETY: per this function's contract.
+        let properties = unsafe { properties.as_ref() }
+            .map(|p| {
+                // SAFETY: the struct's pointers follow its documentation (this function's contract).
+                unsafe { properties_from_c(p) }
+            })
+            .transpose()?;
+        c.client.set_will_with_properties(
+            topic,
+            payload,
+            crate::mqtt::validate::qos(qos)?,
+            retain,
+            properties,
+            will_delay,
+        )
+    })
+}
+
 /// MQTT 5.0 session expiry interval in seconds (0: the session ends with the connection).
 ///
 /// Returns:

@@ -56,10 +56,12 @@ impl Client {
         }
         options.check_consistent()?;
         let runtime = runtime::get()?;
-        let client_id = options
-            .client_id
-            .clone()
-            .unwrap_or_else(generated_client_id);
+        let client_id = match options.client_id.as_deref() {
+            // MQTT 5.0: an empty identifier asks the broker to assign one (CONNACK tells it).
+            Some("") if options.version == ProtocolVersion::V5 => String::new(),
+            Some("") | None => generated_client_id(),
+            Some(id) => id.to_string(),
+        };
         let options = Arc::new(options);
         let (events_tx, events_rx) = mpsc::channel();
         let backlog = Backlog::new(options.inbound_max_messages, options.inbound_max_bytes);
@@ -93,8 +95,17 @@ impl Client {
         })
     }
 
-    pub fn client_id(&self) -> &str {
-        &self.client_id
+    /// The client identifier: the configured or generated one, or (MQTT 5.0, connected with
+    /// an empty one) the one the broker assigned.
+    pub fn client_id(&self) -> String {
+        self.shared
+            .client_id_in_use()
+            .unwrap_or_else(|| self.client_id.clone())
+    }
+
+    /// What the broker said in the CONNACK of the current (or last) connection.
+    pub fn connack(&self) -> Option<Arc<crate::mqtt::shared::ConnAckInfo>> {
+        self.shared.connack()
     }
 
     pub(crate) fn options(&self) -> &Options {
@@ -175,7 +186,30 @@ impl Client {
 
     /// The will goes into the next CONNECT; it cannot change while connected.
     pub fn set_will(&self, topic: &str, payload: &[u8], qos: Qos, retain: bool) -> Result<()> {
+        self.set_will_with_properties(topic, payload, qos, retain, None, 0)
+    }
+
+    /// `set_will` with MQTT 5.0 will properties and a Will Delay Interval (seconds; 0: none),
+    /// both refused on an MQTT 3.1.1 client.
+    pub fn set_will_with_properties(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: Qos,
+        retain: bool,
+        properties: Option<PublishProperties>,
+        delay: u32,
+    ) -> Result<()> {
         validate::topic_name(topic)?;
+        let properties = properties.filter(|p| !p.is_empty());
+        if (properties.is_some() || delay > 0) && self.options.version != ProtocolVersion::V5 {
+            return Err(Error::InvalidArgument(
+                "will properties and a will delay need MQTT 5.0; this client speaks 3.1.1".into(),
+            ));
+        }
+        if let Some(p) = &properties {
+            p.validate()?;
+        }
         let qos = qos as u8;
         if payload.len() > validate::MAX_STRING_LEN {
             return Err(Error::PayloadTooLarge(format!(
@@ -193,6 +227,8 @@ impl Client {
             payload: payload.to_vec(),
             qos,
             retain,
+            properties: properties.map(Arc::new),
+            delay: (delay > 0).then_some(delay),
         });
         Ok(())
     }
@@ -291,7 +327,11 @@ impl Client {
         let token = self.shared.tokens.issue();
         if self
             .commands
-            .send(Command::Publish(Queued { token, message }))
+            .send(Command::Publish(Queued {
+                token,
+                message,
+                accepted: Instant::now(),
+            }))
             .is_err()
         {
             self.release_outbox_space(weight);
@@ -351,6 +391,12 @@ impl Client {
     /// Blocks until the publish behind `token` completed, failed, or `timeout` passed.
     pub fn wait(&self, token: Token, timeout: Duration) -> Result<()> {
         self.shared.tokens.wait(token, timeout)
+    }
+
+    /// `wait`, with what the broker said in its acknowledgement (MQTT 5.0 reason code,
+    /// reason string, user properties), when it said more than "success".
+    pub fn wait_report(&self, token: Token, timeout: Duration) -> crate::core::tokens::Report {
+        self.shared.tokens.wait_report(token, timeout)
     }
 
     /// Subscribes and waits up to `timeout` for the broker's answer; returns the granted QoS.

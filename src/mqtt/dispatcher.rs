@@ -72,9 +72,9 @@ pub fn run(
                     guarded("connection", || handler(&connection));
                 }
             }
-            Dispatch::Delivery(token, result) => {
+            Dispatch::Delivery(token, result, detail) => {
                 if let Some(handler) = dispatcher.shared.handlers().delivery {
-                    guarded("delivery", || handler(token, &result));
+                    guarded("delivery", || handler(token, &result, detail.as_deref()));
                 }
             }
         }

@@ -10,7 +10,9 @@ use crate::core::tls;
 use crate::core::transport::{self, Endpoint, Stream};
 use crate::mqtt::options::{Options, Will};
 use crate::mqtt::session::{AckTicket, AuthAnswer, Event, Outcome, Queued, Session, Transmit};
-use crate::mqtt::shared::{bump, ConnectionEvent, ConnectionState, Dispatch, Shared, State};
+use crate::mqtt::shared::{
+    bump, ConnAckInfo, ConnectionEvent, ConnectionState, Dispatch, Shared, State,
+};
 use crate::mqtt::subscribe::{FilterRequest, SubscribeReport, UnsubscribeReport};
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
@@ -278,11 +280,20 @@ impl Driver {
                         endpoint.port
                     );
                 }
+                let connack = self
+                    .session
+                    .last_connack()
+                    .map(|ack| Arc::new(ConnAckInfo::from_connack(ack)))
+                    .unwrap_or_default();
+                self.shared
+                    .set_connack(connack.clone(), self.session.client_id());
                 self.shared.emit(Dispatch::Connection(ConnectionEvent {
                     state: ConnectionState::Connected,
                     reason: None,
                     session_present,
                     broker: Some(endpoint.clone()),
+                    connack: Some(connack),
+                    server_disconnect: None,
                 }));
                 self.deliver_events();
                 Ok((
@@ -444,6 +455,8 @@ impl Driver {
                         reason: Some(reason.clone()),
                         session_present: false,
                         broker: Some(endpoint),
+                        connack: None,
+                        server_disconnect: self.session.take_server_disconnect().map(Arc::new),
                     }));
                     if !self.options.auto_reconnect {
                         self.session.end(&reason, false);
@@ -475,6 +488,8 @@ impl Driver {
             reason: None,
             session_present: false,
             broker: None,
+            connack: None,
+            server_disconnect: None,
         }));
         self.deliver_events();
     }
@@ -509,8 +524,13 @@ impl Driver {
             let wake = Instant::now() + self.backoff.delay(attempt);
             attempt = attempt.saturating_add(1);
             loop {
+                let expiry = self.session.next_expiry().map(Instant::from_std);
                 tokio::select! {
                     _ = sleep_until(wake) => break,
+                    _ = sleep_until_opt(expiry) => {
+                        self.session.expire_outbox(std::time::Instant::now());
+                        self.deliver_events();
+                    }
                     command = commands.recv() => {
                         let Some(command) = command else { return Err(Served::ClientGone) };
                         self.command(command);
@@ -561,6 +581,9 @@ impl Driver {
                     .transmit(std::time::Instant::now())
                     .map(|t| (t, 0));
             }
+            // Encoding may have completed publishes (expired, or beyond the broker's limits):
+            // their tokens hear it now, not at the next wake.
+            self.deliver_events();
             if self.session.disconnect_due(std::time::Instant::now()) {
                 let written = self.flush_and_close(socket).await;
                 self.session.finish_disconnect(written);
@@ -574,7 +597,11 @@ impl Driver {
             // does not read what we owe it is as dead as one that does not answer.
             self.session
                 .set_read_paused(backlog_full, std::time::Instant::now());
-            let deadline = self.session.next_deadline().map(Instant::from_std);
+            let deadline = match (self.session.next_deadline(), self.session.next_expiry()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(Instant::from_std);
             let wake = {
                 let Socket {
                     reader,
@@ -630,6 +657,7 @@ impl Driver {
                     }
                 }
                 Wake::Deadline => {
+                    self.session.expire_outbox(std::time::Instant::now());
                     if let Err(e) = self.session.handle_timeout(std::time::Instant::now()) {
                         return Served::Lost(e);
                     }
@@ -784,7 +812,9 @@ impl Driver {
                         .add(message.payload.len() + message.topic.len());
                     self.shared.emit(Dispatch::Message(message, ticket));
                 }
-                Event::Completed(token, result) => self.shared.complete(token, result),
+                Event::Completed(token, result, detail) => {
+                    self.shared.complete_with(token, result, detail)
+                }
                 Event::Reply(waiter, outcome) => waiter.answer(outcome),
                 Event::AuthChallenge(challenge) => self.shared.emit(Dispatch::Auth(challenge)),
             }

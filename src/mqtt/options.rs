@@ -30,6 +30,12 @@ pub struct Will {
     pub payload: Vec<u8>,
     pub qos: u8,
     pub retain: bool,
+    /// MQTT 5.0 will properties (message expiry, payload format, content type, response
+    /// topic, correlation data, user properties).
+    pub properties: Option<std::sync::Arc<crate::mqtt::PublishProperties>>,
+    /// MQTT 5.0 Will Delay Interval in seconds: the broker waits this long after the
+    /// connection ended (and not at all if the session resumes meanwhile).
+    pub delay: Option<u32>,
 }
 
 /// MQTT 5.0 CONNECT properties: sent only when the user set them (a broker applies the spec's
@@ -176,11 +182,8 @@ impl Options {
 
     pub fn set_client_id(&mut self, id: &str) -> Result<()> {
         validate::client_id(id)?;
-        self.client_id = if id.is_empty() {
-            None
-        } else {
-            Some(id.to_string())
-        };
+        // Empty: on MQTT 5.0 the broker assigns one; on 3.1.1 the client generates one.
+        self.client_id = Some(id.to_string());
         Ok(())
     }
 

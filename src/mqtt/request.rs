@@ -285,7 +285,7 @@ impl Client {
         if let Some(topic) = subscribed.as_ref() {
             return Ok(topic.clone());
         }
-        let id = topic_safe(self.client_id());
+        let id = topic_safe(&self.client_id());
         let information = self
             .shared()
             .response_information

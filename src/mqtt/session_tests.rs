@@ -263,12 +263,25 @@ impl Harness {
         self.session.publish(Queued {
             token: self.next_token,
             message,
+            accepted: self.now,
         });
         self.next_token
     }
 
     fn publish(&mut self, topic: &str, qos: u8) -> Token {
         self.send(message(topic, qos))
+    }
+}
+
+fn ok() -> AckDetail {
+    AckDetail::default()
+}
+
+fn ack(code: u8, text: Option<&str>) -> AckDetail {
+    AckDetail {
+        code,
+        text: text.map(str::to_string),
+        properties: Vec::new(),
     }
 }
 
@@ -338,7 +351,7 @@ fn completed(events: &[Event<u32>]) -> Vec<(Token, Result<()>)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Completed(token, result) => Some((*token, result.clone())),
+            Event::Completed(token, result, _) => Some((*token, result.clone())),
             _ => None,
         })
         .collect()
@@ -553,7 +566,7 @@ fn acknowledged_messages_free_their_place_in_the_receive_maximum() {
             h.session.acknowledge(ticket.expect("QoS 1/2 has a ticket"));
         }
         // QoS 2 holds its place until PUBREL, not just until our PUBREC.
-        h.receive(Incoming::PubRel(q2)).unwrap();
+        h.receive(Incoming::PubRel(q2, ok())).unwrap();
         assert_eq!(
             h.written(),
             [Sent::PubAck(q1), Sent::PubRec(q2), Sent::PubComp(q2)]
@@ -634,7 +647,10 @@ fn a_malformed_packet_closes_a_v5_connection_with_reason_0x81() {
 #[test]
 fn broker_disconnect_is_a_lost_connection() {
     let mut h = connected(V5, options(V5));
-    let result = h.receive(Incoming::Disconnect("server shutting down".into()));
+    let result = h.receive(Incoming::Disconnect(crate::mqtt::wire::ServerDisconnect {
+        reason_code: 0x8B,
+        ..Default::default()
+    }));
     assert!(
         matches!(result, Err(Error::ConnectionLost(_))),
         "{result:?}"
@@ -667,7 +683,7 @@ fn publish_above_the_broker_maximum_qos_fails_and_is_never_written() {
         h.session.take_queue_delta(),
         (-1, -(("high".len() + 7) as i64))
     );
-    h.receive(Incoming::PubAck(1, None)).unwrap();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
     assert!(matches!(completed(&h.events())[..], [(t, Ok(()))] if t == allowed));
 }
 
@@ -792,7 +808,7 @@ fn puback_completes_a_qos1_publish() {
     let token = h.publish("a", 1);
     assert_eq!(h.written(), [publish("a", 1, 1, false)]);
     assert!(h.events().is_empty());
-    h.receive(Incoming::PubAck(1, None)).unwrap();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
     assert!(matches!(completed(&h.events())[..], [(t, Ok(()))] if t == token));
     assert_eq!(h.session.inflight_len(), 0);
 }
@@ -802,10 +818,10 @@ fn qos2_publish_writes_pubrel_on_pubrec_and_completes_on_pubcomp() {
     let mut h = connected(V311, options(V311));
     let token = h.publish("a", 2);
     assert_eq!(h.written(), [publish("a", 2, 1, false)]);
-    h.receive(Incoming::PubRec(1, None)).unwrap();
+    h.receive(Incoming::PubRec(1, ok())).unwrap();
     assert_eq!(h.written(), [Sent::PubRel(1)]);
     assert!(h.events().is_empty(), "not complete before PUBCOMP");
-    h.receive(Incoming::PubComp(1)).unwrap();
+    h.receive(Incoming::PubComp(1, ok())).unwrap();
     assert!(matches!(completed(&h.events())[..], [(t, Ok(()))] if t == token));
 }
 
@@ -815,10 +831,9 @@ fn v5_ack_with_a_failure_reason_fails_the_token() {
     let q1 = h.publish("a", 1);
     let q2 = h.publish("b", 2);
     h.written();
-    h.receive(Incoming::PubAck(1, Some("not authorized".into())))
+    h.receive(Incoming::PubAck(1, ack(0x87, Some("not authorized"))))
         .unwrap();
-    h.receive(Incoming::PubRec(2, Some("quota exceeded".into())))
-        .unwrap();
+    h.receive(Incoming::PubRec(2, ack(0x97, None))).unwrap();
     assert!(h.written().is_empty(), "no PUBREL after a failed PUBREC");
     let events = h.events();
     assert!(
@@ -834,7 +849,7 @@ fn v5_ack_with_a_failure_reason_fails_the_token() {
 #[test]
 fn unknown_pubrel_is_answered_with_pubcomp() {
     let mut h = connected(V311, options(V311));
-    h.receive(Incoming::PubRel(42)).unwrap();
+    h.receive(Incoming::PubRel(42, ok())).unwrap();
     assert_eq!(h.written(), [Sent::PubComp(42)]);
 }
 
@@ -845,15 +860,15 @@ fn unexpected_acks_are_ignored() {
     let q2 = h.publish("two", 2);
     h.written();
     for packet in [
-        Incoming::PubAck(9, None),
-        Incoming::PubRec(9, None),
-        Incoming::PubComp(9),
+        Incoming::PubAck(9, ok()),
+        Incoming::PubRec(9, ok()),
+        Incoming::PubComp(9, ok()),
         suback(9, &[0]),
         unsuback(9),
         // Acks of the wrong kind for what is in flight.
-        Incoming::PubRec(1, None),
-        Incoming::PubAck(2, None),
-        Incoming::PubComp(2),
+        Incoming::PubRec(1, ok()),
+        Incoming::PubAck(2, ok()),
+        Incoming::PubComp(2, ok()),
         Incoming::PingResp,
     ] {
         h.receive(packet).unwrap();
@@ -861,9 +876,9 @@ fn unexpected_acks_are_ignored() {
     assert!(h.written().is_empty());
     assert!(h.events().is_empty());
     assert_eq!(h.session.inflight_len(), 2);
-    h.receive(Incoming::PubAck(1, None)).unwrap();
-    h.receive(Incoming::PubRec(2, None)).unwrap();
-    h.receive(Incoming::PubComp(2)).unwrap();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
+    h.receive(Incoming::PubRec(2, ok())).unwrap();
+    h.receive(Incoming::PubComp(2, ok())).unwrap();
     assert_eq!(h.written(), [Sent::PubRel(2)]);
     let done: Vec<Token> = completed(&h.events()).into_iter().map(|(t, _)| t).collect();
     assert_eq!(done, [q1, q2]);
@@ -897,7 +912,7 @@ fn packet_ids_never_collide_across_publishes_and_subscribes() {
     assert_eq!(first, [1, 2, 3, 4, 5]);
     // Free two; the other three stay in use while more are allocated.
     h.receive(suback(1, &[1])).unwrap();
-    h.receive(Incoming::PubAck(3, None)).unwrap();
+    h.receive(Incoming::PubAck(3, ok())).unwrap();
     h.events();
     for round in 0..3 {
         h.publish(&format!("again{round}"), 1);
@@ -927,10 +942,10 @@ fn only_the_inflight_window_is_in_flight_until_acks() {
     // QoS 0 is not held by the window, and does not pass the QoS 1 messages before it.
     h.publish("zero", 0);
     assert!(h.written().is_empty());
-    h.receive(Incoming::PubAck(1, None)).unwrap();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
     assert_eq!(h.written(), [publish("m2", 1, 3, false)]);
-    h.receive(Incoming::PubAck(2, None)).unwrap();
-    h.receive(Incoming::PubAck(3, None)).unwrap();
+    h.receive(Incoming::PubAck(2, ok())).unwrap();
+    h.receive(Incoming::PubAck(3, ok())).unwrap();
     assert_eq!(
         h.written(),
         [
@@ -1094,7 +1109,7 @@ fn inbound_qos2_is_delivered_once_until_pubrel() {
         .unwrap();
     assert_eq!(h.written(), [Sent::PubRec(5)]);
     assert!(h.events().is_empty());
-    h.receive(Incoming::PubRel(5)).unwrap();
+    h.receive(Incoming::PubRel(5, ok())).unwrap();
     assert_eq!(h.written(), [Sent::PubComp(5)]);
     // After PUBREL the id is free: a new message with it is delivered.
     h.receive(Incoming::Publish(inbound("b", 2, 5, false), None))
@@ -1186,7 +1201,7 @@ fn resumed_session_resends_in_flight_publishes_with_dup_in_original_order() {
             publish("c", 1, 1, false)
         ]
     );
-    h.receive(Incoming::PubRec(65_535, None)).unwrap();
+    h.receive(Incoming::PubRec(65_535, ok())).unwrap();
     assert_eq!(h.written(), [Sent::PubRel(65_535)]);
     // In send order, not id order; QoS 2 past PUBREC resumes with PUBREL; the confirmed
     // subscription is not sent again.
@@ -1198,9 +1213,9 @@ fn resumed_session_resends_in_flight_publishes_with_dup_in_original_order() {
             publish("c", 1, 1, true)
         ]
     );
-    h.receive(Incoming::PubComp(65_535)).unwrap();
-    h.receive(Incoming::PubAck(1, None)).unwrap();
-    h.receive(Incoming::PubAck(65_534, None)).unwrap();
+    h.receive(Incoming::PubComp(65_535, ok())).unwrap();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
+    h.receive(Incoming::PubAck(65_534, ok())).unwrap();
     let done: Vec<Token> = completed(&h.events()).into_iter().map(|(t, _)| t).collect();
     assert_eq!(done, [b, c, a]);
 }
@@ -1221,7 +1236,7 @@ fn lost_session_resends_in_flight_publishes_as_new_in_order_and_restores_subscri
         h.written(),
         [publish("a", 1, 65_535, false), publish("b", 2, 1, false)]
     );
-    h.receive(Incoming::PubRec(1, None)).unwrap();
+    h.receive(Incoming::PubRec(1, ok())).unwrap();
     assert_eq!(h.written(), [Sent::PubRel(1)]);
     h.events();
     h.session.take_queue_delta();
@@ -1242,7 +1257,7 @@ fn lost_session_resends_in_flight_publishes_as_new_in_order_and_restores_subscri
         "a and b took outbox places again"
     );
     h.receive(suback(1, &[1])).unwrap();
-    h.receive(Incoming::PubAck(2, None)).unwrap();
+    h.receive(Incoming::PubAck(2, ok())).unwrap();
     assert_eq!(h.written(), [publish("c", 1, 4, false)]);
     let events = h.events();
     assert!(replies(&events).is_empty(), "nobody waits for a restore");
@@ -1570,7 +1585,7 @@ fn disconnect_waits_for_in_flight_publishes_until_they_complete() {
     assert_eq!(h.session.next_deadline(), Some(deadline));
     h.advance(Duration::from_secs(1));
     assert!(!h.session.disconnect_due(h.now));
-    h.receive(Incoming::PubAck(1, None)).unwrap();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
     assert!(h.session.disconnect_due(h.now));
     h.session.finish_disconnect(Ok(()));
     let events = h.events();
@@ -1881,7 +1896,7 @@ fn reauthentication_runs_alongside_publishing_and_completes_on_auth_success() {
         .unwrap();
     let step = challenge(&mut h);
     assert!(step.reauthenticating);
-    h.receive(Incoming::PubAck(1, None)).unwrap();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
     assert_eq!(completed(&h.events()), [(first, Ok(()))]);
     h.session
         .auth_answer(
@@ -1905,7 +1920,7 @@ fn reauthentication_runs_alongside_publishing_and_completes_on_auth_success() {
         .auth_answer(last.step, AuthAnswer::Success, h.now)
         .unwrap();
     assert_eq!(replies(&h.events()), [(7, Outcome::Reauthenticated)]);
-    h.receive(Incoming::PubAck(2, None)).unwrap();
+    h.receive(Incoming::PubAck(2, ok())).unwrap();
     assert_eq!(completed(&h.events()), [(second, Ok(()))]);
     assert!(h.session.is_connected());
 }
@@ -2383,4 +2398,292 @@ fn an_alias_that_would_exceed_the_maximum_packet_size_is_not_used() {
         [(topic.into(), None, false), (topic.into(), None, false)]
     );
     assert!(completed(&h.events()).is_empty(), "both sent, none failed");
+}
+
+// ----- MQTT 5.0 acknowledgement reasons and message expiry (issue 8) -----
+
+fn details(events: &[Event<u32>]) -> Vec<(Token, Result<()>, Option<AckDetail>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Completed(token, result, detail) => {
+                Some((*token, result.clone(), detail.as_deref().cloned()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn expiring(topic: &str, qos: u8, seconds: u32) -> OutPublish {
+    OutPublish {
+        properties: Some(Arc::new(crate::mqtt::PublishProperties {
+            message_expiry: Some(seconds),
+            ..crate::mqtt::PublishProperties::default()
+        })),
+        ..message(topic, qos)
+    }
+}
+
+/// The Message Expiry Interval of each PUBLISH in `bytes` (v5).
+fn sent_expiries(mut buf: BytesMut) -> Vec<Option<u32>> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        match v5::Packet::read(&mut buf, Some(DECODE_MAX as u32)) {
+            Ok(v5::Packet::Publish(p)) => {
+                out.push(p.properties.and_then(|p| p.message_expiry_interval))
+            }
+            Ok(_) => {}
+            Err(e) => panic!("undecodable: {e:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn ack_failure_reason_reaches_the_token_with_code_text_and_properties() {
+    let mut h = connected(V5, options(V5));
+    let token = h.publish("a", 1);
+    h.written();
+    let detail = AckDetail {
+        code: 0x87,
+        text: Some("acl says no".into()),
+        properties: vec![("who".into(), "acl".into())],
+    };
+    h.receive(Incoming::PubAck(1, detail.clone())).unwrap();
+    let events = h.events();
+    let got = details(&events);
+    assert_eq!(got.len(), 1, "{events:?}");
+    assert_eq!(got[0].0, token);
+    match &got[0].1 {
+        Err(Error::PublishRefused(text)) => {
+            assert!(text.contains("not authorized (0x87)"), "{text}");
+            assert!(text.contains("acl says no"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(got[0].2.as_ref(), Some(&detail));
+}
+
+#[test]
+fn success_with_a_reason_is_success_with_its_code() {
+    let mut h = connected(V5, options(V5));
+    let q1 = h.publish("a", 1);
+    let q2 = h.publish("b", 2);
+    h.written();
+    h.receive(Incoming::PubAck(1, ack(0x10, Some("nobody listens"))))
+        .unwrap();
+    h.receive(Incoming::PubRec(2, ack(0x10, None))).unwrap();
+    assert_eq!(h.written(), [Sent::PubRel(2)]);
+    h.receive(Incoming::PubComp(2, ok())).unwrap();
+    let got = details(&h.events());
+    assert_eq!(
+        got,
+        [
+            (q1, Ok(()), Some(ack(0x10, Some("nobody listens")))),
+            (q2, Ok(()), Some(ack(0x10, None))),
+        ]
+    );
+}
+
+#[test]
+fn plain_success_carries_no_detail() {
+    let mut h = connected(V5, options(V5));
+    let token = h.publish("a", 1);
+    h.written();
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
+    assert_eq!(details(&h.events()), [(token, Ok(()), None)]);
+}
+
+#[test]
+fn quota_exceeded_on_pubrec_ends_the_flow_without_pubrel() {
+    let mut h = connected(V5, options(V5));
+    let token = h.publish("a", 2);
+    h.written();
+    h.receive(Incoming::PubRec(1, ack(0x97, Some("slow down"))))
+        .unwrap();
+    assert!(h.written().is_empty());
+    let got = details(&h.events());
+    assert!(
+        matches!(&got[..], [(t, Err(Error::PublishRefused(m)), Some(d))]
+            if *t == token && d.code == 0x97 && m.contains("quota exceeded")),
+        "{got:?}"
+    );
+    assert_eq!(h.session.inflight_len(), 0, "the flow is over");
+}
+
+#[test]
+fn unknown_pubrec_and_pubrel_are_answered_with_packet_identifier_not_found() {
+    let mut h = connected(V5, options(V5));
+    h.receive(Incoming::PubRec(7, ok())).unwrap();
+    h.receive(Incoming::PubRel(8, ok())).unwrap();
+    let transmit = h.session.transmit(h.now).expect("answers");
+    // PUBREL 7 and PUBCOMP 8, each with reason 0x92 and an empty property list.
+    assert_eq!(
+        &transmit.bytes[..],
+        &[0x62, 0x04, 0x00, 0x07, 0x92, 0x00, 0x70, 0x04, 0x00, 0x08, 0x92, 0x00]
+    );
+}
+
+#[test]
+fn known_pubrel_is_answered_with_success() {
+    let mut h = connected(V5, options(V5));
+    h.receive(Incoming::Publish(inbound("t", 2, 3, false), None))
+        .unwrap();
+    let (_, ticket) = delivered(&mut h);
+    h.session.acknowledge(ticket.expect("ticket"));
+    assert_eq!(h.written(), [Sent::PubRec(3)]);
+    h.receive(Incoming::PubRel(3, ok())).unwrap();
+    let transmit = h.session.transmit(h.now).expect("PUBCOMP");
+    assert_eq!(&transmit.bytes[..], &[0x70, 0x02, 0x00, 0x03]);
+}
+
+#[test]
+fn offline_message_expires_and_is_reported_expired() {
+    let mut h = Harness::new(with(options(V5), |o| o.queue_before_connect = true));
+    h.session.begin(None);
+    let short = h.send(expiring("a", 1, 2));
+    let long = h.send(expiring("b", 1, 60));
+    let plain = h.publish("c", 1);
+    assert_eq!(
+        h.session.next_expiry(),
+        Some(h.now + Duration::from_secs(2))
+    );
+    h.advance(Duration::from_millis(1999));
+    h.session.expire_outbox(h.now);
+    assert!(completed(&h.events()).is_empty(), "not yet");
+    h.advance(Duration::from_millis(1));
+    h.session.expire_outbox(h.now);
+    let events = h.events();
+    assert!(
+        matches!(&completed(&events)[..], [(t, Err(Error::Expired(_)))] if *t == short),
+        "{events:?}"
+    );
+    assert_eq!(h.session.outbox_len(), 2);
+    assert_eq!(
+        h.session.next_expiry(),
+        Some(h.now + Duration::from_secs(58))
+    );
+    // Connected 10 s after it was accepted: the 60 s message goes out with 50 s left.
+    h.advance(Duration::from_secs(8));
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck::default())).unwrap();
+    h.events();
+    let transmit = h.session.transmit(h.now).expect("the queued publishes");
+    assert_eq!(sent_expiries(transmit.bytes), [Some(50), None]);
+    let _ = (long, plain);
+}
+
+#[test]
+fn a_message_expiring_before_it_is_pumped_is_not_sent() {
+    let mut h = connected(V5, with(options(V5), |o| o.inflight_window = 1));
+    h.publish("first", 1);
+    let late = h.send(expiring("late", 1, 1));
+    assert_eq!(h.written(), [publish("first", 1, 1, false)]);
+    h.advance(Duration::from_secs(3));
+    h.receive(Incoming::PubAck(1, ok())).unwrap();
+    assert!(h.written().is_empty(), "the expired message is not sent");
+    let events = h.events();
+    assert!(
+        completed(&events)
+            .iter()
+            .any(|(t, r)| *t == late && matches!(r, Err(Error::Expired(_)))),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn retransmission_after_reconnect_carries_the_remaining_interval() {
+    let mut h = connected(V5, persistent(V5));
+    h.send(expiring("a", 1, 30));
+    h.send(expiring("b", 1, 5));
+    h.written();
+    h.advance(Duration::from_secs(10));
+    h.session
+        .connection_closed(&Error::ConnectionLost("cut".into()));
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    }))
+    .unwrap();
+    let events = h.events();
+    // "b" (5 s) expired while offline: dropped; "a" goes again with 20 s left.
+    assert!(
+        completed(&events)
+            .iter()
+            .any(|(t, r)| *t == 2 && matches!(r, Err(Error::Expired(_)))),
+        "{events:?}"
+    );
+    let transmit = h.session.transmit(h.now).expect("retransmission");
+    assert_eq!(sent_expiries(transmit.bytes), [Some(20)]);
+    assert_eq!(h.session.inflight_len(), 1);
+}
+
+#[test]
+fn the_assigned_client_identifier_is_used_for_the_next_connect() {
+    let mut h = Harness::new(with(persistent(V5), |o| o.session_expiry = 60));
+    h.session = Session::new(h.session.options.clone(), String::new(), h.now);
+    h.session.begin(None);
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck {
+        assigned_client_id: Some("auto-1234".into()),
+        ..ConnAck::default()
+    }))
+    .unwrap();
+    assert_eq!(h.session.client_id(), "auto-1234");
+    h.session
+        .connection_closed(&Error::ConnectionLost("cut".into()));
+    h.session.connection_opened(h.now).unwrap();
+    let transmit = h.session.transmit(h.now).expect("CONNECT");
+    let mut buf = transmit.bytes;
+    match v5::Packet::read(&mut buf, None) {
+        Ok(v5::Packet::Connect(connect, _, _)) => assert_eq!(connect.client_id, "auto-1234"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_server_disconnect_is_kept_for_the_connection_event() {
+    let mut h = connected(V5, options(V5));
+    let result = h.receive(Incoming::Disconnect(crate::mqtt::wire::ServerDisconnect {
+        reason_code: 0x9D,
+        reason_string: Some("moving".into()),
+        user_properties: Vec::new(),
+        server_reference: Some("other:1884".into()),
+    }));
+    match result {
+        Err(Error::ConnectionLost(text)) => {
+            assert!(text.contains("server moved (0x9D)"), "{text}");
+            assert!(text.contains("other:1884"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let kept = h.session.take_server_disconnect().expect("kept");
+    assert_eq!(kept.reason_code, 0x9D);
+    assert!(h.session.take_server_disconnect().is_none());
+}
+
+#[test]
+fn a_sent_qos2_message_is_never_expired_by_the_sender() {
+    // MQTT-4.3.3-7: once the PUBLISH is out, QoS 2 applies no expiry: retransmitted after a
+    // reconnect that comes after its interval, and completed normally.
+    let mut h = connected(V5, persistent(V5));
+    let token = h.send(expiring("q2", 2, 1));
+    h.written();
+    h.advance(Duration::from_secs(5));
+    h.session
+        .connection_closed(&Error::ConnectionLost("cut".into()));
+    h.session.expire_outbox(h.now);
+    h.open();
+    h.receive(Incoming::ConnAck(ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    }))
+    .unwrap();
+    h.events();
+    assert_eq!(h.written(), [publish("q2", 2, 1, true)]);
+    h.receive(Incoming::PubRec(1, ok())).unwrap();
+    assert_eq!(h.written(), [Sent::PubRel(1)]);
+    h.receive(Incoming::PubComp(1, ok())).unwrap();
+    assert_eq!(completed(&h.events()), [(token, Ok(()))]);
 }

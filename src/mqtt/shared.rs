@@ -6,11 +6,11 @@
 
 use crate::core::dispatcher::{Backlog, CallbackGate};
 use crate::core::error::{Error, Result};
-use crate::core::tokens::{Token, Tokens};
+use crate::core::tokens::{AckDetail, Token, Tokens};
 use crate::mqtt::options::Endpoint;
 use crate::mqtt::session::{AckTicket, AuthAnswer, AuthChallenge};
 use crate::mqtt::subscriptions::{MessageHandler, SubscriptionTable};
-use crate::mqtt::wire::BrokerLimits;
+use crate::mqtt::wire::{BrokerLimits, ServerDisconnect};
 use crate::mqtt::Message;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
@@ -41,13 +41,52 @@ pub struct ConnectionEvent {
     pub reason: Option<Error>,
     pub session_present: bool,
     pub broker: Option<Endpoint>,
+    /// On connect: what the broker's CONNACK said.
+    pub connack: Option<Arc<ConnAckInfo>>,
+    /// On a loss by the broker's DISCONNECT (v5): what it said.
+    pub server_disconnect: Option<Arc<ServerDisconnect>>,
+}
+
+/// What the broker said in CONNACK, for the application. On MQTT 3.1.1 only
+/// `session_present` is known; everything else is absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnAckInfo {
+    pub session_present: bool,
+    /// The identifier the broker assigned (v5, when we connected with an empty one).
+    pub assigned_client_id: Option<String>,
+    /// The keep-alive the broker imposes (v5); the client uses it instead of its own.
+    pub server_keep_alive: Option<u16>,
+    /// Answer to Request Response Information (v5).
+    pub response_information: Option<String>,
+    pub server_reference: Option<String>,
+    pub reason_string: Option<String>,
+    pub user_properties: Vec<(String, String)>,
+    /// The session expiry the broker uses, when it announced one (v5).
+    pub session_expiry: Option<u32>,
+    pub limits: BrokerLimits,
+}
+
+impl ConnAckInfo {
+    pub fn from_connack(ack: &crate::mqtt::wire::ConnAck) -> ConnAckInfo {
+        ConnAckInfo {
+            session_present: ack.session_present,
+            assigned_client_id: ack.assigned_client_id.clone(),
+            server_keep_alive: ack.server_keep_alive,
+            response_information: ack.response_information.clone(),
+            server_reference: ack.details.server_reference.clone(),
+            reason_string: ack.details.reason_string.clone(),
+            user_properties: ack.details.user_properties.clone(),
+            session_expiry: ack.details.session_expiry,
+            limits: ack.limits,
+        }
+    }
 }
 
 /// What the dispatcher thread delivers to user callbacks, in order.
 pub enum Dispatch {
     Message(Message, Option<AckTicket>),
     Connection(ConnectionEvent),
-    Delivery(Token, Result<()>),
+    Delivery(Token, Result<()>, Option<Arc<AckDetail>>),
     /// A route was added: held messages may have a callback now.
     Redeliver,
     /// Library code that must run on the dispatcher thread, in order with the callbacks (a
@@ -60,9 +99,11 @@ pub enum Dispatch {
 }
 
 pub type ConnectionHandler = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
-pub type DeliveryHandler = Arc<dyn Fn(Token, &Result<()>) + Send + Sync>;
 /// Answers each step of the MQTT 5.0 enhanced-authentication exchange.
 pub type AuthHandler = Arc<dyn Fn(&AuthChallenge) -> AuthAnswer + Send + Sync>;
+/// A publish's outcome, with what the broker said about it (MQTT 5.0 reason code, reason
+/// string, user properties) when it said anything.
+pub type DeliveryHandler = Arc<dyn Fn(Token, &Result<()>, Option<&AckDetail>) + Send + Sync>;
 
 #[derive(Default, Clone)]
 pub struct Handlers {
@@ -126,6 +167,8 @@ pub struct Shared {
     pub closing: AtomicBool,
     /// The Response Information of the broker's last CONNACK (MQTT 5.0, when given).
     pub response_information: Mutex<Option<String>>,
+    /// The last CONNACK, and the client identifier in use (the broker may assign one).
+    connack: Mutex<(Option<Arc<ConnAckInfo>>, Option<String>)>,
 }
 
 impl Shared {
@@ -146,7 +189,32 @@ impl Shared {
             gate: CallbackGate::default(),
             closing: AtomicBool::new(false),
             response_information: Mutex::new(None),
+            connack: Mutex::new((None, None)),
         }
+    }
+
+    /// Records the CONNACK of a new connection and the client identifier in use.
+    pub fn set_connack(&self, info: Arc<ConnAckInfo>, client_id: &str) {
+        *self.connack.lock().unwrap_or_else(|p| p.into_inner()) =
+            (Some(info), Some(client_id.to_string()));
+    }
+
+    /// The last CONNACK, if the client ever connected.
+    pub fn connack(&self) -> Option<Arc<ConnAckInfo>> {
+        self.connack
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The client identifier the last CONNECT used (`None` before the first connect).
+    pub fn client_id_in_use(&self) -> Option<String> {
+        self.connack
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 
     /// The limits the handle checks against, and the broker's maximum packet size for us.
@@ -204,15 +272,20 @@ impl Shared {
 
     /// Completes a publish token: wakes waiters, counts it, tells the delivery callback.
     pub fn complete(&self, token: Token, result: Result<()>) {
+        self.complete_with(token, result, None)
+    }
+
+    /// `complete`, with what the broker said in its acknowledgement.
+    pub fn complete_with(&self, token: Token, result: Result<()>, detail: Option<Arc<AckDetail>>) {
         // Counted before waiters wake, so that stats read right after a wait include it.
         match &result {
             Ok(()) => bump(&self.counters.delivered, 1),
             Err(Error::Dropped(_)) => bump(&self.counters.dropped, 1),
             Err(_) => bump(&self.counters.failed, 1),
         }
-        self.tokens.complete(token, &result);
+        self.tokens.complete_with(token, &result, detail.clone());
         if self.has_delivery_handler.load(Ordering::Acquire) {
-            self.emit(Dispatch::Delivery(token, result));
+            self.emit(Dispatch::Delivery(token, result, detail));
         }
     }
 
@@ -221,7 +294,7 @@ impl Shared {
         self.tokens.complete_all_ok(tokens);
         if self.has_delivery_handler.load(Ordering::Acquire) {
             for token in tokens {
-                self.emit(Dispatch::Delivery(*token, Ok(())));
+                self.emit(Dispatch::Delivery(*token, Ok(()), None));
             }
         }
     }

@@ -2,6 +2,7 @@
 //! the packets the engine sends and receives, encoded and decoded as MQTT 3.1.1 (`v4`) or 5.0.
 
 use crate::core::error::{Error, Result};
+pub use crate::core::tokens::AckDetail;
 use crate::mqtt::frame_check::{check_incoming_frame, MALFORMED_PACKET};
 use crate::mqtt::options::{Options, ProtocolVersion, Will};
 use crate::mqtt::properties::PublishProperties;
@@ -52,6 +53,9 @@ pub struct ConnAck {
     /// v5 enhanced authentication: the method and the broker's final data, if any.
     pub auth_method: Option<String>,
     pub auth_data: Option<Bytes>,
+    /// v5: what else the broker said (reason code and string, user properties, server
+    /// reference, session expiry).
+    pub details: ConnAckDetails,
 }
 
 /// An MQTT 5.0 AUTH packet (either direction). rumqttc 0.25.1's `Auth` miscounts its property
@@ -73,6 +77,83 @@ pub mod auth_reason {
     pub(crate) const REAUTHENTICATE: u8 = 0x19;
 }
 
+/// What a v5 CONNACK says beyond the limits: for the application (`ConnAckInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnAckDetails {
+    pub reason_code: u8,
+    pub reason_string: Option<String>,
+    pub user_properties: Vec<(String, String)>,
+    pub server_reference: Option<String>,
+    /// The session expiry the broker will use, when it differs from what we asked for.
+    pub session_expiry: Option<u32>,
+}
+
+/// What a v5 broker's DISCONNECT says (3.1.1 brokers send none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerDisconnect {
+    pub reason_code: u8,
+    pub reason_string: Option<String>,
+    pub user_properties: Vec<(String, String)>,
+    pub server_reference: Option<String>,
+}
+
+impl ServerDisconnect {
+    /// "broker sent DISCONNECT: <name> (0x..)[ (reason string)][, server reference ...]".
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "broker sent DISCONNECT: {} (0x{:02X})",
+            reason_name(self.reason_code),
+            self.reason_code
+        );
+        if let Some(reason) = &self.reason_string {
+            text += &format!(" ({reason})");
+        }
+        if let Some(reference) = &self.server_reference {
+            text += &format!(", server reference '{reference}'");
+        }
+        text
+    }
+}
+
+/// The name of an MQTT 5.0 reason code, for messages.
+pub fn reason_name(code: u8) -> &'static str {
+    match code {
+        0x00 => "success",
+        0x04 => "disconnect with will message",
+        0x10 => "no matching subscribers",
+        0x80 => "unspecified error",
+        0x81 => "malformed packet",
+        0x82 => "protocol error",
+        0x83 => "implementation specific error",
+        0x87 => "not authorized",
+        0x89 => "server busy",
+        0x8B => "server shutting down",
+        0x8D => "keep alive timeout",
+        0x8E => "session taken over",
+        0x8F => "topic filter invalid",
+        0x90 => "topic name invalid",
+        0x91 => "packet identifier in use",
+        0x92 => "packet identifier not found",
+        0x93 => "receive maximum exceeded",
+        0x94 => "topic alias invalid",
+        0x95 => "packet too large",
+        0x96 => "message rate too high",
+        0x97 => "quota exceeded",
+        0x98 => "administrative action",
+        0x99 => "payload format invalid",
+        0x9A => "retain not supported",
+        0x9B => "QoS not supported",
+        0x9C => "use another server",
+        0x9D => "server moved",
+        0x9E => "shared subscriptions not supported",
+        0x9F => "connection rate exceeded",
+        0xA0 => "maximum connect time",
+        0xA1 => "subscription identifiers not supported",
+        0xA2 => "wildcard subscriptions not supported",
+        _ => "unknown reason",
+    }
+}
+
 /// What a v5 broker announced in CONNACK (all absent on 3.1.1, where nothing is announced).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BrokerLimits {
@@ -92,17 +173,17 @@ pub struct BrokerLimits {
 pub enum Incoming {
     ConnAck(ConnAck),
     Publish(InPublish, Option<u16>),
-    /// Acknowledgements carry `Some(reason)` when a v5 broker reported a failure.
-    PubAck(u16, Option<String>),
-    PubRec(u16, Option<String>),
-    PubRel(u16),
-    PubComp(u16),
+    /// Acknowledgements with what a v5 broker said (code 0 and nothing else on 3.1.1).
+    PubAck(u16, AckDetail),
+    PubRec(u16, AckDetail),
+    PubRel(u16, AckDetail),
+    PubComp(u16, AckDetail),
     /// Per filter the reason code (0..2: the granted QoS), and the v5 properties.
     SubAck(u16, Vec<u8>, AckProperties),
     /// Per filter the v5 reason code (none on 3.1.1), and the v5 properties.
     UnsubAck(u16, Vec<u8>, AckProperties),
     PingResp,
-    Disconnect(String),
+    Disconnect(ServerDisconnect),
     /// v5 enhanced authentication.
     Auth(AuthPacket),
     /// A packet only a client may send (CONNECT, SUBSCRIBE, PINGREQ, AUTH...).
@@ -117,8 +198,8 @@ impl Incoming {
             Incoming::Publish(..) => "PUBLISH",
             Incoming::PubAck(..) => "PUBACK",
             Incoming::PubRec(..) => "PUBREC",
-            Incoming::PubRel(_) => "PUBREL",
-            Incoming::PubComp(_) => "PUBCOMP",
+            Incoming::PubRel(..) => "PUBREL",
+            Incoming::PubComp(..) => "PUBCOMP",
             Incoming::SubAck(..) => "SUBACK",
             Incoming::UnsubAck(..) => "UNSUBACK",
             Incoming::PingResp => "PINGRESP",
@@ -263,7 +344,7 @@ impl Codec {
                     message: Bytes::copy_from_slice(&w.payload),
                     qos: qos5(w.qos),
                     retain: w.retain,
-                    properties: None,
+                    properties: will_properties(w),
                 });
                 let login = options.username.as_ref().map(|u| v5::Login {
                     username: u.clone(),
@@ -344,17 +425,47 @@ impl Codec {
     }
 
     pub fn pubrel(&self, pkid: u16, buf: &mut BytesMut) -> Result<()> {
+        self.pubrel_with(pkid, false, buf)
+    }
+
+    /// PUBREL; on v5 with reason 0x92 (packet identifier not found) when `not_found`.
+    pub fn pubrel_with(&self, pkid: u16, not_found: bool, buf: &mut BytesMut) -> Result<()> {
         match self.version {
             ProtocolVersion::V311 => v4::PubRel::new(pkid).write(buf).map_err(codec_error),
-            ProtocolVersion::V5 => v5::PubRel::new(pkid, None).write(buf).map_err(codec_error),
+            ProtocolVersion::V5 => v5::PubRel {
+                pkid,
+                reason: if not_found {
+                    v5::PubRelReason::PacketIdentifierNotFound
+                } else {
+                    v5::PubRelReason::Success
+                },
+                properties: None,
+            }
+            .write(buf)
+            .map_err(codec_error),
         }
         .map(drop)
     }
 
     pub fn pubcomp(&self, pkid: u16, buf: &mut BytesMut) -> Result<()> {
+        self.pubcomp_with(pkid, false, buf)
+    }
+
+    /// PUBCOMP; on v5 with reason 0x92 (packet identifier not found) when `not_found`.
+    pub fn pubcomp_with(&self, pkid: u16, not_found: bool, buf: &mut BytesMut) -> Result<()> {
         match self.version {
             ProtocolVersion::V311 => v4::PubComp::new(pkid).write(buf).map_err(codec_error),
-            ProtocolVersion::V5 => v5::PubComp::new(pkid, None).write(buf).map_err(codec_error),
+            ProtocolVersion::V5 => v5::PubComp {
+                pkid,
+                reason: if not_found {
+                    v5::PubCompReason::PacketIdentifierNotFound
+                } else {
+                    v5::PubCompReason::Success
+                },
+                properties: None,
+            }
+            .write(buf)
+            .map_err(codec_error),
         }
         .map(drop)
     }
@@ -563,6 +674,23 @@ fn empty_v5_properties() -> v5::PublishProperties {
     to_v5_properties(&PublishProperties::default())
 }
 
+/// A will's v5 properties; `None` when it has none (the codec then writes an empty list).
+fn will_properties(will: &Will) -> Option<v5::LastWillProperties> {
+    if will.delay.is_none() && will.properties.is_none() {
+        return None;
+    }
+    let p = will.properties.as_deref().cloned().unwrap_or_default();
+    Some(v5::LastWillProperties {
+        delay_interval: will.delay,
+        payload_format_indicator: p.payload_is_utf8.map(u8::from),
+        message_expiry_interval: p.message_expiry,
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+    })
+}
+
 fn to_v5_properties(p: &PublishProperties) -> v5::PublishProperties {
     v5::PublishProperties {
         payload_format_indicator: p.payload_is_utf8.map(u8::from),
@@ -649,10 +777,10 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
             },
             None,
         ),
-        v4::Packet::PubAck(a) => Incoming::PubAck(a.pkid, None),
-        v4::Packet::PubRec(a) => Incoming::PubRec(a.pkid, None),
-        v4::Packet::PubRel(a) => Incoming::PubRel(a.pkid),
-        v4::Packet::PubComp(a) => Incoming::PubComp(a.pkid),
+        v4::Packet::PubAck(a) => Incoming::PubAck(a.pkid, AckDetail::default()),
+        v4::Packet::PubRec(a) => Incoming::PubRec(a.pkid, AckDetail::default()),
+        v4::Packet::PubRel(a) => Incoming::PubRel(a.pkid, AckDetail::default()),
+        v4::Packet::PubComp(a) => Incoming::PubComp(a.pkid, AckDetail::default()),
         v4::Packet::SubAck(a) => Incoming::SubAck(
             a.pkid,
             a.return_codes
@@ -728,6 +856,16 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
                 response_information: props.as_ref().and_then(|p| p.response_information.clone()),
                 auth_method: props.as_ref().and_then(|p| p.authentication_method.clone()),
                 auth_data: props.as_ref().and_then(|p| p.authentication_data.clone()),
+                details: ConnAckDetails {
+                    reason_code: connack_code(ack.code),
+                    reason_string: props.as_ref().and_then(|p| p.reason_string.clone()),
+                    user_properties: props
+                        .as_ref()
+                        .map(|p| p.user_properties.clone())
+                        .unwrap_or_default(),
+                    server_reference: props.as_ref().and_then(|p| p.server_reference.clone()),
+                    session_expiry: props.as_ref().and_then(|p| p.session_expiry_interval),
+                },
             })
         }
         v5::Packet::Publish(p) => {
@@ -754,21 +892,67 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
             )
         }
         v5::Packet::PubAck(a) => {
-            let failure = match a.reason {
-                v5::PubAckReason::Success | v5::PubAckReason::NoMatchingSubscribers => None,
-                other => Some(format!("broker refused the publish: {other:?}")),
-            };
-            Incoming::PubAck(a.pkid, failure)
+            let (text, properties) = a
+                .properties
+                .map(|p| (p.reason_string, p.user_properties))
+                .unwrap_or_default();
+            Incoming::PubAck(
+                a.pkid,
+                AckDetail {
+                    code: puback_code(a.reason),
+                    text,
+                    properties,
+                },
+            )
         }
         v5::Packet::PubRec(a) => {
-            let failure = match a.reason {
-                v5::PubRecReason::Success | v5::PubRecReason::NoMatchingSubscribers => None,
-                other => Some(format!("broker refused the publish: {other:?}")),
-            };
-            Incoming::PubRec(a.pkid, failure)
+            let (text, properties) = a
+                .properties
+                .map(|p| (p.reason_string, p.user_properties))
+                .unwrap_or_default();
+            Incoming::PubRec(
+                a.pkid,
+                AckDetail {
+                    code: pubrec_code(a.reason),
+                    text,
+                    properties,
+                },
+            )
         }
-        v5::Packet::PubRel(a) => Incoming::PubRel(a.pkid),
-        v5::Packet::PubComp(a) => Incoming::PubComp(a.pkid),
+        v5::Packet::PubRel(a) => {
+            let (text, properties) = a
+                .properties
+                .map(|p| (p.reason_string, p.user_properties))
+                .unwrap_or_default();
+            Incoming::PubRel(
+                a.pkid,
+                AckDetail {
+                    code: match a.reason {
+                        v5::PubRelReason::Success => 0,
+                        v5::PubRelReason::PacketIdentifierNotFound => 0x92,
+                    },
+                    text,
+                    properties,
+                },
+            )
+        }
+        v5::Packet::PubComp(a) => {
+            let (text, properties) = a
+                .properties
+                .map(|p| (p.reason_string, p.user_properties))
+                .unwrap_or_default();
+            Incoming::PubComp(
+                a.pkid,
+                AckDetail {
+                    code: match a.reason {
+                        v5::PubCompReason::Success => 0,
+                        v5::PubCompReason::PacketIdentifierNotFound => 0x92,
+                    },
+                    text,
+                    properties,
+                },
+            )
+        }
         v5::Packet::SubAck(a) => Incoming::SubAck(
             a.pkid,
             a.return_codes.iter().map(|c| suback_code(*c)).collect(),
@@ -791,16 +975,16 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         ),
         v5::Packet::PingResp(_) => Incoming::PingResp,
         v5::Packet::Disconnect(d) => {
-            let reason = d
-                .properties
-                .as_ref()
-                .and_then(|p| p.reason_string.clone())
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
-            Incoming::Disconnect(format!(
-                "broker sent DISCONNECT: {:?}{reason}",
-                d.reason_code
-            ))
+            let properties = d.properties;
+            Incoming::Disconnect(ServerDisconnect {
+                reason_code: d.reason_code as u8,
+                reason_string: properties.as_ref().and_then(|p| p.reason_string.clone()),
+                user_properties: properties
+                    .as_ref()
+                    .map(|p| p.user_properties.clone())
+                    .unwrap_or_default(),
+                server_reference: properties.and_then(|p| p.server_reference),
+            })
         }
         v5::Packet::Connect(..) => Incoming::Unexpected("CONNECT"),
         v5::Packet::Subscribe(_) => Incoming::Unexpected("SUBSCRIBE"),
@@ -1052,9 +1236,10 @@ fn short_v5_disconnect(buf: &mut BytesMut) -> Result<Option<Option<Incoming>>> {
     let code = if buf[1] == 1 { buf[2] } else { 0 };
     let _ = buf.split_to(len);
     let reason = v5::DisconnectReasonCode::try_from(code).map_err(malformed)?;
-    Ok(Some(Some(Incoming::Disconnect(format!(
-        "broker sent DISCONNECT: {reason:?}"
-    )))))
+    Ok(Some(Some(Incoming::Disconnect(ServerDisconnect {
+        reason_code: reason as u8,
+        ..ServerDisconnect::default()
+    }))))
 }
 
 /// A broker that speaks only 3.1.1 answers a v5 CONNECT with a 3.1.1 CONNACK refusing the
@@ -1070,6 +1255,64 @@ fn v311_connack_to_v5(buf: &mut BytesMut) -> Option<Incoming> {
         )),
         ..ConnAck::default()
     }))
+}
+
+fn puback_code(reason: v5::PubAckReason) -> u8 {
+    use v5::PubAckReason as R;
+    match reason {
+        R::Success => 0x00,
+        R::NoMatchingSubscribers => 0x10,
+        R::UnspecifiedError => 0x80,
+        R::ImplementationSpecificError => 0x83,
+        R::NotAuthorized => 0x87,
+        R::TopicNameInvalid => 0x90,
+        R::PacketIdentifierInUse => 0x91,
+        R::QuotaExceeded => 0x97,
+        R::PayloadFormatInvalid => 0x99,
+    }
+}
+
+fn pubrec_code(reason: v5::PubRecReason) -> u8 {
+    use v5::PubRecReason as R;
+    match reason {
+        R::Success => 0x00,
+        R::NoMatchingSubscribers => 0x10,
+        R::UnspecifiedError => 0x80,
+        R::ImplementationSpecificError => 0x83,
+        R::NotAuthorized => 0x87,
+        R::TopicNameInvalid => 0x90,
+        R::PacketIdentifierInUse => 0x91,
+        R::QuotaExceeded => 0x97,
+        R::PayloadFormatInvalid => 0x99,
+    }
+}
+
+fn connack_code(code: v5::ConnectReturnCode) -> u8 {
+    use v5::ConnectReturnCode as C;
+    match code {
+        C::Success => 0x00,
+        C::RefusedProtocolVersion | C::UnsupportedProtocolVersion => 0x84,
+        C::BadClientId | C::ClientIdentifierNotValid => 0x85,
+        C::ServiceUnavailable | C::ServerUnavailable => 0x88,
+        C::UnspecifiedError => 0x80,
+        C::MalformedPacket => 0x81,
+        C::ProtocolError => 0x82,
+        C::ImplementationSpecificError => 0x83,
+        C::BadUserNamePassword => 0x86,
+        C::NotAuthorized => 0x87,
+        C::ServerBusy => 0x89,
+        C::Banned => 0x8A,
+        C::BadAuthenticationMethod => 0x8C,
+        C::TopicNameInvalid => 0x90,
+        C::PacketTooLarge => 0x95,
+        C::QuotaExceeded => 0x97,
+        C::PayloadFormatInvalid => 0x99,
+        C::RetainNotSupported => 0x9A,
+        C::QoSNotSupported => 0x9B,
+        C::UseAnotherServer => 0x9C,
+        C::ServerMoved => 0x9D,
+        C::ConnectionRateExceeded => 0x9F,
+    }
 }
 
 fn v5_connack_refusal(
@@ -1303,6 +1546,8 @@ mod tests {
             payload: b"bye".to_vec(),
             qos: 1,
             retain: true,
+            properties: None,
+            delay: None,
         };
         let mut buf = BytesMut::new();
         codec(ProtocolVersion::V311)
@@ -1344,7 +1589,7 @@ mod tests {
         buf.extend_from_slice(&[0x05]);
         assert!(matches!(
             c.decode(&mut buf),
-            Ok(Some(Incoming::PubAck(5, None)))
+            Ok(Some(Incoming::PubAck(5, _)))
         ));
     }
 

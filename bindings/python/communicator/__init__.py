@@ -20,7 +20,9 @@ from communicator.interfaces.protocol import BaseProtocol, PubSubProtocol, ReqRe
 from communicator.manager import ProtocolManager
 from communicator.protocols.mqtt.mqtt_protocol import (
     AuthChallenge,
+    ConnAckInfo,
     ConnectionEvent,
+    DeliveryReport,
     ConnectionState,
     MessageProperties,
     MQTTConfig,
@@ -53,7 +55,9 @@ def library_path() -> str:
 __all__ = [
     "AuthChallenge",
     "BaseProtocol",
+    "ConnAckInfo",
     "ConnectionEvent",
+    "DeliveryReport",
     "ConnectionState",
     "LibraryNotFoundError",
     "MQTTConfig",

@@ -65,6 +65,46 @@ EQ1_CONNECTION_STATE_LOST = 2
 EQ1_CONNECTION_STATE_DISCONNECTED = 3
 
 
+class Eq1UserProperty(Structure):
+    """``eq1_mqtt_user_property``"""
+
+    _fields_ = [("name", c_char_p), ("value", c_char_p)]
+
+
+class Eq1ConnAckInfo(Structure):
+    """``eq1_mqtt_connack_info``"""
+
+    _fields_ = [
+        ("session_present", c_bool),
+        ("assigned_client_id", c_char_p),
+        ("has_server_keep_alive", c_bool),
+        ("server_keep_alive", ctypes.c_uint16),
+        ("response_information", c_char_p),
+        ("server_reference", c_char_p),
+        ("reason_string", c_char_p),
+        ("user_properties", POINTER(Eq1UserProperty)),
+        ("user_property_count", c_size_t),
+        ("has_session_expiry", c_bool),
+        ("session_expiry", ctypes.c_uint32),
+        ("has_receive_maximum", c_bool),
+        ("receive_maximum", ctypes.c_uint16),
+        ("has_maximum_packet_size", c_bool),
+        ("maximum_packet_size", ctypes.c_uint32),
+        ("has_maximum_qos", c_bool),
+        ("maximum_qos", ctypes.c_uint8),
+        ("has_retain_available", c_bool),
+        ("retain_available", c_bool),
+        ("has_wildcard_available", c_bool),
+        ("wildcard_available", c_bool),
+        ("has_subscription_ids_available", c_bool),
+        ("subscription_ids_available", c_bool),
+        ("has_shared_available", c_bool),
+        ("shared_available", c_bool),
+        ("has_topic_alias_maximum", c_bool),
+        ("topic_alias_maximum", ctypes.c_uint16),
+    ]
+
+
 class Eq1ConnectionEvent(Structure):
     """``eq1_mqtt_connection_event``"""
 
@@ -75,13 +115,25 @@ class Eq1ConnectionEvent(Structure):
         ("session_present", c_bool),
         ("broker_host", c_char_p),
         ("broker_port", c_int),
+        ("connack", POINTER(Eq1ConnAckInfo)),
+        ("disconnect_reason_code", ctypes.c_uint8),
+        ("disconnect_reason_string", c_char_p),
+        ("server_reference", c_char_p),
     ]
 
 
-class Eq1UserProperty(Structure):
-    """``eq1_mqtt_user_property``"""
+class Eq1DeliveryReport(Structure):
+    """``eq1_mqtt_delivery_report``"""
 
-    _fields_ = [("name", c_char_p), ("value", c_char_p)]
+    _fields_ = [
+        ("token", c_uint64),
+        ("status", c_int),
+        ("detail", c_char_p),
+        ("reason_code", ctypes.c_uint8),
+        ("reason_string", c_char_p),
+        ("user_properties", POINTER(Eq1UserProperty)),
+        ("user_property_count", c_size_t),
+    ]
 
 
 class Eq1Properties(Structure):
@@ -207,6 +259,7 @@ CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
 DELIVERY_CB = CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
 MESSAGE_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1Message))
 RESPONSE_CB = CFUNCTYPE(None, c_void_p, c_int, POINTER(Eq1Response))
+DELIVERY_REPORT_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1DeliveryReport))
 LOG_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 AUTH_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1AuthChallenge), POINTER(Eq1AuthResponse))
 
@@ -223,6 +276,7 @@ class Eq1Subscription(Structure):
 # NULL function pointers of each type (ctypes refuses None where a CFUNCTYPE is declared).
 NO_FREE_CB = FREE_CB()
 NO_DELIVERY_CB = DELIVERY_CB()
+NO_DELIVERY_REPORT_CB = DELIVERY_REPORT_CB()
 NO_LOG_CB = LOG_CB()
 NO_AUTH_CB = AUTH_CB()
 
@@ -275,6 +329,8 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_publish": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,
                                           c_bool, POINTER(c_uint64)]),
     "eq1_mqtt_client_wait": (_status, [_client_p, c_uint64, c_int]),
+    "eq1_mqtt_client_wait_report": (_status, [_client_p, c_uint64, c_int,
+                                              POINTER(ctypes.c_uint8), c_char_p, c_size_t]),
     "eq1_mqtt_client_subscribe": (_status, [_client_p, c_char_p, c_int, MESSAGE_CB, c_void_p,
                                             c_int, POINTER(c_int)]),
     "eq1_mqtt_client_unsubscribe": (_status, [_client_p, c_char_p, c_int]),
@@ -294,6 +350,9 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_publish_with_properties": (
         _status, [_client_p, c_char_p, c_char_p, c_size_t, c_int, c_bool,
                   POINTER(Eq1Properties), POINTER(c_uint64)]),
+    "eq1_mqtt_client_set_will_with_properties": (
+        _status, [_client_p, c_char_p, c_char_p, c_size_t, c_int, c_bool,
+                  POINTER(Eq1Properties), c_uint32]),
     "eq1_mqtt_options_set_session_expiry": (_status, [_options_p, c_uint32]),
     "eq1_mqtt_options_set_receive_maximum": (_status, [_options_p, c_int]),
     "eq1_mqtt_options_set_topic_alias_maximum": (_status, [_options_p, c_int]),
@@ -316,6 +375,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_reauthenticate": (_status, [_client_p, c_char_p, c_size_t, c_int]),
     "eq1_mqtt_client_set_connection_callback": (_status, [_client_p, CONNECTION_CB]),
     "eq1_mqtt_client_set_delivery_callback": (_status, [_client_p, DELIVERY_CB]),
+    "eq1_mqtt_client_set_delivery_report_callback": (_status, [_client_p, DELIVERY_REPORT_CB]),
     "eq1_mqtt_client_set_message_callback": (_status, [_client_p, MESSAGE_CB, c_void_p]),
     "eq1_mqtt_client_set_auth_callback": (_status, [_client_p, AUTH_CB, c_void_p]),
 }

@@ -29,8 +29,9 @@ from communicator.common.exceptions import (
 from communicator.common.logging import logger, sync_native_log_level
 from communicator.interfaces.protocol import MessageCallback, Payload, PubSubProtocol
 
-__all__ = ["AuthChallenge", "ConnectionEvent", "ConnectionState", "MQTTConfig", "MQTTProtocol",
-           "RetainHandling", "SubscribeAck", "SubscribeOptions", "SubscribeResult",
+__all__ = ["AuthChallenge", "ConnAckInfo", "ConnectionEvent", "ConnectionState", "DeliveryReport",
+           "MQTTConfig", "MQTTProtocol", "RetainHandling", "SubscribeAck", "SubscribeOptions",
+           "SubscribeResult",
            "UnsubscribeAck", "UnsubscribeResult"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -130,10 +131,14 @@ class MQTTConfig:
     password: Optional[str] = None
     #: PEM file of trusted CAs; setting it turns TLS on.
     ca_certs: Optional[PathLike] = None
-    #: None or "": the library generates one ("eq1-" + 16 hex digits).
+    #: None: the library generates one ("eq1-" + 16 hex digits); "": the same on MQTT 3.1.1,
+    #: while an MQTT 5.0 broker assigns one (see ``client_id`` and ``ConnAckInfo``).
     client_id: Optional[str] = None
     keepalive: int = 60
     clean_session: bool = True
+    #: MQTT 5.0 Session Expiry Interval in seconds (None: not sent, the session ends with the
+    #: connection). A will delay only works while the session outlives it.
+    session_expiry: Optional[int] = None
     #: 4 = MQTT 3.1.1, 5 = MQTT 5.0, 3 = MQTT 3.1 (old brokers; client ids of 1..23 bytes).
     protocol_version: int = 4
     #: MQTT 5.0 enhanced authentication: the method CONNECT names (e.g. "SCRAM-SHA-256"),
@@ -236,6 +241,8 @@ class MQTTConfig:
         if self.reconnect_max_delay < self.reconnect_min_delay:
             raise _invalid(f"reconnect_max_delay ({self.reconnect_max_delay}) is below "
                            f"reconnect_min_delay ({self.reconnect_min_delay})")
+        if self.session_expiry is not None:
+            _check_int("session_expiry", self.session_expiry, 0, 2**32 - 1)
         _check_int("max_queued_messages", self.max_queued_messages, 1, 2**63 - 1)
         _check_int("max_queued_bytes", self.max_queued_bytes, 1, 2**63 - 1)
         if self.queue_policy not in QUEUE_POLICIES:
@@ -340,6 +347,32 @@ class ConnectionState(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class ConnAckInfo:
+    """What the broker said in CONNACK (``ConnectionEvent.connack``). On MQTT 3.1.1 only
+    ``session_present`` is known; the rest is None / empty (a limit that is None was not
+    announced: MQTT 5.0's default applies)."""
+
+    session_present: bool
+    #: The client id the broker assigned (MQTT 5.0, connecting with client_id "").
+    assigned_client_id: Optional[str] = None
+    #: The keep-alive the broker imposes; the client uses it.
+    server_keep_alive: Optional[int] = None
+    response_information: Optional[str] = None
+    server_reference: Optional[str] = None
+    reason_string: Optional[str] = None
+    user_properties: list[Tuple[str, str]] = field(default_factory=list)
+    session_expiry: Optional[int] = None
+    receive_maximum: Optional[int] = None
+    maximum_packet_size: Optional[int] = None
+    maximum_qos: Optional[int] = None
+    retain_available: Optional[bool] = None
+    wildcard_available: Optional[bool] = None
+    subscription_ids_available: Optional[bool] = None
+    shared_available: Optional[bool] = None
+    topic_alias_maximum: Optional[int] = None
+
+
+@dataclass(frozen=True)
 class ConnectionEvent:
     """Passed to ``on_connection_change``."""
 
@@ -350,6 +383,13 @@ class ConnectionEvent:
     session_present: bool
     broker_host: str
     broker_port: int
+    #: On CONNECTED: what the broker's CONNACK said.
+    connack: Optional[ConnAckInfo] = None
+    #: On LOST by an MQTT 5.0 broker's DISCONNECT: its reason code (0 otherwise), reason
+    #: string and server reference.
+    disconnect_reason_code: int = 0
+    disconnect_reason_string: Optional[str] = None
+    server_reference: Optional[str] = None
 
     @property
     def connected(self) -> bool:
@@ -540,6 +580,67 @@ def _properties_from_c(pointer: Any) -> Optional[MessageProperties]:
 #: ``on_delivery(token, error)``: error is None when the publish was delivered.
 DeliveryCallback = Callable[[int, Optional[ProtocolError]], None]
 
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """How one publish ended, with what an MQTT 5.0 broker said in its acknowledgement
+    (``wait_report``, ``on_delivery_report``)."""
+
+    token: int
+    #: None when delivered, else the failure (PUBLISH_REFUSED for a failure reason code).
+    error: Optional[ProtocolError]
+    #: 0x00 success, 0x10 no matching subscribers, from 0x80 the failure (0x87 not
+    #: authorized, 0x97 quota exceeded, ...); 0 when the broker gave none.
+    reason_code: int = 0
+    reason_string: Optional[str] = None
+    user_properties: list[Tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> bool:
+        return self.error is None
+
+
+#: ``on_delivery_report(report)``.
+DeliveryReportCallback = Callable[[DeliveryReport], None]
+
+
+def _text(raw: Optional[bytes]) -> Optional[str]:
+    return None if raw is None else raw.decode("utf-8", errors="replace")
+
+
+def _pairs(pointer: Any, count: int) -> list[Tuple[str, str]]:
+    return [(_text(pointer[i].name) or "", _text(pointer[i].value) or "")
+            for i in range(count)]
+
+
+def _connack_from_c(pointer: Any) -> Optional[ConnAckInfo]:
+    if not pointer:
+        return None
+    c = pointer.contents
+
+    def opt(has: bool, value: Any) -> Any:
+        return value if has else None
+
+    return ConnAckInfo(
+        session_present=bool(c.session_present),
+        assigned_client_id=_text(c.assigned_client_id),
+        server_keep_alive=opt(c.has_server_keep_alive, int(c.server_keep_alive)),
+        response_information=_text(c.response_information),
+        server_reference=_text(c.server_reference),
+        reason_string=_text(c.reason_string),
+        user_properties=_pairs(c.user_properties, c.user_property_count),
+        session_expiry=opt(c.has_session_expiry, int(c.session_expiry)),
+        receive_maximum=opt(c.has_receive_maximum, int(c.receive_maximum)),
+        maximum_packet_size=opt(c.has_maximum_packet_size, int(c.maximum_packet_size)),
+        maximum_qos=opt(c.has_maximum_qos, int(c.maximum_qos)),
+        retain_available=opt(c.has_retain_available, bool(c.retain_available)),
+        wildcard_available=opt(c.has_wildcard_available, bool(c.wildcard_available)),
+        subscription_ids_available=opt(c.has_subscription_ids_available,
+                                       bool(c.subscription_ids_available)),
+        shared_available=opt(c.has_shared_available, bool(c.shared_available)),
+        topic_alias_maximum=opt(c.has_topic_alias_maximum, int(c.topic_alias_maximum)),
+    )
+
 # Every id handed to the library as user_data (clients and subscriptions share the counter)
 # -> the MQTTProtocol it belongs to. Weak: an unreferenced client is collected and freed.
 _owners: dict[int, "weakref.ref[MQTTProtocol]"] = {}
@@ -604,8 +705,18 @@ def _dispatch_auth(user_data: Optional[int], challenge: Any, response: Any) -> N
         logger.exception("internal error while answering an authentication challenge")
 
 
+def _dispatch_report(user_data: Optional[int], report: Any) -> None:
+    try:
+        owner = _owner_of(user_data)
+        if owner is not None:
+            owner._deliver_report(report.contents)
+    except BaseException:  # noqa: BLE001
+        logger.exception("internal error while dispatching a delivery report")
+
+
 _message_trampoline = _native.MESSAGE_CB(_dispatch_message)
 _auth_trampoline = _native.AUTH_CB(_dispatch_auth)
+_report_trampoline = _native.DELIVERY_REPORT_CB(_dispatch_report)
 _connection_trampoline = _native.CONNECTION_CB(_dispatch_connection)
 _delivery_trampoline = _native.DELIVERY_CB(_dispatch_delivery)
 
@@ -682,6 +793,7 @@ class MQTTProtocol(PubSubProtocol):
         self._on_connection_change: Optional[ConnectionCallback] = None
         self._on_delivery: Optional[DeliveryCallback] = None
         self._on_auth: Optional[AuthCallback] = self.config.auth_callback
+        self._on_delivery_report: Optional[DeliveryReportCallback] = None
         self._disconnected = threading.Event()
         self._dispatcher_ident: Optional[int] = None
         self._id = _register_owner(self)
@@ -705,13 +817,15 @@ class MQTTProtocol(PubSubProtocol):
                               name.replace("set_", "").replace("_", " "))
 
             setopt("set_broker", c.broker_address.encode(), c.port)
-            if c.client_id:
+            if c.client_id is not None:
                 setopt("set_client_id", c.client_id.encode())
             if c.username is not None:
                 setopt("set_credentials", c.username.encode(),
                        c.password.encode() if c.password is not None else None)
             setopt("set_keep_alive", c.keepalive)
             setopt("set_clean_session", bool(c.clean_session))
+            if c.session_expiry is not None:
+                setopt("set_session_expiry", int(c.session_expiry))
             setopt("set_protocol_version", c.protocol_version)
             if c.auth_method is not None:
                 data = bytes(c.auth_data) if c.auth_data is not None else b""
@@ -896,16 +1010,30 @@ class MQTTProtocol(PubSubProtocol):
             self._release()
         return buf.value.decode("utf-8")
 
-    def set_will(self, topic: str, payload: Payload, qos: int = 1, retain: bool = False) -> None:
+    def set_will(self, topic: str, payload: Payload, qos: int = 1, retain: bool = False, *,
+                 properties: Optional[MessageProperties] = None, delay: int = 0) -> None:
         """Sets the will (last will and testament) sent with the next connect; the broker
-        publishes it if the connection ends without disconnect(). Only while not connected."""
+        publishes it if the connection ends without disconnect(). Only while not connected.
+        MQTT 5.0: ``properties`` are the will message's, ``delay`` (seconds) the Will Delay
+        Interval: the broker waits that long, and publishes nothing if the session resumes
+        meanwhile (``session_expiry`` must outlive the delay)."""
         topic_b = _encode(topic, "will topic", Status.INVALID_TOPIC)
         data = _payload_bytes(payload)
+        delay = self._int_arg(delay, "delay")
+        if not 0 <= delay <= 2**32 - 1:
+            raise _invalid(f"delay must be 0..{2**32 - 1} seconds, not {delay}")
         handle = self._acquire()
         try:
-            _native.check(self._lib.eq1_mqtt_client_set_will(
-                handle, topic_b, data or None, len(data), self._int_arg(qos, "qos"),
-                bool(retain)))
+            if properties is None and delay == 0:
+                _native.check(self._lib.eq1_mqtt_client_set_will(
+                    handle, topic_b, data or None, len(data), self._int_arg(qos, "qos"),
+                    bool(retain)))
+            else:
+                c_properties, _keep = (_properties_to_c(properties) if properties is not None
+                                       else (_native.Eq1Properties(), []))
+                _native.check(self._lib.eq1_mqtt_client_set_will_with_properties(
+                    handle, topic_b, data or None, len(data), self._int_arg(qos, "qos"),
+                    bool(retain), ctypes.byref(c_properties), delay))
         finally:
             self._release()
 
@@ -1012,6 +1140,31 @@ class MQTTProtocol(PubSubProtocol):
                            "nowhere to send the response", Status.NO_RESPONSE_TOPIC)
         return self.publish_async(request.response_topic, payload, qos, properties=MessageProperties(
             correlation_data=request.correlation_data))
+
+    def wait_report(self, token: int, timeout: Optional[float] = None) -> DeliveryReport:
+        """Like ``wait``, but returns how the publish ended instead of raising its failure:
+        the error (None when delivered) with the MQTT 5.0 reason code and reason string of
+        the broker's acknowledgement. Raises ProtocolConnectionError TIMEOUT after
+        ``timeout`` seconds, ProtocolValidationError for a token never issued."""
+        if not _is_int(token) or token <= 0:
+            raise _invalid(f"{token!r} is not a delivery token")
+        ms = self._timeout_ms(timeout)
+        code = ctypes.c_uint8(0)
+        reason = ctypes.create_string_buffer(1024)
+        handle = self._acquire()
+        try:
+            status = self._lib.eq1_mqtt_client_wait_report(handle, token, ms, ctypes.byref(code),
+                                                          reason, len(reason))
+            detail = _native.last_error_message() if status != Status.OK else ""
+        finally:
+            self._release()
+        if status in (Status.TIMEOUT, Status.INVALID_ARGUMENT, Status.NULL_ARGUMENT,
+                      Status.INVALID_STATE, Status.INTERNAL):
+            raise error_from_status(status, detail)
+        error = None if status == Status.OK else error_from_status(status, detail)
+        return DeliveryReport(token=token, error=error, reason_code=int(code.value),
+                              reason_string=reason.value.decode("utf-8", errors="replace")
+                              or None)
 
     # ------------------------------------------------------------------ subscribe
 
@@ -1307,8 +1460,31 @@ class MQTTProtocol(PubSubProtocol):
         handle = self._acquire()
         try:
             self._on_delivery = callback
+            self._on_delivery_report = None
             _native.check(self._lib.eq1_mqtt_client_set_delivery_callback(
                 handle, _delivery_trampoline if callback is not None else _native.NO_DELIVERY_CB))
+        finally:
+            self._release()
+
+    @property
+    def on_delivery_report(self) -> Optional[DeliveryReportCallback]:
+        """``callback(DeliveryReport)`` once per publish, with the MQTT 5.0 reason code,
+        reason string and user properties of the broker's acknowledgement; on the dispatcher
+        thread. A client has one delivery callback: setting this replaces ``on_delivery``
+        and the other way round."""
+        return self._on_delivery_report
+
+    @on_delivery_report.setter
+    def on_delivery_report(self, callback: Optional[DeliveryReportCallback]) -> None:
+        if callback is not None and not callable(callback):
+            raise _invalid("on_delivery_report must be callable or None")
+        handle = self._acquire()
+        try:
+            self._on_delivery_report = callback
+            self._on_delivery = None
+            _native.check(self._lib.eq1_mqtt_client_set_delivery_report_callback(
+                handle, _report_trampoline if callback is not None
+                else _native.NO_DELIVERY_REPORT_CB))
         finally:
             self._release()
 
@@ -1375,7 +1551,11 @@ class MQTTProtocol(PubSubProtocol):
         info = ConnectionEvent(
             state=state, reason=reason, session_present=bool(event.session_present),
             broker_host=(event.broker_host or b"").decode("utf-8", errors="replace"),
-            broker_port=int(event.broker_port))
+            broker_port=int(event.broker_port),
+            connack=_connack_from_c(event.connack),
+            disconnect_reason_code=int(event.disconnect_reason_code),
+            disconnect_reason_string=_text(event.disconnect_reason_string),
+            server_reference=_text(event.server_reference))
         hook = self._on_connection_change
         try:
             if hook is not None:
@@ -1385,6 +1565,24 @@ class MQTTProtocol(PubSubProtocol):
         finally:
             if state == ConnectionState.DISCONNECTED:
                 self._disconnected.set()
+
+    def _deliver_report(self, report: Any) -> None:
+        self._dispatcher_ident = threading.get_ident()
+        hook = self._on_delivery_report
+        if hook is None:
+            return
+        error = None
+        if report.status != Status.OK:
+            error = error_from_status(report.status, _text(report.detail) or "")
+        info = DeliveryReport(token=int(report.token), error=error,
+                              reason_code=int(report.reason_code),
+                              reason_string=_text(report.reason_string),
+                              user_properties=_pairs(report.user_properties,
+                                                     report.user_property_count))
+        try:
+            hook(info)
+        except BaseException:  # noqa: BLE001
+            logger.exception("on_delivery_report raised; the client continues")
 
     def _deliver_delivery(self, token: int, status: int, detail: Optional[bytes]) -> None:
         self._dispatcher_ident = threading.get_ident()

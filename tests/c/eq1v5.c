@@ -1,0 +1,411 @@
+/*
+ * eq1v5.c - MQTT 5.0 session features through a real mosquitto (issue 8): acknowledgement
+ * reasons (an ACL-denied publish is a failed delivery with 0x87), CONNACK information and an
+ * assigned client identifier, retained-message expiry, and outbox message expiry
+ * (EQ1_STATUS_EXPIRED), plus bad input at the C boundary of the new functions.
+ *
+ *   ./eq1v5 <mode> <host> <port>      mode: acl | connack | retained | outbox | bad-input
+ *
+ * Prints "SUMMARY <n> failures"; exits 1 on any failure.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eq1.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int failures;
+
+#define EXPECT(cond, ...)                                                          \
+	do {                                                                       \
+		if (!(cond)) {                                                     \
+			failures++;                                                \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);                \
+			printf(__VA_ARGS__);                                       \
+			printf("\n");                                              \
+		}                                                                  \
+	} while (0)
+
+static void pause_ms(long ms)
+{
+	nanosleep(&(struct timespec){ .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L },
+		  NULL);
+}
+
+/* ----- delivery reports ----- */
+
+#define MAX_REPORTS 16
+static struct {
+	eq1_token token;
+	eq1_status status;
+	unsigned reason_code;
+	char detail[256];
+	char reason_string[128];
+	size_t user_property_count;
+} reports[MAX_REPORTS];
+static int report_count;
+
+static void on_report(void *user_data, const eq1_mqtt_delivery_report *r)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (report_count < MAX_REPORTS) {
+		reports[report_count].token = r->token;
+		reports[report_count].status = r->status;
+		reports[report_count].reason_code = r->reason_code;
+		snprintf(reports[report_count].detail, sizeof reports[0].detail, "%s", r->detail);
+		snprintf(reports[report_count].reason_string, sizeof reports[0].reason_string, "%s",
+			 r->reason_string ? r->reason_string : "(null)");
+		reports[report_count].user_property_count = r->user_property_count;
+		report_count++;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static int find_report(eq1_token token)
+{
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&lock);
+		for (int k = 0; k < report_count; k++) {
+			if (reports[k].token == token) {
+				pthread_mutex_unlock(&lock);
+				return k;
+			}
+		}
+		pthread_mutex_unlock(&lock);
+		pause_ms(10);
+	}
+	return -1;
+}
+
+/* ----- connection events ----- */
+
+static char assigned_id[128], connack_client_id[128];
+static int connected_events, has_keep_alive, has_receive_maximum, has_topic_alias_maximum;
+static unsigned receive_maximum;
+
+static void on_connection(void *user_data, const eq1_mqtt_connection_event *e)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (e->state == EQ1_CONNECTION_STATE_CONNECTED && e->connack) {
+		connected_events++;
+		snprintf(assigned_id, sizeof assigned_id, "%s",
+			 e->connack->assigned_client_id ? e->connack->assigned_client_id : "");
+		has_keep_alive = e->connack->has_server_keep_alive;
+		has_receive_maximum = e->connack->has_receive_maximum;
+		receive_maximum = e->connack->receive_maximum;
+		has_topic_alias_maximum = e->connack->has_topic_alias_maximum;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+/* ----- messages ----- */
+
+static int short_received, long_received, outbox_received;
+static unsigned outbox_expiry;
+
+static void on_message(void *user_data, const eq1_mqtt_message *m)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (!strcmp(m->topic, "r/short"))
+		short_received++;
+	if (!strcmp(m->topic, "r/long"))
+		long_received++;
+	if (!strcmp(m->topic, "outbox/long")) {
+		outbox_received++;
+		outbox_expiry = m->properties && m->properties->has_message_expiry ?
+					m->properties->message_expiry :
+					0;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static int read_count(int *counter, int want)
+{
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&lock);
+		int n = *counter;
+		pthread_mutex_unlock(&lock);
+		if (n >= want)
+			return n;
+		pause_ms(10);
+	}
+	pthread_mutex_lock(&lock);
+	int n = *counter;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+static eq1_mqtt_options *v5_options(const char *host, int port, const char *id)
+{
+	eq1_mqtt_options *o = eq1_mqtt_options_new();
+	eq1_mqtt_options_set_broker(o, host, port);
+	eq1_mqtt_options_set_protocol_version(o, EQ1_MQTT_V5);
+	if (id)
+		eq1_mqtt_options_set_client_id(o, id);
+	return o;
+}
+
+static eq1_mqtt_client *v5_client(eq1_mqtt_options *o)
+{
+	eq1_mqtt_client *c = NULL;
+	EXPECT(eq1_mqtt_client_new(o, NULL, NULL, &c) == EQ1_STATUS_OK, "client_new");
+	eq1_mqtt_options_free(o);
+	return c;
+}
+
+static eq1_token publish_expiring(eq1_mqtt_client *c, const char *topic, int qos, bool retain,
+				  uint32_t expiry)
+{
+	eq1_mqtt_properties p = { 0 };
+	p.has_message_expiry = true;
+	p.message_expiry = expiry;
+	eq1_token t = 0;
+	EXPECT(eq1_mqtt_client_publish_with_properties(c, topic, (const uint8_t *)"x", 1, qos,
+						       retain, &p, &t) == EQ1_STATUS_OK,
+	       "publish %s", topic);
+	return t;
+}
+
+/* The broker's ACL lets this client write only "allowed/#": a publish elsewhere is answered
+ * with PUBACK / PUBREC 0x87, which must reach the caller as a failed delivery with its code. */
+static void acl(const char *host, int port)
+{
+	eq1_mqtt_client *c = v5_client(v5_options(host, port, "acl-client"));
+	EXPECT(eq1_mqtt_client_set_delivery_report_callback(c, on_report) == EQ1_STATUS_OK,
+	       "report callback");
+	EXPECT(eq1_mqtt_client_connect(c, 5000) == EQ1_STATUS_OK, "connect");
+	for (int qos = 1; qos <= 2; qos++) {
+		eq1_token denied = 0, allowed = 0;
+		EXPECT(eq1_mqtt_client_publish(c, "denied/x", (const uint8_t *)"no", 2, qos, false,
+					       &denied) == EQ1_STATUS_OK,
+		       "publish denied");
+		EXPECT(eq1_mqtt_client_publish(c, "allowed/x", (const uint8_t *)"ok", 2, qos, false,
+					       &allowed) == EQ1_STATUS_OK,
+		       "publish allowed");
+		uint8_t code = 0xEE;
+		char reason[64] = "unset";
+		eq1_status s = eq1_mqtt_client_wait_report(c, denied, 5000, &code, reason,
+							  sizeof reason);
+		EXPECT(s == EQ1_STATUS_PUBLISH_REFUSED, "qos %d wait_report status %d", qos, s);
+		EXPECT(code == 0x87, "qos %d wait_report code 0x%02x", qos, code);
+		char detail[256];
+		eq1_last_error_message(detail, sizeof detail);
+		EXPECT(strstr(detail, "not authorized (0x87)") != NULL, "detail '%s'", detail);
+		EXPECT(eq1_mqtt_client_wait(c, denied, 5000) == EQ1_STATUS_PUBLISH_REFUSED,
+		       "plain wait");
+		int k = find_report(denied);
+		EXPECT(k >= 0, "qos %d report for the denied publish", qos);
+		if (k >= 0) {
+			EXPECT(reports[k].status == EQ1_STATUS_PUBLISH_REFUSED, "report status %d",
+			       reports[k].status);
+			EXPECT(reports[k].reason_code == 0x87, "report code 0x%02x",
+			       reports[k].reason_code);
+			EXPECT(strstr(reports[k].detail, "not authorized") != NULL,
+			       "report detail '%s'", reports[k].detail);
+		}
+		code = 0xEE;
+		EXPECT(eq1_mqtt_client_wait_report(c, allowed, 5000, &code, NULL, 0) ==
+			       EQ1_STATUS_OK,
+		       "allowed publish delivered");
+		/* mosquitto answers 0x10 when no one subscribes, or 0x00. */
+		EXPECT(code == 0x00 || code == 0x10, "allowed code 0x%02x", code);
+		k = find_report(allowed);
+		EXPECT(k >= 0 && reports[k].status == EQ1_STATUS_OK, "allowed report");
+	}
+	EXPECT(eq1_mqtt_client_disconnect(c, 2000) == EQ1_STATUS_OK, "disconnect");
+	eq1_mqtt_client_free(c);
+}
+
+/* An empty client id on MQTT 5.0: mosquitto assigns one; CONNACK says so, get_id returns it. */
+static void connack(const char *host, int port)
+{
+	eq1_mqtt_options *o = v5_options(host, port, "");
+	eq1_mqtt_client *c = v5_client(o);
+	EXPECT(eq1_mqtt_client_set_connection_callback(c, on_connection) == EQ1_STATUS_OK,
+	       "connection callback");
+	EXPECT(eq1_mqtt_client_connect(c, 5000) == EQ1_STATUS_OK, "connect with empty id");
+	EXPECT(read_count(&connected_events, 1) == 1, "connected event with CONNACK info");
+	size_t n = eq1_mqtt_client_get_id(c, connack_client_id, sizeof connack_client_id);
+	pthread_mutex_lock(&lock);
+	EXPECT(n > 0 && strlen(assigned_id) > 0, "assigned id '%s'", assigned_id);
+	EXPECT(!strcmp(assigned_id, connack_client_id), "get_id '%s' = assigned '%s'",
+	       connack_client_id, assigned_id);
+	printf("ASSIGNED %s\n", assigned_id);
+	/* The broker's configuration (max_inflight_messages 7, see the test) is announced. */
+	EXPECT(has_receive_maximum && receive_maximum == 7, "receive maximum %u (%d)",
+	       receive_maximum, has_receive_maximum);
+	pthread_mutex_unlock(&lock);
+	EXPECT(eq1_mqtt_client_disconnect(c, 2000) == EQ1_STATUS_OK, "disconnect");
+	eq1_mqtt_client_free(c);
+}
+
+/* A retained message whose expiry passed is not delivered to a late subscriber; one with a
+ * long expiry is. */
+static void retained(const char *host, int port)
+{
+	eq1_mqtt_client *c = v5_client(v5_options(host, port, "retainer"));
+	EXPECT(eq1_mqtt_client_connect(c, 5000) == EQ1_STATUS_OK, "connect");
+	EXPECT(eq1_mqtt_client_wait(c, publish_expiring(c, "r/short", 1, true, 1), 5000) ==
+		       EQ1_STATUS_OK,
+	       "short retained");
+	EXPECT(eq1_mqtt_client_wait(c, publish_expiring(c, "r/long", 1, true, 600), 5000) ==
+		       EQ1_STATUS_OK,
+	       "long retained");
+	pause_ms(2500);
+	/* Subscribed in this order: mosquitto would send r/short's retained copy before r/long's,
+	 * so once r/long arrived, r/short is known not to come. */
+	EXPECT(eq1_mqtt_client_subscribe(c, "r/short", 1, on_message, NULL, 5000, NULL) ==
+		       EQ1_STATUS_OK,
+	       "subscribe short");
+	EXPECT(eq1_mqtt_client_subscribe(c, "r/long", 1, on_message, NULL, 5000, NULL) ==
+		       EQ1_STATUS_OK,
+	       "subscribe long");
+	EXPECT(read_count(&long_received, 1) == 1, "long-lived retained message delivered");
+	pthread_mutex_lock(&lock);
+	EXPECT(short_received == 0, "expired retained message delivered %d times",
+	       short_received);
+	pthread_mutex_unlock(&lock);
+	eq1_mqtt_client_disconnect(c, 2000);
+	eq1_mqtt_client_free(c);
+}
+
+/* Queued before connecting: a message with a 1 s expiry that waits 2.5 s is dropped with
+ * EQ1_STATUS_EXPIRED; one with 600 s goes out with the remaining interval. */
+static void outbox(const char *host, int port)
+{
+	eq1_mqtt_client *sub = v5_client(v5_options(host, port, "outbox-sub"));
+	EXPECT(eq1_mqtt_client_connect(sub, 5000) == EQ1_STATUS_OK, "subscriber connect");
+	EXPECT(eq1_mqtt_client_subscribe(sub, "outbox/#", 1, on_message, NULL, 5000, NULL) ==
+		       EQ1_STATUS_OK,
+	       "subscribe");
+
+	eq1_mqtt_options *o = v5_options(host, port, "outbox-pub");
+	eq1_mqtt_options_set_offline_queue(o, 100, 1 << 20, EQ1_QUEUE_REJECT_NEW, true);
+	eq1_mqtt_client *c = v5_client(o);
+	EXPECT(eq1_mqtt_client_set_delivery_report_callback(c, on_report) == EQ1_STATUS_OK,
+	       "report callback");
+	eq1_token short_token = publish_expiring(c, "outbox/short", 1, false, 1);
+	eq1_token long_token = publish_expiring(c, "outbox/long", 1, false, 600);
+	pause_ms(2500);
+	EXPECT(eq1_mqtt_client_connect(c, 5000) == EQ1_STATUS_OK, "connect");
+	eq1_status s = eq1_mqtt_client_wait(c, short_token, 5000);
+	EXPECT(s == EQ1_STATUS_EXPIRED, "short message status %d", s);
+	char detail[256];
+	eq1_last_error_message(detail, sizeof detail);
+	EXPECT(strstr(detail, "expired") != NULL, "detail '%s'", detail);
+	int k = find_report(short_token);
+	EXPECT(k >= 0 && reports[k].status == EQ1_STATUS_EXPIRED, "expired report");
+	EXPECT(eq1_mqtt_client_wait(c, long_token, 5000) == EQ1_STATUS_OK, "long delivered");
+	EXPECT(read_count(&outbox_received, 1) == 1, "long message received");
+	pthread_mutex_lock(&lock);
+	EXPECT(outbox_expiry > 0 && outbox_expiry <= 598, "remaining interval %u", outbox_expiry);
+	pthread_mutex_unlock(&lock);
+	eq1_mqtt_client_disconnect(c, 2000);
+	eq1_mqtt_client_free(c);
+	eq1_mqtt_client_disconnect(sub, 2000);
+	eq1_mqtt_client_free(sub);
+}
+
+/* Bad input at the C boundary of the new functions. */
+static void bad_input(const char *host, int port)
+{
+	char detail[256];
+	uint8_t code = 0xEE;
+	char buf[8] = "xx";
+	EXPECT(eq1_mqtt_client_set_delivery_report_callback(NULL, on_report) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "report callback on NULL");
+	EXPECT(eq1_mqtt_client_wait_report(NULL, 1, 0, &code, buf, sizeof buf) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "wait_report on NULL");
+	EXPECT(code == 0 && buf[0] == '\0', "out-params reset on entry");
+	eq1_mqtt_client *c = v5_client(v5_options(host, port, "bad-input"));
+	EXPECT(eq1_mqtt_client_wait_report(c, 1, 0, NULL, NULL, 5) == EQ1_STATUS_NULL_ARGUMENT,
+	       "NULL reason buffer with a length");
+	eq1_last_error_message(detail, sizeof detail);
+	EXPECT(strstr(detail, "reason_buf") != NULL, "detail '%s'", detail);
+	EXPECT(eq1_mqtt_client_wait_report(c, 99, 0, &code, buf, sizeof buf) ==
+		       EQ1_STATUS_INVALID_ARGUMENT,
+	       "never-issued token");
+	EXPECT(eq1_mqtt_client_wait_report(c, 1, -1, NULL, NULL, 0) == EQ1_STATUS_INVALID_ARGUMENT,
+	       "negative timeout");
+	EXPECT(eq1_mqtt_client_set_delivery_report_callback(c, NULL) == EQ1_STATUS_OK,
+	       "remove report callback");
+	/* Will properties and delay. */
+	eq1_mqtt_properties wp = { 0 };
+	EXPECT(eq1_mqtt_client_set_will_with_properties(NULL, "w", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "will on NULL client");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, NULL, NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "will with NULL topic");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w/+", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_INVALID_TOPIC,
+	       "will with a wildcard topic");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", NULL, 0, 3, false, &wp, 5) ==
+		       EQ1_STATUS_INVALID_QOS,
+	       "will with QoS 3");
+	wp.content_type = "\xc3\x28";
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_INVALID_UTF8,
+	       "will with an invalid UTF-8 content type");
+	wp = (eq1_mqtt_properties){ 0 };
+	wp.correlation_data_len = 4;
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", NULL, 0, 1, false, &wp, 5) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "will with NULL correlation data of length 4");
+	wp = (eq1_mqtt_properties){ 0 };
+	static uint8_t big[70000];
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", big, sizeof big, 1, false, &wp, 5) ==
+		       EQ1_STATUS_PAYLOAD_TOO_LARGE,
+	       "oversize will payload");
+	wp.has_message_expiry = true;
+	wp.message_expiry = 30;
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c, "w", (const uint8_t *)"x", 1, 1, false,
+							&wp, 5) == EQ1_STATUS_OK,
+	       "valid will");
+	eq1_mqtt_options *o3 = eq1_mqtt_options_new();
+	eq1_mqtt_options_set_broker(o3, host, port);
+	eq1_mqtt_client *c3 = v5_client(o3);
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c3, "w", NULL, 0, 1, false, NULL, 5) ==
+		       EQ1_STATUS_INVALID_ARGUMENT,
+	       "will delay on MQTT 3.1.1");
+	EXPECT(eq1_mqtt_client_set_will_with_properties(c3, "w", NULL, 0, 1, false, NULL, 0) ==
+		       EQ1_STATUS_OK,
+	       "no properties, no delay on MQTT 3.1.1");
+	eq1_mqtt_client_free(c3);
+	EXPECT(eq1_status_family_of(EQ1_STATUS_EXPIRED) == EQ1_STATUS_FAMILY_CONNECTION,
+	       "EXPIRED family");
+	EXPECT(!strcmp(eq1_status_name(EQ1_STATUS_EXPIRED), "EQ1_STATUS_EXPIRED"),
+	       "EXPIRED name");
+	eq1_mqtt_client_free(c);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4)
+		return 64;
+	const char *mode = argv[1], *host = argv[2];
+	int port = atoi(argv[3]);
+	if (!strcmp(mode, "acl"))
+		acl(host, port);
+	else if (!strcmp(mode, "connack"))
+		connack(host, port);
+	else if (!strcmp(mode, "retained"))
+		retained(host, port);
+	else if (!strcmp(mode, "outbox"))
+		outbox(host, port);
+	else if (!strcmp(mode, "bad-input"))
+		bad_input(host, port);
+	else
+		return 64;
+	printf("SUMMARY %d failures\n", failures);
+	return failures ? 1 : 0;
+}

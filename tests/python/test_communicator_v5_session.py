@@ -1,0 +1,78 @@
+"""The Python binding's MQTT 5.0 session features against a real mosquitto (issue 8):
+delivery reports with the broker's reason code (``wait_report``, ``on_delivery_report``),
+CONNACK information and the broker-assigned client id, and outbox message expiry."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from communicator import ConnectionEvent, DeliveryReport, MessageProperties, Status
+from communicator.common.exceptions import ProtocolConnectionError, ProtocolValidationError
+
+
+def test_acl_denied_publish_reports_reason_0x87(make_client, broker_factory, tmp_path):
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite allowed/#\n")
+    broker = broker_factory(extra_conf=f"acl_file {acl}")
+    mqtt = make_client(broker, protocol_version=5)
+    reports: list[DeliveryReport] = []
+    got = threading.Event()
+
+    def on_report(report: DeliveryReport) -> None:
+        reports.append(report)
+        if len(reports) >= 2:
+            got.set()
+
+    mqtt.on_delivery_report = on_report
+    mqtt.connect()
+    denied = mqtt.publish_async("denied/x", "no", qos=1)
+    allowed = mqtt.publish_async("allowed/x", "yes", qos=1)
+    report = mqtt.wait_report(denied, timeout=5)
+    assert not report.delivered
+    assert report.reason_code == 0x87
+    assert isinstance(report.error, ProtocolValidationError)
+    assert report.error.status == Status.PUBLISH_REFUSED
+    assert "not authorized" in str(report.error)
+    assert mqtt.wait_report(allowed, timeout=5).delivered
+    assert got.wait(5)
+    by_token = {r.token: r for r in reports}
+    assert by_token[denied].reason_code == 0x87 and not by_token[denied].delivered
+    assert by_token[allowed].delivered
+
+
+def test_empty_client_id_is_assigned_and_connack_is_reported(make_client, broker):
+    events: list[ConnectionEvent] = []
+    mqtt = make_client(broker, protocol_version=5, client_id="")
+    mqtt.on_connection_change = events.append
+    mqtt.connect()
+    deadline = time.monotonic() + 5
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert events and events[0].connack is not None
+    assigned = events[0].connack.assigned_client_id
+    assert assigned and assigned.startswith("auto-")
+    assert mqtt.client_id == assigned
+
+
+def test_offline_message_expires_with_status_expired(make_client, broker):
+    mqtt = make_client(broker, protocol_version=5, queue_before_connect=True)
+    token = mqtt.publish_async("exp/x", "x", qos=1,
+                               properties=MessageProperties(message_expiry=1))
+    time.sleep(2.2)
+    mqtt.connect()
+    report = mqtt.wait_report(token, timeout=5)
+    assert isinstance(report.error, ProtocolConnectionError)
+    assert report.error.status == Status.EXPIRED
+
+
+def test_wait_report_raises_for_a_token_never_issued(make_client, broker):
+    mqtt = make_client(broker, protocol_version=5)
+    mqtt.connect()
+    try:
+        mqtt.wait_report(12345, timeout=0)
+    except ProtocolValidationError as e:
+        assert e.status == Status.INVALID_ARGUMENT
+    else:
+        raise AssertionError("no error")
+
