@@ -629,6 +629,19 @@ impl Codec {
     }
 }
 
+/// rumqttc leaves the payload bytes of an absent (`None`) property uninitialised on its stack.
+/// Reading them is fine for Rust, but the optimiser may blend them into branch-free
+/// arithmetic, which valgrind then reports as a jump on uninitialised data. Branching on the
+/// discriminant alone (behind `black_box`, so it cannot be blended back) and rebuilding the
+/// value gives every later use fully initialised bytes.
+fn defined<T: Copy + Default>(value: Option<T>) -> Option<T> {
+    if std::hint::black_box(value.is_some()) {
+        Some(value.unwrap_or_default())
+    } else {
+        None
+    }
+}
+
 /// A packet the broker should not have sent: the error, and the v5 reason code to disconnect
 /// with.
 #[derive(Debug, Clone, PartialEq)]
@@ -832,21 +845,21 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
         v5::Packet::ConnAck(ack) => {
             let refusal = v5_connack_refusal(ack.code, ack.properties.as_ref());
             let props = ack.properties;
-            let flag = |f: Option<u8>| f.map(|f| f != 0);
+            let flag = |f: Option<u8>| defined(f).map(|f| f != 0);
             Incoming::ConnAck(ConnAck {
                 session_present: ack.session_present,
                 refusal,
                 limits: props
                     .as_ref()
                     .map(|p| BrokerLimits {
-                        receive_maximum: p.receive_max,
-                        maximum_packet_size: p.max_packet_size,
-                        maximum_qos: p.max_qos,
+                        receive_maximum: defined(p.receive_max),
+                        maximum_packet_size: defined(p.max_packet_size),
+                        maximum_qos: defined(p.max_qos),
                         retain_available: flag(p.retain_available),
                         wildcard_available: flag(p.wildcard_subscription_available),
                         shared_available: flag(p.shared_subscription_available),
                         subscription_ids_available: flag(p.subscription_identifiers_available),
-                        topic_alias_maximum: p.topic_alias_max,
+                        topic_alias_maximum: defined(p.topic_alias_max),
                     })
                     .unwrap_or_default(),
                 assigned_client_id: props
