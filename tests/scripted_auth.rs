@@ -396,6 +396,8 @@ fn reauthentication_while_publishing_a_qos1_stream_loses_nothing() {
     let (listener, port) = listen();
     let (start_reauth, reauth_gate) = gate();
     let (reauth_first_tx, reauth_first_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    // The peer keeps the connection open until the test has checked it is still up.
+    let (checked_tx, checked_rx) = std::sync::mpsc::channel::<()>();
     let script = run(move || {
         let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
         let mut server = ScramServer::new(PASSWORD);
@@ -458,6 +460,7 @@ fn reauthentication_while_publishing_a_qos1_stream_loses_nothing() {
             }
         }
         peer.expect_silence(Duration::from_millis(200), "after the stream");
+        let _ = checked_rx.recv_timeout(SCRIPT_WAIT);
         (payloads, during)
     });
     let (client, scram) = scram_client(port, PASSWORD);
@@ -480,6 +483,11 @@ fn reauthentication_while_publishing_a_qos1_stream_loses_nothing() {
     for token in tokens {
         assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
     }
+    assert!(
+        client.is_connected(),
+        "the connection outlives the re-authentication"
+    );
+    let _ = checked_tx.send(());
     let (payloads, during) = script.finish(SCRIPT_WAIT);
     let expected: Vec<Vec<u8>> = (0..MESSAGES).map(|i| format!("{i}").into_bytes()).collect();
     assert_eq!(payloads, expected, "every message, once, in order");
@@ -493,7 +501,6 @@ fn reauthentication_while_publishing_a_qos1_stream_loses_nothing() {
     );
     let stats = client.stats();
     assert_eq!((stats.delivered, stats.failed), (MESSAGES as u64, 0));
-    assert!(client.is_connected());
 }
 
 #[test]
