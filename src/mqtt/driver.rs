@@ -55,6 +55,7 @@ pub enum Command {
     },
     Disconnect {
         timeout: Duration,
+        request: crate::mqtt::session::DisconnectRequest,
         reply: SyncSender<Result<()>>,
     },
     /// The handlers of a received QoS 1/2 message returned: acknowledge it.
@@ -689,9 +690,14 @@ impl Driver {
                 self.session
                     .unsubscribe_with(filters, user_properties, Waiter::Unsubscribe(reply))
             }
-            Command::Disconnect { timeout, reply } => {
+            Command::Disconnect {
+                timeout,
+                request,
+                reply,
+            } => {
                 let deadline = std::time::Instant::now() + timeout;
-                self.session.disconnect(deadline, Waiter::Disconnect(reply));
+                self.session
+                    .disconnect_with(deadline, request, Waiter::Disconnect(reply));
             }
             Command::Connect { reply, .. } => {
                 let _ = reply.try_send(Err(Error::InvalidState(

@@ -168,7 +168,17 @@ struct PendingUnsubscribe<W> {
 
 struct Disconnecting<W> {
     deadline: Instant,
+    request: DisconnectRequest,
     replies: Vec<W>,
+}
+
+/// What the user's DISCONNECT says (MQTT 5.0; 3.1.1 sends a bare DISCONNECT): its reason
+/// code, a new session expiry interval, user properties. Checked by the client handle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisconnectRequest {
+    pub reason_code: u8,
+    pub session_expiry: Option<u32>,
+    pub user_properties: Vec<(String, String)>,
 }
 
 /// What belongs to one connection and starts afresh with the next.
@@ -581,12 +591,19 @@ impl<W> Session<W> {
     /// The user disconnects: in-flight publishes get until `deadline`, then DISCONNECT goes
     /// out (`disconnect_due`). Several callers may wait for the same disconnect.
     pub fn disconnect(&mut self, deadline: Instant, reply: W) {
+        self.disconnect_with(deadline, DisconnectRequest::default(), reply);
+    }
+
+    /// `disconnect` with what the DISCONNECT says; when several callers wait for the same
+    /// disconnect, the first caller's request is sent.
+    pub fn disconnect_with(&mut self, deadline: Instant, request: DisconnectRequest, reply: W) {
         match self.phase {
             Phase::Connected | Phase::Closing => match &mut self.disconnecting {
                 Some(d) => d.replies.push(reply),
                 None => {
                     self.disconnecting = Some(Disconnecting {
                         deadline,
+                        request,
                         replies: vec![reply],
                     })
                 }
@@ -1287,7 +1304,32 @@ impl<W> Session<W> {
         if !drained && now < disconnecting.deadline {
             return false;
         }
-        self.encode_disconnect(reason::NORMAL);
+        let mut request = disconnecting.request.clone();
+        if self.codec.version == ProtocolVersion::V5 {
+            let mut probe = BytesMut::new();
+            self.codec.disconnect_with(
+                request.reason_code,
+                request.session_expiry,
+                &request.user_properties,
+                &mut probe,
+            );
+            if probe.len() > self.max_outgoing_packet() {
+                // MQTT-3.14.2-4: user properties that would exceed the broker's maximum
+                // packet size are left out.
+                log!(
+                    Level::Warn,
+                    "DISCONNECT user properties left out: the broker's maximum packet size is {} bytes",
+                    self.max_outgoing_packet()
+                );
+                request.user_properties.clear();
+            }
+        }
+        self.codec.disconnect_with(
+            request.reason_code,
+            request.session_expiry,
+            &request.user_properties,
+            &mut self.out.bytes,
+        );
         self.phase = Phase::Closing;
         true
     }
