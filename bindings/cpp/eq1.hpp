@@ -1135,6 +1135,22 @@ public:
 		detail::check(eq1_mqtt_client_disconnect(handle_, detail::to_ms(timeout)));
 	}
 
+	/**
+	 * disconnect() with what the MQTT 5.0 DISCONNECT says: `reason_code` (0x04 asks the
+	 * broker to publish the will), a new session expiry interval, user properties. Throws
+	 * like eq1_mqtt_client_disconnect_with fails (MQTT5_REQUIRED on 3.1.1 for non-defaults).
+	 */
+	void disconnect_with(std::uint8_t reason_code,
+			     std::optional<std::uint32_t> session_expiry = std::nullopt,
+			     const UserProperties &user_properties = {},
+			     std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::vector<eq1_mqtt_user_property> props = detail::c_user_properties(user_properties);
+		detail::check(eq1_mqtt_client_disconnect_with(
+			handle_, reason_code, session_expiry.has_value(), session_expiry.value_or(0),
+			props.empty() ? nullptr : props.data(), props.size(), detail::to_ms(timeout)));
+	}
+
 	/** The will sent with the next CONNECT; only while not connected. */
 	void set_will(std::string_view topic, Bytes payload, int qos = 0, bool retain = false)
 	{
