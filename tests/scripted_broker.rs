@@ -1312,7 +1312,7 @@ fn user_disconnect_options_are_checked_before_anything_is_sent() {
     connect(&client);
     let raised = client.disconnect_with(0, Some(10), Vec::new(), CLIENT_WAIT);
     assert!(
-        matches!(&raised, Err(Error::InvalidArgument(m)) if m.contains("MQTT-3.14.2-2")),
+        matches!(&raised, Err(Error::InvalidArgument(m)) if m.contains("3.14.2.2.2")),
         "{raised:?}"
     );
     for server_only in [0x8B, 0x8E, 0x9C, 0x01] {

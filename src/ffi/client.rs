@@ -336,8 +336,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_disconnect(
 /// - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `user_properties` is NULL with a
 ///   non-zero count (or holds a NULL string).
 /// - `EQ1_STATUS_INVALID_ARGUMENT` when `reason_code` is not one a client may send, the
-///   session began with session expiry 0 and `session_expiry` is non-zero (MQTT-3.14.2-2), a
-///   user property is longer than 65,535 bytes, or `timeout_ms` is negative.
+///   session began with session expiry 0 and `session_expiry` is non-zero (MQTT 5.0 section
+///   3.14.2.2.2), a user property is longer than 65,535 bytes, or `timeout_ms` is negative.
 /// - `EQ1_STATUS_INVALID_UTF8` when a user property is not valid UTF-8.
 /// - `EQ1_STATUS_MQTT5_REQUIRED` when an MQTT 3.1.1 client is given a reason code other than
 ///   0x00, a session expiry or user properties.

@@ -564,7 +564,8 @@ impl Client {
     /// `disconnect` with an MQTT 5.0 reason code (0x04 asks the broker to publish the will),
     /// a new session expiry interval and user properties. Only reason codes a client may send
     /// (MQTT 5.0 table 3-10); a session that began with expiry 0 cannot be given a non-zero
-    /// one (MQTT-3.14.2-2). A 3.1.1 client may only use the defaults (0x00, none, none).
+    /// one (MQTT 5.0 section 3.14.2.2.2). A 3.1.1 client may only use the defaults (0x00, no
+    /// session expiry, no user properties).
     pub fn disconnect_with(
         &self,
         reason_code: u8,
@@ -600,7 +601,7 @@ impl Client {
         if let Some(expiry) = request.session_expiry {
             if expiry != 0 && self.options.session_expiry == 0 {
                 return Err(Error::InvalidArgument(
-                    "the session began with session expiry 0: a DISCONNECT may not set a non-zero one (MQTT-3.14.2-2)"
+                    "the session began with session expiry 0: a DISCONNECT may not set a non-zero one (MQTT 5.0 section 3.14.2.2.2)"
                         .into(),
                 ));
             }

@@ -1,6 +1,7 @@
 """The Python binding's MQTT 5.0 session features against a real mosquitto (issue 8):
 delivery reports with the broker's reason code (``wait_report``, ``on_delivery_report``),
-CONNACK information and the broker-assigned client id, and outbox message expiry."""
+CONNACK information and the broker-assigned client id, outbox message expiry, and a
+DISCONNECT with reason 0x04 (the broker publishes the will) and its argument checks."""
 
 from __future__ import annotations
 
@@ -76,3 +77,40 @@ def test_wait_report_raises_for_a_token_never_issued(make_client, broker):
     else:
         raise AssertionError("no error")
 
+
+
+def test_disconnect_with_reason_0x04_publishes_the_will(make_client, broker, inbox):
+    watcher = make_client(broker)
+    watcher.connect()
+    watcher.subscribe("will/left", inbox)
+    device = make_client(broker, protocol_version=5, session_expiry=30)
+    device.set_will("will/left", "left", qos=1, retain=False)
+    device.connect()
+    device.disconnect(reason_code=0x04, session_expiry=0, user_properties=[("why", "test")])
+    assert inbox.wait_for(1) == [("will/left", b"left")]
+
+
+def test_disconnect_options_are_checked(make_client, broker):
+    mqtt = make_client(broker, protocol_version=5)
+    mqtt.connect()
+    for kwargs, status in [
+        ({"reason_code": 0x8E}, Status.INVALID_ARGUMENT),  # a server-only reason
+        ({"session_expiry": 10}, Status.INVALID_ARGUMENT),  # began with 0: section 3.14.2.2.2
+        ({"user_properties": [("k", "\ud800")]}, Status.INVALID_UTF8),
+    ]:
+        try:
+            mqtt.disconnect(**kwargs)
+        except ProtocolValidationError as e:
+            assert e.status == status, (kwargs, e)
+        else:
+            raise AssertionError(f"no error for {kwargs}")
+    assert mqtt.is_connected
+    old = make_client(broker)
+    old.connect()
+    try:
+        old.disconnect(reason_code=0x04)
+    except ProtocolValidationError as e:
+        assert e.status == Status.MQTT5_REQUIRED
+    else:
+        raise AssertionError("no error on MQTT 3.1.1")
+    assert old.is_connected

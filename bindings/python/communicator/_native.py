@@ -282,6 +282,8 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_clear_will": (_status, [_client_p]),
     "eq1_mqtt_client_connect": (_status, [_client_p, c_int]),
     "eq1_mqtt_client_disconnect": (_status, [_client_p, c_int]),
+    "eq1_mqtt_client_disconnect_with": (_status, [_client_p, ctypes.c_uint8, c_bool, c_uint32,
+                                                  POINTER(Eq1UserProperty), c_size_t, c_int]),
     "eq1_mqtt_client_is_connected": (c_bool, [_client_p]),
     "eq1_mqtt_client_publish": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,
                                           c_bool, POINTER(c_uint64)]),

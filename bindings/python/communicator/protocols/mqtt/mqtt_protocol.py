@@ -882,14 +882,32 @@ class MQTTProtocol(PubSubProtocol):
                 self._release()
         return True
 
-    def disconnect(self, timeout: Optional[float] = None) -> None:
+    def disconnect(self, timeout: Optional[float] = None, *,
+                   reason_code: Optional[int] = None,
+                   session_expiry: Optional[int] = None,
+                   user_properties: Optional[Sequence[tuple[str, str]]] = None) -> None:
         """Waits up to ``timeout`` (default: operation_timeout) for unacknowledged QoS 1/2
         publishes, then disconnects cleanly (the broker discards the will). Stops automatic
         reconnection; connect() may be called again. Does nothing when not connected.
 
+        MQTT 5.0: ``reason_code`` (0x04 asks the broker to publish the will; only codes a
+        client may send), a new ``session_expiry`` interval in seconds (not non-zero when the
+        session began with 0) and ``user_properties`` go with the DISCONNECT; a 3.1.1 client
+        refuses them (MQTT5_REQUIRED).
+
         Returns after the callbacks of messages received before the disconnect have run
         (unless called from inside a callback)."""
         ms = self._timeout_ms(timeout)
+        plain = reason_code is None and session_expiry is None and not user_properties
+        if reason_code is not None and (not _is_int(reason_code)
+                                        or not 0 <= int(reason_code) <= 255):
+            raise _invalid(f"reason_code must be an int in 0..255, not {reason_code!r}")
+        if session_expiry is not None and (not _is_int(session_expiry)
+                                           or not 0 <= int(session_expiry) <= 0xFFFFFFFF):
+            raise _invalid(f"session_expiry must be an int in 0..4294967295, "
+                           f"not {session_expiry!r}")
+        props = _user_properties_to_c(user_properties)
+        count = len(user_properties) if user_properties else 0
         drain = not self._on_dispatcher_thread()
         with self._connect_lock:
             self._disconnected.clear()
@@ -899,7 +917,12 @@ class MQTTProtocol(PubSubProtocol):
                 self._active += 1
                 handle = self._handle
             try:
-                status = self._lib.eq1_mqtt_client_disconnect(handle, ms)
+                if plain:
+                    status = self._lib.eq1_mqtt_client_disconnect(handle, ms)
+                else:
+                    status = self._lib.eq1_mqtt_client_disconnect_with(
+                        handle, int(reason_code or 0), session_expiry is not None,
+                        int(session_expiry or 0), props, count, ms)
                 if status == Status.NOT_CONNECTED:
                     return
                 _native.check(status)
