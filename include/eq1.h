@@ -323,6 +323,11 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_EXPIRED = 49,
   /**
+   * The MQTT 5.0 broker refused the connection with 0x9C "use another server" or 0x9D
+   * "server moved"; the detail names its Server Reference (when it sent one).
+   */
+  EQ1_STATUS_SERVER_MOVED = 50,
+  /**
    * The broker refused to remove a subscription (MQTT 5.0 UNSUBACK failure reason such as
    * 0x87 not authorized; 0x11 "no subscription existed" is not a failure).
    */

@@ -1356,3 +1356,32 @@ fn v311_user_disconnect_refuses_v5_options_and_sends_the_bare_packet() {
         .expect("disconnect");
     assert!(script.finish(SCRIPT_WAIT).is_empty());
 }
+
+/// A CONNACK refusing with 0x9C and a Server Reference: a scripted socket, because mosquitto
+/// never sends the client to another server.
+#[test]
+fn v5_connack_use_another_server_fails_with_server_moved_naming_the_reference() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.read("CONNECT");
+        let reference = b"127.0.0.1:1999";
+        let mut props = vec![0x1C, 0, reference.len() as u8];
+        props.extend_from_slice(reference);
+        let mut body = vec![0x00, 0x9C];
+        encode_varint(props.len(), &mut body);
+        body.extend_from_slice(&props);
+        peer.send(&packet(0x20, &body));
+        peer.drain_until_closed(Duration::from_secs(4))
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    let outcome = client.connect(Duration::from_secs(5)).map(drop);
+    assert!(
+        matches!(&outcome, Err(Error::ServerMoved(m)) if m.contains("127.0.0.1:1999") && m.contains("0x9C")),
+        "{outcome:?}"
+    );
+    if let Err(e) = &outcome {
+        assert_eq!(eq1::core::status::Status::from(e) as i32, 50);
+    }
+    script.finish(SCRIPT_WAIT);
+}

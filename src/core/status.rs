@@ -223,6 +223,10 @@ status_table! {
     /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent (it
     /// waited in the offline queue); it was dropped.
     Expired = 49, "EQ1_STATUS_EXPIRED", Connection, "message expired before it was sent";
+    /// The MQTT 5.0 broker refused the connection with 0x9C "use another server" or 0x9D
+    /// "server moved"; the detail names its Server Reference (when it sent one).
+    ServerMoved = 50, "EQ1_STATUS_SERVER_MOVED", Connection,
+        "the broker sent the client to another server";
     /// The broker refused to remove a subscription (MQTT 5.0 UNSUBACK failure reason such as
     /// 0x87 not authorized; 0x11 "no subscription existed" is not a failure).
     UnsubscribeRefused = 56, "EQ1_STATUS_UNSUBSCRIBE_REFUSED", Validation,
@@ -292,6 +296,7 @@ impl From<&Error> for Status {
             Error::Disconnected(_) => S::Disconnected,
             Error::Dropped(_) => S::Dropped,
             Error::Expired(_) => S::Expired,
+            Error::ServerMoved(_) => S::ServerMoved,
             Error::Internal(_) => S::Internal,
         }
     }

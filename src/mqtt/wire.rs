@@ -1164,6 +1164,18 @@ fn v5_connack_refusal(
         C::UnsupportedProtocolVersion => Some(Error::UnsupportedProtocolVersion(text(
             "unsupported protocol version",
         ))),
+        C::UseAnotherServer | C::ServerMoved => {
+            let what = if code == C::UseAnotherServer {
+                "use another server (0x9C)"
+            } else {
+                "server moved (0x9D)"
+            };
+            let reference = properties
+                .and_then(|p| p.server_reference.as_deref())
+                .map(|r| format!("; server reference: {r}"))
+                .unwrap_or_else(|| "; no server reference".into());
+            Some(Error::ServerMoved(format!("{}{reference}", text(what))))
+        }
         other => Some(Error::BrokerRefused(text(&format!("{other:?}")))),
     }
 }
