@@ -2024,6 +2024,26 @@ enum eq1_status eq1_mqtt_options_add_connect_user_property(struct eq1_mqtt_optio
                                                            const char *value);
 
 /**
+ * With MQTT 5.0: when the broker refuses the connection with CONNACK 0x9C "use another
+ * server" or 0x9D "server moved" and a Server Reference, connect to that server instead
+ * (the first `host[:port]` of the reference; the current port and TLS when it names no port;
+ * at most 5 redirects per attempt). Default off: the connect fails with
+ * `EQ1_STATUS_SERVER_MOVED`, whose detail names the reference.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_protocol_version`, `eq1_mqtt_client_connect`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_follow_redirects(struct eq1_mqtt_options *options,
+                                                      bool follow);
+
+/**
  * With MQTT 5.0 selected: when a broker refuses the version (a 3.1.1-only broker answers
  * with a 3.1.1 CONNACK "unacceptable protocol version"), connect again at once with MQTT
  * 3.1.1 (default off: the connect fails with `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`).

@@ -520,6 +520,14 @@ public:
 	}
 	Options &&clean_session(bool clean) && { return std::move(clean_session(clean)); }
 
+	/** MQTT 5.0: follow a CONNACK 0x9C / 0x9D Server Reference (default off: SERVER_MOVED). */
+	Options &follow_redirects(bool follow) &
+	{
+		detail::check(eq1_mqtt_options_set_follow_redirects(handle_, follow));
+		return *this;
+	}
+	Options &&follow_redirects(bool follow) && { return std::move(follow_redirects(follow)); }
+
 	/** MQTT 5.0 session expiry interval (0: ends with the connection). */
 	Options &session_expiry(std::chrono::seconds interval) &
 	{

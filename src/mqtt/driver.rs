@@ -216,21 +216,52 @@ impl Driver {
         index: usize,
         deadline: Instant,
     ) -> Result<(Socket, ConnectInfo)> {
-        match self.handshake(index, deadline).await {
-            Err(Error::UnsupportedProtocolVersion(m)) if self.session.fall_back_to_v311() => {
-                log!(Level::Warn, "{m}");
-                self.handshake(index, deadline).await
+        let mut endpoint = self.options.brokers[index].clone();
+        let mut hops = 0;
+        loop {
+            let result = match self.handshake(index, endpoint.clone(), deadline).await {
+                Err(Error::UnsupportedProtocolVersion(m)) if self.session.fall_back_to_v311() => {
+                    log!(Level::Warn, "{m}");
+                    self.handshake(index, endpoint.clone(), deadline).await
+                }
+                other => other,
+            };
+            let reference = self.session.take_redirect();
+            match result {
+                Err(Error::ServerMoved(m)) if self.options.follow_redirects => {
+                    let next = reference
+                        .as_deref()
+                        .and_then(|r| redirect_target(r, &endpoint));
+                    match next {
+                        Some(next) if hops < MAX_REDIRECTS => {
+                            log!(
+                                Level::Info,
+                                "{m}: connecting to {}:{}",
+                                next.host,
+                                next.port
+                            );
+                            endpoint = next;
+                            hops += 1;
+                        }
+                        Some(_) => {
+                            return Err(Error::ServerMoved(format!(
+                                "{m} (gave up after {MAX_REDIRECTS} redirects)"
+                            )))
+                        }
+                        None => return Err(Error::ServerMoved(m)),
+                    }
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
     async fn handshake(
         &mut self,
         index: usize,
+        endpoint: Endpoint,
         deadline: Instant,
     ) -> Result<(Socket, ConnectInfo)> {
-        let endpoint = self.options.brokers[index].clone();
         let result = self.open_session(&endpoint, deadline).await;
         match result {
             Ok(socket) => {
@@ -750,6 +781,30 @@ impl Driver {
 
 /// The broker says only "not authorized" / "bad user name or password"; add what we sent, so
 /// that the message names the likely cause.
+/// How many CONNACK redirects one connection attempt follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// The first entry of a Server Reference ("host[:port]", space-separated list); the port
+/// and TLS of `current` when it names none.
+fn redirect_target(reference: &str, current: &Endpoint) -> Option<Endpoint> {
+    let first = reference.split_whitespace().next()?;
+    let (host, port) = match first.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => (
+            host.trim_start_matches('[').trim_end_matches(']'),
+            port.parse().ok()?,
+        ),
+        _ => (first, current.port),
+    };
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some(Endpoint {
+        host: host.to_string(),
+        port,
+        tls: current.tls,
+    })
+}
+
 fn explain_refusal(refusal: Error, options: &Options) -> Error {
     let context = match &options.username {
         Some(user) => format!(

@@ -86,6 +86,8 @@ pub struct Options {
     pub v5_connect: V5ConnectOptions,
     /// An MQTT 5.0 CONNECT refused for its protocol version is retried as MQTT 3.1.1.
     pub protocol_fallback: bool,
+    /// Follow a CONNACK 0x9C / 0x9D Server Reference to the next server (bounded hops).
+    pub follow_redirects: bool,
     /// Accept brokers with and without TLS in one list while credentials are set (they would
     /// go in clear to the plaintext ones). Off by default: `check_consistent` refuses it.
     pub allow_plaintext_fallback: bool,
@@ -122,6 +124,7 @@ impl Default for Options {
             inbound_max_bytes: 32 * 1024 * 1024,
             v5_connect: V5ConnectOptions::default(),
             protocol_fallback: false,
+            follow_redirects: false,
             allow_plaintext_fallback: false,
         }
     }
@@ -232,6 +235,10 @@ impl Options {
 
     pub fn set_request_problem_information(&mut self, request: bool) {
         self.v5_connect.request_problem_information = Some(request);
+    }
+
+    pub fn set_follow_redirects(&mut self, follow: bool) {
+        self.follow_redirects = follow;
     }
 
     pub fn set_protocol_fallback(&mut self, fall_back: bool) {

@@ -243,6 +243,8 @@ pub struct Session<W> {
     /// How many of `inbound_qos2` arrived on the current connection.
     inbound_qos2_current: usize,
     disconnecting: Option<Disconnecting<W>>,
+    /// The Server Reference of the last CONNACK 0x9C / 0x9D.
+    redirect: Option<String>,
     session_present: bool,
     /// What the broker's last DISCONNECT said (v5), for the connection event.
     server_disconnect: Option<crate::mqtt::wire::ServerDisconnect>,
@@ -284,6 +286,7 @@ impl<W> Session<W> {
             inbound_qos2: HashMap::new(),
             inbound_qos2_current: 0,
             disconnecting: None,
+            redirect: None,
             session_present: false,
             server_disconnect: None,
             last_connack: None,
@@ -761,6 +764,9 @@ impl<W> Session<W> {
 
     fn handle_connack(&mut self, ack: ConnAck, now: Instant) -> Result<()> {
         if let Some(refusal) = ack.refusal {
+            if matches!(refusal, Error::ServerMoved(_)) {
+                self.redirect = ack.details.server_reference.clone();
+            }
             return Err(refusal);
         }
         if ack.session_present && self.options.clean_session {
@@ -1203,6 +1209,11 @@ impl<W> Session<W> {
 
     /// What the broker's DISCONNECT said, once (v5): taken by the driver for the connection
     /// event.
+    /// The Server Reference of the last CONNACK that sent the client elsewhere.
+    pub fn take_redirect(&mut self) -> Option<String> {
+        self.redirect.take()
+    }
+
     pub fn take_server_disconnect(&mut self) -> Option<crate::mqtt::wire::ServerDisconnect> {
         self.server_disconnect.take()
     }

@@ -114,3 +114,69 @@ def test_disconnect_options_are_checked(make_client, broker):
     else:
         raise AssertionError("no error on MQTT 3.1.1")
     assert old.is_connected
+
+
+def _redirecting_socket(reference: str):
+    """A SCRIPTED SOCKET standing in for a broker (mosquitto never sends CONNACK 0x9C): it
+    reads one CONNECT and refuses it with 0x9C "use another server" and `reference`."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(10)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(4096)  # the CONNECT (small: read whole)
+                ref = reference.encode()
+                props = bytes([0x1C]) + len(ref).to_bytes(2, "big") + ref
+                body = bytes([0x00, 0x9C, len(props)]) + props
+                conn.sendall(bytes([0x20, len(body)]) + body)
+                conn.recv(4096)  # until the client closes
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_connack_use_another_server_is_followed_to_the_referenced_broker(make_client, broker,
+                                                                         inbox):
+    listener, thread = _redirecting_socket(f"127.0.0.1:{broker.port} other:1")
+    try:
+        mqtt = make_client(broker_address="127.0.0.1", port=listener.getsockname()[1],
+                           protocol_version=5, follow_redirects=True, reconnect=False)
+        mqtt.connect()
+        mqtt.subscribe("moved/x", inbox)
+        mqtt.publish("moved/x", "here", qos=1)
+        assert inbox.wait_for(1) == [("moved/x", b"here")]
+        broker.wait_for_log(mqtt.client_id)
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_connack_use_another_server_fails_with_server_moved_when_not_followed(make_client,
+                                                                             broker):
+    listener, thread = _redirecting_socket(f"127.0.0.1:{broker.port}")
+    try:
+        mqtt = make_client(broker_address="127.0.0.1", port=listener.getsockname()[1],
+                           protocol_version=5, reconnect=False)
+        try:
+            mqtt.connect()
+        except ProtocolConnectionError as e:
+            assert e.status == Status.SERVER_MOVED
+            assert f"127.0.0.1:{broker.port}" in str(e)
+        else:
+            raise AssertionError("connected without following the redirect")
+    finally:
+        thread.join(10)
+        listener.close()

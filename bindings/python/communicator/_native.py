@@ -318,6 +318,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_request_response_information": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_set_request_problem_information": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_add_connect_user_property": (_status, [_options_p, c_char_p, c_char_p]),
+    "eq1_mqtt_options_set_follow_redirects": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_set_protocol_fallback": (_status, [_options_p, c_bool]),
     "eq1_mqtt_ack_properties_clear": (_status, [POINTER(Eq1AckProperties)]),
     "eq1_mqtt_client_set_connection_callback": (_status, [_client_p, CONNECTION_CB]),

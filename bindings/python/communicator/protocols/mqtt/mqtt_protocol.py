@@ -149,6 +149,9 @@ class MQTTConfig:
     #: ``username``/``password`` are set: they would go in clear to the plaintext ones. Off:
     #: such a config is refused (ProtocolValidationError, TLS_CONFIG).
     allow_plaintext_fallback: bool = False
+    #: MQTT 5.0: follow a CONNACK 0x9C / 0x9D Server Reference to another server. Off: the
+    #: connect fails with SERVER_MOVED naming the reference.
+    follow_redirects: bool = False
     #: QoS of publish/subscribe when none is given (the design's default: 1).
     default_qos: int = 1
     #: Default timeout of subscribe, unsubscribe, disconnect and waiting for a publish, seconds.
@@ -188,7 +191,7 @@ class MQTTConfig:
             _check_text("client_id", self.client_id, Status.INVALID_CLIENT_ID)
         _check_int("keepalive", self.keepalive, 0, 65535)
         for name in ("clean_session", "tls_insecure", "tls_verify_hostname", "reconnect",
-                     "queue_before_connect", "allow_plaintext_fallback"):
+                     "queue_before_connect", "allow_plaintext_fallback", "follow_redirects"):
             _check_bool(name, getattr(self, name))
         if not _is_int(self.protocol_version) or \
                 self.protocol_version not in (_native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
@@ -771,6 +774,7 @@ class MQTTProtocol(PubSubProtocol):
             for host, port, tls in c.failover_brokers():
                 setopt("add_broker", host.encode(), port, tls)
             setopt("set_allow_plaintext_fallback", c.allow_plaintext_fallback)
+            setopt("set_follow_redirects", c.follow_redirects)
             setopt("set_reconnect", bool(c.reconnect), _to_ms(c.reconnect_min_delay),
                    _to_ms(c.reconnect_max_delay))
             setopt("set_offline_queue", c.max_queued_messages, c.max_queued_bytes,
