@@ -875,3 +875,29 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current() -> Endpoint {
+        Endpoint {
+            host: "a".into(),
+            port: 1883,
+            tls: true,
+        }
+    }
+
+    #[test]
+    fn redirect_target_takes_the_first_reference_and_defaults_the_port() {
+        let t = redirect_target("b:1884 c:1885", &current()).expect("target");
+        assert_eq!((t.host.as_str(), t.port, t.tls), ("b", 1884, true));
+        let t = redirect_target("b", &current()).expect("target");
+        assert_eq!((t.host.as_str(), t.port), ("b", 1883));
+        let t = redirect_target("[::1]:1999", &current()).expect("target");
+        assert_eq!((t.host.as_str(), t.port), ("::1", 1999));
+        assert!(redirect_target("", &current()).is_none());
+        assert!(redirect_target("b:notaport", &current()).is_none());
+        assert!(redirect_target("b:0", &current()).is_none());
+    }
+}
