@@ -2027,8 +2027,9 @@ enum eq1_status eq1_mqtt_options_add_connect_user_property(struct eq1_mqtt_optio
  * With MQTT 5.0: when the broker refuses the connection with CONNACK 0x9C "use another
  * server" or 0x9D "server moved" and a Server Reference, connect to that server instead
  * (the first `host[:port]` of the reference; the current port and TLS when it names no port;
- * at most 5 redirects per attempt). Default off: the connect fails with
- * `EQ1_STATUS_SERVER_MOVED`, whose detail names the reference.
+ * at most 5 redirects per attempt). A server DISCONNECT 0x9C / 0x9D with a Server Reference
+ * sends the next (automatic) reconnect there. Default off: a CONNACK 0x9C / 0x9D fails the
+ * connect with `EQ1_STATUS_SERVER_MOVED`, whose detail names the reference.
  *
  * Returns:
  * - `EQ1_STATUS_OK` on success.

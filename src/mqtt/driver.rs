@@ -133,6 +133,8 @@ pub struct Driver {
     tls: Option<TlsConnector>,
     backoff: Backoff,
     broker_index: usize,
+    /// Where a server DISCONNECT 0x9C / 0x9D sent us: the next connection attempt goes there.
+    redirect_next: Option<Endpoint>,
 }
 
 impl Driver {
@@ -149,6 +151,7 @@ impl Driver {
             shared,
             tls: None,
             broker_index: 0,
+            redirect_next: None,
         }
     }
 
@@ -216,7 +219,10 @@ impl Driver {
         index: usize,
         deadline: Instant,
     ) -> Result<(Socket, ConnectInfo)> {
-        let mut endpoint = self.options.brokers[index].clone();
+        let mut endpoint = match self.redirect_next.take() {
+            Some(moved) => moved,
+            None => self.options.brokers[index].clone(),
+        };
         let mut hops = 0;
         loop {
             let result = match self.handshake(index, endpoint.clone(), deadline).await {
@@ -416,13 +422,21 @@ impl Driver {
                     } else {
                         State::Idle
                     });
+                    let server_disconnect = self.session.take_server_disconnect();
+                    if self.options.follow_redirects {
+                        self.redirect_next = server_disconnect
+                            .as_ref()
+                            .filter(|d| d.reason_code == 0x9C || d.reason_code == 0x9D)
+                            .and_then(|d| d.server_reference.as_deref())
+                            .and_then(|r| redirect_target(r, &endpoint));
+                    }
                     self.shared.emit(Dispatch::Connection(ConnectionEvent {
                         state: ConnectionState::ConnectionLost,
                         reason: Some(reason.clone()),
                         session_present: false,
                         broker: Some(endpoint),
                         connack: None,
-                        server_disconnect: self.session.take_server_disconnect().map(Arc::new),
+                        server_disconnect: server_disconnect.map(Arc::new),
                     }));
                     if !self.options.auto_reconnect {
                         self.session.end(&reason, false);

@@ -116,9 +116,10 @@ def test_disconnect_options_are_checked(make_client, broker):
     assert old.is_connected
 
 
-def _redirecting_socket(reference: str):
-    """A SCRIPTED SOCKET standing in for a broker (mosquitto never sends CONNACK 0x9C): it
-    reads one CONNECT and refuses it with 0x9C "use another server" and `reference`."""
+def _redirecting_socket(reference: str, in_disconnect: bool = False):
+    """A SCRIPTED SOCKET standing in for a broker (mosquitto never sends 0x9C / 0x9D): it
+    reads one CONNECT and refuses it with CONNACK 0x9C "use another server" and `reference`,
+    or (`in_disconnect`) accepts it and then sends DISCONNECT 0x9D "server moved"."""
     import socket
 
     listener = socket.socket()
@@ -137,8 +138,13 @@ def _redirecting_socket(reference: str):
                 conn.recv(4096)  # the CONNECT (small: read whole)
                 ref = reference.encode()
                 props = bytes([0x1C]) + len(ref).to_bytes(2, "big") + ref
-                body = bytes([0x00, 0x9C, len(props)]) + props
-                conn.sendall(bytes([0x20, len(body)]) + body)
+                if in_disconnect:
+                    conn.sendall(bytes([0x20, 0x03, 0x00, 0x00, 0x00]))
+                    body = bytes([0x9D, len(props)]) + props
+                    conn.sendall(bytes([0xE0, len(body)]) + body)
+                else:
+                    body = bytes([0x00, 0x9C, len(props)]) + props
+                    conn.sendall(bytes([0x20, len(body)]) + body)
                 conn.recv(4096)  # until the client closes
             except OSError:
                 pass
@@ -177,6 +183,25 @@ def test_connack_use_another_server_fails_with_server_moved_when_not_followed(ma
             assert f"127.0.0.1:{broker.port}" in str(e)
         else:
             raise AssertionError("connected without following the redirect")
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_server_disconnect_server_moved_sends_the_reconnect_to_the_referenced_broker(
+        make_client, broker, inbox):
+    listener, thread = _redirecting_socket(f"127.0.0.1:{broker.port}", in_disconnect=True)
+    try:
+        mqtt = make_client(broker_address="127.0.0.1", port=listener.getsockname()[1],
+                           protocol_version=5, follow_redirects=True, reconnect=True)
+        mqtt.connect()
+        broker.wait_for_log(mqtt.client_id)  # reconnected, to mosquitto
+        deadline = time.monotonic() + 10
+        while not mqtt.is_connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        mqtt.subscribe("moved/y", inbox)
+        mqtt.publish("moved/y", "there", qos=1)
+        assert inbox.wait_for(1) == [("moved/y", b"there")]
     finally:
         thread.join(10)
         listener.close()
