@@ -458,6 +458,12 @@ static void bad_input(const char *host, int port)
 	EXPECT(eq1_mqtt_client_disconnect_with(c, 0x04, false, 0, NULL, 0, 100) ==
 		       EQ1_STATUS_NOT_CONNECTED,
 	       "valid disconnect while idle");
+	EXPECT(eq1_mqtt_options_set_follow_redirects(NULL, true) == EQ1_STATUS_NULL_ARGUMENT,
+	       "follow_redirects on NULL options");
+	EXPECT(eq1_status_family_of(EQ1_STATUS_SERVER_MOVED) == EQ1_STATUS_FAMILY_CONNECTION,
+	       "SERVER_MOVED family");
+	EXPECT(!strcmp(eq1_status_name(EQ1_STATUS_SERVER_MOVED), "EQ1_STATUS_SERVER_MOVED"),
+	       "SERVER_MOVED name");
 	EXPECT(eq1_status_family_of(EQ1_STATUS_EXPIRED) == EQ1_STATUS_FAMILY_CONNECTION,
 	       "EXPIRED family");
 	EXPECT(!strcmp(eq1_status_name(EQ1_STATUS_EXPIRED), "EQ1_STATUS_EXPIRED"),
