@@ -364,6 +364,11 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_EXPIRED = 49,
   /**
+   * The MQTT 5.0 broker refused the connection with 0x9C "use another server" or 0x9D
+   * "server moved"; the detail names its Server Reference (when it sent one).
+   */
+  EQ1_STATUS_SERVER_MOVED = 50,
+  /**
    * The MQTT 5.0 enhanced-authentication exchange failed: the broker refused it (bad
    * authentication method 0x8C, not authorized 0x87, or it closed the connection during
    * re-authentication), the authentication callback answered failure (e.g. the broker's
@@ -453,17 +458,17 @@ typedef void (*eq1_log_cb)(void *user_data, enum eq1_log_level level, const char
 typedef void (*eq1_free_cb)(void *user_data);
 
 /**
- * Identifies one publish; 0 is never a valid token.
- */
-typedef uint64_t eq1_token;
-
-/**
  * One MQTT 5.0 user property (a name/value pair of UTF-8 strings).
  */
 typedef struct eq1_mqtt_user_property {
   const char *name;
   const char *value;
 } eq1_mqtt_user_property;
+
+/**
+ * Identifies one publish; 0 is never a valid token.
+ */
+typedef uint64_t eq1_token;
 
 /**
  * MQTT 5.0 PUBLISH properties. Zero-initialise (`eq1_mqtt_properties p = {0};`) and set what
@@ -939,6 +944,11 @@ typedef struct eq1_mqtt_auth_response {
 typedef void (*eq1_mqtt_auth_cb)(void *user_data,
                                  const struct eq1_mqtt_auth_challenge *challenge,
                                  struct eq1_mqtt_auth_response *response);
+
+/**
+ * The DISCONNECT reason codes a client may send (MQTT 5.0 table 3-10).
+ */
+#define CLIENT_DISCONNECT_REASONS { 0, 4, 128, 129, 130, 131, 144, 147, 148, 149, 150, 151, 152, 153, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -1610,6 +1620,43 @@ enum eq1_status eq1_mqtt_client_connect(struct eq1_mqtt_client *client, int time
 enum eq1_status eq1_mqtt_client_disconnect(struct eq1_mqtt_client *client, int timeout_ms);
 
 /**
+ * `eq1_mqtt_client_disconnect` with what the MQTT 5.0 DISCONNECT says: its `reason_code`
+ * (0x00 normal; 0x04 "disconnect with will message" asks the broker to publish the will; or
+ * another code a client may send: 0x80-0x83, 0x90, 0x93-0x99), a new session expiry interval
+ * (`has_session_expiry`, `session_expiry` in seconds) and `user_properties`. User properties
+ * that would exceed the broker's maximum packet size are left out (MQTT-3.14.2-4). When
+ * several threads disconnect at once, the first one's reason and properties are sent. An
+ * MQTT 3.1.1 client takes only the defaults (reason 0x00, no session expiry, no properties).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when DISCONNECT was written, or the connection was already gone.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `user_properties` is NULL with a
+ *   non-zero count (or holds a NULL string).
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `reason_code` is not one a client may send, the
+ *   session began with session expiry 0 and `session_expiry` is non-zero (MQTT 5.0 section
+ *   3.14.2.2.2), a user property is longer than 65,535 bytes, or `timeout_ms` is negative.
+ * - `EQ1_STATUS_INVALID_UTF8` when a user property is not valid UTF-8.
+ * - `EQ1_STATUS_MQTT5_REQUIRED` when an MQTT 3.1.1 client is given a reason code other than
+ *   0x00, a session expiry or user properties.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - Otherwise as `eq1_mqtt_client_disconnect` (`NOT_CONNECTED`, `TIMEOUT`,
+ *   `CONNECTION_LOST`, `INTERNAL`).
+ *
+ * See also: `eq1_mqtt_client_disconnect`, `eq1_mqtt_options_set_session_expiry`,
+ * `eq1_mqtt_client_set_will`.
+ *
+ * # Safety
+ * `client` NULL or live; `user_properties` NULL or `user_property_count` entries.
+ */
+enum eq1_status eq1_mqtt_client_disconnect_with(struct eq1_mqtt_client *client,
+                                                uint8_t reason_code,
+                                                bool has_session_expiry,
+                                                uint32_t session_expiry,
+                                                const struct eq1_mqtt_user_property *user_properties,
+                                                size_t user_property_count,
+                                                int timeout_ms);
+
+/**
  * Whether the client is connected now (not connecting, reconnecting or disconnecting).
  *
  * Returns: true while connected; false otherwise, for NULL, and for a client created before
@@ -2140,6 +2187,27 @@ enum eq1_status eq1_mqtt_options_set_request_problem_information(struct eq1_mqtt
 enum eq1_status eq1_mqtt_options_add_connect_user_property(struct eq1_mqtt_options *options,
                                                            const char *name,
                                                            const char *value);
+
+/**
+ * With MQTT 5.0: when the broker refuses the connection with CONNACK 0x9C "use another
+ * server" or 0x9D "server moved" and a Server Reference, connect to that server instead
+ * (the first `host[:port]` of the reference; the current port and TLS when it names no port;
+ * at most 5 redirects per attempt). A server DISCONNECT 0x9C / 0x9D with a Server Reference
+ * sends the next (automatic) reconnect there. Default off: a CONNACK 0x9C / 0x9D fails the
+ * connect with `EQ1_STATUS_SERVER_MOVED`, whose detail names the reference.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_protocol_version`, `eq1_mqtt_client_connect`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_follow_redirects(struct eq1_mqtt_options *options,
+                                                      bool follow);
 
 /**
  * With MQTT 5.0 selected: when a broker refuses the version (a 3.1.1-only broker answers

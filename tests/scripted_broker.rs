@@ -1265,3 +1265,123 @@ fn an_unexpected_packet_before_connack_is_named_by_type_and_size_not_contents() 
     assert!(detail.len() < 300, "{} bytes of detail", detail.len());
     assert!(script.finish(SCRIPT_WAIT), "the client closed the socket");
 }
+
+/// The DISCONNECT bytes the user asked for: a scripted socket because the bytes themselves
+/// are checked (mosquitto does not show them; the will case is tested against mosquitto).
+#[test]
+fn v5_user_disconnect_carries_reason_session_expiry_and_user_properties() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        let disconnect = peer.expect(DISCONNECT);
+        assert_eq!(disconnect.header, 0xE0);
+        disconnect.body
+    });
+    let mut opts = options(port, 5);
+    opts.session_expiry = 60;
+    let client = Client::new(opts).expect("client");
+    connect(&client);
+    client
+        .disconnect_with(
+            0x04,
+            Some(30),
+            vec![("why".into(), "test".into())],
+            CLIENT_WAIT,
+        )
+        .expect("disconnect");
+    let body = script.finish(SCRIPT_WAIT);
+    let mut expected = vec![0x04, 5 + 1 + 2 + 3 + 2 + 4, 0x11, 0, 0, 0, 30, 0x26, 0, 3];
+    expected.extend_from_slice(b"why");
+    expected.extend_from_slice(&[0, 4]);
+    expected.extend_from_slice(b"test");
+    assert_eq!(body, expected, "DISCONNECT body");
+}
+
+#[test]
+fn user_disconnect_options_are_checked_before_anything_is_sent() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.handshake(false);
+        let disconnect = peer.expect(DISCONNECT);
+        disconnect.body
+    });
+    // Session expiry 0 at CONNECT (the default).
+    let client = Client::new(options(port, 5)).expect("client");
+    connect(&client);
+    let raised = client.disconnect_with(0, Some(10), Vec::new(), CLIENT_WAIT);
+    assert!(
+        matches!(&raised, Err(Error::InvalidArgument(m)) if m.contains("3.14.2.2.2")),
+        "{raised:?}"
+    );
+    for server_only in [0x8B, 0x8E, 0x9C, 0x01] {
+        let refused = client.disconnect_with(server_only, None, Vec::new(), CLIENT_WAIT);
+        assert!(
+            matches!(refused, Err(Error::InvalidArgument(_))),
+            "0x{server_only:02X}: {refused:?}"
+        );
+    }
+    assert!(client.is_connected());
+    // Session expiry 0 stays allowed; reason 0x80 with no properties is three bytes.
+    client
+        .disconnect_with(0x80, Some(0), Vec::new(), CLIENT_WAIT)
+        .expect("disconnect");
+    assert_eq!(script.finish(SCRIPT_WAIT), vec![0x80, 5, 0x11, 0, 0, 0, 0]);
+}
+
+#[test]
+fn v311_user_disconnect_refuses_v5_options_and_sends_the_bare_packet() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, false, PACKET_WAIT);
+        peer.handshake(false);
+        peer.expect(DISCONNECT).body
+    });
+    let client = Client::new(options(port, 4)).expect("client");
+    connect(&client);
+    for (reason, expiry, props) in [
+        (0x04, None, Vec::new()),
+        (0, Some(0), Vec::new()),
+        (0, None, vec![("a".to_string(), "b".to_string())]),
+    ] {
+        let refused = client.disconnect_with(reason, expiry, props, CLIENT_WAIT);
+        assert!(
+            matches!(refused, Err(Error::Mqtt5Required(_))),
+            "{refused:?}"
+        );
+    }
+    client
+        .disconnect_with(0, None, Vec::new(), CLIENT_WAIT)
+        .expect("disconnect");
+    assert!(script.finish(SCRIPT_WAIT).is_empty());
+}
+
+/// A CONNACK refusing with 0x9C and a Server Reference: a scripted socket, because mosquitto
+/// never sends the client to another server.
+#[test]
+fn v5_connack_use_another_server_fails_with_server_moved_naming_the_reference() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        peer.read("CONNECT");
+        let reference = b"127.0.0.1:1999";
+        let mut props = vec![0x1C, 0, reference.len() as u8];
+        props.extend_from_slice(reference);
+        let mut body = vec![0x00, 0x9C];
+        encode_varint(props.len(), &mut body);
+        body.extend_from_slice(&props);
+        peer.send(&packet(0x20, &body));
+        peer.drain_until_closed(Duration::from_secs(4))
+    });
+    let client = Client::new(options(port, 5)).expect("client");
+    let outcome = client.connect(Duration::from_secs(5)).map(drop);
+    assert!(
+        matches!(&outcome, Err(Error::ServerMoved(m)) if m.contains("127.0.0.1:1999") && m.contains("0x9C")),
+        "{outcome:?}"
+    );
+    if let Err(e) = &outcome {
+        assert_eq!(eq1::core::status::Status::from(e) as i32, 50);
+    }
+    script.finish(SCRIPT_WAIT);
+}

@@ -1,7 +1,8 @@
 """MQTT 5.0 session features against a real mosquitto (issue 8): acknowledgement reason codes
 (an ACL-denied publish reported with 0x87 in the delivery report and `wait_report`), CONNACK
 information and the broker-assigned client identifier, retained-message expiry, and the
-outbox's own message expiry (EQ1_STATUS_EXPIRED, remaining interval sent). The C program is
+outbox's own message expiry (EQ1_STATUS_EXPIRED, remaining interval sent), and a client
+DISCONNECT with reason 0x04 that makes mosquitto publish the will. The C program is
 tests/c/eq1v5.c; each mode runs plain and under valgrind."""
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def test_expired_retained_message_is_not_delivered_to_a_late_subscriber(eq1v5, b
 def test_outbox_message_expires_with_status_expired_and_the_rest_goes_with_its_remaining_interval(
         eq1v5, broker, valgrind):
     run(eq1v5, "outbox", broker, valgrind)
+
+
+@pytest.mark.parametrize("valgrind", VALGRIND)
+def test_disconnect_with_reason_0x04_makes_the_broker_publish_the_will(eq1v5, broker,
+                                                                       valgrind):
+    run(eq1v5, "will", broker, valgrind)
 
 
 @pytest.mark.parametrize("valgrind", VALGRIND)

@@ -568,6 +568,14 @@ public:
 	}
 	Options &&clean_session(bool clean) && { return std::move(clean_session(clean)); }
 
+	/** MQTT 5.0: follow a CONNACK 0x9C / 0x9D Server Reference (default off: SERVER_MOVED). */
+	Options &follow_redirects(bool follow) &
+	{
+		detail::check(eq1_mqtt_options_set_follow_redirects(handle_, follow));
+		return *this;
+	}
+	Options &&follow_redirects(bool follow) && { return std::move(follow_redirects(follow)); }
+
 	/** MQTT 5.0 session expiry interval (0: ends with the connection). */
 	Options &session_expiry(std::chrono::seconds interval) &
 	{
@@ -1327,6 +1335,22 @@ public:
 	void disconnect(std::chrono::milliseconds timeout = default_timeout)
 	{
 		detail::check(eq1_mqtt_client_disconnect(handle_, detail::to_ms(timeout)));
+	}
+
+	/**
+	 * disconnect() with what the MQTT 5.0 DISCONNECT says: `reason_code` (0x04 asks the
+	 * broker to publish the will), a new session expiry interval, user properties. Throws
+	 * like eq1_mqtt_client_disconnect_with fails (MQTT5_REQUIRED on 3.1.1 for non-defaults).
+	 */
+	void disconnect_with(std::uint8_t reason_code,
+			     std::optional<std::uint32_t> session_expiry = std::nullopt,
+			     const UserProperties &user_properties = {},
+			     std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::vector<eq1_mqtt_user_property> props = detail::c_user_properties(user_properties);
+		detail::check(eq1_mqtt_client_disconnect_with(
+			handle_, reason_code, session_expiry.has_value(), session_expiry.value_or(0),
+			props.empty() ? nullptr : props.data(), props.size(), detail::to_ms(timeout)));
 	}
 
 	/** The will sent with the next CONNECT; only while not connected. */

@@ -100,6 +100,9 @@ pub enum Error {
     /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent.
     #[error("{0}")]
     Expired(String),
+    /// An MQTT 5.0 CONNACK 0x9C / 0x9D: the broker sent the client to another server.
+    #[error("{0}")]
+    ServerMoved(String),
     #[error("{0}")]
     Internal(String),
 }

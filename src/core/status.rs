@@ -225,6 +225,10 @@ status_table! {
     /// An MQTT 5.0 message whose Message Expiry Interval passed before it could be sent (it
     /// waited in the offline queue); it was dropped.
     Expired = 49, "EQ1_STATUS_EXPIRED", Connection, "message expired before it was sent";
+    /// The MQTT 5.0 broker refused the connection with 0x9C "use another server" or 0x9D
+    /// "server moved"; the detail names its Server Reference (when it sent one).
+    ServerMoved = 50, "EQ1_STATUS_SERVER_MOVED", Connection,
+        "the broker sent the client to another server";
     /// The MQTT 5.0 enhanced-authentication exchange failed: the broker refused it (bad
     /// authentication method 0x8C, not authorized 0x87, or it closed the connection during
     /// re-authentication), the authentication callback answered failure (e.g. the broker's
@@ -315,6 +319,7 @@ impl From<&Error> for Status {
             Error::NoResponseTopic(_) => S::NoResponseTopic,
             Error::TooManyRequests(_) => S::TooManyRequests,
             Error::Expired(_) => S::Expired,
+            Error::ServerMoved(_) => S::ServerMoved,
             Error::Internal(_) => S::Internal,
         }
     }

@@ -326,6 +326,58 @@ pub unsafe extern "C" fn eq1_mqtt_client_disconnect(
     })
 }
 
+/// `eq1_mqtt_client_disconnect` with what the MQTT 5.0 DISCONNECT says: its `reason_code`
+/// (0x00 normal; 0x04 "disconnect with will message" asks the broker to publish the will; or
+/// another code a client may send: 0x80-0x83, 0x90, 0x93-0x99), a new session expiry interval
+/// (`has_session_expiry`, `session_expiry` in seconds) and `user_properties`. User properties
+/// that would exceed the broker's maximum packet size are left out (MQTT-3.14.2-4). When
+/// several threads disconnect at once, the first one's reason and properties are sent. An
+/// MQTT 3.1.1 client takes only the defaults (reason 0x00, no session expiry, no properties).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` when DISCONNECT was written, or the connection was already gone.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `user_properties` is NULL with a
+///   non-zero count (or holds a NULL string).
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `reason_code` is not one a client may send, the
+///   session began with session expiry 0 and `session_expiry` is non-zero (MQTT 5.0 section
+///   3.14.2.2.2), a user property is longer than 65,535 bytes, or `timeout_ms` is negative.
+/// - `EQ1_STATUS_INVALID_UTF8` when a user property is not valid UTF-8.
+/// - `EQ1_STATUS_MQTT5_REQUIRED` when an MQTT 3.1.1 client is given a reason code other than
+///   0x00, a session expiry or user properties.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - Otherwise as `eq1_mqtt_client_disconnect` (`NOT_CONNECTED`, `TIMEOUT`,
+///   `CONNECTION_LOST`, `INTERNAL`).
+///
+/// See also: `eq1_mqtt_client_disconnect`, `eq1_mqtt_options_set_session_expiry`,
+/// `eq1_mqtt_client_set_will`.
+///
+/// # Safety
+/// `client` NULL or live; `user_properties` NULL or `user_property_count` entries.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_disconnect_with(
+    client: *mut eq1_mqtt_client,
+    reason_code: u8,
+    has_session_expiry: bool,
+    session_expiry: u32,
+    user_properties: *const crate::ffi::v5::eq1_mqtt_user_property,
+    user_property_count: usize,
+    timeout_ms: c_int,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let user_properties = unsafe {
+            crate::ffi::v5::user_properties_from_c(user_properties, user_property_count)
+        }?;
+        let timeout = crate::ffi::boundary::timeout_ms(timeout_ms, "disconnect")?;
+        c.client.disconnect_with(
+            reason_code,
+            has_session_expiry.then_some(session_expiry),
+            user_properties,
+            timeout,
+        )
+    })
+}
+
 /// Whether the client is connected now (not connecting, reconnecting or disconnecting).
 ///
 /// Returns: true while connected; false otherwise, for NULL, and for a client created before

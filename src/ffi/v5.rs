@@ -372,6 +372,33 @@ pub unsafe extern "C" fn eq1_mqtt_options_add_connect_user_property(
     })
 }
 
+/// With MQTT 5.0: when the broker refuses the connection with CONNACK 0x9C "use another
+/// server" or 0x9D "server moved" and a Server Reference, connect to that server instead
+/// (the first `host[:port]` of the reference; the current port and TLS when it names no port;
+/// at most 5 redirects per attempt). A server DISCONNECT 0x9C / 0x9D with a Server Reference
+/// sends the next (automatic) reconnect there. Default off: a CONNACK 0x9C / 0x9D fails the
+/// connect with `EQ1_STATUS_SERVER_MOVED`, whose detail names the reference.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_protocol_version`, `eq1_mqtt_client_connect`.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_follow_redirects(
+    options: *mut eq1_mqtt_options,
+    follow: bool,
+) -> eq1_status {
+    with_options(options, |o| {
+        o.set_follow_redirects(follow);
+        Ok(())
+    })
+}
+
 /// With MQTT 5.0 selected: when a broker refuses the version (a 3.1.1-only broker answers
 /// with a 3.1.1 CONNACK "unacceptable protocol version"), connect again at once with MQTT
 /// 3.1.1 (default off: the connect fails with `EQ1_STATUS_UNSUPPORTED_PROTOCOL_VERSION`).

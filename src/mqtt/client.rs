@@ -9,7 +9,9 @@ use crate::mqtt::dispatcher;
 use crate::mqtt::driver::{Command, ConnectInfo, Driver};
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::properties::PublishProperties;
-use crate::mqtt::session::{check_filters_against, check_publish_against, Queued};
+use crate::mqtt::session::{
+    check_filters_against, check_publish_against, DisconnectRequest, Queued,
+};
 use crate::mqtt::shared::{
     AuthHandler, ConnectionHandler, DeliveryHandler, Dispatch, Shared, State, Stats,
 };
@@ -35,6 +37,11 @@ pub struct SubscribeRequest {
     pub options: SubscribeOptions,
     pub handler: MessageHandler,
 }
+
+/// The DISCONNECT reason codes a client may send (MQTT 5.0 table 3-10).
+pub const CLIENT_DISCONNECT_REASONS: [u8; 14] = [
+    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
+];
 
 pub struct Client {
     options: Arc<Options>,
@@ -620,6 +627,58 @@ impl Client {
     /// Waits up to `timeout` for in-flight QoS 1/2 publishes, then sends DISCONNECT. What is
     /// still unacknowledged then is reported failed. Stops automatic reconnection.
     pub fn disconnect(&self, timeout: Duration) -> Result<()> {
+        self.send_disconnect(DisconnectRequest::default(), timeout)
+    }
+
+    /// `disconnect` with an MQTT 5.0 reason code (0x04 asks the broker to publish the will),
+    /// a new session expiry interval and user properties. Only reason codes a client may send
+    /// (MQTT 5.0 table 3-10); a session that began with expiry 0 cannot be given a non-zero
+    /// one (MQTT 5.0 section 3.14.2.2.2). A 3.1.1 client may only use the defaults (0x00, no
+    /// session expiry, no user properties).
+    pub fn disconnect_with(
+        &self,
+        reason_code: u8,
+        session_expiry: Option<u32>,
+        user_properties: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let request = DisconnectRequest {
+            reason_code,
+            session_expiry,
+            user_properties,
+        };
+        self.check_disconnect(&request)?;
+        self.send_disconnect(request, timeout)
+    }
+
+    fn check_disconnect(&self, request: &DisconnectRequest) -> Result<()> {
+        if self.options.version != ProtocolVersion::V5 {
+            if request.reason_code != 0 || request.session_expiry.is_some() {
+                return Err(Error::Mqtt5Required(
+                    "a DISCONNECT reason code or session expiry needs MQTT 5.0; this client speaks 3.1.1"
+                        .into(),
+                ));
+            }
+            return self.check_user_properties(&request.user_properties, "DISCONNECT");
+        }
+        if !CLIENT_DISCONNECT_REASONS.contains(&request.reason_code) {
+            return Err(Error::InvalidArgument(format!(
+                "0x{:02X} is not a DISCONNECT reason code a client may send",
+                request.reason_code
+            )));
+        }
+        if let Some(expiry) = request.session_expiry {
+            if expiry != 0 && self.options.session_expiry == 0 {
+                return Err(Error::InvalidArgument(
+                    "the session began with session expiry 0: a DISCONNECT may not set a non-zero one (MQTT 5.0 section 3.14.2.2.2)"
+                        .into(),
+                ));
+            }
+        }
+        self.check_user_properties(&request.user_properties, "DISCONNECT")
+    }
+
+    fn send_disconnect(&self, request: DisconnectRequest, timeout: Duration) -> Result<()> {
         let state = self.shared.state();
         if state == State::Idle {
             return Err(Error::NotConnected("the client is not connected".into()));
@@ -631,7 +690,11 @@ impl Client {
         let (reply, answer) = mpsc::sync_channel(1);
         if self
             .commands
-            .send(Command::Disconnect { timeout, reply })
+            .send(Command::Disconnect {
+                timeout,
+                request,
+                reply,
+            })
             .is_err()
         {
             return Err(engine_gone());

@@ -54,6 +54,7 @@ pub enum Command {
     },
     Disconnect {
         timeout: Duration,
+        request: crate::mqtt::session::DisconnectRequest,
         reply: SyncSender<Result<()>>,
     },
     /// The handlers of a received QoS 1/2 message returned: acknowledge it.
@@ -145,6 +146,8 @@ pub struct Driver {
     /// Keeps that channel open after the dispatcher has gone, so that waiting on it never
     /// returns at once (the driver would spin).
     _auth_answers_open: crate::mqtt::dispatcher::AuthAnswers,
+    /// Where a server DISCONNECT 0x9C / 0x9D sent us: the next connection attempt goes there.
+    redirect_next: Option<Endpoint>,
 }
 
 impl Driver {
@@ -171,6 +174,7 @@ impl Driver {
             broker_index: 0,
             auth_answers,
             _auth_answers_open: open,
+            redirect_next: None,
         }
     }
 
@@ -238,21 +242,55 @@ impl Driver {
         index: usize,
         deadline: Instant,
     ) -> Result<(Socket, ConnectInfo)> {
-        match self.handshake(index, deadline).await {
-            Err(Error::UnsupportedProtocolVersion(m)) if self.session.fall_back_to_v311() => {
-                log!(Level::Warn, "{m}");
-                self.handshake(index, deadline).await
+        let mut endpoint = match self.redirect_next.take() {
+            Some(moved) => moved,
+            None => self.options.brokers[index].clone(),
+        };
+        let mut hops = 0;
+        loop {
+            let result = match self.handshake(index, endpoint.clone(), deadline).await {
+                Err(Error::UnsupportedProtocolVersion(m)) if self.session.fall_back_to_v311() => {
+                    log!(Level::Warn, "{m}");
+                    self.handshake(index, endpoint.clone(), deadline).await
+                }
+                other => other,
+            };
+            let reference = self.session.take_redirect();
+            match result {
+                Err(Error::ServerMoved(m)) if self.options.follow_redirects => {
+                    let next = reference
+                        .as_deref()
+                        .and_then(|r| redirect_target(r, &endpoint));
+                    match next {
+                        Some(next) if hops < MAX_REDIRECTS => {
+                            log!(
+                                Level::Info,
+                                "{m}: connecting to {}:{}",
+                                next.host,
+                                next.port
+                            );
+                            endpoint = next;
+                            hops += 1;
+                        }
+                        Some(_) => {
+                            return Err(Error::ServerMoved(format!(
+                                "{m} (gave up after {MAX_REDIRECTS} redirects)"
+                            )))
+                        }
+                        None => return Err(Error::ServerMoved(m)),
+                    }
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
     async fn handshake(
         &mut self,
         index: usize,
+        endpoint: Endpoint,
         deadline: Instant,
     ) -> Result<(Socket, ConnectInfo)> {
-        let endpoint = self.options.brokers[index].clone();
         let result = self.open_session(&endpoint, deadline).await;
         match result {
             Ok(socket) => {
@@ -450,13 +488,21 @@ impl Driver {
                     } else {
                         State::Idle
                     });
+                    let server_disconnect = self.session.take_server_disconnect();
+                    if self.options.follow_redirects {
+                        self.redirect_next = server_disconnect
+                            .as_ref()
+                            .filter(|d| d.reason_code == 0x9C || d.reason_code == 0x9D)
+                            .and_then(|d| d.server_reference.as_deref())
+                            .and_then(|r| redirect_target(r, &endpoint));
+                    }
                     self.shared.emit(Dispatch::Connection(ConnectionEvent {
                         state: ConnectionState::ConnectionLost,
                         reason: Some(reason.clone()),
                         session_present: false,
                         broker: Some(endpoint),
                         connack: None,
-                        server_disconnect: self.session.take_server_disconnect().map(Arc::new),
+                        server_disconnect: server_disconnect.map(Arc::new),
                     }));
                     if !self.options.auto_reconnect {
                         self.session.end(&reason, false);
@@ -765,9 +811,14 @@ impl Driver {
                 self.session
                     .unsubscribe_with(filters, user_properties, Waiter::Unsubscribe(reply))
             }
-            Command::Disconnect { timeout, reply } => {
+            Command::Disconnect {
+                timeout,
+                request,
+                reply,
+            } => {
                 let deadline = std::time::Instant::now() + timeout;
-                self.session.disconnect(deadline, Waiter::Disconnect(reply));
+                self.session
+                    .disconnect_with(deadline, request, Waiter::Disconnect(reply));
             }
             Command::Connect { reply, .. } => {
                 let _ = reply.try_send(Err(Error::InvalidState(
@@ -830,6 +881,30 @@ impl Driver {
 
 /// The broker says only "not authorized" / "bad user name or password"; add what we sent, so
 /// that the message names the likely cause.
+/// How many CONNACK redirects one connection attempt follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// The first entry of a Server Reference ("host[:port]", space-separated list); the port
+/// and TLS of `current` when it names none.
+fn redirect_target(reference: &str, current: &Endpoint) -> Option<Endpoint> {
+    let first = reference.split_whitespace().next()?;
+    let (host, port) = match first.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => (
+            host.trim_start_matches('[').trim_end_matches(']'),
+            port.parse().ok()?,
+        ),
+        _ => (first, current.port),
+    };
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some(Endpoint {
+        host: host.to_string(),
+        port,
+        tls: current.tls,
+    })
+}
+
 fn explain_refusal(refusal: Error, options: &Options) -> Error {
     let context = match &options.username {
         Some(user) => format!(
@@ -898,5 +973,31 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current() -> Endpoint {
+        Endpoint {
+            host: "a".into(),
+            port: 1883,
+            tls: true,
+        }
+    }
+
+    #[test]
+    fn redirect_target_takes_the_first_reference_and_defaults_the_port() {
+        let t = redirect_target("b:1884 c:1885", &current()).expect("target");
+        assert_eq!((t.host.as_str(), t.port, t.tls), ("b", 1884, true));
+        let t = redirect_target("b", &current()).expect("target");
+        assert_eq!((t.host.as_str(), t.port), ("b", 1883));
+        let t = redirect_target("[::1]:1999", &current()).expect("target");
+        assert_eq!((t.host.as_str(), t.port), ("::1", 1999));
+        assert!(redirect_target("", &current()).is_none());
+        assert!(redirect_target("b:notaport", &current()).is_none());
+        assert!(redirect_target("b:0", &current()).is_none());
     }
 }

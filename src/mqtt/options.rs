@@ -106,6 +106,8 @@ pub struct Options {
     /// With `version` 3.1.1: speak MQTT 3.1 instead (protocol name `MQIsdp`, level 3) for old
     /// brokers. Only CONNECT differs on the wire for a client.
     pub mqtt31: bool,
+    /// Follow a CONNACK 0x9C / 0x9D Server Reference to the next server (bounded hops).
+    pub follow_redirects: bool,
     /// Accept brokers with and without TLS in one list while credentials are set (they would
     /// go in clear to the plaintext ones). Off by default: `check_consistent` refuses it.
     pub allow_plaintext_fallback: bool,
@@ -152,6 +154,7 @@ impl Default for Options {
             protocol_fallback: false,
             auth: None,
             mqtt31: false,
+            follow_redirects: false,
             allow_plaintext_fallback: false,
             topic_alias_auto: true,
             response_topic_prefix: DEFAULT_RESPONSE_TOPIC_PREFIX.into(),
@@ -323,6 +326,10 @@ impl Options {
         }
         self.max_pending_requests = maximum as usize;
         Ok(())
+    }
+
+    pub fn set_follow_redirects(&mut self, follow: bool) {
+        self.follow_redirects = follow;
     }
 
     pub fn set_protocol_fallback(&mut self, fall_back: bool) {

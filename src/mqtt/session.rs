@@ -207,6 +207,7 @@ struct PendingUnsubscribe<W> {
 
 struct Disconnecting<W> {
     deadline: Instant,
+    request: DisconnectRequest,
     replies: Vec<W>,
 }
 
@@ -226,6 +227,15 @@ enum AuthWait {
 struct AuthExchange<W> {
     wait: AuthWait,
     reauth: Option<(W, Instant)>,
+}
+
+/// What the user's DISCONNECT says (MQTT 5.0; 3.1.1 sends a bare DISCONNECT): its reason
+/// code, a new session expiry interval, user properties. Checked by the client handle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisconnectRequest {
+    pub reason_code: u8,
+    pub session_expiry: Option<u32>,
+    pub user_properties: Vec<(String, String)>,
 }
 
 /// What belongs to one connection and starts afresh with the next.
@@ -293,6 +303,8 @@ pub struct Session<W> {
     /// How many of `inbound_qos2` arrived on the current connection.
     inbound_qos2_current: usize,
     disconnecting: Option<Disconnecting<W>>,
+    /// The Server Reference of the last CONNACK 0x9C / 0x9D.
+    redirect: Option<String>,
     session_present: bool,
     response_information: Option<String>,
     /// What the broker's last DISCONNECT said (v5), for the connection event.
@@ -340,6 +352,7 @@ impl<W> Session<W> {
             inbound_qos2: HashMap::new(),
             inbound_qos2_current: 0,
             disconnecting: None,
+            redirect: None,
             session_present: false,
             response_information: None,
             server_disconnect: None,
@@ -674,12 +687,19 @@ impl<W> Session<W> {
     /// The user disconnects: in-flight publishes get until `deadline`, then DISCONNECT goes
     /// out (`disconnect_due`). Several callers may wait for the same disconnect.
     pub fn disconnect(&mut self, deadline: Instant, reply: W) {
+        self.disconnect_with(deadline, DisconnectRequest::default(), reply);
+    }
+
+    /// `disconnect` with what the DISCONNECT says; when several callers wait for the same
+    /// disconnect, the first caller's request is sent.
+    pub fn disconnect_with(&mut self, deadline: Instant, request: DisconnectRequest, reply: W) {
         match self.phase {
             Phase::Connected | Phase::Closing => match &mut self.disconnecting {
                 Some(d) => d.replies.push(reply),
                 None => {
                     self.disconnecting = Some(Disconnecting {
                         deadline,
+                        request,
                         replies: vec![reply],
                     })
                 }
@@ -839,6 +859,9 @@ impl<W> Session<W> {
 
     fn handle_connack(&mut self, ack: ConnAck, now: Instant) -> Result<()> {
         if let Some(refusal) = ack.refusal {
+            if matches!(refusal, Error::ServerMoved(_)) {
+                self.redirect = ack.details.server_reference.clone();
+            }
             return Err(match (refusal, &self.options.auth) {
                 (Error::NotAuthorized(m), Some(auth)) => {
                     Error::AuthFailed(format!("{m} (authentication method '{}')", auth.method))
@@ -1544,6 +1567,11 @@ impl<W> Session<W> {
 
     /// What the broker's DISCONNECT said, once (v5): taken by the driver for the connection
     /// event.
+    /// The Server Reference of the last CONNACK that sent the client elsewhere.
+    pub fn take_redirect(&mut self) -> Option<String> {
+        self.redirect.take()
+    }
+
     pub fn take_server_disconnect(&mut self) -> Option<crate::mqtt::wire::ServerDisconnect> {
         self.server_disconnect.take()
     }
@@ -1661,7 +1689,32 @@ impl<W> Session<W> {
         if !drained && now < disconnecting.deadline {
             return false;
         }
-        self.encode_disconnect(reason::NORMAL);
+        let mut request = disconnecting.request.clone();
+        if self.codec.version == ProtocolVersion::V5 {
+            let mut probe = BytesMut::new();
+            self.codec.disconnect_with(
+                request.reason_code,
+                request.session_expiry,
+                &request.user_properties,
+                &mut probe,
+            );
+            if probe.len() > self.max_outgoing_packet() {
+                // MQTT-3.14.2-4: user properties that would exceed the broker's maximum
+                // packet size are left out.
+                log!(
+                    Level::Warn,
+                    "DISCONNECT user properties left out: the broker's maximum packet size is {} bytes",
+                    self.max_outgoing_packet()
+                );
+                request.user_properties.clear();
+            }
+        }
+        self.codec.disconnect_with(
+            request.reason_code,
+            request.session_expiry,
+            &request.user_properties,
+            &mut self.out.bytes,
+        );
         self.phase = Phase::Closing;
         true
     }

@@ -2687,3 +2687,51 @@ fn a_sent_qos2_message_is_never_expired_by_the_sender() {
     h.receive(Incoming::PubComp(1, ok())).unwrap();
     assert_eq!(completed(&h.events()), [(token, Ok(()))]);
 }
+
+/// The raw bytes written until nothing is left.
+fn written_bytes(h: &mut Harness) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(transmit) = h.session.transmit(h.now) {
+        out.extend_from_slice(&transmit.bytes);
+    }
+    out
+}
+
+#[test]
+fn disconnect_user_properties_beyond_the_broker_maximum_packet_size_are_left_out() {
+    let mut h = v5_with(BrokerLimits {
+        maximum_packet_size: Some(32),
+        ..BrokerLimits::default()
+    });
+    let request = crate::mqtt::session::DisconnectRequest {
+        reason_code: 0x04,
+        session_expiry: Some(7),
+        user_properties: vec![("k".into(), "x".repeat(40))],
+    };
+    h.session.disconnect_with(h.now, request, 1);
+    assert!(h.session.disconnect_due(h.now));
+    // Reason 0x04 and the session expiry stay; no reason string is ever sent (MQTT-3.14.2-3).
+    assert_eq!(
+        written_bytes(&mut h),
+        [0xE0, 0x07, 0x04, 0x05, 0x11, 0, 0, 0, 7]
+    );
+}
+
+#[test]
+fn disconnect_user_properties_within_the_maximum_packet_size_are_sent() {
+    let mut h = v5_with(BrokerLimits {
+        maximum_packet_size: Some(32),
+        ..BrokerLimits::default()
+    });
+    let request = crate::mqtt::session::DisconnectRequest {
+        reason_code: 0x00,
+        session_expiry: None,
+        user_properties: vec![("k".into(), "v".into())],
+    };
+    h.session.disconnect_with(h.now, request, 1);
+    assert!(h.session.disconnect_due(h.now));
+    assert_eq!(
+        written_bytes(&mut h),
+        [0xE0, 0x09, 0x00, 0x07, 0x26, 0, 1, b'k', 0, 1, b'v']
+    );
+}

@@ -556,13 +556,52 @@ impl Codec {
     /// DISCONNECT; on v5 with `reason` (0x00 normal, 0x81 malformed packet, 0x82 protocol
     /// error, 0x93 receive maximum exceeded, ...). 3.1.1 has no reason: the connection closes.
     pub fn disconnect(&self, reason: u8, buf: &mut BytesMut) {
-        match (self.version, reason) {
-            // v3.1.1 DISCONNECT and v5 DISCONNECT with reason 0x00 are both 0xE0 0x00.
-            (ProtocolVersion::V311, _) | (ProtocolVersion::V5, 0) => {
-                buf.extend_from_slice(&[0xE0, 0x00])
-            }
-            (ProtocolVersion::V5, code) => buf.extend_from_slice(&[0xE0, 0x01, code]),
+        self.disconnect_with(reason, None, &[], buf);
+    }
+
+    /// DISCONNECT with MQTT 5.0 properties: a new session expiry interval (0x11) and user
+    /// properties (0x26). 3.1.1 ignores reason and properties (the client refuses them
+    /// earlier). The caller bounds every string to 65,535 bytes.
+    pub fn disconnect_with(
+        &self,
+        reason: u8,
+        session_expiry: Option<u32>,
+        user_properties: &[(String, String)],
+        buf: &mut BytesMut,
+    ) {
+        if self.version == ProtocolVersion::V311 {
+            buf.extend_from_slice(&[0xE0, 0x00]);
+            return;
         }
+        let mut props = Vec::new();
+        if let Some(expiry) = session_expiry {
+            props.push(0x11);
+            props.extend_from_slice(&expiry.to_be_bytes());
+        }
+        for (name, value) in user_properties {
+            props.push(0x26);
+            for text in [name, value] {
+                let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+                props.extend_from_slice(&len.to_be_bytes());
+                props.extend_from_slice(&text.as_bytes()[..usize::from(len)]);
+            }
+        }
+        if props.is_empty() {
+            // The reason code and property length may be omitted (0x00, no properties).
+            if reason == 0 {
+                buf.extend_from_slice(&[0xE0, 0x00]);
+            } else {
+                buf.extend_from_slice(&[0xE0, 0x01, reason]);
+            }
+            return;
+        }
+        let mut body = vec![reason];
+        write_varint(&mut body, props.len() as u32);
+        body.extend_from_slice(&props);
+        let mut header = vec![0xE0];
+        write_varint(&mut header, body.len() as u32);
+        buf.extend_from_slice(&header);
+        buf.extend_from_slice(&body);
     }
 
     /// v5 AUTH: reason code, then the method, the data (if any) and nothing else.
@@ -1350,6 +1389,18 @@ fn v5_connack_refusal(
         ))),
         C::BadAuthenticationMethod => {
             Some(Error::AuthFailed(text("bad authentication method (0x8C)")))
+        }
+        C::UseAnotherServer | C::ServerMoved => {
+            let what = if code == C::UseAnotherServer {
+                "use another server (0x9C)"
+            } else {
+                "server moved (0x9D)"
+            };
+            let reference = properties
+                .and_then(|p| p.server_reference.as_deref())
+                .map(|r| format!("; server reference: {r}"))
+                .unwrap_or_else(|| "; no server reference".into());
+            Some(Error::ServerMoved(format!("{}{reference}", text(what))))
         }
         other => Some(Error::BrokerRefused(text(&format!("{other:?}")))),
     }

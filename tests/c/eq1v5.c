@@ -2,9 +2,11 @@
  * eq1v5.c - MQTT 5.0 session features through a real mosquitto (issue 8): acknowledgement
  * reasons (an ACL-denied publish is a failed delivery with 0x87), CONNACK information and an
  * assigned client identifier, retained-message expiry, and outbox message expiry
- * (EQ1_STATUS_EXPIRED), plus bad input at the C boundary of the new functions.
+ * (EQ1_STATUS_EXPIRED), a DISCONNECT with reason 0x04 that makes the broker publish the
+ * will, plus bad input at the C boundary of the new functions.
  *
- *   ./eq1v5 <mode> <host> <port>      mode: acl | connack | retained | outbox | bad-input
+ *   ./eq1v5 <mode> <host> <port>      mode: acl | connack | retained | outbox | will |
+ *                                           bad-input
  *
  * Prints "SUMMARY <n> failures"; exits 1 on any failure.
  */
@@ -106,7 +108,8 @@ static void on_connection(void *user_data, const eq1_mqtt_connection_event *e)
 
 /* ----- messages ----- */
 
-static int short_received, long_received, outbox_received;
+static int short_received, long_received, outbox_received, will_received;
+static char will_payload[32];
 static unsigned outbox_expiry;
 
 static void on_message(void *user_data, const eq1_mqtt_message *m)
@@ -117,6 +120,11 @@ static void on_message(void *user_data, const eq1_mqtt_message *m)
 		short_received++;
 	if (!strcmp(m->topic, "r/long"))
 		long_received++;
+	if (!strcmp(m->topic, "will/gone")) {
+		will_received++;
+		snprintf(will_payload, sizeof will_payload, "%.*s", (int)m->payload_len,
+			 (const char *)m->payload);
+	}
 	if (!strcmp(m->topic, "outbox/long")) {
 		outbox_received++;
 		outbox_expiry = m->properties && m->properties->has_message_expiry ?
@@ -313,6 +321,37 @@ static void outbox(const char *host, int port)
 	eq1_mqtt_client_free(sub);
 }
 
+/* DISCONNECT with reason 0x04 ("disconnect with will message"), a session expiry change and
+ * user properties: mosquitto publishes the will, which a normal DISCONNECT would discard. */
+static void will(const char *host, int port)
+{
+	eq1_mqtt_client *sub = v5_client(v5_options(host, port, "will-watcher"));
+	EXPECT(eq1_mqtt_client_connect(sub, 5000) == EQ1_STATUS_OK, "watcher connect");
+	EXPECT(eq1_mqtt_client_subscribe(sub, "will/gone", 1, on_message, NULL, 5000, NULL) ==
+		       EQ1_STATUS_OK,
+	       "subscribe will/gone");
+	eq1_mqtt_options *o = v5_options(host, port, "will-leaver");
+	EXPECT(eq1_mqtt_options_set_session_expiry(o, 60) == EQ1_STATUS_OK, "session expiry");
+	eq1_mqtt_client *c = v5_client(o);
+	EXPECT(eq1_mqtt_client_set_will(c, "will/gone", (const uint8_t *)"bye", 3, 1, false) ==
+		       EQ1_STATUS_OK,
+	       "set will");
+	EXPECT(eq1_mqtt_client_connect(c, 5000) == EQ1_STATUS_OK, "connect");
+	eq1_mqtt_user_property props[] = { { "why", "test" } };
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0x04, true, 0, props, 1, 2000) == EQ1_STATUS_OK,
+	       "disconnect with will");
+	EXPECT(read_count(&will_received, 1) == 1, "the broker published the will");
+	pthread_mutex_lock(&lock);
+	EXPECT(!strcmp(will_payload, "bye"), "will payload '%s'", will_payload);
+	pthread_mutex_unlock(&lock);
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0, false, 0, NULL, 0, 2000) ==
+		       EQ1_STATUS_NOT_CONNECTED,
+	       "second disconnect");
+	eq1_mqtt_client_free(c);
+	eq1_mqtt_client_disconnect(sub, 2000);
+	eq1_mqtt_client_free(sub);
+}
+
 /* Bad input at the C boundary of the new functions. */
 static void bad_input(const char *host, int port)
 {
@@ -380,7 +419,51 @@ static void bad_input(const char *host, int port)
 	EXPECT(eq1_mqtt_client_set_will_with_properties(c3, "w", NULL, 0, 1, false, NULL, 0) ==
 		       EQ1_STATUS_OK,
 	       "no properties, no delay on MQTT 3.1.1");
+	/* DISCONNECT options on MQTT 3.1.1. */
+	EXPECT(eq1_mqtt_client_disconnect_with(c3, 0x04, false, 0, NULL, 0, 100) ==
+		       EQ1_STATUS_MQTT5_REQUIRED,
+	       "disconnect reason on MQTT 3.1.1");
+	EXPECT(eq1_mqtt_client_disconnect_with(c3, 0, true, 0, NULL, 0, 100) ==
+		       EQ1_STATUS_MQTT5_REQUIRED,
+	       "disconnect session expiry on MQTT 3.1.1");
 	eq1_mqtt_client_free(c3);
+	/* DISCONNECT options (checked before the client's state). */
+	eq1_mqtt_user_property bad_props[] = { { "k", "\xc3\x28" } };
+	eq1_mqtt_user_property null_props[] = { { NULL, "v" } };
+	EXPECT(eq1_mqtt_client_disconnect_with(NULL, 0, false, 0, NULL, 0, 100) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "disconnect_with on NULL");
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0, false, 0, NULL, 2, 100) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "NULL user properties with a count");
+	eq1_last_error_message(detail, sizeof detail);
+	EXPECT(strstr(detail, "user_properties") != NULL, "detail '%s'", detail);
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0, false, 0, null_props, 1, 100) ==
+		       EQ1_STATUS_NULL_ARGUMENT,
+	       "NULL user property name");
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0, false, 0, bad_props, 1, 100) ==
+		       EQ1_STATUS_INVALID_UTF8,
+	       "invalid UTF-8 user property");
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0x8E, false, 0, NULL, 0, 100) ==
+		       EQ1_STATUS_INVALID_ARGUMENT,
+	       "server-only reason 0x8E");
+	eq1_last_error_message(detail, sizeof detail);
+	EXPECT(strstr(detail, "0x8E") != NULL, "detail '%s'", detail);
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0, true, 10, NULL, 0, 100) ==
+		       EQ1_STATUS_INVALID_ARGUMENT,
+	       "session expiry 0 -> 10");
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0, false, 0, NULL, 0, -1) ==
+		       EQ1_STATUS_INVALID_ARGUMENT,
+	       "negative timeout");
+	EXPECT(eq1_mqtt_client_disconnect_with(c, 0x04, false, 0, NULL, 0, 100) ==
+		       EQ1_STATUS_NOT_CONNECTED,
+	       "valid disconnect while idle");
+	EXPECT(eq1_mqtt_options_set_follow_redirects(NULL, true) == EQ1_STATUS_NULL_ARGUMENT,
+	       "follow_redirects on NULL options");
+	EXPECT(eq1_status_family_of(EQ1_STATUS_SERVER_MOVED) == EQ1_STATUS_FAMILY_CONNECTION,
+	       "SERVER_MOVED family");
+	EXPECT(!strcmp(eq1_status_name(EQ1_STATUS_SERVER_MOVED), "EQ1_STATUS_SERVER_MOVED"),
+	       "SERVER_MOVED name");
 	EXPECT(eq1_status_family_of(EQ1_STATUS_EXPIRED) == EQ1_STATUS_FAMILY_CONNECTION,
 	       "EXPIRED family");
 	EXPECT(!strcmp(eq1_status_name(EQ1_STATUS_EXPIRED), "EQ1_STATUS_EXPIRED"),
@@ -402,6 +485,8 @@ int main(int argc, char **argv)
 		retained(host, port);
 	else if (!strcmp(mode, "outbox"))
 		outbox(host, port);
+	else if (!strcmp(mode, "will"))
+		will(host, port);
 	else if (!strcmp(mode, "bad-input"))
 		bad_input(host, port);
 	else

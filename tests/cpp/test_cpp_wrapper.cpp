@@ -623,6 +623,23 @@ static void test_will()
 	CHECK(wills.wait_for(1));
 	if (wills.size() >= 1)
 		CHECK(wills.at(0).payload == "gone");
+	{
+		// MQTT 5.0: DISCONNECT with reason 0x04 asks the broker to publish the will.
+		eq1::Client leaving(options_for_test().protocol_version(EQ1_MQTT_V5));
+		leaving.set_will(g_base + "/will", "left", 1, false);
+		leaving.connect();
+		expect_throw<eq1::ValidationError>("server-only DISCONNECT reason", [&] {
+			leaving.disconnect_with(0x8E);
+		}, EQ1_STATUS_INVALID_ARGUMENT);
+		leaving.disconnect_with(0x04, std::nullopt, {{"why", "test"}});
+	}
+	CHECK(wills.wait_for(2));
+	if (wills.size() >= 2)
+		CHECK(wills.at(1).payload == "left");
+	expect_throw<eq1::ValidationError>("DISCONNECT reason on MQTT 3.1.1", [&] {
+		eq1::Client old(options_for_test());
+		old.disconnect_with(0x04);
+	}, EQ1_STATUS_MQTT5_REQUIRED);
 	watcher.disconnect();
 }
 

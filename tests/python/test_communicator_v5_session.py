@@ -1,6 +1,7 @@
 """The Python binding's MQTT 5.0 session features against a real mosquitto (issue 8):
 delivery reports with the broker's reason code (``wait_report``, ``on_delivery_report``),
-CONNACK information and the broker-assigned client id, and outbox message expiry."""
+CONNACK information and the broker-assigned client id, outbox message expiry, and a
+DISCONNECT with reason 0x04 (the broker publishes the will) and its argument checks."""
 
 from __future__ import annotations
 
@@ -76,3 +77,131 @@ def test_wait_report_raises_for_a_token_never_issued(make_client, broker):
     else:
         raise AssertionError("no error")
 
+
+
+def test_disconnect_with_reason_0x04_publishes_the_will(make_client, broker, inbox):
+    watcher = make_client(broker)
+    watcher.connect()
+    watcher.subscribe("will/left", inbox)
+    device = make_client(broker, protocol_version=5, session_expiry=30)
+    device.set_will("will/left", "left", qos=1, retain=False)
+    device.connect()
+    device.disconnect(reason_code=0x04, session_expiry=0, user_properties=[("why", "test")])
+    assert inbox.wait_for(1) == [("will/left", b"left")]
+
+
+def test_disconnect_options_are_checked(make_client, broker):
+    mqtt = make_client(broker, protocol_version=5)
+    mqtt.connect()
+    for kwargs, status in [
+        ({"reason_code": 0x8E}, Status.INVALID_ARGUMENT),  # a server-only reason
+        ({"session_expiry": 10}, Status.INVALID_ARGUMENT),  # began with 0: section 3.14.2.2.2
+        ({"user_properties": [("k", "\ud800")]}, Status.INVALID_UTF8),
+    ]:
+        try:
+            mqtt.disconnect(**kwargs)
+        except ProtocolValidationError as e:
+            assert e.status == status, (kwargs, e)
+        else:
+            raise AssertionError(f"no error for {kwargs}")
+    assert mqtt.is_connected
+    old = make_client(broker)
+    old.connect()
+    try:
+        old.disconnect(reason_code=0x04)
+    except ProtocolValidationError as e:
+        assert e.status == Status.MQTT5_REQUIRED
+    else:
+        raise AssertionError("no error on MQTT 3.1.1")
+    assert old.is_connected
+
+
+def _redirecting_socket(reference: str, in_disconnect: bool = False):
+    """A SCRIPTED SOCKET standing in for a broker (mosquitto never sends 0x9C / 0x9D): it
+    reads one CONNECT and refuses it with CONNACK 0x9C "use another server" and `reference`,
+    or (`in_disconnect`) accepts it and then sends DISCONNECT 0x9D "server moved"."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(10)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(4096)  # the CONNECT (small: read whole)
+                ref = reference.encode()
+                props = bytes([0x1C]) + len(ref).to_bytes(2, "big") + ref
+                if in_disconnect:
+                    conn.sendall(bytes([0x20, 0x03, 0x00, 0x00, 0x00]))
+                    body = bytes([0x9D, len(props)]) + props
+                    conn.sendall(bytes([0xE0, len(body)]) + body)
+                else:
+                    body = bytes([0x00, 0x9C, len(props)]) + props
+                    conn.sendall(bytes([0x20, len(body)]) + body)
+                conn.recv(4096)  # until the client closes
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_connack_use_another_server_is_followed_to_the_referenced_broker(make_client, broker,
+                                                                         inbox):
+    listener, thread = _redirecting_socket(f"127.0.0.1:{broker.port} other:1")
+    try:
+        mqtt = make_client(broker_address="127.0.0.1", port=listener.getsockname()[1],
+                           protocol_version=5, follow_redirects=True, reconnect=False)
+        mqtt.connect()
+        mqtt.subscribe("moved/x", inbox)
+        mqtt.publish("moved/x", "here", qos=1)
+        assert inbox.wait_for(1) == [("moved/x", b"here")]
+        broker.wait_for_log(mqtt.client_id)
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_connack_use_another_server_fails_with_server_moved_when_not_followed(make_client,
+                                                                             broker):
+    listener, thread = _redirecting_socket(f"127.0.0.1:{broker.port}")
+    try:
+        mqtt = make_client(broker_address="127.0.0.1", port=listener.getsockname()[1],
+                           protocol_version=5, reconnect=False)
+        try:
+            mqtt.connect()
+        except ProtocolConnectionError as e:
+            assert e.status == Status.SERVER_MOVED
+            assert f"127.0.0.1:{broker.port}" in str(e)
+        else:
+            raise AssertionError("connected without following the redirect")
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_server_disconnect_server_moved_sends_the_reconnect_to_the_referenced_broker(
+        make_client, broker, inbox):
+    listener, thread = _redirecting_socket(f"127.0.0.1:{broker.port}", in_disconnect=True)
+    try:
+        mqtt = make_client(broker_address="127.0.0.1", port=listener.getsockname()[1],
+                           protocol_version=5, follow_redirects=True, reconnect=True)
+        mqtt.connect()
+        broker.wait_for_log(mqtt.client_id)  # reconnected, to mosquitto
+        deadline = time.monotonic() + 10
+        while not mqtt.is_connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        mqtt.subscribe("moved/y", inbox)
+        mqtt.publish("moved/y", "there", qos=1)
+        assert inbox.wait_for(1) == [("moved/y", b"there")]
+    finally:
+        thread.join(10)
+        listener.close()

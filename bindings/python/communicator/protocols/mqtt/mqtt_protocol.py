@@ -178,6 +178,9 @@ class MQTTConfig:
     #: ``username``/``password`` are set: they would go in clear to the plaintext ones. Off:
     #: such a config is refused (ProtocolValidationError, TLS_CONFIG).
     allow_plaintext_fallback: bool = False
+    #: MQTT 5.0: follow a CONNACK 0x9C / 0x9D Server Reference to another server. Off: the
+    #: connect fails with SERVER_MOVED naming the reference.
+    follow_redirects: bool = False
     #: QoS of publish/subscribe when none is given (the design's default: 1).
     default_qos: int = 1
     #: Default timeout of subscribe, unsubscribe, disconnect and waiting for a publish, seconds.
@@ -224,7 +227,8 @@ class MQTTConfig:
             _check_text("client_id", self.client_id, Status.INVALID_CLIENT_ID)
         _check_int("keepalive", self.keepalive, 0, 65535)
         for name in ("clean_session", "tls_insecure", "tls_verify_hostname", "reconnect",
-                     "queue_before_connect", "allow_plaintext_fallback", "topic_alias_auto"):
+                     "queue_before_connect", "allow_plaintext_fallback", "topic_alias_auto",
+                     "follow_redirects"):
             _check_bool(name, getattr(self, name))
         if not _is_int(self.protocol_version) or self.protocol_version not in (
                 _native.EQ1_MQTT_V31, _native.EQ1_MQTT_V311, _native.EQ1_MQTT_V5):
@@ -845,6 +849,7 @@ class MQTTProtocol(PubSubProtocol):
             for host, port, tls in c.failover_brokers():
                 setopt("add_broker", host.encode(), port, tls)
             setopt("set_allow_plaintext_fallback", c.allow_plaintext_fallback)
+            setopt("set_follow_redirects", c.follow_redirects)
             setopt("set_reconnect", bool(c.reconnect), _to_ms(c.reconnect_min_delay),
                    _to_ms(c.reconnect_max_delay))
             setopt("set_offline_queue", c.max_queued_messages, c.max_queued_bytes,
@@ -964,14 +969,32 @@ class MQTTProtocol(PubSubProtocol):
                 self._release()
         return True
 
-    def disconnect(self, timeout: Optional[float] = None) -> None:
+    def disconnect(self, timeout: Optional[float] = None, *,
+                   reason_code: Optional[int] = None,
+                   session_expiry: Optional[int] = None,
+                   user_properties: Optional[Sequence[tuple[str, str]]] = None) -> None:
         """Waits up to ``timeout`` (default: operation_timeout) for unacknowledged QoS 1/2
         publishes, then disconnects cleanly (the broker discards the will). Stops automatic
         reconnection; connect() may be called again. Does nothing when not connected.
 
+        MQTT 5.0: ``reason_code`` (0x04 asks the broker to publish the will; only codes a
+        client may send), a new ``session_expiry`` interval in seconds (not non-zero when the
+        session began with 0) and ``user_properties`` go with the DISCONNECT; a 3.1.1 client
+        refuses them (MQTT5_REQUIRED).
+
         Returns after the callbacks of messages received before the disconnect have run
         (unless called from inside a callback)."""
         ms = self._timeout_ms(timeout)
+        plain = reason_code is None and session_expiry is None and not user_properties
+        if reason_code is not None and (not _is_int(reason_code)
+                                        or not 0 <= int(reason_code) <= 255):
+            raise _invalid(f"reason_code must be an int in 0..255, not {reason_code!r}")
+        if session_expiry is not None and (not _is_int(session_expiry)
+                                           or not 0 <= int(session_expiry) <= 0xFFFFFFFF):
+            raise _invalid(f"session_expiry must be an int in 0..4294967295, "
+                           f"not {session_expiry!r}")
+        props = _user_properties_to_c(user_properties)
+        count = len(user_properties) if user_properties else 0
         drain = not self._on_dispatcher_thread()
         with self._connect_lock:
             self._disconnected.clear()
@@ -981,7 +1004,12 @@ class MQTTProtocol(PubSubProtocol):
                 self._active += 1
                 handle = self._handle
             try:
-                status = self._lib.eq1_mqtt_client_disconnect(handle, ms)
+                if plain:
+                    status = self._lib.eq1_mqtt_client_disconnect(handle, ms)
+                else:
+                    status = self._lib.eq1_mqtt_client_disconnect_with(
+                        handle, int(reason_code or 0), session_expiry is not None,
+                        int(session_expiry or 0), props, count, ms)
                 if status == Status.NOT_CONNECTED:
                     return
                 _native.check(status)
