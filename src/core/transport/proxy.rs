@@ -292,7 +292,8 @@ async fn http_connect(
         .and_then(|code| code.parse::<u16>().ok());
     match code {
         Some(200..=299) => Ok(()),
-        Some(407) => Err(Handshake::Refused(Error::ProxyAuthFailed(format!(
+        // 407 is the standard answer; some proxies (tinyproxy among them) send 401.
+        Some(401 | 407) => Err(Handshake::Refused(Error::ProxyAuthFailed(format!(
             "the {proxy} refused our credentials for a tunnel to {target} ({status_line}){}",
             if proxy.username.is_some() {
                 ": wrong proxy user name or password"

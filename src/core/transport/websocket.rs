@@ -189,3 +189,87 @@ impl AsyncWrite for Bytes {
         Pin::new(&mut self.socket).poll_close(cx).map_err(io_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    // An in-process WebSocket peer: mosquitto cannot be told how to split its frames, and
+    // these are the cases the byte adapter must get right.
+    async fn pair() -> (Bytes, WebSocketStream<tokio::io::DuplexStream>) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let client: Stream = Box::new(client);
+        let socket = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let peer = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        (
+            Bytes {
+                socket,
+                pending: bytes::Bytes::new(),
+            },
+            peer,
+        )
+    }
+
+    #[tokio::test]
+    async fn packets_spanning_frames_and_frames_holding_packets_read_as_one_byte_stream() {
+        let (mut bytes, mut peer) = pair().await;
+        // One PUBLISH over three frames, a ping between, then two PINGRESPs in one frame.
+        let publish = [0x30u8, 0x07, 0x00, 0x01, b't', b'h', b'e', b'l', b'o'];
+        for part in [&publish[..2], &publish[2..5], &publish[5..]] {
+            peer.send(Message::Binary(bytes::Bytes::copy_from_slice(part)))
+                .await
+                .unwrap();
+            peer.send(Message::Ping(bytes::Bytes::from_static(b"p")))
+                .await
+                .unwrap();
+        }
+        peer.send(Message::Binary(bytes::Bytes::from_static(&[
+            0xD0, 0, 0xD0, 0,
+        ])))
+        .await
+        .unwrap();
+        let mut read = vec![0u8; publish.len() + 4];
+        bytes.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read[..publish.len()], &publish);
+        assert_eq!(&read[publish.len()..], &[0xD0, 0, 0xD0, 0]);
+
+        // A write leaves as one binary frame (tungstenite answers the pings with pongs).
+        bytes.write_all(&[0xC0, 0x00]).await.unwrap();
+        bytes.flush().await.unwrap();
+        loop {
+            match peer.next().await.unwrap().unwrap() {
+                Message::Pong(_) => {}
+                Message::Binary(data) => {
+                    assert_eq!(&data[..], &[0xC0, 0x00]);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+
+        // A close frame is the end of the stream.
+        peer.close(None).await.unwrap();
+        assert_eq!(bytes.read(&mut read).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_text_frame_is_an_error() {
+        let (mut bytes, mut peer) = pair().await;
+        peer.send(Message::text("{}")).await.unwrap();
+        let error = bytes.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn handshake_headers_are_ours() {
+        assert!(check_header("Authorization", "Bearer x").is_ok());
+        for name in ["Host", "sec-websocket-protocol", "Upgrade", "Connection"] {
+            assert!(check_header(name, "x").is_err(), "{name}");
+        }
+        assert!(check_header("Bad Name", "x").is_err());
+        assert!(check_header("X-A", "a\r\nb").is_err());
+    }
+}

@@ -66,6 +66,10 @@ class Status(enum.IntEnum):
     MQTT5_REQUIRED = 57
     NO_RESPONSE_TOPIC = 59
     TOO_MANY_REQUESTS = 60
+    PROXY_FAILED = 70
+    PROXY_AUTH_FAILED = 71
+    WEBSOCKET_FAILED = 72
+    BIND_FAILED = 73
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
