@@ -58,8 +58,9 @@ def test_transport_option_checks_and_round_trips_from_c(options_prog, net_broker
     try:
         proxy = f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{tiny.port}"
         ws = f"ws://127.0.0.1:{net_broker.ws_port}/mqtt"
-        r = cprog.run(options_prog, [ws, f"unix://{net_broker.socket_path}", "--proxy", proxy,
-                                     ws], valgrind=valgrind, timeout=240)
+        r = cprog.run(options_prog, [net_broker.host, net_broker.port, ws,
+                                     f"unix://{net_broker.socket_path}", "--proxy", proxy, ws],
+                      valgrind=valgrind, timeout=240)
     finally:
         tiny.close()
     print(r.stdout[-6000:])
@@ -68,7 +69,8 @@ def test_transport_option_checks_and_round_trips_from_c(options_prog, net_broker
     assert checks >= 60, f"only {checks} checks ran"
     for needle in ("ok   - set_broker_uri(invalid UTF-8)", "ok   - set_proxy(https scheme)",
                    f"ok   - received over unix://{net_broker.socket_path}",
-                   f"ok   - received over {ws}"):
+                   f"ok   - received over {ws}",
+                   f"ok   - received over mqtt://127.0.0.1:{net_broker.port}"):
         assert needle in r.stdout
     assert r.stdout.count(f"ok   - received over {ws}") == 2
     assert f"CONNECT 127.0.0.1:{net_broker.ws_port}" in tiny.log_text()

@@ -4,7 +4,8 @@
  * message naming the cause), then a real round trip through each URI given on the command
  * line (e.g. ws:// to mosquitto's websockets listener, through a proxy when one is given).
  *
- *   test_transport_options [--proxy URI] [broker-uri...]
+ *   test_transport_options [host port] [--proxy URI] [broker-uri...]
+ *   ("host port", as CTest passes every C test, is the round trip over mqtt://host:port)
  *
  * Prints one line per check and "SUMMARY: <n> checks, <f> failed"; exits 0 only if f == 0.
  */
@@ -166,10 +167,16 @@ int main(int argc, char **argv)
 	bad_values();
 	const char *proxy = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--proxy") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--proxy") == 0 && i + 1 < argc) {
 			proxy = argv[++i];
-		else
+		} else if (!strstr(argv[i], "://") && i + 1 < argc) {
+			char uri[300];
+			snprintf(uri, sizeof uri, "mqtt://%s:%s", argv[i], argv[i + 1]);
+			round_trip(uri, proxy);
+			i++;
+		} else {
 			round_trip(argv[i], proxy);
+		}
 	}
 	return tu_summary();
 }
