@@ -33,7 +33,7 @@ pub enum Transport {
     Tcp,
     /// WebSockets (subprotocol `mqtt`) on TCP or TLS, to this request path (with any query).
     WebSocket { path: String },
-    /// A Unix domain socket at this path (`host` and `port` are unused).
+    /// A Unix domain socket at this path (`host` repeats it for reports, `port` is 0).
     Unix { path: PathBuf },
 }
 

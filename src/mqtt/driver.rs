@@ -306,9 +306,7 @@ impl Driver {
                     self.session.response_information().map(str::to_string);
                 log!(
                     Level::Info,
-                    "connected to {}:{} (session present: {session_present})",
-                    endpoint.host,
-                    endpoint.port
+                    "connected to {endpoint} (session present: {session_present})"
                 );
                 if self.options.tls.as_ref().is_some_and(|t| t.insecure) && endpoint.tls {
                     log!(

@@ -145,7 +145,8 @@ pub(super) fn broker(text: &str) -> Result<Endpoint> {
             ));
         }
         return Ok(Endpoint {
-            host: "localhost".into(),
+            // What reports name as the broker's host (with port 0).
+            host: path.to_string(),
             port: 0,
             tls: false,
             transport: Transport::Unix {
