@@ -1,7 +1,8 @@
 """The network transports from C against real parts: the argument checks of the new options
 functions (NULL, invalid UTF-8, bad URIs) plainly and under valgrind, round trips over
 WebSockets, a Unix socket and an HTTP proxy from C (under valgrind too), and a QoS 1 stream over
-WebSockets whose connections a proxy cuts, counted message by message.
+WebSockets whose connections a proxy cuts, counted message by message; the C++ wrapper's
+transport options (tests/cpp/test_cpp_transports.cpp).
 The Python binding's transport tests are in tests/python/test_communicator_transports.py."""
 
 from __future__ import annotations
@@ -113,3 +114,20 @@ def test_cuts_during_a_qos1_websocket_stream_lose_nothing(stream_exe, net_broker
     assert received["missing"] == 0, received
     assert stats["reconnects"] >= cuts, stats
     assert cutter.accepted >= 2 * (cuts + 1), "publisher and subscriber went over the proxy"
+
+
+def test_cpp_wrapper_transport_options_and_round_trips(built_library, net_broker):
+    exe = cprog.compile_cxx([Path(__file__).resolve().parent / "cpp" / "test_cpp_transports.cpp"],
+                            extra_flags=("-I", str(cprog.repo_root() / "bindings" / "cpp")))
+    ws = f"ws://127.0.0.1:{net_broker.ws_port}/mqtt"
+    unix = f"unix://{net_broker.socket_path}"
+    r = cprog.run(exe, [net_broker.host, net_broker.port, ws, unix], timeout=120)
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ", 0 failed" in r.stdout
+    for check in ("every transport option chains",
+                  "broker_uri(no scheme) throws ValidationError INVALID_ARGUMENT",
+                  "websocket_header(Host) throws ValidationError INVALID_ARGUMENT",
+                  f"round trip over mqtt://127.0.0.1:{net_broker.port}",
+                  f"round trip over {ws}", f"round trip over {unix}"):
+        assert f"ok   - {check}" in r.stdout, r.stdout
