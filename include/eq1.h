@@ -1898,7 +1898,7 @@ enum eq1_status eq1_mqtt_client_get_stats(const struct eq1_mqtt_client *client,
  * Renders the client's metrics in the OpenMetrics / Prometheus text exposition format into
  * `buf` with snprintf semantics (`buf = NULL, len = 0` asks for the length): the counters of
  * `eq1_mqtt_client_get_stats` (`eq1_mqtt_published_total`, ...), disconnects by reason
- * (`eq1_mqtt_disconnects_total{reason="EQ1_STATUS_..."}`, `reason="requested"` for
+ * (`eq1_mqtt_disconnects_total{reason="<status name>"}`, `reason="requested"` for
  * `eq1_mqtt_client_disconnect`), gauges (`eq1_mqtt_connected`,
  * `eq1_mqtt_connection_uptime_seconds`, `eq1_mqtt_outbox_messages` / `_bytes`,
  * `eq1_mqtt_inbound_messages` / `_bytes`, `eq1_mqtt_pending_deliveries`), the histogram
