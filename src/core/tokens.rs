@@ -81,24 +81,27 @@ impl Tokens {
         token
     }
 
-    pub fn complete(&self, token: Token, result: &Result<()>) -> Option<Completed> {
-        self.complete_with(token, result, None)
+    pub fn complete(&self, token: Token, result: &Result<()>) {
+        self.complete_with(token, result, None, |_| {})
     }
 
-    /// `complete`, with what the peer said about it (kept for `wait_report`). Returns how
-    /// long the publish took, unless the token was not pending.
+    /// `complete`, with what the peer said about it (kept for `wait_report`). `observe` sees
+    /// how long the publish took before any waiter wakes (nothing when it was not pending).
     pub fn complete_with(
         &self,
         token: Token,
         result: &Result<()>,
         detail: Option<Arc<AckDetail>>,
-    ) -> Option<Completed> {
+        observe: impl FnOnce(Completed),
+    ) {
         let mut state = self.lock();
-        let pending = state.pending.remove(&token)?;
-        let completed = Completed {
+        let Some(pending) = state.pending.remove(&token) else {
+            return;
+        };
+        observe(Completed {
             elapsed: pending.issued.elapsed(),
             qos: pending.qos,
-        };
+        });
         let mut kept = false;
         if let Err(e) = result {
             state.failures.insert(token, e.clone());
@@ -120,10 +123,10 @@ impl Tokens {
         }
         drop(state);
         self.completed.notify_all();
-        Some(completed)
     }
 
-    /// Completes `tokens` successfully; `each` sees how long each one took.
+    /// Completes `tokens` successfully; `each` sees how long each one took, before any waiter
+    /// wakes.
     pub fn complete_all_ok(&self, tokens: &[Token], mut each: impl FnMut(Completed)) {
         if tokens.is_empty() {
             return;

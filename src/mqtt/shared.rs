@@ -289,11 +289,14 @@ impl Shared {
             Err(Error::Dropped(_)) => bump(&self.counters.dropped, 1),
             Err(_) => bump(&self.counters.failed, 1),
         }
-        if let Some(completed) = self.tokens.complete_with(token, &result, detail.clone()) {
-            if result.is_ok() {
-                self.metrics.completed(completed);
-            }
-        }
+        // Observed before waiters wake: metrics read right after a wait include it.
+        let succeeded = result.is_ok();
+        self.tokens
+            .complete_with(token, &result, detail.clone(), |completed| {
+                if succeeded {
+                    self.metrics.completed(completed);
+                }
+            });
         if self.has_delivery_handler.load(Ordering::Acquire) {
             self.emit(Dispatch::Delivery(token, result, detail));
         }
