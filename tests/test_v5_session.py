@@ -49,6 +49,33 @@ def test_empty_client_id_is_assigned_by_the_broker_and_connack_reaches_the_appli
     broker.wait_for_log(assigned[0])
 
 
+# Limits other than the receive maximum, announced in CONNACK by mosquitto's own settings.
+LIMITS = "max_qos 1\nretain_available false\nmax_packet_size 2000\nmax_keepalive 20"
+
+
+@pytest.mark.parametrize("valgrind", VALGRIND)
+def test_get_connack_copies_the_assigned_id_and_limits_valid_after_the_client_is_freed(
+        eq1v5, broker_factory, valgrind):
+    broker = broker_factory(max_inflight_messages=7, extra_conf=LIMITS)
+    r = run(eq1v5, "connack-get", broker, valgrind)
+    assigned = [l.split()[1] for l in r.stdout.splitlines() if l.startswith("ASSIGNED ")]
+    assert assigned and assigned[0].startswith("auto-"), r.stdout
+    broker.wait_for_log(assigned[0])
+
+
+@pytest.mark.parametrize("valgrind", VALGRIND)
+def test_broker_maximum_qos_retain_available_and_maximum_packet_size_refuse_publishes_before_sending(
+        eq1v5, broker_factory, valgrind):
+    broker = broker_factory(max_inflight_messages=7, extra_conf=LIMITS)
+    run(eq1v5, "limits", broker, valgrind)
+    # The program saw its marker come back, so the broker logged everything before it: the
+    # refused publishes never reached the broker, the marker did.
+    broker.wait_for_log("'limits/marker'")
+    log = broker.log_text()
+    for refused in ("limits/qos2", "limits/retained", "limits/big"):
+        assert refused not in log, refused
+
+
 @pytest.mark.parametrize("valgrind", VALGRIND)
 def test_expired_retained_message_is_not_delivered_to_a_late_subscriber(eq1v5, broker,
                                                                           valgrind):

@@ -52,10 +52,12 @@ pub struct eq1_mqtt_connection_event {
     pub server_reference: *const c_char,
 }
 
-/// What the broker said in CONNACK, in `eq1_mqtt_connection_event.connack`; borrowed (with
-/// every pointer in it) until the callback returns. On MQTT 3.1.1 only `session_present` is
-/// known: the rest reads as absent. For each limit, `has_...` says whether the broker
-/// announced it; when it did not, MQTT 5.0's default applies (no limit, or "available").
+/// What the broker said in CONNACK: in `eq1_mqtt_connection_event.connack` borrowed (with
+/// every pointer in it) until the callback returns; from `eq1_mqtt_client_get_connack` the
+/// caller's copy, every pointer in it valid until `eq1_mqtt_connack_info_free`. On MQTT
+/// 3.1.1 only `session_present` is known: the rest reads as absent. For each limit,
+/// `has_...` says whether the broker announced it; when it did not, MQTT 5.0's default
+/// applies (no limit, or "available").
 #[repr(C)]
 pub struct eq1_mqtt_connack_info {
     pub session_present: bool,
@@ -97,15 +99,18 @@ pub struct eq1_mqtt_connack_info {
     pub topic_alias_maximum: u16,
 }
 
-/// The C view of a CONNACK and the NUL-terminated copies it points into.
-struct ConnAckView {
-    view: eq1_mqtt_connack_info,
+/// The C view of a CONNACK and the NUL-terminated copies it points into. `view` first: a
+/// pointer to the whole is a pointer to the view, which is what `eq1_mqtt_client_get_connack`
+/// hands to C (and `eq1_mqtt_connack_info_free` takes back).
+#[repr(C)]
+pub(crate) struct ConnAckView {
+    pub(crate) view: eq1_mqtt_connack_info,
     _strings: Vec<std::ffi::CString>,
     _pairs: Vec<eq1_mqtt_user_property>,
 }
 
 impl ConnAckView {
-    fn new(info: &crate::mqtt::shared::ConnAckInfo) -> Box<ConnAckView> {
+    pub(crate) fn new(info: &crate::mqtt::shared::ConnAckInfo) -> Box<ConnAckView> {
         let mut strings = Vec::new();
         let mut keep = |text: &str| {
             let s = c_string(text);

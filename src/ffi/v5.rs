@@ -3,7 +3,10 @@
 //! options that only MQTT 5.0 CONNECTs carry.
 
 use crate::core::error::Error;
-use crate::ffi::boundary::{bytes, c_str, c_string, call, optional_c_str, optional_out_param};
+use crate::ffi::boundary::{
+    bytes, c_str, c_string, call, call_value, optional_c_str, optional_out_param, out_param,
+};
+use crate::ffi::callbacks::{eq1_mqtt_connack_info, ConnAckView};
 use crate::ffi::client::{client_handle, eq1_mqtt_client, eq1_token};
 use crate::ffi::options::{eq1_mqtt_options, with_options};
 use crate::ffi::status::eq1_status;
@@ -451,6 +454,65 @@ pub unsafe extern "C" fn eq1_mqtt_ack_properties_clear(
         }
         *ack = eq1_mqtt_ack_properties::EMPTY;
         Ok(())
+    })
+}
+
+/// The CONNACK of the client's current connection, or of its last one when it is not
+/// connected now: session present, the assigned client identifier, server keep-alive,
+/// response information, server reference, reason string, user properties, session expiry
+/// and every limit the broker announced (MQTT 3.1.1: only `session_present`). On success
+/// `*out_connack` is a copy the caller owns: every pointer in it stays valid, whatever the
+/// client does meanwhile (reconnects, is freed), until `eq1_mqtt_connack_info_free`. May be
+/// called from any thread, also inside the client's callbacks.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success: `*out_connack` holds the copy.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out_connack` is NULL.
+/// - `EQ1_STATUS_NOT_CONNECTED` when the client has never been connected (no CONNACK yet);
+///   `*out_connack` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_connack_info`, `eq1_mqtt_connack_info_free`,
+/// `eq1_mqtt_connection_event`.
+///
+/// # Safety
+/// `client` NULL or live; `out_connack` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_get_connack(
+    client: *const eq1_mqtt_client,
+    out_connack: *mut *mut eq1_mqtt_connack_info,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: per this function's contract.
+        let out = unsafe { out_param(out_connack, std::ptr::null_mut(), "out (connack)") }?;
+        // SAFETY: per this function's contract.
+        let c = unsafe { client_handle(client) }?;
+        let info = c.client.connack().ok_or_else(|| {
+            Error::NotConnected("the client has not connected yet: there is no CONNACK".into())
+        })?;
+        *out = Box::into_raw(ConnAckView::new(&info)).cast::<eq1_mqtt_connack_info>();
+        Ok(())
+    })
+}
+
+/// Releases a copy from `eq1_mqtt_client_get_connack`. NULL is a no-op. Never pass the one a
+/// connection event borrowed.
+///
+/// Returns: nothing.
+///
+/// See also: `eq1_mqtt_client_get_connack`.
+///
+/// # Safety
+/// `connack` is NULL or came from `eq1_mqtt_client_get_connack` and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_connack_info_free(connack: *mut eq1_mqtt_connack_info) {
+    call_value((), || {
+        if !connack.is_null() {
+            // SAFETY: created by Box::into_raw of a ConnAckView (its first field is the view)
+            // in eq1_mqtt_client_get_connack, released once.
+            drop(unsafe { Box::from_raw(connack.cast::<ConnAckView>()) });
+        }
     })
 }
 
