@@ -2,10 +2,16 @@
 (an ACL-denied publish reported with 0x87 in the delivery report and `wait_report`), CONNACK
 information and the broker-assigned client identifier, retained-message expiry, and the
 outbox's own message expiry (EQ1_STATUS_EXPIRED, remaining interval sent), and a client
-DISCONNECT with reason 0x04 that makes mosquitto publish the will. The C program is
-tests/c/eq1v5.c; each mode runs plain and under valgrind."""
+DISCONNECT with reason 0x04 that makes mosquitto publish the will, the CONNACK copy of
+eq1_mqtt_client_get_connack and the broker limits mosquitto can announce (Maximum QoS, Retain
+Available, Maximum Packet Size), and server redirection by CONNACK 0x9C (from a scripted front,
+since mosquitto never sends it) to a mosquitto. The C program is tests/c/eq1v5.c; each mode
+runs plain and under valgrind."""
 
 from __future__ import annotations
+
+import socket
+import threading
 
 import pytest
 
@@ -97,3 +103,75 @@ def test_disconnect_with_reason_0x04_makes_the_broker_publish_the_will(eq1v5, br
 @pytest.mark.parametrize("valgrind", VALGRIND)
 def test_new_functions_check_their_arguments(eq1v5, broker, valgrind):
     run(eq1v5, "bad-input", broker, valgrind)
+
+
+class RedirectingFront:
+    """A SCRIPTED SOCKET standing in for a broker (mosquitto never sends CONNACK 0x9C): it
+    answers every CONNECT with CONNACK 0x9C "use another server" and the Server Reference
+    `reference`, then waits for the client to close."""
+
+    def __init__(self, reference: str):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.listener.settimeout(120)
+        self.port = self.listener.getsockname()[1]
+        self.connects = 0
+        ref = reference.encode()
+        props = bytes([0x1C]) + len(ref).to_bytes(2, "big") + ref
+        body = bytes([0x00, 0x9C, len(props)]) + props
+        self.connack = bytes([0x20, len(body)]) + body
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(120)
+            try:
+                if conn.recv(4096)[:1] == b"\x10":  # CONNECT (small: read whole)
+                    self.connects += 1
+                conn.sendall(self.connack)
+                conn.recv(4096)  # until the client closes
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("valgrind", VALGRIND)
+def test_connack_0x9c_moves_a_c_client_to_the_referenced_mosquitto_when_following_redirects(
+        eq1v5, broker, valgrind):
+    front = RedirectingFront(f"127.0.0.1:{broker.port}")
+    try:
+        r = cprog.run(eq1v5, ["redirect-follow", "127.0.0.1", front.port, broker.port],
+                      timeout=180, valgrind=valgrind)
+        assert r.returncode == 0 and "SUMMARY 0 failures" in r.stdout, r.stdout + r.stderr
+        if valgrind:
+            cprog.assert_valgrind_clean(r)
+    finally:
+        front.close()
+    assert front.connects == 1
+    broker.wait_for_log("redirect-follow")
+
+
+@pytest.mark.parametrize("valgrind", VALGRIND)
+def test_connack_0x9c_fails_a_c_client_with_server_moved_and_it_stays_when_not_following(
+        eq1v5, broker, valgrind):
+    front = RedirectingFront(f"127.0.0.1:{broker.port}")
+    try:
+        r = cprog.run(eq1v5, ["redirect-stay", "127.0.0.1", front.port, broker.port],
+                      timeout=180, valgrind=valgrind)
+        assert r.returncode == 0 and "SUMMARY 0 failures" in r.stdout, r.stdout + r.stderr
+        if valgrind:
+            cprog.assert_valgrind_clean(r)
+    finally:
+        front.close()
+    assert front.connects == 1
+    # The program has exited: it never reached the referenced broker.
+    assert "redirect-stay" not in broker.log_text()

@@ -9,6 +9,7 @@
  *
  *   ./eq1v5 <mode> <host> <port>      mode: acl | connack | connack-get | limits |
  *                                           retained | outbox | will | bad-input
+ *   ./eq1v5 redirect-follow|redirect-stay <host> <front port> <referenced port>
  *
  * connack-get and limits expect a broker with max_qos 1, retain_available false,
  * max_packet_size 2000, max_keepalive 20 and max_inflight_messages 7 (see
@@ -590,6 +591,79 @@ static void bad_input(const char *host, int port)
 	eq1_mqtt_client_free(c);
 }
 
+/* ----- server redirection ----- */
+
+static int redirect_port_seen, redirect_received;
+
+static void on_redirect_connection(void *user_data, const eq1_mqtt_connection_event *e)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (e->state == EQ1_CONNECTION_STATE_CONNECTED)
+		redirect_port_seen = e->broker_port;
+	pthread_mutex_unlock(&lock);
+}
+
+static void on_redirect_message(void *user_data, const eq1_mqtt_message *m)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (!strcmp(m->topic, "moved/c") && m->payload_len == 4 && !memcmp(m->payload, "here", 4))
+		redirect_received++;
+	pthread_mutex_unlock(&lock);
+}
+
+/* The front at <front port> refuses the CONNECT with CONNACK 0x9C "use another server" and the
+ * Server Reference "<host>:<referenced port>" (a mosquitto). Following redirects, the connect
+ * ends at that mosquitto (publish round trip through it); not following, it fails with
+ * EQ1_STATUS_SERVER_MOVED naming the reference and the client stays unconnected. */
+static void redirect(const char *host, int front_port, int referenced_port, bool follow)
+{
+	eq1_mqtt_options *o = v5_options(host, front_port, follow ? "redirect-follow" :
+								     "redirect-stay");
+	EXPECT(eq1_mqtt_options_set_follow_redirects(o, follow) == EQ1_STATUS_OK,
+	       "set_follow_redirects");
+	EXPECT(eq1_mqtt_options_set_reconnect(o, false, 100, 1000) == EQ1_STATUS_OK,
+	       "no automatic reconnect");
+	eq1_mqtt_client *c = v5_client(o);
+	EXPECT(eq1_mqtt_client_set_connection_callback(c, on_redirect_connection) ==
+		       EQ1_STATUS_OK,
+	       "connection callback");
+	eq1_status s = eq1_mqtt_client_connect(c, 20000);
+	char reference[64];
+	snprintf(reference, sizeof reference, "%s:%d", host, referenced_port);
+	if (follow) {
+		EXPECT(s == EQ1_STATUS_OK, "connect follows the redirect: status %d", s);
+		EXPECT(eq1_mqtt_client_is_connected(c), "connected");
+		int granted = -1;
+		EXPECT(eq1_mqtt_client_subscribe(c, "moved/c", 1, on_redirect_message, NULL, 5000,
+						 &granted) == EQ1_STATUS_OK,
+		       "subscribe at the referenced broker");
+		eq1_token t = 0;
+		EXPECT(eq1_mqtt_client_publish(c, "moved/c", (const uint8_t *)"here", 4, 1, false,
+					       &t) == EQ1_STATUS_OK,
+		       "publish");
+		EXPECT(eq1_mqtt_client_wait(c, t, 5000) == EQ1_STATUS_OK, "publish delivered");
+		EXPECT(read_count(&redirect_received, 1) == 1, "own message back");
+		pthread_mutex_lock(&lock);
+		EXPECT(redirect_port_seen == referenced_port, "connected event names port %d",
+		       redirect_port_seen);
+		pthread_mutex_unlock(&lock);
+		EXPECT(eq1_mqtt_client_disconnect(c, 2000) == EQ1_STATUS_OK, "disconnect");
+	} else {
+		EXPECT(s == EQ1_STATUS_SERVER_MOVED, "connect without following: status %d", s);
+		char detail[256];
+		eq1_last_error_message(detail, sizeof detail);
+		EXPECT(strstr(detail, reference) != NULL, "detail '%s' names '%s'", detail,
+		       reference);
+		EXPECT(!eq1_mqtt_client_is_connected(c), "not connected");
+		pthread_mutex_lock(&lock);
+		EXPECT(redirect_port_seen == 0, "no connected event (port %d)", redirect_port_seen);
+		pthread_mutex_unlock(&lock);
+	}
+	eq1_mqtt_client_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4)
@@ -612,6 +686,10 @@ int main(int argc, char **argv)
 		will(host, port);
 	else if (!strcmp(mode, "bad-input"))
 		bad_input(host, port);
+	else if (!strcmp(mode, "redirect-follow") && argc > 4)
+		redirect(host, port, atoi(argv[4]), true);
+	else if (!strcmp(mode, "redirect-stay") && argc > 4)
+		redirect(host, port, atoi(argv[4]), false);
 	else
 		return 64;
 	printf("SUMMARY %d failures\n", failures);
