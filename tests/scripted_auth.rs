@@ -588,10 +588,11 @@ fn a_blocked_reauthentication_callback_does_not_stall_keep_alive() {
     let callback = scram.clone();
     let pinged = Mutex::new(pinged_rx);
     client.set_auth_handler(Some(Arc::new(move |challenge: &AuthChallenge| {
-        if challenge.reauthenticating && challenge.reason == 0x18 {
-            if pinged.lock().unwrap().recv_timeout(SCRIPT_WAIT).is_err() {
-                panic!("the broker saw no {PINGS} PINGREQs while the callback blocked");
-            }
+        if challenge.reauthenticating
+            && challenge.reason == 0x18
+            && pinged.lock().unwrap().recv_timeout(SCRIPT_WAIT).is_err()
+        {
+            panic!("the broker saw no {PINGS} PINGREQs while the callback blocked");
         }
         callback.lock().unwrap().answer(challenge)
     })));
