@@ -173,9 +173,11 @@ struct Inflight {
     sequence: u64,
 }
 
-/// A subscription the session restores after a reconnect (with its options and identifier).
+/// A subscription the session restores after a reconnect (with its options, identifier and
+/// the user properties of the SUBSCRIBE that made it).
 struct Subscription {
     request: FilterRequest,
+    user_properties: Vec<(String, String)>,
     /// The broker acknowledged it in the current session.
     confirmed: bool,
 }
@@ -618,10 +620,12 @@ impl<W> Session<W> {
             {
                 Some(existing) => {
                     existing.request = request.clone();
+                    existing.user_properties = user_properties.clone();
                     existing.confirmed = false;
                 }
                 None => self.subscriptions.push(Subscription {
                     request: request.clone(),
+                    user_properties: user_properties.clone(),
                     confirmed: false,
                 }),
             }
@@ -1232,13 +1236,20 @@ impl<W> Session<W> {
             .iter()
             .flat_map(|call| call.filters.iter().map(|f| f.filter.clone()))
             .collect();
-        let restore: Vec<(usize, FilterRequest)> = self
+        // Restored as they were made: filters subscribed with the same user properties go
+        // together, each group in SUBSCRIBEs carrying those properties again.
+        type Group = (Vec<(String, String)>, Vec<(usize, FilterRequest)>);
+        let mut restore: Vec<Group> = Vec::new();
+        for s in self
             .subscriptions
             .iter()
             .filter(|s| !s.confirmed && !asked.contains(&s.request.filter))
-            .map(|s| s.request.clone())
-            .enumerate()
-            .collect();
+        {
+            match restore.iter_mut().find(|(p, _)| *p == s.user_properties) {
+                Some((_, group)) => group.push((group.len(), s.request.clone())),
+                None => restore.push((s.user_properties.clone(), vec![(0, s.request.clone())])),
+            }
+        }
         for mut call in deferred {
             // Current options, and only filters still subscribed (an unsubscribe may have
             // come): a filter removed meanwhile is answered as such.
@@ -1271,8 +1282,8 @@ impl<W> Session<W> {
                 self.start_call(call);
             }
         }
-        if !restore.is_empty() {
-            if let Err(e) = self.send_subscribes(restore, &[], None) {
+        for (user_properties, filters) in restore {
+            if let Err(e) = self.send_subscribes(filters, &user_properties, None) {
                 log!(Level::Warn, "restoring subscriptions failed: {e}");
             }
         }

@@ -2187,6 +2187,80 @@ fn restore_after_a_lost_session_resubscribes_with_the_same_identifiers_and_optio
 }
 
 #[test]
+fn restore_after_a_lost_session_resends_each_subscribes_user_properties() {
+    let pair = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    for ids in [true, false] {
+        let ack = if ids {
+            ConnAck::default()
+        } else {
+            with_limits(BrokerLimits {
+                subscription_ids_available: Some(false),
+                ..BrokerLimits::default()
+            })
+        };
+        let mut h = connected_with(V5, options(V5), ack.clone());
+        let mut retained = crate::mqtt::SubscribeOptions::qos(Qos::ExactlyOnce);
+        retained.retain_as_published = true;
+        h.session.subscribe_with(
+            vec![
+                FilterRequest::new("a/#", retained, Some(7)),
+                request("b", Qos::AtMostOnce, 8),
+            ],
+            pair("origin", "first"),
+            1,
+        );
+        h.session.subscribe_with(
+            vec![request("c", Qos::AtLeastOnce, 9)],
+            pair("origin", "second"),
+            2,
+        );
+        h.session
+            .subscribe_with(vec![request("d", Qos::AtMostOnce, 10)], Vec::new(), 3);
+        for s in written_subscribes(&mut h) {
+            let codes: Vec<u8> = s.filters.iter().map(|f| f.qos as u8).collect();
+            h.receive(suback(s.pkid, &codes)).unwrap();
+        }
+        h.events();
+        h.session
+            .connection_closed(&Error::ConnectionLost("gone".into()));
+        h.open();
+        h.receive(Incoming::ConnAck(ack)).unwrap();
+        h.events();
+        // (filter, qos, retain-as-published, identifier, user properties) as re-sent.
+        type Resent = (String, u8, bool, Option<usize>, Vec<(String, String)>);
+        let mut seen: Vec<Resent> = Vec::new();
+        for s in written_subscribes(&mut h) {
+            let id = s.properties.as_ref().and_then(|p| p.id);
+            let user = s
+                .properties
+                .as_ref()
+                .map(|p| p.user_properties.clone())
+                .unwrap_or_default();
+            for f in &s.filters {
+                seen.push((
+                    f.path.clone(),
+                    f.qos as u8,
+                    f.preserve_retain,
+                    id,
+                    user.clone(),
+                ));
+            }
+        }
+        let id = |n: usize| ids.then_some(n);
+        assert_eq!(
+            seen,
+            [
+                ("a/#".to_string(), 2, true, id(7), pair("origin", "first")),
+                ("b".to_string(), 0, false, id(8), pair("origin", "first")),
+                ("c".to_string(), 1, false, id(9), pair("origin", "second")),
+                ("d".to_string(), 0, false, id(10), Vec::new()),
+            ],
+            "identifiers usable: {ids}"
+        );
+    }
+}
+
+#[test]
 fn a_call_cut_off_by_the_connection_is_sent_again_whole_and_answered_once() {
     let mut h = connected(V5, persistent(V5));
     h.session.subscribe_with(
