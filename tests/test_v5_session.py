@@ -144,34 +144,30 @@ class RedirectingFront:
         self.thread.join(10)
 
 
-@pytest.mark.parametrize("valgrind", VALGRIND)
-def test_connack_0x9c_moves_a_c_client_to_the_referenced_mosquitto_when_following_redirects(
-        eq1v5, broker, valgrind):
+def run_redirected(eq1v5, mode, broker, valgrind):
+    """Runs eq1v5 `mode` against a front whose CONNACK 0x9C references `broker`."""
     front = RedirectingFront(f"127.0.0.1:{broker.port}")
     try:
-        r = cprog.run(eq1v5, ["redirect-follow", "127.0.0.1", front.port, broker.port],
-                      timeout=180, valgrind=valgrind)
+        r = cprog.run(eq1v5, [mode, "127.0.0.1", front.port, broker.port], timeout=180,
+                      valgrind=valgrind)
         assert r.returncode == 0 and "SUMMARY 0 failures" in r.stdout, r.stdout + r.stderr
         if valgrind:
             cprog.assert_valgrind_clean(r)
     finally:
         front.close()
     assert front.connects == 1
+
+
+@pytest.mark.parametrize("valgrind", VALGRIND)
+def test_connack_0x9c_moves_a_c_client_to_the_referenced_mosquitto_when_following_redirects(
+        eq1v5, broker, valgrind):
+    run_redirected(eq1v5, "redirect-follow", broker, valgrind)
     broker.wait_for_log("redirect-follow")
 
 
 @pytest.mark.parametrize("valgrind", VALGRIND)
 def test_connack_0x9c_fails_a_c_client_with_server_moved_and_it_stays_when_not_following(
         eq1v5, broker, valgrind):
-    front = RedirectingFront(f"127.0.0.1:{broker.port}")
-    try:
-        r = cprog.run(eq1v5, ["redirect-stay", "127.0.0.1", front.port, broker.port],
-                      timeout=180, valgrind=valgrind)
-        assert r.returncode == 0 and "SUMMARY 0 failures" in r.stdout, r.stdout + r.stderr
-        if valgrind:
-            cprog.assert_valgrind_clean(r)
-    finally:
-        front.close()
-    assert front.connects == 1
+    run_redirected(eq1v5, "redirect-stay", broker, valgrind)
     # The program has exited: it never reached the referenced broker.
     assert "redirect-stay" not in broker.log_text()

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from communicator_testutil import Inbox, wait_until
+from harness.authbroker import read_varint
 
 from communicator import (
     ProtocolValidationError,
@@ -159,17 +160,6 @@ def test_overlapping_subscriptions_stay_exactly_once_after_the_broker_restarts(
     assert narrow.payloads().count(b"after") == 1
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, at
-
-
 def _string(data: bytes, at: int) -> tuple[str, int]:
     n = int.from_bytes(data[at:at + 2], "big")
     return data[at + 2:at + 2 + n].decode(), at + 2 + n
@@ -182,16 +172,16 @@ def _subscribes(stream: bytes) -> list[tuple[str, int, int | None, list[tuple[st
     at = 0
     while at < len(stream):
         kind = stream[at]
-        length, body = _varint(stream, at + 1)
+        length, body = read_varint(stream, at + 1)
         end = body + length
         if kind == 0x82:
-            props_len, p = _varint(stream, body + 2)
+            props_len, p = read_varint(stream, body + 2)
             props_end = p + props_len
             ident, user = None, []
             while p < props_end:
                 prop = stream[p]
                 if prop == 0x0B:
-                    ident, p = _varint(stream, p + 1)
+                    ident, p = read_varint(stream, p + 1)
                 elif prop == 0x26:
                     name, p = _string(stream, p + 1)
                     value, p = _string(stream, p)
