@@ -15,13 +15,14 @@ use crate::core::tokens::Token;
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
 use crate::mqtt::subscribe::{
-    reason_name, AckProperties, FilterRequest, SubscribeReport, SubscribeResult, UnsubscribeReport,
+    AckProperties, FilterRequest, SubscribeReport, SubscribeResult, UnsubscribeReport,
     UnsubscribeResult, NO_SUBSCRIPTION_EXISTED,
 };
 use crate::mqtt::topic_alias::{AliasUse, OutboundAliases};
 use crate::mqtt::validate;
 use crate::mqtt::wire::{
-    auth_reason, AuthPacket, BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish,
+    auth_reason, reason_name, AuthPacket, BrokerLimits, Codec, ConnAck, InPublish, Incoming,
+    OutPublish,
 };
 use crate::mqtt::{Message, Qos};
 use bytes::{Bytes, BytesMut};
@@ -1554,7 +1555,7 @@ impl<W> Session<W> {
             let mut text = format!(
                 "'{}': broker refused the publish: {} (0x{:02X})",
                 entry.message.topic,
-                crate::mqtt::wire::reason_name(detail.code),
+                reason_name(detail.code),
                 detail.code
             );
             if let Some(reason) = &detail.text {
