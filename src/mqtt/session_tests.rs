@@ -800,6 +800,39 @@ fn inflight_window_is_the_smaller_of_configured_and_broker_receive_maximum() {
     }
 }
 
+#[test]
+fn a_full_receive_maximum_holds_only_publishes_not_subscribe_unsubscribe_or_pingreq() {
+    let mut h = connected_with(
+        V5,
+        keep_alive(10),
+        with_limits(BrokerLimits {
+            receive_maximum: Some(2),
+            ..BrokerLimits::default()
+        }),
+    );
+    assert_eq!(qos1_in_flight(&mut h, 4).len(), 2, "the window is full");
+    h.session
+        .subscribe(vec![("s".to_string(), Qos::AtLeastOnce)], 7);
+    h.session.unsubscribe(vec!["u".to_string()], 8);
+    let sent = h.written();
+    assert!(
+        matches!(
+            &sent[..],
+            [Sent::Subscribe { filters, .. }, Sent::Unsubscribe { filters: gone, .. }]
+                if filters[0].0 == "s" && gone[..] == ["u".to_string()]
+        ),
+        "{sent:?}"
+    );
+    h.advance(Duration::from_secs(10));
+    h.timeout().unwrap();
+    assert_eq!(h.written(), [Sent::PingReq]);
+    assert_eq!(
+        (h.session.inflight_len(), h.session.outbox_len()),
+        (2, 2),
+        "only the publishes wait for the window"
+    );
+}
+
 // ----- publishing -----
 
 #[test]
