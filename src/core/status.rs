@@ -255,6 +255,21 @@ status_table! {
     /// for their replies; nothing was sent.
     TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
         "too many requests are waiting for replies";
+    /// The broker's certificate, or a certificate of its chain, is revoked by a certificate
+    /// revocation list given with `eq1_mqtt_options_set_tls_crl_file` / `_crl_data`.
+    TlsCertRevoked = 76, "EQ1_STATUS_TLS_CERT_REVOKED", Connection,
+        "certificate verify failed: certificate revoked";
+    /// The broker refused our client certificate as revoked (TLS alert certificate_revoked,
+    /// e.g. mosquitto's `crlfile`).
+    TlsClientCertRevoked = 77, "EQ1_STATUS_TLS_CLIENT_CERT_REVOKED", Authentication,
+        "broker refused the client certificate as revoked";
+    /// The private key is encrypted and no password was given, or the password is wrong.
+    TlsKeyPassword = 78, "EQ1_STATUS_TLS_KEY_PASSWORD", Validation,
+        "private key password missing or wrong";
+    /// The signing callback (`eq1_mqtt_options_set_tls_client_signer`) failed during the TLS
+    /// handshake (it returned false or an empty or oversized signature).
+    TlsSignerFailed = 79, "EQ1_STATUS_TLS_SIGNER_FAILED", Authentication,
+        "the TLS signing callback failed";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -304,6 +319,10 @@ impl From<&Error> for Status {
             Error::TlsCertExpired(_) => S::TlsCertExpired,
             Error::TlsClientCertRejected(_) => S::TlsClientCertRejected,
             Error::TlsConfig(_) => S::TlsConfig,
+            Error::TlsCertRevoked(_) => S::TlsCertRevoked,
+            Error::TlsClientCertRevoked(_) => S::TlsClientCertRevoked,
+            Error::TlsKeyPassword(_) => S::TlsKeyPassword,
+            Error::TlsSignerFailed(_) => S::TlsSignerFailed,
             Error::BadCredentials(_) => S::BadCredentials,
             Error::NotAuthorized(_) => S::NotAuthorized,
             Error::BrokerRefused(_) => S::BrokerRefused,

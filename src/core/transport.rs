@@ -7,7 +7,6 @@ use std::io::ErrorKind;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
-use tokio_rustls::TlsConnector;
 
 pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> IoStream for T {}
@@ -24,7 +23,7 @@ pub struct Endpoint {
 
 pub async fn open(
     broker: &Endpoint,
-    tls: Option<&TlsConnector>,
+    tls: Option<&tls::Connector>,
     deadline: Instant,
 ) -> Result<Stream> {
     let name = format!("{}:{}", broker.host, broker.port);
@@ -72,15 +71,9 @@ pub async fn open(
     match tls {
         None => Ok(Box::new(tcp)),
         Some(connector) => {
-            let server_name = tls::server_name(&broker.host)?;
-            let stream = timeout_at(deadline, connector.connect(server_name, tcp))
+            let stream = timeout_at(deadline, connector.connect(&broker.host, tcp))
                 .await
-                .map_err(|_| timed_out("in the TLS handshake with"))?
-                .map_err(|e| {
-                    tls::classify_io(&e, &broker.host).unwrap_or_else(|| {
-                        Error::Tls(format!("TLS handshake with {name} failed: {e}"))
-                    })
-                })?;
+                .map_err(|_| timed_out("in the TLS handshake with"))??;
             Ok(Box::new(stream))
         }
     }
