@@ -182,7 +182,7 @@ static int connect_mode(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "signer-cert", required_argument, NULL, 'S' },
 		{ "signer-key", required_argument, NULL, 'Y' },
-		{ "signer-fail", no_argument, &signer_fail, 1 },
+		{ "signer-fail", no_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
@@ -206,6 +206,7 @@ static int connect_mode(int argc, char **argv)
 		case 't': timeout = atoi(optarg); break;
 		case 'S': signer_cert = optarg; break;
 		case 'Y': signer_key = optarg; break;
+		case 'F': signer_fail = 1; break;
 		case 0: break;
 		default: return 2;
 		}

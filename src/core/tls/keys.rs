@@ -234,7 +234,10 @@ fn decrypt_pkcs8(der: &[u8], password: Option<&str>, what: &str) -> Result<Priva
     })?;
     let password = need_password(password, what)?;
     let decrypted = encrypted.decrypt(password).map_err(|e| match e {
-        pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed) => wrong_password(what),
+        // pkcs5 0.7 reports bad padding (the mark of a wrong password) as EncryptFailed.
+        pkcs8::Error::EncryptedPrivateKey(
+            pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed,
+        ) => wrong_password(what),
         other => Error::TlsConfig(format!("cannot decrypt {what}: {other}")),
     })?;
     // A wrong password that happens to leave valid padding still yields no key.

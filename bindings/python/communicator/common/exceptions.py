@@ -66,6 +66,10 @@ class Status(enum.IntEnum):
     MQTT5_REQUIRED = 57
     NO_RESPONSE_TOPIC = 59
     TOO_MANY_REQUESTS = 60
+    TLS_CERT_REVOKED = 76
+    TLS_CLIENT_CERT_REVOKED = 77
+    TLS_KEY_PASSWORD = 78
+    TLS_SIGNER_FAILED = 79
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
