@@ -119,6 +119,10 @@ const fn c_str(with_nul: &'static str) -> &'static CStr {
 //    wrong password, and retrying will not help.
 //  - TLS_CONFIG (a CA/certificate/key file that cannot be read or parsed, a wrong key password)
 //    is validation: it is our own configuration, not the network or the broker.
+//  - TLS_KEY_PASSWORD (a missing or wrong key password) is validation, like TLS_CONFIG.
+//  - TLS_CERT_REVOKED (the broker's certificate is on our CRL) is connection, like an
+//    unknown issuer; TLS_CLIENT_CERT_REVOKED (the broker refused ours as revoked) and
+//    TLS_SIGNER_FAILED (our signing callback could not prove who we are) are authentication.
 //  - QUEUE_FULL is validation: the publish itself was refused (the design's "publish failed").
 //  - INVALID_UTF8 from a call is validation (an argument); received data that is not UTF-8 is
 //    raised by the Python binding as a decode error with that status.
