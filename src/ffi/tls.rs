@@ -72,10 +72,12 @@ pub const EQ1_TLS_SIGNATURE_CAPACITY: usize = 2048;
 /// it returns.
 ///
 /// Thread: called on the library's I/O thread, in the middle of a TLS handshake (at every
-/// connect and reconnect of every client made from the options), possibly for several
-/// clients at once from different threads over time. The runtime moves its other work aside
-/// while it runs, but the handshake waits for it (within the connect timeout): do not call
-/// back into the library from it, and do not block longer than a token needs.
+/// connect and reconnect of every client made from the options). It may run on different
+/// library threads over time, and at the same time for two clients made from the same
+/// options: make it thread-safe (serialize access to a token that needs it). The I/O runtime
+/// moves its other work to another thread while it runs, but this handshake waits for it
+/// (within the connect timeout): do not call back into the library from it, and do not block
+/// longer than the token needs.
 pub type eq1_tls_sign_cb = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -271,8 +273,8 @@ fn c_sign(
 /// ALPN protocol ids offered in the TLS handshake, in order of preference (`count` strings,
 /// e.g. `{"mqtt"}` for brokers on port 443 that multiplex by ALPN). Each is NUL-terminated
 /// UTF-8 of 1..255 bytes. `count` 0 (with `protocols` NULL or not) offers none again. The
-/// strings are copied. A broker that accepts none of them ends the handshake with
-/// `EQ1_STATUS_TLS_ERROR` (alert no_application_protocol).
+/// strings are copied. A broker that refuses them all (alert no_application_protocol) fails
+/// the handshake with `EQ1_STATUS_TLS_ERROR`.
 ///
 /// Returns:
 /// - `EQ1_STATUS_OK` on success.
