@@ -24,7 +24,7 @@ eq1_need_debian_packages() {
 
 eq1_need_debian_headers() {
     # "header:package" pairs (header under /usr/include), for C test programs that link
-    # system libraries (libcrypto's signing in tests/c/test_tls.c).
+    # system libraries (libcrypto's signing in tests/c/eq1tls.c).
     local pairs=() pair
     for pair in "$@"; do
         [ -e "/usr/include/${pair%%:*}" ] || pairs+=("/nonexistent-${pair%%:*}:${pair#*:}")

@@ -1,4 +1,4 @@
-"""TLS beyond files, from C (tests/c/test_tls.c) against real servers: CA, client certificate
+"""TLS beyond files, from C (tests/c/eq1tls.c) against real servers: CA, client certificate
 and key from memory buffers to mosquitto; keys made by the openssl CLI in every format it
 writes by default (encrypted PKCS#8 with AES-128/256-CBC or 3DES, traditional encrypted PEM,
 traditional unencrypted RSA/EC, DER); ALPN and SNI as a real `openssl s_server` sees them
@@ -25,7 +25,7 @@ KEY_PASSWORD = "openssl-pass"
 
 @pytest.fixture(scope="module")
 def tls_prog(built_library):
-    return cprog.compile_c([cprog.repo_root() / "tests/c/test_tls.c"], extra_flags=["-lcrypto"])
+    return cprog.compile_c([cprog.repo_root() / "tests/c/eq1tls.c"], extra_flags=["-lcrypto"])
 
 
 def run_tls(prog, *args, valgrind=False, timeout=120):

@@ -1,9 +1,9 @@
 /*
- * test_tls.c - TLS beyond files, from C: CA, client certificate and key from memory buffers,
+ * eq1tls.c - TLS beyond files, from C: CA, client certificate and key from memory buffers,
  * ALPN, an SNI override, certificate revocation lists, and a client key that only a signing
  * callback holds (signed here with OpenSSL's libcrypto, standing in for a PKCS#11 token).
  *
- *   test_tls connect --host H --port P [options]   connect, then a QoS 1 round trip
+ *   eq1tls connect --host H --port P [options]   connect, then a QoS 1 round trip
  *       --ca FILE | --ca-data FILE                 trusted CAs from a file / read into memory
  *       --cert-data FILE --key-data FILE [--keypass PW]   client certificate from memory
  *       --cert FILE --key FILE [--keypass PW]      client certificate from files
@@ -15,7 +15,7 @@
  *     prints "STATUS <EQ1_STATUS_...> <detail>", then "SIGNER calls=<n> schemes=<list>" and,
  *     after a successful round trip, "ROUNDTRIP ok".
  *
- *   test_tls badinput <pki dir>                    argument checks of the TLS setters
+ *   eq1tls badinput <pki dir>                    argument checks of the TLS setters
  *     prints one line per check and "SUMMARY: <n> checks, <f> failed".
  */
 #define _GNU_SOURCE
@@ -497,6 +497,6 @@ int main(int argc, char **argv)
 		return connect_mode(argc - 1, argv + 1);
 	if (argc == 3 && strcmp(argv[1], "badinput") == 0)
 		return badinput_mode(argv[2]);
-	fprintf(stderr, "usage: test_tls connect [options] | badinput <pki dir>\n");
+	fprintf(stderr, "usage: eq1tls connect [options] | badinput <pki dir>\n");
 	return 2;
 }
