@@ -331,7 +331,7 @@ impl Client {
         }
         let weight = (topic.len() + payload.len()) as u64;
         self.reserve_outbox_space(weight)?;
-        let token = self.shared.tokens.issue();
+        let token = self.shared.tokens.issue(qos);
         if self
             .commands
             .send(Command::Publish(Queued {
@@ -709,6 +709,12 @@ impl Client {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Counters, queue depths, connection uptime, disconnects by reason and publish latency,
+    /// as OpenMetrics text.
+    pub fn metrics_text(&self) -> String {
+        crate::mqtt::metrics::render(&self.shared)
     }
 
     /// True on this client's dispatcher thread, i.e. inside one of its callbacks.

@@ -352,6 +352,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_unsubscribe_many": (_status, [_client_p, POINTER(c_char_p), c_size_t,
                                                    c_int]),
     "eq1_mqtt_client_get_stats": (_status, [_client_p, POINTER(Eq1Stats)]),
+    "eq1_mqtt_client_metrics_text": (c_size_t, [_client_p, c_char_p, c_size_t]),
     "eq1_mqtt_client_get_id": (c_size_t, [_client_p, c_char_p, c_size_t]),
     "eq1_mqtt_client_subscribe_with_options": (
         _status, [_client_p, c_char_p, POINTER(Eq1SubscribeOptions), MESSAGE_CB, c_void_p,
