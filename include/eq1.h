@@ -122,6 +122,12 @@
 #define EQ1_MQTT_MAX_STRING_LEN 65535
 
 /**
+ * The size of the buffer a signing callback writes its signature into: enough for RSA keys
+ * up to 16384 bits.
+ */
+#define EQ1_TLS_SIGNATURE_CAPACITY 2048
+
+/**
  * `eq1_mqtt_auth_response.action`: send `data` to the broker and go on (the answer to a
  * challenge with reason code 0x18, continue authentication).
  */
@@ -425,6 +431,25 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_BIND_FAILED = 73,
   /**
+   * The broker's certificate, or a certificate of its chain, is revoked by a certificate
+   * revocation list given with `eq1_mqtt_options_set_tls_crl_file` / `_crl_data`.
+   */
+  EQ1_STATUS_TLS_CERT_REVOKED = 76,
+  /**
+   * The broker refused our client certificate as revoked (TLS alert certificate_revoked,
+   * e.g. mosquitto's `crlfile`).
+   */
+  EQ1_STATUS_TLS_CLIENT_CERT_REVOKED = 77,
+  /**
+   * The private key is encrypted and no password was given, or the password is wrong.
+   */
+  EQ1_STATUS_TLS_KEY_PASSWORD = 78,
+  /**
+   * The signing callback (`eq1_mqtt_options_set_tls_client_signer`) failed during the TLS
+   * handshake (it returned false or an empty or oversized signature).
+   */
+  EQ1_STATUS_TLS_SIGNER_FAILED = 79,
+  /**
    * An internal error (a bug): please report it with the detail message.
    */
   EQ1_STATUS_INTERNAL = 99,
@@ -440,6 +465,56 @@ typedef enum eq1_log_level {
   EQ1_LOG_LEVEL_DEBUG = 4,
   EQ1_LOG_LEVEL_TRACE = 5,
 } eq1_log_level;
+
+/**
+ * The signature a signing callback is asked for (`eq1_tls_sign_cb`). The values are the TLS
+ * SignatureScheme code points (IANA). `data` is the message to sign, not its hash: the scheme
+ * names the hash to apply (PKCS#11: `CKM_SHA256_RSA_PKCS`, `CKM_SHA256_RSA_PKCS_PSS`,
+ * `CKM_ECDSA_SHA256`...). RSA-PSS uses MGF1 with the same hash and a salt as long as the hash.
+ */
+typedef enum eq1_tls_signature_scheme {
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-256.
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_RSA_PKCS1_SHA256 = 1025,
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-384.
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_RSA_PKCS1_SHA384 = 1281,
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-512.
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_RSA_PKCS1_SHA512 = 1537,
+  /**
+   * RSASSA-PSS with SHA-256 (rsa_pss_rsae_sha256).
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_RSA_PSS_SHA256 = 2052,
+  /**
+   * RSASSA-PSS with SHA-384.
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_RSA_PSS_SHA384 = 2053,
+  /**
+   * RSASSA-PSS with SHA-512.
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_RSA_PSS_SHA512 = 2054,
+  /**
+   * ECDSA on P-256 with SHA-256; the signature is a DER `ECDSA-Sig-Value` (a PKCS#11
+   * token's raw r||s must be DER-encoded).
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_ECDSA_P256_SHA256 = 1027,
+  /**
+   * ECDSA on P-384 with SHA-384, DER-encoded.
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_ECDSA_P384_SHA384 = 1283,
+  /**
+   * ECDSA on P-521 with SHA-512, DER-encoded.
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_ECDSA_P521_SHA512 = 1539,
+  /**
+   * Ed25519 (64-byte signature).
+   */
+  EQ1_TLS_SIGNATURE_SCHEME_ED25519 = 2055,
+} eq1_tls_signature_scheme;
 
 /**
  * What happened to the connection.
@@ -475,6 +550,30 @@ typedef struct eq1_mqtt_options eq1_mqtt_options;
  * into the library from it.
  */
 typedef void (*eq1_log_cb)(void *user_data, enum eq1_log_level level, const char *message);
+
+/**
+ * Signs one TLS handshake with a key the library never sees (PKCS#11 token, TPM, secure
+ * element). Write the signature of `data` (`data_len` bytes) with `scheme` into `signature`
+ * (`signature_capacity` bytes, `EQ1_TLS_SIGNATURE_CAPACITY`), set `*signature_len` and return
+ * true; return false when it cannot sign (the handshake then fails with
+ * `EQ1_STATUS_TLS_SIGNER_FAILED`). `data`, `signature` and `signature_len` are borrowed until
+ * it returns.
+ *
+ * Thread: called on the library's I/O thread, in the middle of a TLS handshake (at every
+ * connect and reconnect of every client made from the options). It may run on different
+ * library threads over time, and at the same time for two clients made from the same
+ * options: make it thread-safe (serialize access to a token that needs it). The I/O runtime
+ * moves its other work to another thread while it runs, but this handshake waits for it
+ * (within the connect timeout): do not call back into the library from it, and do not block
+ * longer than the token needs.
+ */
+typedef bool (*eq1_tls_sign_cb)(void *user_data,
+                                enum eq1_tls_signature_scheme scheme,
+                                const uint8_t *data,
+                                size_t data_len,
+                                uint8_t *signature,
+                                size_t signature_capacity,
+                                size_t *signature_len);
 
 /**
  * Releases user data; called exactly once.
@@ -1326,9 +1425,13 @@ enum eq1_status eq1_mqtt_options_set_max_packet_size(struct eq1_mqtt_options *op
 enum eq1_status eq1_mqtt_options_set_tls(struct eq1_mqtt_options *options, const char *ca_file);
 
 /**
- * Client certificate and key (PEM). An encrypted PKCS#8 key ("BEGIN ENCRYPTED PRIVATE KEY")
- * needs `key_password`; otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`. The files
- * are only checked for being readable here; they are parsed when the client connects.
+ * Client certificate and key files (PEM or DER). The key may be in any format
+ * `eq1_mqtt_options_set_tls_client_cert_data` takes (PKCS#8, encrypted PKCS#8, traditional
+ * RSA/EC, OpenSSL's traditional encryption); an encrypted one needs `key_password`,
+ * otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`. The files are only checked for
+ * being readable here; they are parsed when the client connects, where a missing or wrong
+ * password fails the connect with `EQ1_STATUS_TLS_KEY_PASSWORD` and an unreadable file with
+ * `EQ1_STATUS_TLS_CONFIG`.
  *
  * Returns:
  * - `EQ1_STATUS_OK` on success.
@@ -1481,6 +1584,191 @@ enum eq1_status eq1_mqtt_options_set_offline_queue(struct eq1_mqtt_options *opti
 enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *options,
                                                    int64_t max_messages,
                                                    int64_t max_bytes);
+
+/**
+ * Turns TLS on for every broker (like `eq1_mqtt_options_set_tls`) and trusts the CA
+ * certificates in `data`: PEM (one or more `CERTIFICATE` blocks) or one DER certificate,
+ * `len` bytes. The data is decoded and copied here: the buffer may be freed on return.
+ * Replaces a CA file or earlier CA data.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL, or `data` is NULL with `len` > 0.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `len` is 0.
+ * - `EQ1_STATUS_TLS_CONFIG` when `data` holds no certificate or a malformed one.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls`, `eq1_mqtt_options_set_tls_client_cert_data`.
+ *
+ * # Safety
+ * `options` is NULL or live; `data` is NULL or points to `len` readable bytes.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_ca_data(struct eq1_mqtt_options *options,
+                                                 const uint8_t *data,
+                                                 size_t len);
+
+/**
+ * Client certificate chain and private key from memory. `cert` (`cert_len` bytes): PEM
+ * (leaf first, then intermediates) or one DER certificate. `key` (`key_len` bytes): PEM or
+ * DER, PKCS#8 (`PRIVATE KEY`), encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`: PBES2 with
+ * AES-128/192/256-CBC or 3DES, PBKDF2 or scrypt), traditional RSA (`RSA PRIVATE KEY`) or EC
+ * (`EC PRIVATE KEY`), also OpenSSL's traditional encryption (`Proc-Type: 4,ENCRYPTED` with
+ * `DEK-Info: AES-128/192/256-CBC`, `DES-EDE3-CBC` or `DES-CBC`, as written by
+ * `openssl genrsa -aes256`). `key_password` decrypts an encrypted key; NULL otherwise.
+ * Everything is decoded, decrypted and checked to fit together here, then copied: the
+ * buffers may be freed on return. Call after `eq1_mqtt_options_set_tls` (or `_ca_data`).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL, or `cert` or `key` is NULL with a
+ *   length > 0.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `cert_len` or `key_len` is 0.
+ * - `EQ1_STATUS_INVALID_UTF8` when `key_password` is not valid UTF-8.
+ * - `EQ1_STATUS_TLS_KEY_PASSWORD` when the key is encrypted and `key_password` is NULL or
+ *   wrong.
+ * - `EQ1_STATUS_TLS_CONFIG` when the certificate or key cannot be decoded, the key's type or
+ *   cipher is not supported, or the key does not belong to the certificate.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls_client_cert`, `eq1_mqtt_options_set_tls_client_signer`.
+ *
+ * # Safety
+ * `options` is NULL or live; `cert` and `key` are NULL or point to their lengths of readable
+ * bytes; `key_password` is NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_client_cert_data(struct eq1_mqtt_options *options,
+                                                          const uint8_t *cert,
+                                                          size_t cert_len,
+                                                          const uint8_t *key,
+                                                          size_t key_len,
+                                                          const char *key_password);
+
+/**
+ * Client certificate whose private key never leaves its hardware: the library sends
+ * `cert_chain` (`len` bytes, PEM leaf first then intermediates, or one DER certificate) and
+ * has `callback` sign the handshake (see `eq1_tls_sign_cb`: it may run on the I/O thread).
+ * The schemes asked for follow the leaf's public key: RSA (PSS and PKCS#1 v1.5 with SHA-256,
+ * -384, -512), ECDSA P-256/P-384/P-521 or Ed25519. Replaces a client certificate set before.
+ * `user_data` is passed to every call; it must stay valid until the options and every client
+ * created from them are freed. Call after `eq1_mqtt_options_set_tls` (or `_ca_data`).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `callback` is NULL, or `cert_chain` is NULL
+ *   with `len` > 0.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `len` is 0.
+ * - `EQ1_STATUS_TLS_CONFIG` when the chain cannot be decoded or its key type is not
+ *   supported.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * A callback that returns false (or a signature of length 0 or beyond the capacity) fails
+ * that handshake with `EQ1_STATUS_TLS_SIGNER_FAILED`.
+ *
+ * See also: `eq1_tls_sign_cb`, `eq1_tls_signature_scheme`,
+ * `eq1_mqtt_options_set_tls_client_cert_data`.
+ *
+ * # Safety
+ * `options` is NULL or live; `cert_chain` is NULL or points to `len` readable bytes;
+ * `callback` may be called with `user_data` from any library thread until the options and
+ * their clients are freed.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_client_signer(struct eq1_mqtt_options *options,
+                                                       const uint8_t *cert_chain,
+                                                       size_t len,
+                                                       eq1_tls_sign_cb callback,
+                                                       void *user_data);
+
+/**
+ * ALPN protocol ids offered in the TLS handshake, in order of preference (`count` strings,
+ * e.g. `{"mqtt"}` for brokers on port 443 that multiplex by ALPN). Each is NUL-terminated
+ * UTF-8 of 1..255 bytes. `count` 0 (with `protocols` NULL or not) offers none again. The
+ * strings are copied. A broker that refuses them all (alert no_application_protocol) fails
+ * the handshake with `EQ1_STATUS_TLS_ERROR`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL, `protocols` is NULL with `count` > 0,
+ *   or one of the strings is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when a string is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when a string is empty or longer than 255 bytes, or all
+ *   together exceed the TLS extension (65533 bytes).
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live; `protocols` is NULL or points to `count` pointers, each NULL or
+ * NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_alpn(struct eq1_mqtt_options *options,
+                                              const char *const *protocols,
+                                              size_t count);
+
+/**
+ * The TLS server name to use instead of the broker's host: sent as SNI and required in the
+ * broker's certificate (hostname verification), e.g. when the broker is reached by an IP
+ * address or through a tunnel but its certificate names `broker.example.com`. A DNS name or
+ * an IP address. NULL goes back to the host of each broker. Applies to every broker.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `server_name` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `server_name` is not a valid DNS name or IP address.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls_verify_hostname`.
+ *
+ * # Safety
+ * `options` is NULL or live; `server_name` is NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_server_name(struct eq1_mqtt_options *options,
+                                                     const char *server_name);
+
+/**
+ * Adds the certificate revocation lists of a file (PEM `X509 CRL` blocks, or one DER CRL),
+ * read when the client connects. The broker's certificate chain is checked against every CRL
+ * given: a revoked certificate fails the handshake with `EQ1_STATUS_TLS_CERT_REVOKED`. A
+ * certificate whose issuer has no CRL here is not refused for it.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `crl_file` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `crl_file` is not valid UTF-8.
+ * - `EQ1_STATUS_TLS_CONFIG` when `crl_file` cannot be read.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls_crl_data`.
+ *
+ * # Safety
+ * `options` is NULL or live; `crl_file` is NULL or NUL-terminated.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_crl_file(struct eq1_mqtt_options *options,
+                                                  const char *crl_file);
+
+/**
+ * Adds the certificate revocation lists of `data` (`len` bytes: PEM `X509 CRL` blocks, or
+ * one DER CRL), decoded and copied here. Checked like `eq1_mqtt_options_set_tls_crl_file`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL, or `data` is NULL with `len` > 0.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `len` is 0.
+ * - `EQ1_STATUS_TLS_CONFIG` when `data` holds no CRL or a malformed one.
+ * - `EQ1_STATUS_INVALID_STATE` when TLS is not on yet (`eq1_mqtt_options_set_tls` first).
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_tls_crl_file`.
+ *
+ * # Safety
+ * `options` is NULL or live; `data` is NULL or points to `len` readable bytes.
+ */
+enum eq1_status eq1_mqtt_options_set_tls_crl_data(struct eq1_mqtt_options *options,
+                                                  const uint8_t *data,
+                                                  size_t len);
 
 /**
  * Sets the one broker to connect to (replaces the list) from a URI:

@@ -22,6 +22,16 @@ eq1_need_debian_packages() {
     fi
 }
 
+eq1_need_debian_headers() {
+    # "header:package" pairs (header under /usr/include), for C test programs that link
+    # system libraries (libcrypto's signing in tests/c/eq1tls.c).
+    local pairs=() pair
+    for pair in "$@"; do
+        [ -e "/usr/include/${pair%%:*}" ] || pairs+=("/nonexistent-${pair%%:*}:${pair#*:}")
+    done
+    [ ${#pairs[@]} -eq 0 ] || eq1_need_debian_packages "${pairs[@]}"
+}
+
 eq1_need_python_packages() {
     # "module:pip-package" pairs.
     local missing=() pair mod pkg

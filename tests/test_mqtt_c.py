@@ -292,14 +292,14 @@ def test_tls_client_certificate_connects(probe, tls_broker_factory, pki, key):
     assert status == "EQ1_STATUS_OK", message
 
 
-def test_tls_encrypted_key_with_wrong_password_is_a_config_error(probe, tls_broker_factory,
-                                                                 pki):
+def test_tls_encrypted_key_with_wrong_password_is_tls_key_password(probe, tls_broker_factory,
+                                                                   pki):
     b = tls_broker_factory(require_certificate=True)
     status, message = connect_status(probe, b, *tls_args(
         pki, "--cert", pki.client_crt, "--key", pki.client_encrypted_key, "--keypass", "nope"),
         host="localhost")
-    assert status == "EQ1_STATUS_TLS_CONFIG"
-    assert "cannot decrypt client key" in message
+    assert status == "EQ1_STATUS_TLS_KEY_PASSWORD"
+    assert "cannot decrypt client key" in message and "password is wrong" in message
 
 
 @pytest.mark.parametrize("tls_version", ["tlsv1.2", "tlsv1.3"])

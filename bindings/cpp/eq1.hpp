@@ -821,6 +821,109 @@ public:
 		return std::move(tls_client_cert(cert_file, key_file, key_password));
 	}
 
+	/**
+	 * TLS for every broker, trusting the CA certificates in memory (PEM or DER bytes); the
+	 * data is copied. Throws on data that holds no certificate (EQ1_STATUS_TLS_CONFIG).
+	 */
+	Options &tls_ca_data(std::string_view ca) &
+	{
+		detail::check(eq1_mqtt_options_set_tls_ca_data(
+			handle_, reinterpret_cast<const std::uint8_t *>(ca.data()), ca.size()));
+		return *this;
+	}
+	Options &&tls_ca_data(std::string_view ca) && { return std::move(tls_ca_data(ca)); }
+
+	/**
+	 * Client certificate chain and key from memory (PEM or DER; the key PKCS#8, encrypted
+	 * PKCS#8, traditional RSA/EC or OpenSSL's traditional encryption), decoded and copied
+	 * now. A missing or wrong `key_password` throws EQ1_STATUS_TLS_KEY_PASSWORD. Call after
+	 * tls() or tls_ca_data().
+	 */
+	Options &tls_client_cert_data(std::string_view cert, std::string_view key,
+				      std::optional<std::string_view> key_password = std::nullopt) &
+	{
+		std::string p = key_password ? detail::c_string(*key_password, EQ1_STATUS_INVALID_ARGUMENT,
+							      "key password")
+					     : std::string();
+		detail::check(eq1_mqtt_options_set_tls_client_cert_data(
+			handle_, reinterpret_cast<const std::uint8_t *>(cert.data()), cert.size(),
+			reinterpret_cast<const std::uint8_t *>(key.data()), key.size(),
+			key_password ? p.c_str() : nullptr));
+		return *this;
+	}
+	Options &&tls_client_cert_data(std::string_view cert, std::string_view key,
+				       std::optional<std::string_view> key_password = std::nullopt) &&
+	{
+		return std::move(tls_client_cert_data(cert, key, key_password));
+	}
+
+	/**
+	 * Client certificate chain (PEM or DER) whose key stays in hardware: `callback` signs each
+	 * handshake (see eq1_tls_sign_cb in eq1.h; it runs on the library's I/O thread).
+	 * `user_data` must outlive these options and every client made from them.
+	 */
+	Options &tls_client_signer(std::string_view cert_chain, eq1_tls_sign_cb callback,
+				   void *user_data) &
+	{
+		detail::check(eq1_mqtt_options_set_tls_client_signer(
+			handle_, reinterpret_cast<const std::uint8_t *>(cert_chain.data()),
+			cert_chain.size(), callback, user_data));
+		return *this;
+	}
+	Options &&tls_client_signer(std::string_view cert_chain, eq1_tls_sign_cb callback,
+				    void *user_data) &&
+	{
+		return std::move(tls_client_signer(cert_chain, callback, user_data));
+	}
+
+	/** ALPN protocol ids offered in the handshake, in order (empty: none). */
+	Options &tls_alpn(const std::vector<std::string> &protocols) &
+	{
+		std::vector<const char *> ids;
+		ids.reserve(protocols.size());
+		for (const std::string &p : protocols) {
+			if (p.find('\0') != std::string::npos)
+				throw ValidationError(EQ1_STATUS_INVALID_ARGUMENT,
+						      "ALPN protocol contains a NUL byte");
+			ids.push_back(p.c_str());
+		}
+		detail::check(eq1_mqtt_options_set_tls_alpn(handle_, ids.empty() ? nullptr : ids.data(),
+							   ids.size()));
+		return *this;
+	}
+	Options &&tls_alpn(const std::vector<std::string> &protocols) &&
+	{
+		return std::move(tls_alpn(protocols));
+	}
+
+	/** The TLS server name (SNI and certificate check) instead of each broker's host. */
+	Options &tls_server_name(std::string_view name) &
+	{
+		std::string n = detail::c_string(name, EQ1_STATUS_INVALID_ARGUMENT, "server name");
+		detail::check(eq1_mqtt_options_set_tls_server_name(handle_, n.c_str()));
+		return *this;
+	}
+	Options &&tls_server_name(std::string_view name) && { return std::move(tls_server_name(name)); }
+
+	/** Adds the CRLs of a PEM/DER file: a revoked broker certificate fails with
+	 *  EQ1_STATUS_TLS_CERT_REVOKED. */
+	Options &tls_crl_file(std::string_view path) &
+	{
+		std::string f = detail::c_string(path, EQ1_STATUS_INVALID_ARGUMENT, "CRL file name");
+		detail::check(eq1_mqtt_options_set_tls_crl_file(handle_, f.c_str()));
+		return *this;
+	}
+	Options &&tls_crl_file(std::string_view path) && { return std::move(tls_crl_file(path)); }
+
+	/** Adds the CRLs in memory (PEM or DER bytes), copied now. */
+	Options &tls_crl_data(std::string_view crl) &
+	{
+		detail::check(eq1_mqtt_options_set_tls_crl_data(
+			handle_, reinterpret_cast<const std::uint8_t *>(crl.data()), crl.size()));
+		return *this;
+	}
+	Options &&tls_crl_data(std::string_view crl) && { return std::move(tls_crl_data(crl)); }
+
 	/** Hostname verification (default on). */
 	Options &tls_verify_hostname(bool verify) &
 	{

@@ -57,6 +57,18 @@ pub enum Error {
     TlsClientCertRejected(String),
     #[error("{0}")]
     TlsConfig(String),
+    /// The broker's certificate (or one of its chain) is on a configured CRL.
+    #[error("{0}")]
+    TlsCertRevoked(String),
+    /// The broker refused our client certificate as revoked (alert certificate_revoked).
+    #[error("{0}")]
+    TlsClientCertRevoked(String),
+    /// An encrypted private key without its password, or with a wrong one.
+    #[error("{0}")]
+    TlsKeyPassword(String),
+    /// The application's signing callback failed during the handshake.
+    #[error("{0}")]
+    TlsSignerFailed(String),
     #[error("{0}")]
     BadCredentials(String),
     #[error("{0}")]

@@ -119,6 +119,10 @@ const fn c_str(with_nul: &'static str) -> &'static CStr {
 //    wrong password, and retrying will not help.
 //  - TLS_CONFIG (a CA/certificate/key file that cannot be read or parsed, a wrong key password)
 //    is validation: it is our own configuration, not the network or the broker.
+//  - TLS_KEY_PASSWORD (a missing or wrong key password) is validation, like TLS_CONFIG.
+//  - TLS_CERT_REVOKED (the broker's certificate is on our CRL) is connection, like an
+//    unknown issuer; TLS_CLIENT_CERT_REVOKED (the broker refused ours as revoked) and
+//    TLS_SIGNER_FAILED (our signing callback could not prove who we are) are authentication.
 //  - QUEUE_FULL is validation: the publish itself was refused (the design's "publish failed").
 //  - INVALID_UTF8 from a call is validation (an argument); received data that is not UTF-8 is
 //    raised by the Python binding as a decode error with that status.
@@ -275,6 +279,21 @@ status_table! {
     /// CAP_NET_RAW).
     BindFailed = 73, "EQ1_STATUS_BIND_FAILED", Validation,
         "the socket could not be bound to the local address or interface";
+    /// The broker's certificate, or a certificate of its chain, is revoked by a certificate
+    /// revocation list given with `eq1_mqtt_options_set_tls_crl_file` / `_crl_data`.
+    TlsCertRevoked = 76, "EQ1_STATUS_TLS_CERT_REVOKED", Connection,
+        "certificate verify failed: certificate revoked";
+    /// The broker refused our client certificate as revoked (TLS alert certificate_revoked,
+    /// e.g. mosquitto's `crlfile`).
+    TlsClientCertRevoked = 77, "EQ1_STATUS_TLS_CLIENT_CERT_REVOKED", Authentication,
+        "broker refused the client certificate as revoked";
+    /// The private key is encrypted and no password was given, or the password is wrong.
+    TlsKeyPassword = 78, "EQ1_STATUS_TLS_KEY_PASSWORD", Validation,
+        "private key password missing or wrong";
+    /// The signing callback (`eq1_mqtt_options_set_tls_client_signer`) failed during the TLS
+    /// handshake (it returned false or an empty or oversized signature).
+    TlsSignerFailed = 79, "EQ1_STATUS_TLS_SIGNER_FAILED", Authentication,
+        "the TLS signing callback failed";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -324,6 +343,10 @@ impl From<&Error> for Status {
             Error::TlsCertExpired(_) => S::TlsCertExpired,
             Error::TlsClientCertRejected(_) => S::TlsClientCertRejected,
             Error::TlsConfig(_) => S::TlsConfig,
+            Error::TlsCertRevoked(_) => S::TlsCertRevoked,
+            Error::TlsClientCertRevoked(_) => S::TlsClientCertRevoked,
+            Error::TlsKeyPassword(_) => S::TlsKeyPassword,
+            Error::TlsSignerFailed(_) => S::TlsSignerFailed,
             Error::BadCredentials(_) => S::BadCredentials,
             Error::NotAuthorized(_) => S::NotAuthorized,
             Error::BrokerRefused(_) => S::BrokerRefused,

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
-use tokio_rustls::TlsConnector;
 
 pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> IoStream for T {}
@@ -164,7 +163,7 @@ impl TransportOptions {
 
 pub async fn open(
     broker: &Endpoint,
-    tls: Option<&TlsConnector>,
+    tls: Option<&tls::Connector>,
     network: &TransportOptions,
     deadline: Instant,
 ) -> Result<Stream> {
@@ -182,15 +181,10 @@ pub async fn open(
     let stream: Stream = match tls {
         None => stream,
         Some(connector) => {
-            let server_name = tls::server_name(&broker.host)?;
-            let stream = timeout_at(deadline, connector.connect(server_name, stream))
+            // The connector applies the SNI override and names a failure's cause itself.
+            let stream = timeout_at(deadline, connector.connect(&broker.host, stream))
                 .await
-                .map_err(|_| timed_out("in the TLS handshake with"))?
-                .map_err(|e| {
-                    tls::classify_io(&e, &broker.host).unwrap_or_else(|| {
-                        Error::Tls(format!("TLS handshake with {name} failed: {e}"))
-                    })
-                })?;
+                .map_err(|_| timed_out("in the TLS handshake with"))??;
             Box::new(stream)
         }
     };

@@ -3,7 +3,7 @@
 //!
 //! cbindgen writes the header's functions in the order of the modules below (then of their
 //! source), so the modules follow the header's sections: Library (version and last error,
-//! status table, logging), Options, Client, MQTT 5.0 (with enhanced authentication, `auth`),
+//! status table, logging), Options (with TLS beyond files, `tls`), Client, MQTT 5.0 (with enhanced authentication, `auth`),
 //! Callbacks (with the authentication callback, `auth_callback`). Keep them in that order.
 #![allow(non_camel_case_types)]
 #![allow(unsafe_code)]
@@ -17,6 +17,7 @@ pub mod status;
 pub mod logging;
 
 pub mod options;
+pub mod tls;
 pub mod transport;
 
 pub mod client;

@@ -367,9 +367,13 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_tls(
     })
 }
 
-/// Client certificate and key (PEM). An encrypted PKCS#8 key ("BEGIN ENCRYPTED PRIVATE KEY")
-/// needs `key_password`; otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`. The files
-/// are only checked for being readable here; they are parsed when the client connects.
+/// Client certificate and key files (PEM or DER). The key may be in any format
+/// `eq1_mqtt_options_set_tls_client_cert_data` takes (PKCS#8, encrypted PKCS#8, traditional
+/// RSA/EC, OpenSSL's traditional encryption); an encrypted one needs `key_password`,
+/// otherwise pass NULL. Call after `eq1_mqtt_options_set_tls`. The files are only checked for
+/// being readable here; they are parsed when the client connects, where a missing or wrong
+/// password fails the connect with `EQ1_STATUS_TLS_KEY_PASSWORD` and an unreadable file with
+/// `EQ1_STATUS_TLS_CONFIG`.
 ///
 /// Returns:
 /// - `EQ1_STATUS_OK` on success.

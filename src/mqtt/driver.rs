@@ -22,7 +22,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tokio::time::{sleep_until, timeout_at, Instant};
-use tokio_rustls::TlsConnector;
 
 const READ_CHUNK: usize = 64 * 1024;
 /// How long a DISCONNECT (or a violation's DISCONNECT) may take to leave before we give up.
@@ -138,7 +137,7 @@ pub struct Driver {
     options: Arc<Options>,
     shared: Arc<Shared>,
     session: Session<Waiter>,
-    tls: Option<TlsConnector>,
+    tls: Option<tls::Connector>,
     backoff: Backoff,
     broker_index: usize,
     /// The authentication callback's answers, from the dispatcher.

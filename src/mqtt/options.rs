@@ -2,7 +2,11 @@
 //! limits, TLS, reconnect and offline-queue behaviour. Setters validate; nothing panics.
 
 use crate::core::error::{Error, Result};
-pub use crate::core::tls::{ClientCertificate, TlsOptions, TlsVersion};
+use crate::core::tls;
+pub use crate::core::tls::{
+    signer::{SignFn, SignatureScheme},
+    ClientCertificate, ClientIdentity, CrlSource, TlsOptions, TlsVersion, TrustSource,
+};
 pub use crate::core::transport::{Endpoint, Transport, TransportOptions};
 use crate::core::transport::{EnvProxies, Proxy};
 use crate::mqtt::validate;
@@ -432,13 +436,97 @@ impl Options {
         let ca_file = ca_file
             .map(|path| readable_file("CA file", path))
             .transpose()?;
-        let tls = self.tls.get_or_insert_with(TlsOptions::default);
-        tls.ca_file = ca_file;
+        self.turn_tls_on().ca = ca_file.map(TrustSource::File);
+        Ok(())
+    }
+
+    /// Turns TLS on for every configured broker, trusting the CAs of `data` (PEM or DER),
+    /// decoded here.
+    pub fn enable_tls_with_ca_data(&mut self, data: &[u8]) -> Result<()> {
+        let certs = tls::keys::certificates(data, "CA data")?;
+        self.turn_tls_on().ca = Some(TrustSource::Certificates(certs));
+        Ok(())
+    }
+
+    fn turn_tls_on(&mut self) -> &mut TlsOptions {
         for broker in &mut self.brokers {
             if !broker.scheme_fixed {
                 broker.tls = true;
             }
         }
+        self.tls.get_or_insert_with(TlsOptions::default)
+    }
+
+    /// Client certificate chain and key from memory (PEM or DER), decoded (and decrypted) here.
+    pub fn set_client_certificate_data(
+        &mut self,
+        cert: &[u8],
+        key: &[u8],
+        key_password: Option<&str>,
+    ) -> Result<()> {
+        self.tls_mut()?;
+        let chain = tls::keys::certificates(cert, "client certificate data")?;
+        let key = tls::keys::private_key(key, key_password, "client key data")?;
+        let identity = tls::client_identity(chain, key)?;
+        self.tls_mut()?.client_identity = Some(identity);
+        Ok(())
+    }
+
+    /// Client certificate chain (PEM or DER) whose private key only `sign` can use.
+    pub fn set_client_signer(&mut self, cert: &[u8], sign: SignFn) -> Result<()> {
+        self.tls_mut()?;
+        let chain = tls::keys::certificates(cert, "client certificate chain")?;
+        let identity = tls::external_identity(chain, sign)?;
+        self.tls_mut()?.client_identity = Some(identity);
+        Ok(())
+    }
+
+    /// ALPN protocol ids to offer (empty: none). Each 1..=255 bytes.
+    pub fn set_tls_alpn(&mut self, protocols: Vec<Vec<u8>>) -> Result<()> {
+        self.tls_mut()?;
+        let mut total = 0usize;
+        for (i, protocol) in protocols.iter().enumerate() {
+            if protocol.is_empty() || protocol.len() > 255 {
+                return Err(Error::InvalidArgument(format!(
+                    "ALPN protocol {i} has {} bytes; each must have 1..255",
+                    protocol.len()
+                )));
+            }
+            total += 1 + protocol.len();
+        }
+        if total > 65_535 - 2 {
+            return Err(Error::InvalidArgument(format!(
+                "the ALPN protocols take {total} bytes, beyond the TLS extension's 65533"
+            )));
+        }
+        self.tls_mut()?.alpn = protocols;
+        Ok(())
+    }
+
+    /// The TLS server name (SNI, and the name the certificate must hold) instead of the
+    /// broker's host; `None` goes back to the host.
+    pub fn set_tls_server_name(&mut self, name: Option<&str>) -> Result<()> {
+        self.tls_mut()?;
+        if let Some(name) = name {
+            tls::server_name(name).map_err(|e| Error::InvalidArgument(e.message()))?;
+        }
+        self.tls_mut()?.server_name = name.map(str::to_string);
+        Ok(())
+    }
+
+    /// Adds the CRLs of a PEM (or DER) file, read when the client connects.
+    pub fn add_tls_crl_file(&mut self, path: &str) -> Result<()> {
+        self.tls_mut()?;
+        let path = readable_file("CRL file", path)?;
+        self.tls_mut()?.crls.push(CrlSource::File(path));
+        Ok(())
+    }
+
+    /// Adds the CRLs of PEM (or DER) data, decoded here.
+    pub fn add_tls_crl_data(&mut self, data: &[u8]) -> Result<()> {
+        self.tls_mut()?;
+        let lists = tls::keys::revocation_lists(data, "CRL data")?;
+        self.tls_mut()?.crls.push(CrlSource::Lists(lists));
         Ok(())
     }
 
@@ -453,7 +541,7 @@ impl Options {
             key_file: readable_file("client key", key_file)?,
             key_password: key_password.map(str::to_string),
         };
-        self.tls_mut()?.client_cert = Some(cert);
+        self.tls_mut()?.client_identity = Some(ClientIdentity::Files(cert));
         Ok(())
     }
 

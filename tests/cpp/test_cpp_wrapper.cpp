@@ -286,6 +286,41 @@ static void test_options()
 					   EQ1_STATUS_INVALID_ARGUMENT);
 }
 
+static bool refuse_to_sign(void *, eq1_tls_signature_scheme, const std::uint8_t *, std::size_t,
+			   std::uint8_t *, std::size_t, std::size_t *)
+{
+	return false;
+}
+
+/* TLS beyond files: the setters reach the library, which checks what they are given. */
+static void test_tls_options()
+{
+	eq1::Options o;
+	expect_throw<eq1::ValidationError>("tls_alpn before TLS is on",
+					   [&] { o.tls_alpn({"mqtt"}); }, EQ1_STATUS_INVALID_STATE);
+	expect_throw<eq1::ValidationError>("tls_ca_data with garbage",
+					   [&] { o.tls_ca_data("not a certificate"); },
+					   EQ1_STATUS_TLS_CONFIG);
+	o.tls();
+	o.tls_alpn({"mqtt", "x-eq1"}).tls_alpn({}).tls_server_name("broker.example");
+	report(true, "tls_alpn and tls_server_name accepted after tls()");
+	expect_throw<eq1::ValidationError>("tls_alpn with an empty id",
+					   [&] { o.tls_alpn({""}); }, EQ1_STATUS_INVALID_ARGUMENT);
+	expect_throw<eq1::ValidationError>("tls_server_name that is no name",
+					   [&] { o.tls_server_name("a b"); }, EQ1_STATUS_INVALID_ARGUMENT);
+	expect_throw<eq1::ValidationError>("tls_client_cert_data with garbage",
+					   [&] { o.tls_client_cert_data("junk", "junk", "pw"); },
+					   EQ1_STATUS_TLS_CONFIG);
+	expect_throw<eq1::ValidationError>("tls_client_signer with garbage",
+					   [&] { o.tls_client_signer("junk", refuse_to_sign, nullptr); },
+					   EQ1_STATUS_TLS_CONFIG);
+	expect_throw<eq1::ValidationError>("tls_crl_data with garbage",
+					   [&] { o.tls_crl_data("junk"); }, EQ1_STATUS_TLS_CONFIG);
+	expect_throw<eq1::ValidationError>("tls_crl_file that does not exist",
+					   [&] { o.tls_crl_file("/nonexistent/crl.pem"); },
+					   EQ1_STATUS_TLS_CONFIG);
+}
+
 /* Round trips at QoS 0/1/2, text, binary and empty payloads; handlers capture state. */
 static void test_round_trips()
 {
@@ -859,6 +894,7 @@ int main(int argc, char **argv)
 		{"version", test_version},
 		{"error families", test_error_families},
 		{"options", test_options},
+		{"tls options", test_tls_options},
 		{"round trips", test_round_trips},
 		{"client move", test_client_move},
 		{"exceptions from real causes", test_exceptions_from_real_causes},

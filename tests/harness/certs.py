@@ -36,6 +36,12 @@ class Pki:
     # A client cert signed by other_ca: rejected by a broker with require_certificate.
     untrusted_client_crt: str
     untrusted_client_key: str
+    # Signed by ca and listed in crl.pem (a CRL of ca, PEM): a server and a client certificate.
+    revoked_server_crt: str
+    revoked_server_key: str
+    revoked_client_crt: str
+    revoked_client_key: str
+    crl_pem: str
     client_key_password: str = CLIENT_KEY_PASSWORD
 
 
@@ -114,6 +120,25 @@ def _make_leaf(ca_cert, ca_key, cn: str, *, sans: list[x509.GeneralName] | None,
     return b.sign(ca_key, hashes.SHA256()), key
 
 
+def _make_crl(ca_cert, ca_key, revoked: list[x509.Certificate]) -> bytes:
+    """A CRL of `ca_cert` listing `revoked`, PEM."""
+    now = _now()
+    b = (x509.CertificateRevocationListBuilder()
+         .issuer_name(ca_cert.subject)
+         .last_update(now - dt.timedelta(days=1))
+         .next_update(now + dt.timedelta(days=30))
+         .add_extension(x509.CRLNumber(1), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+             ca_key.public_key()), critical=False))
+    for cert in revoked:
+        b = b.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - dt.timedelta(hours=1))
+            .build())
+    return b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
 def _localhost_sans() -> list[x509.GeneralName]:
     return [x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -128,7 +153,9 @@ def generate_pki(directory) -> Pki:
         "ca.crt", "ca.key", "server.crt", "server.key", "other_ca.crt", "other_ca.key",
         "wrong_host.crt", "wrong_host.key", "expired.crt", "expired.key",
         "client.crt", "client.key", "client_encrypted.key",
-        "untrusted_client.crt", "untrusted_client.key")}
+        "untrusted_client.crt", "untrusted_client.key",
+        "revoked_server.crt", "revoked_server.key", "revoked_client.crt", "revoked_client.key",
+        "crl.pem")}
     now = _now()
     valid = dict(not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30))
     server_eku = ExtendedKeyUsageOID.SERVER_AUTH
@@ -151,13 +178,19 @@ def generate_pki(directory) -> Pki:
         ("client", ca_cert, ca_key, "eq1-client", None, client_eku, valid),
         ("untrusted_client", other_cert, other_key, "eq1-untrusted-client", None,
          client_eku, valid),
+        ("revoked_server", ca_cert, ca_key, "localhost", _localhost_sans(), server_eku, valid),
+        ("revoked_client", ca_cert, ca_key, "eq1-revoked-client", None, client_eku, valid),
     ]
     keys = {}
+    certs = {}
     for stem, icert, ikey, cn, sans, eku, validity in leaves:
         cert, key = _make_leaf(icert, ikey, cn, sans=sans, eku=eku, **validity)
         _write_cert(p[f"{stem}.crt"], cert)
         _write_key(p[f"{stem}.key"], key)
         keys[stem] = key
+        certs[stem] = cert
+    p["crl.pem"].write_bytes(_make_crl(ca_cert, ca_key, [certs["revoked_server"],
+                                                         certs["revoked_client"]]))
     _write_key(p["client_encrypted.key"], keys["client"], CLIENT_KEY_PASSWORD.encode())
 
     return Pki(
@@ -171,4 +204,9 @@ def generate_pki(directory) -> Pki:
         client_encrypted_key=str(p["client_encrypted.key"]),
         untrusted_client_crt=str(p["untrusted_client.crt"]),
         untrusted_client_key=str(p["untrusted_client.key"]),
+        revoked_server_crt=str(p["revoked_server.crt"]),
+        revoked_server_key=str(p["revoked_server.key"]),
+        revoked_client_crt=str(p["revoked_client.crt"]),
+        revoked_client_key=str(p["revoked_client.key"]),
+        crl_pem=str(p["crl.pem"]),
     )

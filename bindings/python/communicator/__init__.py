@@ -31,6 +31,7 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     SubscribeAck,
     SubscribeOptions,
     SubscribeResult,
+    TlsSignatureScheme,
     UnsubscribeAck,
     UnsubscribeResult,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "SubscribeAck",
     "SubscribeOptions",
     "SubscribeResult",
+    "TlsSignatureScheme",
     "UnsubscribeAck",
     "UnsubscribeResult",
     "library_path",

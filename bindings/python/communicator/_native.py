@@ -263,6 +263,9 @@ RESPONSE_CB = CFUNCTYPE(None, c_void_p, c_int, POINTER(Eq1Response))
 DELIVERY_REPORT_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1DeliveryReport))
 LOG_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 AUTH_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1AuthChallenge), POINTER(Eq1AuthResponse))
+# eq1_tls_sign_cb: (user_data, scheme, data, data_len, signature, capacity, signature_len).
+SIGN_CB = CFUNCTYPE(c_bool, c_void_p, c_int, c_void_p, c_size_t, c_void_p, c_size_t,
+                    POINTER(c_size_t))
 
 
 class Eq1Subscription(Structure):
@@ -326,6 +329,15 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_bind_address": (_status, [_options_p, c_char_p]),
     "eq1_mqtt_options_set_bind_interface": (_status, [_options_p, c_char_p]),
     "eq1_mqtt_options_add_websocket_header": (_status, [_options_p, c_char_p, c_char_p]),
+    "eq1_mqtt_options_set_tls_ca_data": (_status, [_options_p, c_char_p, c_size_t]),
+    "eq1_mqtt_options_set_tls_client_cert_data": (_status, [_options_p, c_char_p, c_size_t,
+                                                            c_char_p, c_size_t, c_char_p]),
+    "eq1_mqtt_options_set_tls_client_signer": (_status, [_options_p, c_char_p, c_size_t,
+                                                         SIGN_CB, c_void_p]),
+    "eq1_mqtt_options_set_tls_alpn": (_status, [_options_p, POINTER(c_char_p), c_size_t]),
+    "eq1_mqtt_options_set_tls_server_name": (_status, [_options_p, c_char_p]),
+    "eq1_mqtt_options_set_tls_crl_file": (_status, [_options_p, c_char_p]),
+    "eq1_mqtt_options_set_tls_crl_data": (_status, [_options_p, c_char_p, c_size_t]),
     "eq1_mqtt_client_new": (_status, [_options_p, c_void_p, FREE_CB, POINTER(_client_p)]),
     "eq1_mqtt_client_free": (_status, [_client_p]),
     "eq1_mqtt_client_set_will": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,

@@ -70,6 +70,10 @@ class Status(enum.IntEnum):
     PROXY_AUTH_FAILED = 71
     WEBSOCKET_FAILED = 72
     BIND_FAILED = 73
+    TLS_CERT_REVOKED = 76
+    TLS_CLIENT_CERT_REVOKED = 77
+    TLS_KEY_PASSWORD = 78
+    TLS_SIGNER_FAILED = 79
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1

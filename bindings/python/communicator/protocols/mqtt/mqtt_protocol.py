@@ -35,6 +35,24 @@ __all__ = ["AuthChallenge", "ConnAckInfo", "ConnectionEvent", "ConnectionState",
            "UnsubscribeAck", "UnsubscribeResult"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class TlsSignatureScheme(enum.IntEnum):
+    """What ``MQTTConfig.tls_signer`` is asked to sign with (``eq1_tls_signature_scheme``:
+    the TLS SignatureScheme code points). The data is the message, not its hash; ECDSA
+    signatures are DER-encoded, RSA-PSS uses MGF1 with the same hash and a salt as long as
+    the hash."""
+
+    RSA_PKCS1_SHA256 = 0x0401
+    RSA_PKCS1_SHA384 = 0x0501
+    RSA_PKCS1_SHA512 = 0x0601
+    RSA_PSS_SHA256 = 0x0804
+    RSA_PSS_SHA384 = 0x0805
+    RSA_PSS_SHA512 = 0x0806
+    ECDSA_P256_SHA256 = 0x0403
+    ECDSA_P384_SHA384 = 0x0503
+    ECDSA_P521_SHA512 = 0x0603
+    ED25519 = 0x0807
 #: A failover broker: (host, port) or (host, port, tls).
 #: A failover broker: (host, port), (host, port, tls), or a URI string
 #: ("mqtts://host:8883", "wss://host/mqtt", "unix:///run/mosquitto.sock").
@@ -170,6 +188,30 @@ class MQTTConfig:
     #: Accept any server certificate. For tests only.
     tls_insecure: bool = False
     tls_verify_hostname: bool = True
+    #: Trusted CAs from memory (PEM or DER bytes) instead of ca_certs; turns TLS on.
+    ca_data: Optional[bytes] = None
+    #: Client certificate chain and key from memory (PEM or DER bytes) instead of
+    #: certfile/keyfile. key_password decrypts an encrypted key_data (PKCS#8 with AES or 3DES,
+    #: or OpenSSL's traditional "Proc-Type: 4,ENCRYPTED"); a wrong one raises
+    #: ProtocolValidationError with TLS_KEY_PASSWORD when the client is created.
+    cert_data: Optional[bytes] = None
+    key_data: Optional[bytes] = None
+    key_password: Optional[str] = None
+    #: A client key that never leaves its hardware: tls_signer_cert is the certificate chain
+    #: (PEM or DER bytes) and tls_signer(scheme, data) returns the signature of data (bytes)
+    #: for the TLS scheme (a TlsSignatureScheme value), or raises / returns None to fail the
+    #: handshake (TLS_SIGNER_FAILED). It runs on libeq1's I/O thread during the handshake:
+    #: keep it short and do not call the client from it.
+    tls_signer_cert: Optional[bytes] = None
+    tls_signer: Optional[Callable[[int, bytes], Optional[bytes]]] = None
+    #: ALPN protocol ids offered in the handshake, in order (e.g. ["mqtt"] for port 443).
+    tls_alpn: Optional[list[str]] = None
+    #: The TLS server name (SNI, and the name the certificate must hold) instead of
+    #: broker_address.
+    tls_server_name: Optional[str] = None
+    #: Certificate revocation lists for the broker's certificate: a PEM (or DER) file, or its
+    #: bytes. A revoked broker certificate fails the connect with TLS_CERT_REVOKED.
+    tls_crl: Optional[Union[PathLike, bytes]] = None
     #: Reconnect automatically (exponential backoff with jitter) after a lost connection.
     reconnect: bool = True
     reconnect_min_delay: float = 0.5
@@ -229,7 +271,7 @@ class MQTTConfig:
     bind_interface: Optional[str] = None
 
     #: Fields whose value repr() replaces with '***'.
-    _SECRET_FIELDS = ("password", "keyfile_password", "proxy")
+    _SECRET_FIELDS = ("password", "keyfile_password", "proxy", "key_data", "key_password")
 
     def __repr__(self) -> str:
         shown = []
@@ -244,7 +286,9 @@ class MQTTConfig:
             scheme = _uri_scheme(self.broker_address) if isinstance(self.broker_address,
                                                                      str) else None
             self.tls = bool(self.ca_certs or self.certfile or self.keyfile
-                            or BROKER_SCHEMES.get(scheme or "", False))
+                            or BROKER_SCHEMES.get(scheme or "", False)) or any(
+                value is not None
+                for value in (self.ca_data, self.cert_data, self.key_data, self.tls_signer_cert))
         self.validate()
 
     def validate(self) -> None:
@@ -372,7 +416,12 @@ class MQTTConfig:
         tls_only = {"ca_certs": self.ca_certs, "certfile": self.certfile,
                     "keyfile": self.keyfile, "keyfile_password": self.keyfile_password,
                     "tls_insecure": self.tls_insecure or None,
-                    "tls_verify_hostname": (not self.tls_verify_hostname) or None}
+                    "tls_verify_hostname": (not self.tls_verify_hostname) or None,
+                    "ca_data": self.ca_data, "cert_data": self.cert_data,
+                    "key_data": self.key_data, "key_password": self.key_password,
+                    "tls_alpn": self.tls_alpn, "tls_server_name": self.tls_server_name,
+                    "tls_crl": self.tls_crl, "tls_signer_cert": self.tls_signer_cert,
+                    "tls_signer": self.tls_signer}
         if not self.tls:
             given = [name for name, value in tls_only.items() if value is not None]
             if given:
@@ -390,6 +439,56 @@ class MQTTConfig:
             if self.keyfile is None:
                 raise _invalid("keyfile_password needs a keyfile", Status.TLS_CONFIG)
             _check_text("keyfile_password", self.keyfile_password, Status.TLS_CONFIG)
+        self._validate_tls_data()
+
+    def _validate_tls_data(self) -> None:
+        for name in ("ca_data", "cert_data", "key_data"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (bytes, bytearray)) or not value):
+                raise _invalid(f"{name} must be non-empty bytes (PEM or DER)", Status.TLS_CONFIG)
+        if self.ca_data is not None and self.ca_certs is not None:
+            raise _invalid("give ca_certs or ca_data, not both", Status.TLS_CONFIG)
+        if (self.cert_data is None) != (self.key_data is None):
+            raise _invalid("cert_data and key_data go together: give both or neither",
+                           Status.TLS_CONFIG)
+        if self.cert_data is not None and self.certfile is not None:
+            raise _invalid("give certfile/keyfile or cert_data/key_data, not both",
+                           Status.TLS_CONFIG)
+        if (self.tls_signer_cert is None) != (self.tls_signer is None):
+            raise _invalid("tls_signer_cert and tls_signer go together: give both or neither",
+                           Status.TLS_CONFIG)
+        if self.tls_signer is not None:
+            if not callable(self.tls_signer):
+                raise _invalid("tls_signer must be callable")
+            if not isinstance(self.tls_signer_cert, (bytes, bytearray)) or \
+                    not self.tls_signer_cert:
+                raise _invalid("tls_signer_cert must be non-empty bytes (PEM or DER)",
+                               Status.TLS_CONFIG)
+            if self.cert_data is not None or self.certfile is not None:
+                raise _invalid("give one client certificate: certfile, cert_data or "
+                               "tls_signer_cert", Status.TLS_CONFIG)
+        if self.key_password is not None:
+            if self.key_data is None:
+                raise _invalid("key_password needs key_data (keyfile takes keyfile_password)",
+                               Status.TLS_CONFIG)
+            _check_text("key_password", self.key_password, Status.TLS_CONFIG)
+        if self.tls_alpn is not None:
+            if not isinstance(self.tls_alpn, (list, tuple)):
+                raise _invalid("tls_alpn must be a list of str")
+            for i, protocol in enumerate(self.tls_alpn):
+                _check_text(f"tls_alpn[{i}]", protocol)
+                if not 1 <= len(protocol.encode("utf-8", errors="surrogatepass")) <= 255:
+                    raise _invalid(f"tls_alpn[{i}] must have 1..255 bytes")
+        if self.tls_server_name is not None:
+            _check_text("tls_server_name", self.tls_server_name)
+            if not self.tls_server_name:
+                raise _invalid("tls_server_name is empty")
+        if self.tls_crl is not None:
+            if isinstance(self.tls_crl, (bytes, bytearray)):
+                if not self.tls_crl:
+                    raise _invalid("tls_crl is empty", Status.TLS_CONFIG)
+            else:
+                _check_file("tls_crl", self.tls_crl)
 
     def failover_brokers(self) -> list[tuple[str, int, bool]]:
         """``brokers`` checked and normalized to (host, port, tls); a URI entry becomes
@@ -803,7 +902,30 @@ def _dispatch_report(user_data: Optional[int], report: Any) -> None:
         logger.exception("internal error while dispatching a delivery report")
 
 
+def _dispatch_sign(user_data: Optional[int], scheme: int, data: Optional[int],
+                   data_len: int, signature: Optional[int], capacity: int,
+                   signature_len: Any) -> bool:
+    try:
+        owner = _owner_of(user_data)
+        signer = owner.config.tls_signer if owner is not None else None
+        if signer is None or data is None or signature is None:
+            return False
+        result = signer(int(scheme), ctypes.string_at(data, data_len))
+        if result is None:
+            return False
+        if not isinstance(result, (bytes, bytearray)) or not 0 < len(result) <= capacity:
+            logger.error("tls_signer returned %r, not 1..%d bytes", type(result), capacity)
+            return False
+        ctypes.memmove(signature, bytes(result), len(result))
+        signature_len[0] = len(result)
+        return True
+    except BaseException:  # noqa: BLE001
+        logger.exception("tls_signer failed")
+        return False
+
+
 _message_trampoline = _native.MESSAGE_CB(_dispatch_message)
+_sign_trampoline = _native.SIGN_CB(_dispatch_sign)
 _auth_trampoline = _native.AUTH_CB(_dispatch_auth)
 _report_trampoline = _native.DELIVERY_REPORT_CB(_dispatch_report)
 _connection_trampoline = _native.CONNECTION_CB(_dispatch_connection)
@@ -964,6 +1086,28 @@ class MQTTProtocol(PubSubProtocol):
                     setopt("set_tls_client_cert", os.fsencode(c.certfile),
                            os.fsencode(c.keyfile),
                            c.keyfile_password.encode() if c.keyfile_password else None)
+                if c.ca_data is not None:
+                    ca = bytes(c.ca_data)
+                    setopt("set_tls_ca_data", ca, len(ca))
+                if c.cert_data is not None and c.key_data is not None:
+                    cert, key = bytes(c.cert_data), bytes(c.key_data)
+                    setopt("set_tls_client_cert_data", cert, len(cert), key, len(key),
+                           c.key_password.encode() if c.key_password is not None else None)
+                if c.tls_signer_cert is not None:
+                    chain = bytes(c.tls_signer_cert)
+                    setopt("set_tls_client_signer", chain, len(chain), _sign_trampoline,
+                           self._id)
+                if c.tls_alpn:
+                    ids = (ctypes.c_char_p * len(c.tls_alpn))(
+                        *[p.encode() for p in c.tls_alpn])
+                    setopt("set_tls_alpn", ids, len(c.tls_alpn))
+                if c.tls_server_name is not None:
+                    setopt("set_tls_server_name", c.tls_server_name.encode())
+                if isinstance(c.tls_crl, (bytes, bytearray)):
+                    crl = bytes(c.tls_crl)
+                    setopt("set_tls_crl_data", crl, len(crl))
+                elif c.tls_crl is not None:
+                    setopt("set_tls_crl_file", os.fsencode(c.tls_crl))
                 setopt("set_tls_verify_hostname", bool(c.tls_verify_hostname))
                 setopt("set_tls_insecure", bool(c.tls_insecure))
             for host, port, tls in c.failover_brokers():
