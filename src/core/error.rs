@@ -103,6 +103,12 @@ pub enum Error {
     /// An MQTT 5.0 CONNACK 0x9C / 0x9D: the broker sent the client to another server.
     #[error("{0}")]
     ServerMoved(String),
+    /// The persistence directory holds the session of another client id.
+    #[error("{0}")]
+    StoreClientMismatch(String),
+    /// The persistence directory holds session records of a format this version cannot read.
+    #[error("{0}")]
+    StoreFormat(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -255,6 +255,14 @@ status_table! {
     /// for their replies; nothing was sent.
     TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
         "too many requests are waiting for replies";
+    /// The persistence directory (`eq1_mqtt_options_set_persistence`) holds the session of
+    /// another client id: one store belongs to one client id. Nothing was changed in it.
+    StoreClientMismatch = 66, "EQ1_STATUS_STORE_CLIENT_MISMATCH", Validation,
+        "the store belongs to another client id";
+    /// The persistence directory holds session records written by a newer version of the
+    /// library (or not by this library); nothing was changed in it.
+    StoreFormat = 67, "EQ1_STATUS_STORE_FORMAT", Validation,
+        "the store holds session records this version cannot read";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -320,6 +328,8 @@ impl From<&Error> for Status {
             Error::TooManyRequests(_) => S::TooManyRequests,
             Error::Expired(_) => S::Expired,
             Error::ServerMoved(_) => S::ServerMoved,
+            Error::StoreClientMismatch(_) => S::StoreClientMismatch,
+            Error::StoreFormat(_) => S::StoreFormat,
             Error::Internal(_) => S::Internal,
         }
     }

@@ -65,6 +65,16 @@ impl Tokens {
         token
     }
 
+    /// Tokens of messages restored from a store: pending under their original numbers, and
+    /// new tokens are issued above them.
+    pub fn restore(&self, tokens: &[Token]) {
+        let mut state = self.lock();
+        for token in tokens {
+            state.next = state.next.max(*token);
+            state.pending.insert(*token);
+        }
+    }
+
     pub fn complete(&self, token: Token, result: &Result<()>) {
         self.complete_with(token, result, None)
     }

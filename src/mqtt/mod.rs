@@ -10,6 +10,7 @@ mod frame_check;
 mod fuzz_support;
 pub mod options;
 mod packet_ids;
+pub mod persistence;
 pub mod properties;
 pub mod request;
 pub mod session;
