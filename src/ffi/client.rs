@@ -780,3 +780,101 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_id(
         id.len()
     })
 }
+
+/// How many messages the client took back from its store when it was created
+/// (`eq1_mqtt_options_set_persistence`): publishes an earlier run accepted that had not
+/// completed. They are sent before anything new; each keeps its original token, and its
+/// outcome reaches the delivery callback like any other (install the callback before
+/// connecting to hear them all). `eq1_mqtt_client_restored_message` tells which they are.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success: `*out_count` is the number (0 without persistence).
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out_count` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_restored_message`, `eq1_mqtt_options_set_persistence`.
+///
+/// # Safety
+/// `client` NULL or live; `out_count` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_restored_count(
+    client: *const eq1_mqtt_client,
+    out_count: *mut usize,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let out = unsafe { out_param(out_count, 0, "out_count") }?;
+        *out = c.client.restored().len();
+        Ok(())
+    })
+}
+
+/// One restored message (`index` below `eq1_mqtt_client_restored_count`, in the order they
+/// were accepted): its original token, its QoS, and its topic copied into `topic_buf` with
+/// snprintf semantics (`topic_buf` may be NULL with `topic_buf_len` 0; `*out_topic_len`
+/// receives the topic's length without NUL). Out-params may be NULL when not wanted.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `topic_buf` is NULL with a
+///   non-zero `topic_buf_len`.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `index` is not below the restored count.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_restored_count`, `eq1_mqtt_client_set_delivery_callback`.
+///
+/// # Safety
+/// `client` NULL or live; `topic_buf` NULL or writable for `topic_buf_len` bytes; the
+/// out-params NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_restored_message(
+    client: *const eq1_mqtt_client,
+    index: usize,
+    out_token: *mut eq1_token,
+    out_qos: *mut c_int,
+    topic_buf: *mut c_char,
+    topic_buf_len: usize,
+    out_topic_len: *mut usize,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let token = unsafe { optional_out_param(out_token, 0) };
+        // SAFETY: per this function's contract.
+        let qos = unsafe { optional_out_param(out_qos, 0) };
+        // SAFETY: per this function's contract.
+        let topic_len = unsafe { optional_out_param(out_topic_len, 0) };
+        if topic_buf.is_null() && topic_buf_len > 0 {
+            return Err(Error::NullArgument(
+                "topic_buf is NULL with a non-zero topic_buf_len".into(),
+            ));
+        }
+        let restored = c.client.restored();
+        let Some(info) = restored.get(index) else {
+            return Err(Error::InvalidArgument(format!(
+                "restored message {index} does not exist: the client restored {}",
+                restored.len()
+            )));
+        };
+        if topic_buf_len > 0 {
+            let copied = info.topic.len().min(topic_buf_len - 1);
+            // SAFETY: `topic_buf` is writable for `topic_buf_len` bytes and `copied` is
+            // below it.
+            unsafe {
+                std::ptr::copy_nonoverlapping(info.topic.as_ptr(), topic_buf.cast::<u8>(), copied);
+                *topic_buf.add(copied) = 0;
+            }
+        }
+        if let Some(t) = token {
+            *t = info.token;
+        }
+        if let Some(q) = qos {
+            *q = info.qos as c_int;
+        }
+        if let Some(l) = topic_len {
+            *l = info.topic.len();
+        }
+        Ok(())
+    })
+}
