@@ -167,6 +167,42 @@
 #define MAX_SUBSCRIPTION_ID 268435455
 
 /**
+ * Segment size when nothing bounds the store.
+ */
+#define DEFAULT_SEGMENT_BYTES (1 << 20)
+
+/**
+ * The one format version this code reads and writes. A segment of another version is
+ * refused (`StoreError::Corrupt`), never guessed at.
+ */
+#define FORMAT_VERSION 1
+
+/**
+ * Bytes of the segment header: magic, version, reserved, segment number, header CRC, reserved.
+ */
+#define HEADER_LEN 32
+
+/**
+ * Bytes of a record frame before its body: body length, body CRC, frame-head CRC.
+ */
+#define FRAME_HEAD_LEN 12
+
+/**
+ * Bytes of a body before the value: kind and key.
+ */
+#define BODY_HEAD_LEN 9
+
+/**
+ * A value larger than this is refused (it could not be an MQTT packet: those end at 256 MiB).
+ */
+#define MAX_VALUE_LEN (256 << 20)
+
+/**
+ * The size of a segment that only has its header.
+ */
+#define EMPTY_LEN (uint64_t)HEADER_LEN
+
+/**
  * What kind of cause a status has; bindings choose their exception class from it
  * (`eq1_status_family_of`), so they never classify status numbers by hand.
  */
@@ -400,6 +436,27 @@ typedef enum eq1_status {
    * for their replies; nothing was sent.
    */
   EQ1_STATUS_TOO_MANY_REQUESTS = 60,
+  /**
+   * The persistence directory is in use by another client (in this or another process):
+   * each store has one owner at a time.
+   */
+  EQ1_STATUS_STORE_LOCKED = 62,
+  /**
+   * The message was not stored: the store reached its maximum size, or its disk is full
+   * (ENOSPC); the detail says which. Room comes back as deliveries complete or space is
+   * freed.
+   */
+  EQ1_STATUS_STORE_FULL = 63,
+  /**
+   * The persistent store's disk failed (EIO, a read-only file system, permissions), or the
+   * store stopped after a failed fdatasync; the detail names the file and the error.
+   */
+  EQ1_STATUS_STORE_IO = 64,
+  /**
+   * The persistent store cannot be read: a format version this library does not know, or
+   * damage in an older segment where its records cannot be located. Move it aside.
+   */
+  EQ1_STATUS_STORE_CORRUPT = 65,
   /**
    * An internal error (a bug): please report it with the detail message.
    */
