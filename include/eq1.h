@@ -192,6 +192,42 @@
 #define MAX_SUBSCRIPTION_ID 268435455
 
 /**
+ * Segment size when nothing bounds the store.
+ */
+#define DEFAULT_SEGMENT_BYTES (1 << 20)
+
+/**
+ * The one format version this code reads and writes. A segment of another version is
+ * refused (`StoreError::Corrupt`), never guessed at.
+ */
+#define FORMAT_VERSION 1
+
+/**
+ * Bytes of the segment header: magic, version, reserved, segment number, header CRC, reserved.
+ */
+#define HEADER_LEN 32
+
+/**
+ * Bytes of a record frame before its body: body length, body CRC, frame-head CRC.
+ */
+#define FRAME_HEAD_LEN 12
+
+/**
+ * Bytes of a body before the value: kind and key.
+ */
+#define BODY_HEAD_LEN 9
+
+/**
+ * A value larger than this is refused (it could not be an MQTT packet: those end at 256 MiB).
+ */
+#define MAX_VALUE_LEN (256 << 20)
+
+/**
+ * The size of a segment that only has its header.
+ */
+#define EMPTY_LEN (uint64_t)HEADER_LEN
+
+/**
  * What kind of cause a status has; bindings choose their exception class from it
  * (`eq1_status_family_of`), so they never classify status numbers by hand.
  */
@@ -426,15 +462,31 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_TOO_MANY_REQUESTS = 60,
   /**
+   * The persistence directory is in use by another client (in this or another process):
+   * each store has one owner at a time.
+   */
+  EQ1_STATUS_STORE_LOCKED = 62,
+  /**
+   * The message was not stored: the store reached its maximum size, or its disk is full
+   * (ENOSPC); the detail says which. Room comes back as deliveries complete or space is
+   * freed.
+   */
+  EQ1_STATUS_STORE_FULL = 63,
+  /**
+   * The persistent store's disk failed (EIO, a read-only file system, permissions), or the
+   * store stopped after a failed fdatasync; the detail names the file and the error.
+   */
+  EQ1_STATUS_STORE_IO = 64,
+  /**
+   * The persistent store cannot be read: a format version this library does not know, or
+   * damage in an older segment where its records cannot be located. Move it aside.
+   */
+  EQ1_STATUS_STORE_CORRUPT = 65,
+  /**
    * The persistence directory (`eq1_mqtt_options_set_persistence`) holds the session of
    * another client id: one store belongs to one client id. Nothing was changed in it.
    */
   EQ1_STATUS_STORE_CLIENT_MISMATCH = 66,
-  /**
-   * The persistence directory holds session records written by a newer version of the
-   * library (or not by this library); nothing was changed in it.
-   */
-  EQ1_STATUS_STORE_FORMAT = 67,
   /**
    * An internal error (a bug): please report it with the detail message.
    */
@@ -1554,7 +1606,7 @@ enum eq1_status eq1_mqtt_options_set_persistence_interval(struct eq1_mqtt_option
  * 65,536) and chooses whether QoS 0 messages waiting in the outbox are kept too
  * (`keep_qos0`, default false; a QoS 0 message leaves the store when it is sent). A full
  * store follows the outbox's policy (`eq1_mqtt_options_set_offline_queue`):
- * `EQ1_QUEUE_REJECT_NEW` refuses the new publish with the store-full status;
+ * `EQ1_QUEUE_REJECT_NEW` refuses the new publish with `EQ1_STATUS_STORE_FULL`;
  * `EQ1_QUEUE_DROP_OLDEST` drops the oldest stored message not yet sent (its delivery
  * callback reports `EQ1_STATUS_DROPPED`) to make room, and refuses only when every stored
  * message is in flight.
@@ -1597,7 +1649,15 @@ enum eq1_status eq1_mqtt_options_set_persistence_limit(struct eq1_mqtt_options *
  *   (see `eq1_mqtt_options_set_allow_plaintext_fallback`).
  * - `EQ1_STATUS_INVALID_CLIENT_ID` when MQTT 3.1 is selected and the client id is longer than
  *   23 bytes.
- * - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0, or
+ *   persistence is set without a client id.
+ * - `EQ1_STATUS_STORE_LOCKED` when the persistence directory is held by another client (in
+ *   this or another process); that client is not disturbed.
+ * - `EQ1_STATUS_STORE_CLIENT_MISMATCH` when the persistence directory holds the session of
+ *   another client id.
+ * - `EQ1_STATUS_STORE_CORRUPT` when the persistence directory cannot be read (an unknown
+ *   format version, damage beyond a torn end).
+ * - `EQ1_STATUS_STORE_IO` when the persistence directory cannot be created or read.
  * - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
  *   on a bug in the library (a caught panic).
  *
@@ -1816,6 +1876,11 @@ bool eq1_mqtt_client_is_connected(const struct eq1_mqtt_client *client);
  *   disconnected) and the options do not queue before connect
  *   (`eq1_mqtt_options_set_offline_queue`).
  * - `EQ1_STATUS_QUEUE_FULL` when the outbox is full and its policy is `EQ1_QUEUE_REJECT_NEW`.
+ * - `EQ1_STATUS_STORE_FULL` (with persistence) when the store reached its size limit and
+ *   nothing can be dropped, or its file system is full (ENOSPC): the message was not
+ *   accepted; retry once deliveries complete or space is freed.
+ * - `EQ1_STATUS_STORE_IO` (with persistence) when writing the store failed (EIO, a
+ *   read-only file system): the message was not accepted.
  * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
  * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
  *   engine stopped).

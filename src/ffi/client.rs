@@ -81,7 +81,15 @@ unsafe impl Sync for UserData {}
 ///   (see `eq1_mqtt_options_set_allow_plaintext_fallback`).
 /// - `EQ1_STATUS_INVALID_CLIENT_ID` when MQTT 3.1 is selected and the client id is longer than
 ///   23 bytes.
-/// - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0, or
+///   persistence is set without a client id.
+/// - `EQ1_STATUS_STORE_LOCKED` when the persistence directory is held by another client (in
+///   this or another process); that client is not disturbed.
+/// - `EQ1_STATUS_STORE_CLIENT_MISMATCH` when the persistence directory holds the session of
+///   another client id.
+/// - `EQ1_STATUS_STORE_CORRUPT` when the persistence directory cannot be read (an unknown
+///   format version, damage beyond a torn end).
+/// - `EQ1_STATUS_STORE_IO` when the persistence directory cannot be created or read.
 /// - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
 ///   on a bug in the library (a caught panic).
 ///
@@ -419,6 +427,11 @@ pub unsafe extern "C" fn eq1_mqtt_client_is_connected(client: *const eq1_mqtt_cl
 ///   disconnected) and the options do not queue before connect
 ///   (`eq1_mqtt_options_set_offline_queue`).
 /// - `EQ1_STATUS_QUEUE_FULL` when the outbox is full and its policy is `EQ1_QUEUE_REJECT_NEW`.
+/// - `EQ1_STATUS_STORE_FULL` (with persistence) when the store reached its size limit and
+///   nothing can be dropped, or its file system is full (ENOSPC): the message was not
+///   accepted; retry once deliveries complete or space is freed.
+/// - `EQ1_STATUS_STORE_IO` (with persistence) when writing the store failed (EIO, a
+///   read-only file system): the message was not accepted.
 /// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
 /// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
 ///   engine stopped).

@@ -694,7 +694,7 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_persistence_interval(
 /// 65,536) and chooses whether QoS 0 messages waiting in the outbox are kept too
 /// (`keep_qos0`, default false; a QoS 0 message leaves the store when it is sent). A full
 /// store follows the outbox's policy (`eq1_mqtt_options_set_offline_queue`):
-/// `EQ1_QUEUE_REJECT_NEW` refuses the new publish with the store-full status;
+/// `EQ1_QUEUE_REJECT_NEW` refuses the new publish with `EQ1_STATUS_STORE_FULL`;
 /// `EQ1_QUEUE_DROP_OLDEST` drops the oldest stored message not yet sent (its delivery
 /// callback reports `EQ1_STATUS_DROPPED`) to make room, and refuses only when every stored
 /// message is in flight.

@@ -424,10 +424,42 @@ pub fn open(
 
 type Opened = (Box<dyn DurableLog>, Vec<(u64, Vec<u8>)>, (u64, u64));
 
-fn open_store(_settings: &PersistenceOptions) -> Result<Opened> {
-    Err(Error::FeatureNotSupported(
-        "persistence is not built into this library yet".into(),
+fn open_store(settings: &PersistenceOptions) -> Result<Opened> {
+    use crate::persist::{Store, StoreOptions};
+    let durability = match settings.durability {
+        Durability::Sync => crate::persist::Durability::Sync,
+        Durability::Batched { interval } => crate::persist::Durability::Batched { interval },
+    };
+    let (store, recovered) = Store::open(
+        &settings.directory,
+        StoreOptions {
+            durability,
+            max_bytes: settings.max_bytes,
+        },
+    )?;
+    Ok((
+        Box::new(store),
+        recovered.records,
+        (recovered.discarded_bytes, recovered.discarded_records),
     ))
+}
+
+/// The on-disk store (`crate::persist`). Only its size bound counts as "full" for the
+/// full-queue policies: a full file system (ENOSPC) is reported at publish whatever the
+/// policy, since dropping would need room for its tombstone too.
+impl DurableLog for crate::persist::Store {
+    fn put(&self, key: u64, value: &[u8]) -> std::result::Result<(), LogError> {
+        crate::persist::Store::put(self, key, value).map_err(|e| LogError {
+            full: matches!(e, crate::persist::StoreError::Full(_)),
+            error: e.into(),
+        })
+    }
+    fn remove(&self, key: u64) -> Result<()> {
+        Ok(crate::persist::Store::remove(self, key)?)
+    }
+    fn flush(&self) -> Result<()> {
+        Ok(crate::persist::Store::flush(self)?)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -462,11 +494,11 @@ fn encode_meta(client_id: &str) -> Vec<u8> {
 fn decode_meta(value: &[u8]) -> Result<String> {
     match value.split_first() {
         Some((&FORMAT, id)) => String::from_utf8(id.to_vec())
-            .map_err(|_| Error::StoreFormat("the store's client id is not UTF-8".into())),
-        Some((v, _)) => Err(Error::StoreFormat(format!(
+            .map_err(|_| Error::StoreCorrupt("the store's client id is not UTF-8".into())),
+        Some((v, _)) => Err(Error::StoreCorrupt(format!(
             "the store was written in session format {v}; this library reads format {FORMAT}"
         ))),
-        None => Err(Error::StoreFormat(
+        None => Err(Error::StoreCorrupt(
             "the store's header record is empty".into(),
         )),
     }
@@ -813,7 +845,7 @@ mod tests {
                 if lock(&self.0.records).len() >= self.1 {
                     return Err(LogError {
                         full: true,
-                        error: Error::QueueFull("the store is full".into()),
+                        error: Error::StoreFull("the store is full".into()),
                     });
                 }
                 self.0.put(key, value)
@@ -834,6 +866,6 @@ mod tests {
         // Nothing queued is left to drop (2 and 3 left the outbox): the new one is refused.
         assert!(!p.leaves_outbox(3));
         let err = p.accept(4, &message("t", 1), now).unwrap_err();
-        assert!(matches!(err, Error::QueueFull(_)), "{err:?}");
+        assert!(matches!(err, Error::StoreFull(_)), "{err:?}");
     }
 }

@@ -66,8 +66,11 @@ class Status(enum.IntEnum):
     MQTT5_REQUIRED = 57
     NO_RESPONSE_TOPIC = 59
     TOO_MANY_REQUESTS = 60
+    STORE_LOCKED = 62
+    STORE_FULL = 63
+    STORE_IO = 64
+    STORE_CORRUPT = 65
     STORE_CLIENT_MISMATCH = 66
-    STORE_FORMAT = 67
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
