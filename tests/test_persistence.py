@@ -269,3 +269,128 @@ def test_sigkilled_publisher_loses_nothing_when_the_broker_forgets_the_session(
     # may arrive twice. At most the inflight window (20) of them.
     counts = check_counts(counter, accepted, allowed_qos2_duplicates=20)
     assert set(counts) == set(range(N_QOS1 + N_QOS2)), "every number arrived"
+
+
+@pytest.mark.timeout(120)
+def test_a_second_process_on_the_store_gets_its_status_and_the_first_goes_on(
+        publisher, broker, mqtt, tmp_path):
+    from communicator.common.exceptions import ProtocolError, Status
+
+    counter = Counter()
+    persistent_subscriber(mqtt, broker, counter)
+    store = tmp_path / "store"
+    total = 3000
+    args = [str(publisher), broker.host, str(broker.port), str(store), "batched", str(total),
+            "0", "0", "0", "300"]
+    first_out = tmp_path / "first.out"
+    with open(first_out, "wb") as sink:
+        first = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while last_printed(first_out) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert "ERROR client_new EQ1_STATUS_STORE_LOCKED" in second.stdout, second.stdout
+        # The same refusal through the Python binding, in this process.
+        with pytest.raises(ProtocolError) as refused:
+            mqtt(broker, connect=False, client_id="eq1-crash-pub", clean_session=False,
+                 persistence_dir=store, durability="sync")
+        assert refused.value.status == Status.STORE_LOCKED, refused.value
+        assert first.poll() is None, "the first process was still publishing meanwhile"
+        during = last_printed(first_out)
+        assert first.wait(timeout=60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    numbers, other = accepted_in(first_out)
+    assert "DONE" in other and numbers == set(range(total)), other
+    assert during < total - 1, "the first went on publishing after the second was refused"
+    missing = counter.wait_for(numbers, timeout=30)
+    assert not missing, ranges(sorted(missing))[:10]
+    # Once the first is gone the store opens again, for its own client id only.
+    with pytest.raises(ProtocolError) as mismatch:
+        mqtt(broker, connect=False, client_id="someone-else", persistence_dir=store)
+    assert mismatch.value.status == Status.STORE_CLIENT_MISMATCH, mismatch.value
+    again = mqtt(broker, connect=False, client_id="eq1-crash-pub", clean_session=False,
+                 persistence_dir=store)
+    assert again.restored_messages() == [], "a finished run leaves nothing to restore"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs made for the test (CI runs as root: a failed mount fails the test)."""
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"cannot mount a small tmpfs (the test needs root): {r.stderr}"
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
+
+
+def fill(directory: Path) -> Path:
+    """Writes a file until the file system is full."""
+    filler = directory / "filler"
+    chunk = b"\0" * 65536
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(chunk)
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.timeout(120)
+def test_a_full_disk_fails_publish_with_its_status_and_loses_nothing_stored(
+        broker, mqtt, small_disk):
+    from communicator.common.exceptions import ProtocolError, Status
+
+    store = small_disk / "store"
+    config = dict(client_id="eq1-disk-pub", clean_session=False, persistence_dir=store,
+                  durability="sync", queue_before_connect=True)
+    # Not connected: everything accepted stays in the store.
+    pub = mqtt(broker, connect=False, **config)
+    payload = b"x" * 1000
+    accepted = []
+    for seq in range(200):
+        accepted.append(pub.publish_async(f"disk/1/{seq}", payload, qos=1))
+    filler = fill(small_disk)
+    refused = None
+    for seq in range(200, 20_000):
+        try:
+            accepted.append(pub.publish_async(f"disk/1/{seq}", payload, qos=1))
+        except ProtocolError as e:
+            refused = e
+            break
+    assert refused is not None, "the full disk never refused a publish"
+    assert refused.status == Status.STORE_FULL, refused
+    assert "space" in refused.detail, refused.detail
+    # Still refused while full, and never hanging.
+    with pytest.raises(ProtocolError) as again:
+        pub.publish_async("disk/1/x", payload, qos=1)
+    assert again.value.status == Status.STORE_FULL
+    # Space comes back: publishing works again.
+    filler.unlink()
+    for seq in range(len(accepted), len(accepted) + 100):
+        accepted.append(pub.publish_async(f"disk/1/{seq}", payload, qos=1))
+    count = len(accepted)
+    pub.close()
+    # Nothing stored was lost: a new client on the store has every accepted message, in order,
+    # and delivers them once connected.
+    counter = Counter()
+    persistent_subscriber_on = mqtt(broker, client_id="eq1-disk-sub", clean_session=False)
+    persistent_subscriber_on.subscribe("disk/#", counter, qos=1)
+    pub = mqtt(broker, connect=False, **config)
+    restored = pub.restored_messages()
+    assert [topic for _, topic, _ in restored] == [f"disk/1/{s}" for s in range(count)]
+    assert [token for token, _, _ in restored] == accepted, "each keeps its token"
+    pub.connect()
+    missing = counter.wait_for(set(range(count)), timeout=30)
+    assert not missing, ranges(sorted(missing))[:10]
+    for token in accepted:
+        assert pub.wait(token, timeout=10)

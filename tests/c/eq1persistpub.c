@@ -3,7 +3,7 @@
  * (tests/test_persistence.py), which SIGKILL it at random moments and start it again on the
  * same store.
  *
- *   eq1persistpub HOST PORT STORE_DIR sync|batched N_QOS1 N_QOS2 FIRST_SEQ [MAX_BYTES]
+ *   eq1persistpub HOST PORT STORE_DIR sync|batched N_QOS1 N_QOS2 FIRST_SEQ [MAX_BYTES [PACE_US]]
  *
  * Sequence numbers 0 .. N_QOS1-1 go out at QoS 1, N_QOS1 .. N_QOS1+N_QOS2-1 at QoS 2, each
  * on topic "crash/<qos>/<seq>" with the number as payload. It starts at FIRST_SEQ, or after
@@ -56,6 +56,7 @@ int main(int argc, char **argv)
 	int durability = strcmp(argv[4], "sync") == 0 ? EQ1_DURABILITY_SYNC : EQ1_DURABILITY_BATCHED;
 	long n1 = atol(argv[5]), n2 = atol(argv[6]), first = atol(argv[7]);
 	unsigned long long max_bytes = argc > 8 ? strtoull(argv[8], NULL, 10) : 0;
+	long pace_us = argc > 9 ? atol(argv[9]) : 0;
 	long total = n1 + n2;
 
 	eq1_mqtt_options *o = eq1_mqtt_options_new();
@@ -121,6 +122,10 @@ int main(int argc, char **argv)
 		tokens[count++] = token;
 		printf("%ld\n", seq);
 		fflush(stdout);
+		if (pace_us > 0) {
+			struct timespec ts = { 0, pace_us * 1000 };
+			nanosleep(&ts, NULL);
+		}
 	}
 	for (size_t i = 0; i < count; i++) {
 		s = eq1_mqtt_client_wait(c, tokens[i], 60000);
