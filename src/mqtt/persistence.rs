@@ -77,6 +77,9 @@ pub struct PersistenceOptions {
     pub qos0: bool,
 }
 
+/// In the sync mode, how often the store syncs what needs no sync of its own (removals).
+const SYNC_MODE_BACKGROUND_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The default interval of the batched mode.
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -140,6 +143,10 @@ pub enum FullPolicy {
 /// caller's thread) and the driver (packet ids, stages, removals).
 pub struct Persistence {
     log: RwLock<Option<Box<dyn DurableLog>>>,
+    /// The sync mode: an accepted publish is flushed (group-committed) before publish returns,
+    /// and what the session records is flushed before the packets it guards are written.
+    /// The store itself runs batched, so that the session's removals never wait for a sync.
+    sync: bool,
     qos0: bool,
     policy: FullPolicy,
     /// With the drop-oldest policy: tokens of stored messages still in the outbox (the ones
@@ -162,6 +169,19 @@ impl Persistence {
         client_id: &str,
         qos0: bool,
         policy: FullPolicy,
+    ) -> Result<(Persistence, Restored)> {
+        Persistence::attach_with(log, records, client_id, qos0, policy, false)
+    }
+
+    /// `attach`; with `sync`, accepted publishes are flushed before `accept` returns and
+    /// `barrier` flushes.
+    pub fn attach_with(
+        log: Box<dyn DurableLog>,
+        records: Vec<(u64, Vec<u8>)>,
+        client_id: &str,
+        qos0: bool,
+        policy: FullPolicy,
+        sync: bool,
     ) -> Result<(Persistence, Restored)> {
         let mut restored = Restored::default();
         let mut messages: BTreeMap<Token, RestoredMessage> = BTreeMap::new();
@@ -227,6 +247,7 @@ impl Persistence {
         Ok((
             Persistence {
                 log: RwLock::new(Some(log)),
+                sync,
                 qos0,
                 policy,
                 drop_index,
@@ -266,6 +287,13 @@ impl Persistence {
         }
         loop {
             match self.with_log(|log| Ok(log.put(token, &record))) {
+                Ok(Ok(())) if self.sync => {
+                    return self.flush().inspect_err(|_| {
+                        self.forget_queued(token);
+                        // Not accepted: it must not be sent, nor restored later.
+                        let _ = self.with_log(|log| log.remove(token));
+                    });
+                }
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) if e.full && self.policy == FullPolicy::DropOldest => {
                     if !self.drop_oldest_except(token)? {
@@ -387,6 +415,17 @@ impl Persistence {
         self.with_log(|log| log.flush())
     }
 
+    /// In the sync mode, before packets that records guard leave (a QoS 2 packet id before
+    /// its PUBLISH, a received id before its PUBREC): those records reach the disk, one
+    /// group commit for the whole write. Written to the kernel is enough otherwise.
+    pub fn barrier(&self) {
+        if self.sync {
+            if let Err(e) = self.flush() {
+                log!(Level::Warn, "syncing the store before a write failed: {e}");
+            }
+        }
+    }
+
     /// Flushes and closes the store (its lock is released): later calls fail. Runs when the
     /// client is freed, so that the same directory can be opened again at once.
     pub fn close(&self) {
@@ -406,8 +445,9 @@ pub fn open(
     policy: FullPolicy,
 ) -> Result<(Arc<Persistence>, Restored)> {
     let (log, records, discarded) = open_store(settings)?;
+    let sync = settings.durability == Durability::Sync;
     let (persistence, mut restored) =
-        Persistence::attach(log, records, client_id, settings.qos0, policy)?;
+        Persistence::attach_with(log, records, client_id, settings.qos0, policy, sync)?;
     restored.discarded_bytes += discarded.0;
     restored.discarded_records += discarded.1;
     if restored.discarded_records > 0 {
@@ -426,8 +466,13 @@ type Opened = (Box<dyn DurableLog>, Vec<(u64, Vec<u8>)>, (u64, u64));
 
 fn open_store(settings: &PersistenceOptions) -> Result<Opened> {
     use crate::persist::{Store, StoreOptions};
+    // The sync mode runs the store batched and flushes what must be durable itself
+    // (`Persistence::accept`, `barrier`): removals and the session's own records then cost a
+    // write, not a sync each, and concurrent publishers still share one sync.
     let durability = match settings.durability {
-        Durability::Sync => crate::persist::Durability::Sync,
+        Durability::Sync => crate::persist::Durability::Batched {
+            interval: SYNC_MODE_BACKGROUND_INTERVAL,
+        },
         Durability::Batched { interval } => crate::persist::Durability::Batched { interval },
     };
     let (store, recovered) = Store::open(

@@ -332,6 +332,9 @@ pub struct Session<W> {
     persist: Option<Arc<Persistence>>,
     /// A store write failed before a QoS 2 PUBLISH could go out: sending waits until then.
     persist_retry: Option<Instant>,
+    /// Records guarding packets in `out` were written since the last transmit: the store's
+    /// barrier runs before the bytes are handed over.
+    persist_dirty: bool,
 }
 
 impl<W> Session<W> {
@@ -375,6 +378,7 @@ impl<W> Session<W> {
             auth_steps: 0,
             persist: None,
             persist_retry: None,
+            persist_dirty: false,
         }
     }
 
@@ -820,6 +824,7 @@ impl<W> Session<W> {
             }
             _ => {
                 if let Some(p) = &self.persist {
+                    self.persist_dirty = true;
                     if let Err(e) = p.record_inbound(ticket.pkid) {
                         log!(
                             Level::Warn,
@@ -1803,6 +1808,11 @@ impl<W> Session<W> {
         if self.out.bytes.is_empty() {
             return None;
         }
+        if std::mem::take(&mut self.persist_dirty) {
+            if let Some(p) = &self.persist {
+                p.barrier();
+            }
+        }
         self.link.last_sent = now;
         Some(std::mem::take(&mut self.out))
     }
@@ -1986,6 +1996,7 @@ impl<W> Session<W> {
                     break;
                 }
                 stored_state = true;
+                self.persist_dirty = true;
             }
             if let Err(e) = encode_publish(
                 &self.codec,
