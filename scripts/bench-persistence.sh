@@ -7,8 +7,8 @@
 #
 #   scripts/bench-persistence.sh          # ~1-2 minutes on 2 cores
 #
-# Knobs (environment): EQ1_BENCH_REPS (3), EQ1_BENCH_N (40000 messages; the sync runs use a
-# tenth), EQ1_BENCH_PAYLOAD (64 bytes), EQ1_BENCH_WINDOW (100, also the broker's
+# Knobs (environment): EQ1_BENCH_REPS (3), EQ1_BENCH_N (40000 messages; the sync and Paho runs
+# use a tenth or a fifth), EQ1_BENCH_PAYLOAD (64 bytes), EQ1_BENCH_WINDOW (100, also the broker's
 # max_inflight_messages), EQ1_BENCH_STORE (directory for the stores: default under target/,
 # which is on the repository's disk: a tmpfs would make "sync" meaningless).
 set -euo pipefail
@@ -55,9 +55,9 @@ configs=(
     "libeq1, batched (100 ms)|eq1-batched|1|$n"
     "libeq1, sync|eq1-sync|1|$((n / 10))"
     "libeq1, sync, 4 publishing threads|eq1-sync|4|$((n / 5))"
-    "Paho MQTTAsync, no persistence|paho-none|1|$((n / 2))"
-    "Paho MQTTAsync, MQTTASYNC_PERSISTENCE_DEFAULT|paho-default|1|$((n / 2))"
-    "Paho MQTTAsync, MQTTASYNC_PERSISTENCE_DEFAULT, 4 threads|paho-default|4|$((n / 2))"
+    "Paho MQTTAsync, no persistence|paho-none|1|$((n / 10))"
+    "Paho MQTTAsync, MQTTASYNC_PERSISTENCE_DEFAULT|paho-default|1|$((n / 10))"
+    "Paho MQTTAsync, MQTTASYNC_PERSISTENCE_DEFAULT, 4 threads|paho-default|4|$((n / 10))"
 )
 : > "$work/results"
 for rep in $(seq "$reps"); do

@@ -152,7 +152,22 @@ pub struct Persistence {
     /// With the drop-oldest policy: tokens of stored messages still in the outbox (the ones
     /// a full store may drop), and the ones dropped that the session still holds.
     drop_index: Option<Mutex<DropIndex>>,
+    /// Removals of finished messages, done by a thread of their own (`start_janitor`) so
+    /// that the driver, which finishes every flow, never waits on the store for them. Their
+    /// keys (token numbers) are never reused, so a late removal cannot hit a newer record.
+    /// Without the thread (unit tests) removals are done at once.
+    janitor: std::sync::OnceLock<Arc<Janitor>>,
 }
+
+#[derive(Default)]
+struct Janitor {
+    /// Keys to remove, and whether the thread should stop.
+    queue: Mutex<(Vec<u64>, bool)>,
+    wake: std::sync::Condvar,
+}
+
+/// How long the janitor lets removals gather before it writes them.
+const JANITOR_PAUSE: Duration = Duration::from_millis(2);
 
 #[derive(Default)]
 struct DropIndex {
@@ -251,9 +266,52 @@ impl Persistence {
                 qos0,
                 policy,
                 drop_index,
+                janitor: std::sync::OnceLock::new(),
             },
             restored,
         ))
+    }
+
+    /// Starts the thread that removes finished messages from the store.
+    fn start_janitor(self: &Arc<Self>) -> Result<()> {
+        let janitor = Arc::new(Janitor::default());
+        let weak = Arc::downgrade(self);
+        let shared = janitor.clone();
+        std::thread::Builder::new()
+            .name("eq1-store-janitor".into())
+            .spawn(move || loop {
+                let keys = {
+                    let mut queue = lock(&shared.queue);
+                    while queue.0.is_empty() && !queue.1 {
+                        queue = shared.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                    }
+                    if queue.1 {
+                        return;
+                    }
+                    std::mem::take(&mut queue.0)
+                };
+                let Some(persistence) = weak.upgrade() else {
+                    return;
+                };
+                persistence.remove_now(&keys);
+                drop(persistence);
+                std::thread::sleep(JANITOR_PAUSE);
+            })
+            .map_err(|e| {
+                Error::Internal(format!("cannot start the store's janitor thread: {e}"))
+            })?;
+        let _ = self.janitor.set(janitor);
+        Ok(())
+    }
+
+    fn remove_now(&self, keys: &[u64]) {
+        let result = self.with_log(|log| keys.iter().try_for_each(|key| log.remove(*key)));
+        if let Err(e) = result {
+            log!(
+                Level::Warn,
+                "cannot remove finished messages from the store (they may be sent again after a restart): {e}"
+            );
+        }
     }
 
     fn with_log<T>(&self, f: impl FnOnce(&dyn DurableLog) -> Result<T>) -> Result<T> {
@@ -381,18 +439,19 @@ impl Persistence {
             return;
         }
         self.forget_queued(token);
-        let result = self.with_log(|log| {
-            log.remove(token)?;
-            if had_state {
-                log.remove(STATE_BIT | token)?;
+        // The message first: a state left alone is dropped at the next start.
+        let keys = [token, STATE_BIT | token];
+        let keys = if had_state { &keys[..] } else { &keys[..1] };
+        match self.janitor.get() {
+            Some(janitor) => {
+                let mut queue = lock(&janitor.queue);
+                let was_empty = queue.0.is_empty();
+                queue.0.extend_from_slice(keys);
+                if was_empty {
+                    janitor.wake.notify_one();
+                }
             }
-            Ok(())
-        });
-        if let Err(e) = result {
-            log!(
-                Level::Warn,
-                "cannot remove the finished message {token} from the store (it may be sent again after a restart): {e}"
-            );
+            None => self.remove_now(keys),
         }
     }
 
@@ -429,6 +488,15 @@ impl Persistence {
     /// Flushes and closes the store (its lock is released): later calls fail. Runs when the
     /// client is freed, so that the same directory can be opened again at once.
     pub fn close(&self) {
+        if let Some(janitor) = self.janitor.get() {
+            let keys = {
+                let mut queue = lock(&janitor.queue);
+                queue.1 = true;
+                janitor.wake.notify_one();
+                std::mem::take(&mut queue.0)
+            };
+            self.remove_now(&keys);
+        }
         let log = self.log.write().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(log) = log {
             if let Err(e) = log.flush() {
@@ -459,7 +527,9 @@ pub fn open(
             restored.discarded_bytes
         );
     }
-    Ok((Arc::new(persistence), restored))
+    let persistence = Arc::new(persistence);
+    persistence.start_janitor()?;
+    Ok((persistence, restored))
 }
 
 type Opened = (Box<dyn DurableLog>, Vec<(u64, Vec<u8>)>, (u64, u64));
