@@ -882,6 +882,10 @@ impl<W> Session<W> {
                         entry.stage = Stage::AwaitComp;
                         if let Some(p) = &self.persist {
                             entry.stored_state = true;
+                            // Synced (sync mode) before the PUBREL leaves: after a power loss
+                            // the flow resumes at PUBREL, never at a PUBLISH the broker may
+                            // already have completed.
+                            self.persist_dirty = true;
                             if let Err(e) =
                                 p.record_stage(entry.token, RestoredStage::AwaitComp(pkid))
                             {
