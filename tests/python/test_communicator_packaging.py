@@ -1,5 +1,6 @@
 """Packaging and loading: where communicator looks for libeq1, the error when it finds none,
-and `pip install ./bindings/python` into a fresh virtual environment."""
+and `pip install ./bindings/python` / a wheel built from it into fresh virtual environments:
+the build compiles libeq1 with cargo and bundles it, so nothing else is needed to connect."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from communicator_testutil import BINDINGS
+from communicator_testutil import BINDINGS, REPO
+from harness.broker import TEST_PASSWORD, TEST_USER
 
 IGNORE = shutil.ignore_patterns("__pycache__", "build", "*.egg-info", "libeq1.so*")
 
@@ -100,32 +104,132 @@ def test_library_beside_the_package_is_found(tmp_path, eq1_library):
     assert r.stdout.split() == [str(pkg / "communicator" / "libeq1.so"), "0.1.0"]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_pip_install_into_a_venv(tmp_path, eq1_library, broker):
-    source = tmp_path / "src"
-    shutil.copytree(BINDINGS, source, ignore=IGNORE)  # pip builds in-tree: keep ours clean
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, timeout=300)
-    python = str(venv / "bin" / "python")
-    r = subprocess.run([python, "-m", "pip", "install", "--no-input", "--quiet", str(source)],
-                       capture_output=True, text=True, timeout=800)
+@pytest.fixture(scope="module")
+def package_source(tmp_path_factory) -> Path:
+    """A copy of what the package build needs (the crate and bindings/python), laid out as in
+    the repository, so pip builds in the copy and leaves the checkout clean. One copy for the
+    module: the second build finds cargo's artefacts of the first up to date."""
+    dest = tmp_path_factory.mktemp("source")
+    for name in ("Cargo.toml", "Cargo.lock", "build.rs"):
+        shutil.copy(REPO / name, dest / name)
+    shutil.copytree(REPO / "src", dest / "src")
+    shutil.copytree(BINDINGS, dest / "bindings" / "python", ignore=IGNORE)
+    return dest / "bindings" / "python"
+
+
+def _fresh_venv(path: Path) -> str:
+    """A virtual environment without the system's site-packages: nothing of ours leaks in."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+    return str(path / "bin" / "python")
+
+
+def _pip(python: str, *args: str) -> None:
+    # The build reuses the repository's cargo target folder for the dependencies' artefacts.
+    env = {k: v for k, v in os.environ.items() if k not in ("EQ1_LIBRARY", "PYTHONPATH")}
+    env["CARGO_TARGET_DIR"] = str(REPO / "target")
+    r = subprocess.run([python, "-m", "pip", "--no-input", "--disable-pip-version-check",
+                        *args], capture_output=True, text=True, timeout=1500, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _run_example(python: str, name: str, env_extra: dict[str, str],
+                 cwd: Path) -> subprocess.CompletedProcess:
+    """Runs bindings/python/examples/<name> with the venv's interpreter and no $EQ1_LIBRARY."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("EQ1_LIBRARY", "LD_LIBRARY_PATH", "PYTHONPATH")}
+    env.update(env_extra)
+    return subprocess.run([python, str(BINDINGS / "examples" / name)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_pip_install_builds_the_library_and_runs_the_design_examples(
+        tmp_path, package_source, broker, tls_broker, pki):
+    package = package_source
+    python = _fresh_venv(tmp_path / "venv")
+    _pip(python, "install", "--quiet", str(package))
+
+    # The installed package carries its own libeq1 and loads it without $EQ1_LIBRARY.
     r = _run("""
         import sys
         from pathlib import Path
         import communicator
-        from communicator.protocols.mqtt.mqtt_protocol import MQTTProtocol, MQTTConfig
         here = Path(communicator.__file__).resolve().parent
         assert str(here).startswith(sys.prefix), (here, sys.prefix)
         assert (here / "py.typed").is_file()
+        print(communicator.library_path())
+        print(communicator.library_version())
+        """, {}, None, python=python, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    site = Path(r.stdout.split()[0]).parent
+    assert r.stdout.split() == [str(site / "libeq1.so"), "0.1.0"]
+    assert str(site).startswith(str(tmp_path / "venv"))
+
+    # The design's two examples, unchanged but for where the brokers are.
+    quick = _run_example(python, "quick_start.py", {
+        "EQ1_EXAMPLE_HOST": broker.host, "EQ1_EXAMPLE_PORT": str(broker.port)}, tmp_path)
+    assert quick.returncode == 0, quick.stdout + quick.stderr
+    assert quick.stdout == "Received: [test/topic] Hello MQTT!\n"
+
+    secure = _run_example(python, "secure_connection.py", {
+        "EQ1_EXAMPLE_HOST": "localhost", "EQ1_EXAMPLE_TLS_PORT": str(tls_broker.port),
+        "EQ1_EXAMPLE_CA": str(pki.ca_crt), "EQ1_EXAMPLE_USER": TEST_USER,
+        "EQ1_EXAMPLE_PASSWORD": TEST_PASSWORD}, tmp_path)
+    assert secure.returncode == 0, secure.stdout + secure.stderr
+    assert secure.stdout == "published the retained status 'online'\n"
+    # What the example published is on the broker: a late subscriber gets the retained status.
+    r = _run("""
+        import sys
+        import time
+        from communicator.protocols.mqtt.mqtt_protocol import MQTTProtocol, MQTTConfig
+        got = []
+        config = MQTTConfig(broker_address="localhost", port=int(sys.argv[1]),
+                            username=sys.argv[2], password=sys.argv[3], ca_certs=sys.argv[4])
+        with MQTTProtocol(config) as m:
+            m.subscribe("device/status", lambda topic, payload: got.append(payload))
+            deadline = time.monotonic() + 10
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.02)
+        print(got)
+        """, {}, None, python=python, cwd=tmp_path,
+        args=(str(tls_broker.port), TEST_USER, TEST_PASSWORD, str(pki.ca_crt)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["[b'online']"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_wheel_bundles_the_library_and_installs_into_a_fresh_venv(
+        tmp_path, package_source, broker):
+    package = package_source
+    wheels = tmp_path / "wheels"
+    _pip(sys.executable, "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(package))
+    built = sorted(wheels.glob("*.whl"))
+    # One wheel for every Python 3 on this platform: the library does not link libpython.
+    assert [w.name for w in built] == [f"eq1_communicator-0.1.0-py3-none-{_platform_tag()}.whl"]
+    with zipfile.ZipFile(built[0]) as wheel:
+        names = wheel.namelist()
+        assert "communicator/libeq1.so" in names and "communicator/py.typed" in names
+        library = wheel.read("communicator/libeq1.so")
+    assert library[:4] == b"\x7fELF" and b"eq1_mqtt_client_new" in library
+
+    python = _fresh_venv(tmp_path / "venv")
+    _pip(python, "install", "--quiet", "--no-index", str(built[0]))
+    r = _run("""
+        import sys
+        import communicator
+        from communicator.protocols.mqtt.mqtt_protocol import MQTTProtocol, MQTTConfig
         got = []
         with MQTTProtocol(MQTTConfig(broker_address="127.0.0.1", port=int(sys.argv[1]))) as m:
-            m.subscribe("venv/t", lambda topic, payload: got.append(payload))
-            m.publish("venv/t", "installed", wait=True)
-        print(communicator.library_version(), communicator.library_path(), got)
-        """, {"EQ1_LIBRARY": str(eq1_library)}, None, python=python, cwd=tmp_path,
-        args=(str(broker.port),))
+            m.subscribe("wheel/t", lambda topic, payload: got.append(payload))
+            m.publish("wheel/t", "from the wheel", qos=1, wait=True)
+            m.disconnect(timeout=5)
+        print(communicator.library_path().startswith(sys.prefix), got)
+        """, {}, None, python=python, cwd=tmp_path, args=(str(broker.port),))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.split() == ["0.1.0", str(eq1_library), "[b'installed']"]
+    assert r.stdout.split() == ["True", "[b'from", "the", "wheel']"]
+
+
+def _platform_tag() -> str:
+    return sysconfig.get_platform().replace("-", "_").replace(".", "_")

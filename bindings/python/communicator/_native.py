@@ -4,7 +4,8 @@ Every function used has its ``argtypes``/``restype`` set here, in one place. The
 loaded on first use, not on import, from (in order):
 
 1. the file named by the environment variable ``EQ1_LIBRARY``;
-2. ``libeq1.so`` / ``libeq1.so.0`` beside this package (inside the ``communicator`` folder);
+2. ``libeq1.so`` / ``libeq1.so.0`` beside this package (inside the ``communicator`` folder, where
+   ``pip install`` puts the library it built);
 3. the system loader: ``ctypes.util.find_library("eq1")``, then ``libeq1.so.0``.
 
 When none loads, :class:`LibraryNotFoundError` lists every path tried and why it failed.

@@ -1,5 +1,7 @@
 """MQTT 3.1.1 / 5.0 over libeq1."""
 
+from communicator.protocols.mqtt.async_mqtt import AsyncMQTTProtocol, Message, MessageStream
+
 from communicator.protocols.mqtt.mqtt_protocol import (
     ConnAckInfo,
     AuthChallenge,
@@ -16,7 +18,7 @@ from communicator.protocols.mqtt.mqtt_protocol import (
     UnsubscribeResult,
 )
 
-__all__ = ["AuthChallenge", "ConnAckInfo", "ConnectionEvent", "ConnectionState", "DeliveryReport",
-           "MQTTConfig", "MQTTProtocol", "RetainHandling", "SubscribeAck", "SubscribeOptions",
-           "SubscribeResult",
-           "UnsubscribeAck", "UnsubscribeResult"]
+__all__ = ["AsyncMQTTProtocol", "AuthChallenge", "ConnAckInfo", "ConnectionEvent",
+           "ConnectionState", "DeliveryReport", "Message", "MessageStream", "MQTTConfig",
+           "MQTTProtocol", "RetainHandling", "SubscribeAck", "SubscribeOptions",
+           "SubscribeResult", "UnsubscribeAck", "UnsubscribeResult"]
