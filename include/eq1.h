@@ -1033,6 +1033,12 @@ typedef void (*eq1_mqtt_auth_cb)(void *user_data,
                                  struct eq1_mqtt_auth_response *response);
 
 /**
+ * Bucket upper bounds, in microseconds: 1-2.5-5 steps from 50 µs to 10 s (a loopback round
+ * trip is ~100 µs, a congested WAN seconds). Slower observations count in `+Inf` only.
+ */
+#define BUCKET_BOUNDS_US { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, }
+
+/**
  * The DISCONNECT reason codes a client may send (MQTT 5.0 table 3-10).
  */
 #define CLIENT_DISCONNECT_REASONS { 0, 4, 128, 129, 130, 131, 144, 147, 148, 149, 150, 151, 152, 153, }
@@ -2076,6 +2082,29 @@ enum eq1_status eq1_mqtt_client_unsubscribe_many(struct eq1_mqtt_client *client,
  */
 enum eq1_status eq1_mqtt_client_get_stats(const struct eq1_mqtt_client *client,
                                           struct eq1_mqtt_stats *out);
+
+/**
+ * Renders the client's metrics in the OpenMetrics / Prometheus text exposition format into
+ * `buf` with snprintf semantics (`buf = NULL, len = 0` asks for the length): the counters of
+ * `eq1_mqtt_client_get_stats` (`eq1_mqtt_published_total`, ...), disconnects by reason
+ * (`eq1_mqtt_disconnects_total{reason="<status name>"}`, `reason="requested"` for
+ * `eq1_mqtt_client_disconnect`), gauges (`eq1_mqtt_connected`,
+ * `eq1_mqtt_connection_uptime_seconds`, `eq1_mqtt_outbox_messages` / `_bytes`,
+ * `eq1_mqtt_inbound_messages` / `_bytes`, `eq1_mqtt_pending_deliveries`), the histogram
+ * `eq1_mqtt_publish_latency_seconds{qos}` (publish accepted to acknowledged, or written for
+ * QoS 0; successful publishes) and its p50 / p99 / max in
+ * `eq1_mqtt_publish_latency_estimate_seconds{qos,stat}`. Ends with `# EOF`. The text grows
+ * with the disconnect reasons seen; ask for the length first, or give 64 KiB.
+ *
+ * Returns: the length of the text without NUL (it may exceed `len - 1`: the copy was cut
+ * short); 0 for NULL and for a client created before fork() in another process.
+ *
+ * See also: `eq1_mqtt_client_get_stats`.
+ *
+ * # Safety
+ * `client` NULL or live; `buf` NULL or writable for `len` bytes.
+ */
+size_t eq1_mqtt_client_metrics_text(const struct eq1_mqtt_client *client, char *buf, size_t len);
 
 /**
  * Copies the client id (given or generated) into `buf` with snprintf semantics; `buf = NULL,

@@ -9,7 +9,8 @@ eq1_need_cargo_components fmt clippy
 eq1_need_debian_packages mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
     valgrind:valgrind cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ openssl:openssl \
     strace:strace
-eq1_need_python_packages pytest:pytest cryptography:cryptography mypy:mypy
+eq1_need_python_packages pytest:pytest cryptography:cryptography mypy:mypy \
+    prometheus_client:prometheus-client
 
 step() { printf '\n=== %s ===\n' "$*"; }
 

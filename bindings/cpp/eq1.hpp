@@ -1475,6 +1475,22 @@ public:
 		return stats;
 	}
 
+	/** The metrics in the OpenMetrics / Prometheus text format (eq1_mqtt_client_metrics_text);
+	 *  "" after a move. */
+	std::string metrics_text() const
+	{
+		std::string text(eq1_mqtt_client_metrics_text(handle_, nullptr, 0) + 256, '\0');
+		for (;;) {
+			// Uptimes and counters may grow between two calls: retry with the new length.
+			std::size_t needed = eq1_mqtt_client_metrics_text(handle_, &text[0], text.size());
+			if (needed < text.size()) {
+				text.resize(needed);
+				return text;
+			}
+			text.assign(needed + 256, '\0');
+		}
+	}
+
 	/** The client id (given or generated); "" after a move. */
 	std::string id() const
 	{

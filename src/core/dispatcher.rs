@@ -112,6 +112,16 @@ impl Backlog {
         }
     }
 
+    /// Messages held now.
+    pub fn items(&self) -> usize {
+        self.items.load(Ordering::Acquire)
+    }
+
+    /// Bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+
     pub fn is_full(&self) -> bool {
         self.items.load(Ordering::Acquire) >= self.max_items
             || self.bytes.load(Ordering::Acquire) >= self.max_bytes

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod dispatcher;
 pub mod error;
 pub mod log;
+pub mod metrics;
 pub mod panic;
 pub mod runtime;
 pub mod status;

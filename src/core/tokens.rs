@@ -2,7 +2,7 @@
 //! or it was written (QoS 0), or failed with the reason. Callers may block on one.
 
 use crate::core::error::{Error, Result};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,24 @@ pub type Report = (Result<()>, Option<Arc<AckDetail>>);
 /// drop-oldest policy cannot grow memory without bound (the delivery callback saw them all).
 const KEPT_FAILURES: usize = 65_536;
 
+/// A token not yet completed: when it was issued and at which QoS, for the latency metric.
+#[derive(Clone, Copy)]
+struct Pending {
+    issued: Instant,
+    qos: u8,
+}
+
+/// How long a completed publish took from `issue` to its completion, at which QoS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    pub elapsed: Duration,
+    pub qos: u8,
+}
+
 #[derive(Default)]
 struct State {
     next: Token,
-    pending: HashSet<Token>,
+    pending: HashMap<Token, Pending>,
     // Successes are implied (issued and no longer pending); only failures need remembering.
     failures: HashMap<Token, Error>,
     /// What the peer said about a completed token, when it said anything.
@@ -57,63 +71,86 @@ impl Tokens {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn issue(&self) -> Token {
+    /// A new token for a publish at `qos`.
+    pub fn issue(&self, qos: u8) -> Token {
+        let issued = Instant::now();
         let mut state = self.lock();
         state.next += 1;
         let token = state.next;
-        state.pending.insert(token);
+        state.pending.insert(token, Pending { issued, qos });
         token
     }
 
-    /// Tokens of messages restored from a store: pending under their original numbers, and
-    /// new tokens are issued above them.
-    pub fn restore(&self, tokens: &[Token]) {
+    /// Tokens of messages restored from a store (token, QoS): pending under their original
+    /// numbers (their latency counts from now), and new tokens are issued above them.
+    pub fn restore(&self, tokens: &[(Token, u8)]) {
+        let issued = Instant::now();
         let mut state = self.lock();
-        for token in tokens {
-            state.next = state.next.max(*token);
-            state.pending.insert(*token);
+        for &(token, qos) in tokens {
+            state.next = state.next.max(token);
+            state.pending.insert(token, Pending { issued, qos });
         }
     }
 
     pub fn complete(&self, token: Token, result: &Result<()>) {
-        self.complete_with(token, result, None)
+        self.complete_with(token, result, None, |_| {})
     }
 
-    /// `complete`, with what the peer said about it (kept for `wait_report`).
-    pub fn complete_with(&self, token: Token, result: &Result<()>, detail: Option<Arc<AckDetail>>) {
+    /// `complete`, with what the peer said about it (kept for `wait_report`). `observe` sees
+    /// how long the publish took before any waiter wakes (nothing when it was not pending).
+    pub fn complete_with(
+        &self,
+        token: Token,
+        result: &Result<()>,
+        detail: Option<Arc<AckDetail>>,
+        observe: impl FnOnce(Completed),
+    ) {
         let mut state = self.lock();
-        if state.pending.remove(&token) {
-            let mut kept = false;
-            if let Err(e) = result {
-                state.failures.insert(token, e.clone());
-                kept = true;
-            }
-            if let Some(detail) = detail {
-                state.details.insert(token, detail);
-                kept = true;
-            }
-            if kept {
-                state.failure_order.push_back(token);
-                if state.failure_order.len() > KEPT_FAILURES {
-                    if let Some(old) = state.failure_order.pop_front() {
-                        state.failures.remove(&old);
-                        state.details.remove(&old);
-                        state.forgotten_up_to = state.forgotten_up_to.max(old);
-                    }
+        let Some(pending) = state.pending.remove(&token) else {
+            return;
+        };
+        observe(Completed {
+            elapsed: pending.issued.elapsed(),
+            qos: pending.qos,
+        });
+        let mut kept = false;
+        if let Err(e) = result {
+            state.failures.insert(token, e.clone());
+            kept = true;
+        }
+        if let Some(detail) = detail {
+            state.details.insert(token, detail);
+            kept = true;
+        }
+        if kept {
+            state.failure_order.push_back(token);
+            if state.failure_order.len() > KEPT_FAILURES {
+                if let Some(old) = state.failure_order.pop_front() {
+                    state.failures.remove(&old);
+                    state.details.remove(&old);
+                    state.forgotten_up_to = state.forgotten_up_to.max(old);
                 }
             }
-            drop(state);
-            self.completed.notify_all();
         }
+        drop(state);
+        self.completed.notify_all();
     }
 
-    pub fn complete_all_ok(&self, tokens: &[Token]) {
+    /// Completes `tokens` successfully; `each` sees how long each one took, before any waiter
+    /// wakes.
+    pub fn complete_all_ok(&self, tokens: &[Token], mut each: impl FnMut(Completed)) {
         if tokens.is_empty() {
             return;
         }
+        let now = Instant::now();
         let mut state = self.lock();
         for token in tokens {
-            state.pending.remove(token);
+            if let Some(pending) = state.pending.remove(token) {
+                each(Completed {
+                    elapsed: now.saturating_duration_since(pending.issued),
+                    qos: pending.qos,
+                });
+            }
         }
         drop(state);
         self.completed.notify_all();
@@ -140,7 +177,7 @@ impl Tokens {
                 None,
             );
         }
-        while state.pending.contains(&token) {
+        while state.pending.contains_key(&token) {
             let now = Instant::now();
             if now >= deadline {
                 return (
@@ -177,9 +214,9 @@ mod tests {
     #[test]
     fn wait_reports_success_failure_timeout_and_unknown() {
         let tokens = Arc::new(Tokens::default());
-        let a = tokens.issue();
-        let b = tokens.issue();
-        let c = tokens.issue();
+        let a = tokens.issue(1);
+        let b = tokens.issue(1);
+        let c = tokens.issue(1);
         tokens.complete(a, &Ok(()));
         tokens.complete(b, &Err(Error::Dropped("dropped".into())));
         assert_eq!(tokens.wait(a, Duration::ZERO), Ok(()));
@@ -199,7 +236,7 @@ mod tests {
             let tokens = tokens.clone();
             std::thread::spawn(move || tokens.wait(c, Duration::from_secs(10)))
         };
-        tokens.complete_all_ok(&[c]);
+        tokens.complete_all_ok(&[c], |_| {});
         assert_eq!(waiter.join().unwrap(), Ok(()));
         assert_eq!(tokens.pending(), 0);
     }
@@ -207,17 +244,17 @@ mod tests {
     #[test]
     fn old_failures_are_forgotten_and_said_to_be() {
         let tokens = Tokens::default();
-        let first = tokens.issue();
+        let first = tokens.issue(1);
         tokens.complete(first, &Err(Error::Dropped("x".into())));
         for _ in 0..KEPT_FAILURES {
-            let t = tokens.issue();
+            let t = tokens.issue(1);
             tokens.complete(t, &Err(Error::Dropped("x".into())));
         }
         assert!(matches!(
             tokens.wait(first, Duration::ZERO),
             Err(Error::InvalidArgument(_))
         ));
-        let last = tokens.issue();
+        let last = tokens.issue(1);
         tokens.complete(last, &Ok(()));
         assert_eq!(tokens.wait(last, Duration::ZERO), Ok(()));
     }

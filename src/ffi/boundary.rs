@@ -110,6 +110,23 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Copies `text` into `buf` with snprintf semantics (at most `len - 1` bytes, then NUL; nothing
+/// when `buf` is NULL or `len` is 0) and returns the full length, without NUL.
+///
+/// # Safety
+/// `buf` is NULL or writable for `len` bytes.
+pub unsafe fn copy_snprintf(text: &str, buf: *mut c_char, len: usize) -> usize {
+    if !buf.is_null() && len > 0 {
+        let copied = text.len().min(len - 1);
+        // SAFETY: `buf` is writable for `len` bytes and `copied < len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), copied);
+            *buf.add(copied) = 0;
+        }
+    }
+    text.len()
+}
+
 /// This process's id, read without a system call (it is checked on every client call): a
 /// fork() child handler refreshes it in the child.
 pub fn process_id() -> u32 {

@@ -8,7 +8,8 @@
 
 use crate::core::error::Error;
 use crate::ffi::boundary::{
-    bytes, c_str, call, call_value, handle, optional_out_param, out_param, process_id,
+    bytes, c_str, call, call_value, copy_snprintf, handle, optional_out_param, out_param,
+    process_id,
 };
 use crate::ffi::callbacks::{c_message_handler, eq1_free_cb, eq1_mqtt_message_cb};
 use crate::ffi::options::eq1_mqtt_options;
@@ -556,14 +557,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_wait_report(
             *out = detail.as_ref().map_or(0, |d| d.code);
         }
         if let Some(text) = detail.as_ref().and_then(|d| d.text.as_deref()) {
-            if !reason_buf.is_null() && reason_len > 0 {
-                let copied = text.len().min(reason_len - 1);
-                // SAFETY: `reason_buf` is writable for `reason_len` bytes and `copied < reason_len`.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(text.as_ptr(), reason_buf.cast::<u8>(), copied);
-                    *reason_buf.add(copied) = 0;
-                }
-            }
+            // SAFETY: per this function's contract.
+            unsafe { copy_snprintf(text, reason_buf, reason_len) };
         }
         result
     })
@@ -760,6 +755,41 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_stats(
     })
 }
 
+/// Renders the client's metrics in the OpenMetrics / Prometheus text exposition format into
+/// `buf` with snprintf semantics (`buf = NULL, len = 0` asks for the length): the counters of
+/// `eq1_mqtt_client_get_stats` (`eq1_mqtt_published_total`, ...), disconnects by reason
+/// (`eq1_mqtt_disconnects_total{reason="<status name>"}`, `reason="requested"` for
+/// `eq1_mqtt_client_disconnect`), gauges (`eq1_mqtt_connected`,
+/// `eq1_mqtt_connection_uptime_seconds`, `eq1_mqtt_outbox_messages` / `_bytes`,
+/// `eq1_mqtt_inbound_messages` / `_bytes`, `eq1_mqtt_pending_deliveries`), the histogram
+/// `eq1_mqtt_publish_latency_seconds{qos}` (publish accepted to acknowledged, or written for
+/// QoS 0; successful publishes) and its p50 / p99 / max in
+/// `eq1_mqtt_publish_latency_estimate_seconds{qos,stat}`. Ends with `# EOF`. The text grows
+/// with the disconnect reasons seen; ask for the length first, or give 64 KiB.
+///
+/// Returns: the length of the text without NUL (it may exceed `len - 1`: the copy was cut
+/// short); 0 for NULL and for a client created before fork() in another process.
+///
+/// See also: `eq1_mqtt_client_get_stats`.
+///
+/// # Safety
+/// `client` NULL or live; `buf` NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_metrics_text(
+    client: *const eq1_mqtt_client,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    call_value(0, || {
+        // SAFETY: per this function's contract.
+        let Ok(c) = (unsafe { client_handle(client) }) else {
+            return 0;
+        };
+        // SAFETY: per this function's contract.
+        unsafe { copy_snprintf(&c.client.metrics_text(), buf, len) }
+    })
+}
+
 /// Copies the client id (given or generated) into `buf` with snprintf semantics; `buf = NULL,
 /// len = 0` asks for the length.
 ///
@@ -781,16 +811,8 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_id(
         let Ok(c) = (unsafe { client_handle(client) }) else {
             return 0;
         };
-        let id = c.client.client_id();
-        if !buf.is_null() && len > 0 {
-            let copied = id.len().min(len - 1);
-            // SAFETY: `buf` is writable for `len` bytes and `copied < len`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(id.as_ptr(), buf.cast::<u8>(), copied);
-                *buf.add(copied) = 0;
-            }
-        }
-        id.len()
+        // SAFETY: per this function's contract.
+        unsafe { copy_snprintf(&c.client.client_id(), buf, len) }
     })
 }
 

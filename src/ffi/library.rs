@@ -1,7 +1,7 @@
 //! Library-wide functions: the version and the last error message. The header's opening notes
 //! (cbindgen.toml) hold the library-wide rules, among them what fork() does to clients.
 
-use crate::ffi::boundary::{call_value, last_error};
+use crate::ffi::boundary::{call_value, copy_snprintf, last_error};
 use std::ffi::c_char;
 
 /// ==========================================================================================
@@ -54,15 +54,7 @@ pub extern "C" fn eq1_version_number() -> u32 {
 #[no_mangle]
 pub unsafe extern "C" fn eq1_last_error_message(buf: *mut c_char, len: usize) -> usize {
     call_value(0, || {
-        let message = last_error();
-        if !buf.is_null() && len > 0 {
-            let copied = message.len().min(len - 1);
-            // SAFETY: `buf` is writable for `len` bytes and `copied < len`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), copied);
-                *buf.add(copied) = 0;
-            }
-        }
-        message.len()
+        // SAFETY: per this function's contract.
+        unsafe { copy_snprintf(&last_error(), buf, len) }
     })
 }

@@ -112,7 +112,7 @@ impl Client {
                     .collect()
             })
             .unwrap_or_default();
-        let tokens: Vec<Token> = restored.iter().map(|r| r.token).collect();
+        let tokens: Vec<(Token, u8)> = restored.iter().map(|r| (r.token, r.qos)).collect();
         shared.tokens.restore(&tokens);
         let driver = Driver::new(
             options.clone(),
@@ -373,7 +373,7 @@ impl Client {
         }
         let weight = (topic.len() + payload.len()) as u64;
         self.reserve_outbox_space(weight)?;
-        let token = self.shared.tokens.issue();
+        let token = self.shared.tokens.issue(qos);
         if let Some(store) = &self.persistence {
             // Accepted means stored: the record is written here, in the caller's thread,
             // before publish returns.
@@ -760,6 +760,12 @@ impl Client {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Counters, queue depths, connection uptime, disconnects by reason and publish latency,
+    /// as OpenMetrics text.
+    pub fn metrics_text(&self) -> String {
+        crate::mqtt::metrics::render(&self.shared)
     }
 
     /// True on this client's dispatcher thread, i.e. inside one of its callbacks.

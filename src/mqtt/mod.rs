@@ -8,6 +8,7 @@ mod driver;
 mod frame_check;
 #[cfg(test)]
 mod fuzz_support;
+pub mod metrics;
 pub mod options;
 mod packet_ids;
 pub mod persistence;

@@ -7,6 +7,7 @@
 use crate::core::dispatcher::{Backlog, CallbackGate};
 use crate::core::error::{Error, Result};
 use crate::core::tokens::{AckDetail, Token, Tokens};
+use crate::mqtt::metrics::Metrics;
 use crate::mqtt::options::Endpoint;
 use crate::mqtt::session::{AckTicket, AuthAnswer, AuthChallenge};
 use crate::mqtt::subscriptions::{MessageHandler, SubscriptionTable};
@@ -152,6 +153,7 @@ pub struct Shared {
     pub subscriptions: Mutex<SubscriptionTable>,
     pub handlers: Mutex<Handlers>,
     pub counters: Counters,
+    pub metrics: Metrics,
     state: AtomicU8,
     /// The current broker's announced limits, as the handle checks publishes and subscribes
     /// against them (packed into one atomic: read on every publish).
@@ -178,6 +180,7 @@ impl Shared {
             subscriptions: Mutex::default(),
             handlers: Mutex::default(),
             counters: Counters::default(),
+            metrics: Metrics::default(),
             state: AtomicU8::new(State::Idle as u8),
             broker_limits: AtomicU64::new(pack_limits(
                 &BrokerLimits::default(),
@@ -266,6 +269,9 @@ impl Shared {
     }
 
     pub fn emit(&self, event: Dispatch) {
+        if let Dispatch::Connection(connection) = &event {
+            self.metrics.connection_event(connection);
+        }
         // The dispatcher may already be gone (client being freed): nothing left to tell.
         let _ = self.events.send(event);
     }
@@ -283,7 +289,14 @@ impl Shared {
             Err(Error::Dropped(_)) => bump(&self.counters.dropped, 1),
             Err(_) => bump(&self.counters.failed, 1),
         }
-        self.tokens.complete_with(token, &result, detail.clone());
+        // Observed before waiters wake: metrics read right after a wait include it.
+        let succeeded = result.is_ok();
+        self.tokens
+            .complete_with(token, &result, detail.clone(), |completed| {
+                if succeeded {
+                    self.metrics.completed(completed);
+                }
+            });
         if self.has_delivery_handler.load(Ordering::Acquire) {
             self.emit(Dispatch::Delivery(token, result, detail));
         }
@@ -291,7 +304,8 @@ impl Shared {
 
     pub fn complete_all_ok(&self, tokens: &[Token]) {
         bump(&self.counters.delivered, tokens.len() as u64);
-        self.tokens.complete_all_ok(tokens);
+        self.tokens
+            .complete_all_ok(tokens, |completed| self.metrics.completed(completed));
         if self.has_delivery_handler.load(Ordering::Acquire) {
             for token in tokens {
                 self.emit(Dispatch::Delivery(*token, Ok(()), None));

@@ -363,6 +363,12 @@ static void test_round_trips()
 		CHECK(inbox.at(4).payload.empty());
 	}
 	CHECK(calls->load() == 5);
+	{
+		// Five publishes, all completed: the metrics text counts them.
+		std::string metrics = client.metrics_text();
+		CHECK(metrics.find("\neq1_mqtt_published_total 5\n") != std::string::npos);
+		CHECK(metrics.size() > 6 && metrics.compare(metrics.size() - 6, 6, "# EOF\n") == 0);
+	}
 
 	// The delivery handler saw every token succeed.
 	CHECK(eventually([&] {
@@ -401,6 +407,7 @@ static void test_client_move()
 	CHECK(b.native_handle() == handle);
 	CHECK(b.is_connected() && !a.is_connected());
 	CHECK(a.id().empty());
+	CHECK(a.metrics_text().empty());
 	expect_throw<eq1::ValidationError>("publish on a moved-from Client",
 					   [&] { a.publish(g_base + "/move/x", "x", 1); },
 					   EQ1_STATUS_NULL_ARGUMENT);

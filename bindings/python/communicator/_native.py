@@ -346,6 +346,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_unsubscribe_many": (_status, [_client_p, POINTER(c_char_p), c_size_t,
                                                    c_int]),
     "eq1_mqtt_client_get_stats": (_status, [_client_p, POINTER(Eq1Stats)]),
+    "eq1_mqtt_client_metrics_text": (c_size_t, [_client_p, c_char_p, c_size_t]),
     "eq1_mqtt_client_get_id": (c_size_t, [_client_p, c_char_p, c_size_t]),
     "eq1_mqtt_client_restored_count": (_status, [_client_p, POINTER(c_size_t)]),
     "eq1_mqtt_client_restored_message": (_status, [_client_p, c_size_t, POINTER(c_uint64),

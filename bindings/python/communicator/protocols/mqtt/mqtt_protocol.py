@@ -772,6 +772,36 @@ def _close_all_at_exit() -> None:
 _native.at_exit(_close_all_at_exit)
 
 
+def _parse_metrics(text: str) -> dict[str, Any]:
+    """Our own exposition (see MQTTProtocol.metrics) as a dict."""
+    out: dict[str, Any] = {"disconnects_total": {}, "publish_latency_seconds": {}}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, _, raw = line.rpartition(" ")
+        name, _, label_text = series.partition("{")
+        labels = dict(part.split("=", 1) for part in label_text.rstrip("}").split(",")
+                      if "=" in part)
+        labels = {key: value.strip('"') for key, value in labels.items()}
+        value = float(raw)
+        name = name.removeprefix("eq1_mqtt_")
+        if name == "disconnects_total":
+            out["disconnects_total"][labels["reason"]] = int(value)
+        elif name.startswith("publish_latency_"):
+            qos = int(labels["qos"])
+            entry = out["publish_latency_seconds"].setdefault(qos, {})
+            if name == "publish_latency_seconds_count":
+                entry["count"] = int(value)
+            elif name == "publish_latency_seconds_sum":
+                entry["sum"] = value
+            elif name == "publish_latency_estimate_seconds":
+                entry[labels["stat"]] = value
+        else:
+            out[name] = int(value) if value.is_integer() and not name.endswith("_seconds") \
+                else value
+    return out
+
+
 def _encode(value: Any, what: str, status: int) -> bytes:
     """A str argument as NUL-free UTF-8 for the C API."""
     if not isinstance(value, str):
@@ -1596,6 +1626,32 @@ class MQTTProtocol(PubSubProtocol):
         finally:
             self._release()
         return {name: int(getattr(out, name)) for name in _native.STATS_FIELDS}
+
+    def metrics_text(self) -> str:
+        """The client's metrics in the OpenMetrics / Prometheus text format (what
+        ``eq1_mqtt_client_metrics_text`` renders): serve it on a /metrics endpoint as is."""
+        handle = self._acquire()
+        try:
+            size = self._lib.eq1_mqtt_client_metrics_text(handle, None, 0)
+            while True:
+                # Uptimes and counters may grow between the two calls: leave room, retry.
+                buf = ctypes.create_string_buffer(size + 256)
+                size = self._lib.eq1_mqtt_client_metrics_text(handle, buf, len(buf))
+                if size < len(buf):
+                    break
+        finally:
+            self._release()
+        return buf.value.decode("utf-8")
+
+    def metrics(self) -> dict[str, Any]:
+        """The metrics of ``metrics_text`` as a dict, names without the ``eq1_mqtt_`` prefix:
+        counters (``published_total``, ``received_bytes_total``...), gauges (``connected``,
+        ``connection_uptime_seconds``, ``outbox_messages``, ``outbox_bytes``,
+        ``inbound_messages``, ``inbound_bytes``, ``pending_deliveries``),
+        ``disconnects_total``: {reason: count}, and ``publish_latency_seconds``: {qos:
+        {"count", "sum", "p50", "p99", "max"}} (p50/p99: upper bound of their histogram
+        bucket; absent before the first completed publish at that QoS)."""
+        return _parse_metrics(self.metrics_text())
 
     # ------------------------------------------------------------------ helpers
 
