@@ -394,3 +394,45 @@ def test_a_full_disk_fails_publish_with_its_status_and_loses_nothing_stored(
     assert not missing, ranges(sorted(missing))[:10]
     for token in accepted:
         assert pub.wait(token, timeout=10)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("policy", ["reject_new", "drop_oldest"])
+def test_a_store_at_its_size_limit_follows_the_queue_policy(broker, mqtt, tmp_path, policy):
+    from communicator.common.exceptions import ProtocolError, Status
+
+    counter = Counter()
+    sub = mqtt(broker, client_id=f"eq1-limit-sub-{policy}", clean_session=False)
+    sub.subscribe("limit/#", counter, qos=1)
+    pub = mqtt(broker, connect=False, client_id=f"eq1-limit-pub-{policy}", clean_session=False,
+               persistence_dir=tmp_path / "store", persistence_max_bytes=65_536,
+               queue_policy=policy, queue_before_connect=True)
+    payload = b"x" * 1000
+    tokens: dict[int, int] = {}
+    refused = 0
+    for seq in range(150):
+        try:
+            tokens[seq] = pub.publish_async(f"limit/1/{seq}", payload, qos=1)
+        except ProtocolError as e:
+            assert e.status == Status.STORE_FULL, e
+            refused += 1
+    pub.connect()
+    delivered, dropped = set(), set()
+    for seq, token in tokens.items():
+        try:
+            assert pub.wait(token, timeout=20)
+            delivered.add(seq)
+        except ProtocolError as e:
+            assert e.status == Status.DROPPED, e
+            dropped.add(seq)
+    if policy == "reject_new":
+        assert refused > 0 and not dropped, (refused, len(dropped))
+        assert delivered == set(range(len(delivered))), "the oldest were kept"
+    else:
+        assert refused == 0 and dropped, "drop_oldest never refuses while something is queued"
+        assert max(dropped) < min(delivered), "the oldest were dropped, the newest kept"
+        assert 149 in delivered
+    missing = counter.wait_for(delivered, timeout=30)
+    assert not missing, ranges(sorted(missing))[:10]
+    with counter.cond:
+        assert not dropped & set(counter.counts), "a dropped message was still sent"
