@@ -780,42 +780,12 @@ typedef struct eq1_mqtt_unsubscribe_result {
 } eq1_mqtt_unsubscribe_result;
 
 /**
- * The reply to a request. From `eq1_mqtt_client_request` it is the caller's, to release with
- * `eq1_mqtt_response_free`; given to an `eq1_mqtt_response_cb` it is borrowed until the
- * callback returns. Every pointer in it lives as long as the response.
- */
-typedef struct eq1_mqtt_response {
-  /**
-   * The topic the reply came on (the request's response topic), NUL-terminated.
-   */
-  const char *topic;
-  /**
-   * The reply's payload (not NUL-terminated; NULL when `payload_len` is 0).
-   */
-  const uint8_t *payload;
-  size_t payload_len;
-  /**
-   * The reply's MQTT 5.0 properties (its correlation data among them), or NULL.
-   */
-  const struct eq1_mqtt_properties *properties;
-} eq1_mqtt_response;
-
-/**
- * Receives the outcome of `eq1_mqtt_client_request_async`, exactly once, on the client's
- * dispatcher thread: `EQ1_STATUS_OK` with the reply, or `EQ1_STATUS_TIMEOUT` (no reply within
- * the timeout) or `EQ1_STATUS_DISCONNECTED` (the client was freed first) with `response` NULL;
- * `eq1_last_error_message` gives the detail inside the callback. `response` is borrowed until
- * the callback returns.
- */
-typedef void (*eq1_mqtt_response_cb)(void *user_data,
-                                     enum eq1_status status,
-                                     const struct eq1_mqtt_response *response);
-
-/**
- * What the broker said in CONNACK, in `eq1_mqtt_connection_event.connack`; borrowed (with
- * every pointer in it) until the callback returns. On MQTT 3.1.1 only `session_present` is
- * known: the rest reads as absent. For each limit, `has_...` says whether the broker
- * announced it; when it did not, MQTT 5.0's default applies (no limit, or "available").
+ * What the broker said in CONNACK: in `eq1_mqtt_connection_event.connack` borrowed (with
+ * every pointer in it) until the callback returns; from `eq1_mqtt_client_get_connack` the
+ * caller's copy, every pointer in it valid until `eq1_mqtt_connack_info_free`. On MQTT
+ * 3.1.1 only `session_present` is known: the rest reads as absent. For each limit,
+ * `has_...` says whether the broker announced it; when it did not, MQTT 5.0's default
+ * applies (no limit, or "available").
  */
 typedef struct eq1_mqtt_connack_info {
   bool session_present;
@@ -870,6 +840,38 @@ typedef struct eq1_mqtt_connack_info {
   bool has_topic_alias_maximum;
   uint16_t topic_alias_maximum;
 } eq1_mqtt_connack_info;
+
+/**
+ * The reply to a request. From `eq1_mqtt_client_request` it is the caller's, to release with
+ * `eq1_mqtt_response_free`; given to an `eq1_mqtt_response_cb` it is borrowed until the
+ * callback returns. Every pointer in it lives as long as the response.
+ */
+typedef struct eq1_mqtt_response {
+  /**
+   * The topic the reply came on (the request's response topic), NUL-terminated.
+   */
+  const char *topic;
+  /**
+   * The reply's payload (not NUL-terminated; NULL when `payload_len` is 0).
+   */
+  const uint8_t *payload;
+  size_t payload_len;
+  /**
+   * The reply's MQTT 5.0 properties (its correlation data among them), or NULL.
+   */
+  const struct eq1_mqtt_properties *properties;
+} eq1_mqtt_response;
+
+/**
+ * Receives the outcome of `eq1_mqtt_client_request_async`, exactly once, on the client's
+ * dispatcher thread: `EQ1_STATUS_OK` with the reply, or `EQ1_STATUS_TIMEOUT` (no reply within
+ * the timeout) or `EQ1_STATUS_DISCONNECTED` (the client was freed first) with `response` NULL;
+ * `eq1_last_error_message` gives the detail inside the callback. `response` is borrowed until
+ * the callback returns.
+ */
+typedef void (*eq1_mqtt_response_cb)(void *user_data,
+                                     enum eq1_status status,
+                                     const struct eq1_mqtt_response *response);
 
 /**
  * Passed to the connection callback; borrowed until it returns.
@@ -2509,6 +2511,45 @@ enum eq1_status eq1_mqtt_options_set_protocol_fallback(struct eq1_mqtt_options *
  * `ack` is NULL, zeroed, or filled by this library and not cleared since.
  */
 enum eq1_status eq1_mqtt_ack_properties_clear(struct eq1_mqtt_ack_properties *ack);
+
+/**
+ * The CONNACK of the client's current connection, or of its last one when it is not
+ * connected now: session present, the assigned client identifier, server keep-alive,
+ * response information, server reference, reason string, user properties, session expiry
+ * and every limit the broker announced (MQTT 3.1.1: only `session_present`). On success
+ * `*out_connack` is a copy the caller owns: every pointer in it stays valid, whatever the
+ * client does meanwhile (reconnects, is freed), until `eq1_mqtt_connack_info_free`. May be
+ * called from any thread, also inside the client's callbacks.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success: `*out_connack` holds the copy.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out_connack` is NULL.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the client has never been connected (no CONNACK yet);
+ *   `*out_connack` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_connack_info`, `eq1_mqtt_connack_info_free`,
+ * `eq1_mqtt_connection_event`.
+ *
+ * # Safety
+ * `client` NULL or live; `out_connack` NULL or writable.
+ */
+enum eq1_status eq1_mqtt_client_get_connack(const struct eq1_mqtt_client *client,
+                                            struct eq1_mqtt_connack_info **out_connack);
+
+/**
+ * Releases a copy from `eq1_mqtt_client_get_connack`. NULL is a no-op. Never pass the one a
+ * connection event borrowed.
+ *
+ * Returns: nothing.
+ *
+ * See also: `eq1_mqtt_client_get_connack`.
+ *
+ * # Safety
+ * `connack` is NULL or came from `eq1_mqtt_client_get_connack` and is not used afterwards.
+ */
+void eq1_mqtt_connack_info_free(struct eq1_mqtt_connack_info *connack);
 
 /**
  * Sets the MQTT 5.0 enhanced-authentication method (CONNECT property 0x15, e.g.

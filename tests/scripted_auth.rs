@@ -516,3 +516,103 @@ fn reauthentication_needs_a_configured_method() {
         Err(Error::NotConnected(_))
     ));
 }
+
+#[test]
+fn a_blocked_reauthentication_callback_does_not_stall_keep_alive() {
+    // The callback answering the re-authentication challenge blocks until the broker has
+    // seen three PINGREQs (three keep-alive intervals of 1 s): keep-alive and the socket run
+    // on the driver, not on the dispatcher thread that runs the callback. If they stalled,
+    // no PINGREQ would come and the script (then the callback's wait) would fail.
+    const PINGS: usize = 3;
+    let (listener, port) = listen();
+    let (pinged_tx, pinged_rx) = std::sync::mpsc::channel::<()>();
+    let (checked_tx, checked_rx) = std::sync::mpsc::channel::<()>();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        let mut server = ScramServer::new(PASSWORD);
+        assert!(scram_handshake(&mut peer, &mut server, true));
+        // Keep-alive is 1 s: answer PINGREQs wherever they fall.
+        let next_but_pings = |peer: &mut Peer, what: &str| loop {
+            let frame = peer.read(what);
+            if frame.kind() != PINGREQ {
+                break frame;
+            }
+            peer.send(&[0xD0, 0x00]);
+        };
+        let start = next_but_pings(&mut peer, "the re-authentication's AUTH 0x19");
+        assert_eq!(start.kind(), AUTH, "{}", start.name());
+        let (reason, _, first) = read_auth(&start);
+        assert_eq!(reason, 0x19, "the client starts re-authentication");
+        peer.send(&auth(
+            0x18,
+            &server.server_first(&first.expect("client-first")),
+        ));
+        let mut pings = 0;
+        let client_final = loop {
+            let frame = peer.read("PINGREQs while the callback blocks, then the client-final");
+            match frame.kind() {
+                PINGREQ => {
+                    pings += 1;
+                    peer.send(&[0xD0, 0x00]);
+                    if pings == PINGS {
+                        let _ = pinged_tx.send(());
+                    }
+                }
+                AUTH => {
+                    let (reason, _, data) = read_auth(&frame);
+                    assert_eq!(reason, 0x18, "the client-final");
+                    break data.expect("client-final data");
+                }
+                other => panic!("unexpected {}", type_name(other)),
+            }
+        };
+        assert!(
+            pings >= PINGS,
+            "{pings} PINGREQs before the callback answered"
+        );
+        let final_message = server
+            .server_final(&client_final)
+            .expect("the proof verifies");
+        peer.send(&auth(0x00, &final_message));
+        let publish = next_but_pings(&mut peer, "the publish after re-authentication");
+        assert_eq!(publish.kind(), PUBLISH, "{}", publish.name());
+        peer.send(&puback(publish.publish(true).pkid));
+        let _ = checked_rx.recv_timeout(SCRIPT_WAIT);
+        pings
+    });
+    let scram = ScramClient::new(PASSWORD);
+    let first = scram.lock().unwrap().client_first("c1");
+    let mut options = scram_options(port, &first);
+    options.set_keep_alive(1).expect("keep-alive 1 s");
+    let client = Client::new(options).expect("client");
+    let callback = scram.clone();
+    let pinged = Mutex::new(pinged_rx);
+    client.set_auth_handler(Some(Arc::new(move |challenge: &AuthChallenge| {
+        if challenge.reauthenticating
+            && challenge.reason == 0x18
+            && pinged.lock().unwrap().recv_timeout(SCRIPT_WAIT).is_err()
+        {
+            panic!("the broker saw no {PINGS} PINGREQs while the callback blocked");
+        }
+        callback.lock().unwrap().answer(challenge)
+    })));
+    client
+        .connect(Duration::from_secs(5))
+        .expect("authenticated connect");
+    let second = scram.lock().unwrap().client_first("c2");
+    client
+        .reauthenticate(Some(&second), SCRIPT_WAIT)
+        .expect("re-authentication succeeds after the blocked callback");
+    let token = client
+        .publish("after/reauth", b"x", Qos::AtLeastOnce, false)
+        .expect("publish");
+    assert_eq!(client.wait(token, CLIENT_WAIT), Ok(()));
+    assert!(client.is_connected(), "the connection survived");
+    let _ = checked_tx.send(());
+    let pings = script.finish(SCRIPT_WAIT);
+    assert!(pings >= PINGS);
+    assert_eq!(
+        scram.lock().unwrap().seen,
+        [(0x18, false), (0x00, false), (0x18, true), (0x00, true)]
+    );
+}

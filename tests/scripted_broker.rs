@@ -1385,3 +1385,40 @@ fn v5_connack_use_another_server_fails_with_server_moved_naming_the_reference() 
     }
     script.finish(SCRIPT_WAIT);
 }
+
+/// A packet longer than the Maximum Packet Size the client announced: a scripted socket,
+/// because mosquitto keeps to what the client announced (MQTT-3.1.2-24) and never sends one.
+#[test]
+fn a_packet_above_the_announced_maximum_packet_size_is_answered_with_disconnect_0x95() {
+    let (listener, port) = listen();
+    let script = run(move || {
+        let mut peer = Peer::accept(&listener, true, PACKET_WAIT);
+        let connect = peer.handshake(false);
+        // Maximum Packet Size 256 (property 0x27) in the CONNECT.
+        assert!(
+            connect.body.windows(5).any(|w| w == [0x27, 0, 0, 1, 0]),
+            "CONNECT announces 256: {:02x?}",
+            connect.body
+        );
+        peer.send(&publish("big", 0, 0, false, Some(&[]), &[b'x'; 400]));
+        let disconnect = peer.expect(DISCONNECT);
+        assert!(peer.drain_until_closed(PACKET_WAIT), "the client closes");
+        disconnect.body
+    });
+    let mut opts = options(port, 5);
+    opts.set_max_packet_size(256).expect("max packet size");
+    let client = Client::new(opts).expect("client");
+    let events = watch_connection(&client);
+    connect(&client);
+    let (_, lost) = wait_for(&events, ConnectionState::ConnectionLost, CLIENT_WAIT);
+    assert!(
+        matches!(&lost.reason, Some(Error::Protocol(m)) if m.contains("maximum packet size is 256")),
+        "{:?}",
+        lost.reason
+    );
+    assert_eq!(
+        script.finish(SCRIPT_WAIT)[0],
+        0x95,
+        "DISCONNECT reason 0x95"
+    );
+}

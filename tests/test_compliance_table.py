@@ -154,3 +154,23 @@ def test_the_checker_finds_a_row_without_test_or_note():
     )
     assert any("MQTT-1.5.4-2 has no test and no note" in p for p in found), found
     assert any("MQTT-1.5.4-3: 'gap:' without a reason" in p for p in found), found
+
+
+PROSE = re.compile(r"^(\d+) statements: (\d+) bind the client \(or are checked by it\), (\d+) bind "
+                   r"only the Server\. Of the client rows: (\d+) shown by a test, (\d+) not "
+                   r"applicable, (\d+) gaps, (\d+) pending\.$", re.M)
+
+
+def test_the_counts_in_each_sections_prose_match_its_rows():
+    by_heading = sections(TABLE.read_text(encoding="utf-8"))
+    for version in VERSIONS:
+        heading = next(h for h in by_heading if h.startswith(version + " "))
+        lines = by_heading[heading]
+        table, server = rows(lines)
+        said = PROSE.search("\n".join(lines))
+        assert said, f"{heading}: no counting sentence"
+        noted = {n: sum(1 for _, test, _ in table if test.startswith(n)) for n in NOTES}
+        counted = (len(table) + len(server), len(table), len(server),
+                   len(table) - sum(noted.values()), noted["not applicable:"], noted["gap:"],
+                   noted["pending:"])
+        assert tuple(int(n) for n in said.groups()) == counted, heading

@@ -380,6 +380,59 @@ struct ConnectionEvent {
 	bool connected() const noexcept { return state == EQ1_CONNECTION_STATE_CONNECTED; }
 };
 
+/** A copy of what the broker said in CONNACK (Client::connack()). On MQTT 3.1.1 only
+ *  session_present is known. A limit left empty was not announced (MQTT 5.0's default
+ *  applies: no limit, or "available"). */
+struct ConnAck {
+	bool session_present = false;
+	std::optional<std::string> assigned_client_id;
+	std::optional<std::uint16_t> server_keep_alive;
+	std::optional<std::string> response_information;
+	std::optional<std::string> server_reference;
+	std::optional<std::string> reason_string;
+	std::vector<std::pair<std::string, std::string>> user_properties;
+	std::optional<std::uint32_t> session_expiry;
+	std::optional<std::uint16_t> receive_maximum;
+	std::optional<std::uint32_t> maximum_packet_size;
+	std::optional<std::uint8_t> maximum_qos;
+	std::optional<bool> retain_available;
+	std::optional<bool> wildcard_available;
+	std::optional<bool> subscription_ids_available;
+	std::optional<bool> shared_available;
+	std::optional<std::uint16_t> topic_alias_maximum;
+
+	static ConnAck from_native(const eq1_mqtt_connack_info &c)
+	{
+		auto text = [](const char *s) {
+			return s ? std::optional<std::string>(s) : std::nullopt;
+		};
+		auto when = [](bool has, auto value) {
+			return has ? std::optional<decltype(value)>(value) : std::nullopt;
+		};
+		ConnAck out;
+		out.session_present = c.session_present;
+		out.assigned_client_id = text(c.assigned_client_id);
+		out.server_keep_alive = when(c.has_server_keep_alive, c.server_keep_alive);
+		out.response_information = text(c.response_information);
+		out.server_reference = text(c.server_reference);
+		out.reason_string = text(c.reason_string);
+		for (std::size_t i = 0; i < c.user_property_count; i++)
+			out.user_properties.emplace_back(c.user_properties[i].name,
+							 c.user_properties[i].value);
+		out.session_expiry = when(c.has_session_expiry, c.session_expiry);
+		out.receive_maximum = when(c.has_receive_maximum, c.receive_maximum);
+		out.maximum_packet_size = when(c.has_maximum_packet_size, c.maximum_packet_size);
+		out.maximum_qos = when(c.has_maximum_qos, c.maximum_qos);
+		out.retain_available = when(c.has_retain_available, c.retain_available);
+		out.wildcard_available = when(c.has_wildcard_available, c.wildcard_available);
+		out.subscription_ids_available =
+			when(c.has_subscription_ids_available, c.subscription_ids_available);
+		out.shared_available = when(c.has_shared_available, c.shared_available);
+		out.topic_alias_maximum = when(c.has_topic_alias_maximum, c.topic_alias_maximum);
+		return out;
+	}
+};
+
 /** The outcome of one publish, borrowed until the handler returns. */
 struct Delivery {
 	Token token;
@@ -1530,6 +1583,20 @@ public:
 			out.push_back(std::move(r));
 		}
 		return out;
+	}
+
+	/** The CONNACK of the current connection, or of the last one when not connected now;
+	 *  empty before the first connect. */
+	std::optional<ConnAck> connack() const
+	{
+		eq1_mqtt_connack_info *info = nullptr;
+		eq1_status status = eq1_mqtt_client_get_connack(handle_, &info);
+		if (status == EQ1_STATUS_NOT_CONNECTED)
+			return std::nullopt;
+		detail::check(status);
+		std::unique_ptr<eq1_mqtt_connack_info, void (*)(eq1_mqtt_connack_info *)> owned(
+			info, &eq1_mqtt_connack_info_free);
+		return ConnAck::from_native(*owned);
 	}
 
 	/** The first exception a handler threw since the last call (null if none); clears it. */

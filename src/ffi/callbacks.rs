@@ -7,7 +7,9 @@ use crate::core::tokens::AckDetail;
 use crate::ffi::boundary::c_string;
 use crate::ffi::client::{eq1_mqtt_client, eq1_token, with_client, UserData};
 use crate::ffi::status::eq1_status;
-use crate::ffi::v5::{eq1_mqtt_properties, eq1_mqtt_user_property, PropertiesView};
+use crate::ffi::v5::{
+    array_ptr, eq1_mqtt_properties, eq1_mqtt_user_property, CStrings, PropertiesView,
+};
 use crate::mqtt::subscriptions::MessageHandler;
 use crate::mqtt::{ConnectionEvent, ConnectionState, Message};
 use std::ffi::{c_char, c_int, c_void};
@@ -52,10 +54,12 @@ pub struct eq1_mqtt_connection_event {
     pub server_reference: *const c_char,
 }
 
-/// What the broker said in CONNACK, in `eq1_mqtt_connection_event.connack`; borrowed (with
-/// every pointer in it) until the callback returns. On MQTT 3.1.1 only `session_present` is
-/// known: the rest reads as absent. For each limit, `has_...` says whether the broker
-/// announced it; when it did not, MQTT 5.0's default applies (no limit, or "available").
+/// What the broker said in CONNACK: in `eq1_mqtt_connection_event.connack` borrowed (with
+/// every pointer in it) until the callback returns; from `eq1_mqtt_client_get_connack` the
+/// caller's copy, every pointer in it valid until `eq1_mqtt_connack_info_free`. On MQTT
+/// 3.1.1 only `session_present` is known: the rest reads as absent. For each limit,
+/// `has_...` says whether the broker announced it; when it did not, MQTT 5.0's default
+/// applies (no limit, or "available").
 #[repr(C)]
 pub struct eq1_mqtt_connack_info {
     pub session_present: bool,
@@ -97,35 +101,24 @@ pub struct eq1_mqtt_connack_info {
     pub topic_alias_maximum: u16,
 }
 
-/// The C view of a CONNACK and the NUL-terminated copies it points into.
-struct ConnAckView {
-    view: eq1_mqtt_connack_info,
-    _strings: Vec<std::ffi::CString>,
+/// The C view of a CONNACK and the NUL-terminated copies it points into. `view` first: a
+/// pointer to the whole is a pointer to the view, which is what `eq1_mqtt_client_get_connack`
+/// hands to C (and `eq1_mqtt_connack_info_free` takes back).
+#[repr(C)]
+pub(crate) struct ConnAckView {
+    pub(crate) view: eq1_mqtt_connack_info,
+    _strings: CStrings,
     _pairs: Vec<eq1_mqtt_user_property>,
 }
 
 impl ConnAckView {
-    fn new(info: &crate::mqtt::shared::ConnAckInfo) -> Box<ConnAckView> {
-        let mut strings = Vec::new();
-        let mut keep = |text: &str| {
-            let s = c_string(text);
-            let ptr = s.as_ptr();
-            strings.push(s);
-            ptr
-        };
-        let mut optional = |s: &Option<String>| s.as_deref().map_or(std::ptr::null(), &mut keep);
-        let assigned_client_id = optional(&info.assigned_client_id);
-        let response_information = optional(&info.response_information);
-        let server_reference = optional(&info.server_reference);
-        let reason_string = optional(&info.reason_string);
-        let pairs: Vec<eq1_mqtt_user_property> = info
-            .user_properties
-            .iter()
-            .map(|(name, value)| eq1_mqtt_user_property {
-                name: keep(name),
-                value: keep(value),
-            })
-            .collect();
+    pub(crate) fn new(info: &crate::mqtt::shared::ConnAckInfo) -> Box<ConnAckView> {
+        let mut strings = CStrings::default();
+        let assigned_client_id = strings.optional(info.assigned_client_id.as_deref());
+        let response_information = strings.optional(info.response_information.as_deref());
+        let server_reference = strings.optional(info.server_reference.as_deref());
+        let reason_string = strings.optional(info.reason_string.as_deref());
+        let pairs = strings.pairs(&info.user_properties);
         let l = &info.limits;
         let view = eq1_mqtt_connack_info {
             session_present: info.session_present,
@@ -135,11 +128,7 @@ impl ConnAckView {
             response_information,
             server_reference,
             reason_string,
-            user_properties: if pairs.is_empty() {
-                std::ptr::null()
-            } else {
-                pairs.as_ptr()
-            },
+            user_properties: array_ptr(&pairs),
             user_property_count: pairs.len(),
             has_session_expiry: info.session_expiry.is_some(),
             session_expiry: info.session_expiry.unwrap_or(0),
@@ -273,17 +262,15 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_connection_callback(
             Arc::new(move |event: &ConnectionEvent| {
                 let user_data = user_data;
                 let reason = event.reason.as_ref();
-                let text = c_string(&reason.map(Error::message).unwrap_or_default());
-                let host = c_string(event.broker.as_ref().map(|b| b.host.as_str()).unwrap_or(""));
+                let mut strings = CStrings::default();
+                let text = strings.keep(&reason.map(Error::message).unwrap_or_default());
+                let host = strings.keep(event.broker.as_ref().map_or("", |b| b.host.as_str()));
                 let connack = event.connack.as_deref().map(ConnAckView::new);
                 let disconnect = event.server_disconnect.as_deref();
-                let optional = |s: Option<&String>| s.map(|s| c_string(s));
-                let disconnect_reason = optional(disconnect.and_then(|d| d.reason_string.as_ref()));
+                let disconnect_reason_string =
+                    strings.optional(disconnect.and_then(|d| d.reason_string.as_deref()));
                 let server_reference =
-                    optional(disconnect.and_then(|d| d.server_reference.as_ref()));
-                let ptr = |s: &Option<std::ffi::CString>| {
-                    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
-                };
+                    strings.optional(disconnect.and_then(|d| d.server_reference.as_deref()));
                 let view = eq1_mqtt_connection_event {
                     state: match event.state {
                         ConnectionState::Connected => eq1_connection_state::Connected,
@@ -291,16 +278,16 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_connection_callback(
                         ConnectionState::Disconnected => eq1_connection_state::Disconnected,
                     },
                     reason: reason.map(eq1_status::from).unwrap_or(eq1_status::Ok),
-                    reason_text: text.as_ptr(),
+                    reason_text: text,
                     session_present: event.session_present,
-                    broker_host: host.as_ptr(),
+                    broker_host: host,
                     broker_port: event.broker.as_ref().map(|b| b.port as c_int).unwrap_or(0),
                     connack: connack.as_ref().map_or(std::ptr::null(), |c| {
                         &c.view as *const eq1_mqtt_connack_info
                     }),
                     disconnect_reason_code: disconnect.map_or(0, |d| d.reason_code),
-                    disconnect_reason_string: ptr(&disconnect_reason),
-                    server_reference: ptr(&server_reference),
+                    disconnect_reason_string,
+                    server_reference,
                 };
                 // SAFETY: the user's callback; `view` and its strings outlive the call.
                 unsafe { callback(user_data.0, &view) }
@@ -380,33 +367,16 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_delivery_report_callback(
                         Ok(()) => (eq1_status::Ok, c_string("")),
                         Err(e) => (eq1_status::from(e), c_string(&e.message())),
                     };
-                    let reason = detail.and_then(|d| d.text.as_deref()).map(c_string);
-                    let strings: Vec<(std::ffi::CString, std::ffi::CString)> = detail
-                        .map(|d| {
-                            d.properties
-                                .iter()
-                                .map(|(k, v)| (c_string(k), c_string(v)))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let pairs: Vec<eq1_mqtt_user_property> = strings
-                        .iter()
-                        .map(|(k, v)| eq1_mqtt_user_property {
-                            name: k.as_ptr(),
-                            value: v.as_ptr(),
-                        })
-                        .collect();
+                    let mut strings = CStrings::default();
+                    let reason_string = strings.optional(detail.and_then(|d| d.text.as_deref()));
+                    let pairs = strings.pairs(detail.map_or(&[][..], |d| &d.properties));
                     let report = eq1_mqtt_delivery_report {
                         token,
                         status,
                         detail: text.as_ptr(),
                         reason_code: detail.map_or(0, |d| d.code),
-                        reason_string: reason.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
-                        user_properties: if pairs.is_empty() {
-                            std::ptr::null()
-                        } else {
-                            pairs.as_ptr()
-                        },
+                        reason_string,
+                        user_properties: array_ptr(&pairs),
                         user_property_count: pairs.len(),
                     };
                     // SAFETY: the user's callback; `report` and its strings outlive the call.

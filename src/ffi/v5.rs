@@ -3,7 +3,10 @@
 //! options that only MQTT 5.0 CONNECTs carry.
 
 use crate::core::error::Error;
-use crate::ffi::boundary::{bytes, c_str, c_string, call, optional_c_str, optional_out_param};
+use crate::ffi::boundary::{
+    bytes, c_str, c_string, call, call_value, optional_c_str, optional_out_param, out_param,
+};
+use crate::ffi::callbacks::{eq1_mqtt_connack_info, ConnAckView};
 use crate::ffi::client::{client_handle, eq1_mqtt_client, eq1_token};
 use crate::ffi::options::{eq1_mqtt_options, with_options};
 use crate::ffi::status::eq1_status;
@@ -15,6 +18,45 @@ use std::ffi::{c_char, c_int, CString};
 pub struct eq1_mqtt_user_property {
     pub name: *const c_char,
     pub value: *const c_char,
+}
+
+/// NUL-terminated copies of Rust strings behind a C view: every pointer handed out lives as
+/// long as this (the bytes are on the heap, so moving it does not relocate them).
+#[derive(Default)]
+pub(crate) struct CStrings(Vec<CString>);
+
+impl CStrings {
+    pub(crate) fn keep(&mut self, text: &str) -> *const c_char {
+        let s = c_string(text);
+        let ptr = s.as_ptr();
+        self.0.push(s);
+        ptr
+    }
+
+    /// `keep`, or NULL for `None`.
+    pub(crate) fn optional(&mut self, text: Option<&str>) -> *const c_char {
+        text.map_or(std::ptr::null(), |t| self.keep(t))
+    }
+
+    /// The C pairs of `pairs`, pointing into copies kept here.
+    pub(crate) fn pairs(&mut self, pairs: &[(String, String)]) -> Vec<eq1_mqtt_user_property> {
+        pairs
+            .iter()
+            .map(|(name, value)| eq1_mqtt_user_property {
+                name: self.keep(name),
+                value: self.keep(value),
+            })
+            .collect()
+    }
+}
+
+/// The pointer C gets for an array: NULL when it is empty.
+pub(crate) fn array_ptr<T>(items: &[T]) -> *const T {
+    if items.is_empty() {
+        std::ptr::null()
+    } else {
+        items.as_ptr()
+    }
 }
 
 /// MQTT 5.0 PUBLISH properties. Zero-initialise (`eq1_mqtt_properties p = {0};`) and set what
@@ -69,36 +111,16 @@ impl eq1_mqtt_ack_properties {
 
     /// The C view of `ack`, owning copies of its strings (released by `clear`).
     pub(crate) fn filled(ack: &crate::mqtt::AckProperties) -> eq1_mqtt_ack_properties {
-        let mut strings = Vec::new();
-        let mut keep = |text: &str| {
-            let s = c_string(text);
-            let ptr = s.as_ptr();
-            strings.push(s);
-            ptr
-        };
-        let reason_string = ack
-            .reason_string
-            .as_deref()
-            .map_or(std::ptr::null(), &mut keep);
-        let pairs: Vec<eq1_mqtt_user_property> = ack
-            .user_properties
-            .iter()
-            .map(|(name, value)| eq1_mqtt_user_property {
-                name: keep(name),
-                value: keep(value),
-            })
-            .collect();
+        let mut strings = CStrings::default();
+        let reason_string = strings.optional(ack.reason_string.as_deref());
+        let pairs = strings.pairs(&ack.user_properties);
         let storage = Box::new(AckStorage {
             _strings: strings,
             pairs,
         });
         eq1_mqtt_ack_properties {
             reason_string,
-            user_properties: if storage.pairs.is_empty() {
-                std::ptr::null()
-            } else {
-                storage.pairs.as_ptr()
-            },
+            user_properties: array_ptr(&storage.pairs),
             user_property_count: storage.pairs.len(),
             internal: Box::into_raw(storage).cast(),
         }
@@ -108,7 +130,7 @@ impl eq1_mqtt_ack_properties {
 /// What the pointers of a filled `eq1_mqtt_ack_properties` point into (heap buffers that
 /// moving the box does not relocate).
 struct AckStorage {
-    _strings: Vec<CString>,
+    _strings: CStrings,
     pairs: Vec<eq1_mqtt_user_property>,
 }
 
@@ -161,12 +183,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_publish_with_properties(
         // SAFETY: per this function's contract.
         let payload = unsafe { bytes(payload, len, "payload") }?;
         // SAFETY: per this function's contract.
-        let properties = unsafe { properties.as_ref() }
-            .map(|p| {
-                // SAFETY: the struct's pointers follow its documentation (this function's contract).
-                unsafe { properties_from_c(p) }
-            })
-            .transpose()?;
+        let properties = unsafe { optional_properties_from_c(properties) }?;
         let token = c.client.publish_with_properties(
             topic,
             payload,
@@ -225,12 +242,7 @@ pub unsafe extern "C" fn eq1_mqtt_client_set_will_with_properties(
         // SAFETY: per this function's contract.
         let payload = unsafe { bytes(payload, len, "will payload") }?;
         // SAFETY: per this function's contract.
-        let properties = unsafe { properties.as_ref() }
-            .map(|p| {
-                // SAFETY: the struct's pointers follow its documentation (this function's contract).
-                unsafe { properties_from_c(p) }
-            })
-            .transpose()?;
+        let properties = unsafe { optional_properties_from_c(properties) }?;
         c.client.set_will_with_properties(
             topic,
             payload,
@@ -454,6 +466,81 @@ pub unsafe extern "C" fn eq1_mqtt_ack_properties_clear(
     })
 }
 
+/// The CONNACK of the client's current connection, or of its last one when it is not
+/// connected now: session present, the assigned client identifier, server keep-alive,
+/// response information, server reference, reason string, user properties, session expiry
+/// and every limit the broker announced (MQTT 3.1.1: only `session_present`). On success
+/// `*out_connack` is a copy the caller owns: every pointer in it stays valid, whatever the
+/// client does meanwhile (reconnects, is freed), until `eq1_mqtt_connack_info_free`. May be
+/// called from any thread, also inside the client's callbacks.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success: `*out_connack` holds the copy.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out_connack` is NULL.
+/// - `EQ1_STATUS_NOT_CONNECTED` when the client has never been connected (no CONNACK yet);
+///   `*out_connack` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_connack_info`, `eq1_mqtt_connack_info_free`,
+/// `eq1_mqtt_connection_event`.
+///
+/// # Safety
+/// `client` NULL or live; `out_connack` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_get_connack(
+    client: *const eq1_mqtt_client,
+    out_connack: *mut *mut eq1_mqtt_connack_info,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: per this function's contract.
+        let out = unsafe { out_param(out_connack, std::ptr::null_mut(), "out (connack)") }?;
+        // SAFETY: per this function's contract.
+        let c = unsafe { client_handle(client) }?;
+        let info = c.client.connack().ok_or_else(|| {
+            Error::NotConnected("the client has not connected yet: there is no CONNACK".into())
+        })?;
+        *out = Box::into_raw(ConnAckView::new(&info)).cast::<eq1_mqtt_connack_info>();
+        Ok(())
+    })
+}
+
+/// Releases a copy from `eq1_mqtt_client_get_connack`. NULL is a no-op. Never pass the one a
+/// connection event borrowed.
+///
+/// Returns: nothing.
+///
+/// See also: `eq1_mqtt_client_get_connack`.
+///
+/// # Safety
+/// `connack` is NULL or came from `eq1_mqtt_client_get_connack` and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_connack_info_free(connack: *mut eq1_mqtt_connack_info) {
+    call_value((), || {
+        if !connack.is_null() {
+            // SAFETY: created by Box::into_raw of a ConnAckView (its first field is the view)
+            // in eq1_mqtt_client_get_connack, released once.
+            drop(unsafe { Box::from_raw(connack.cast::<ConnAckView>()) });
+        }
+    })
+}
+
+/// `properties_from_c` for a pointer that may be NULL (no properties).
+///
+/// # Safety
+/// `properties` is NULL or points to a struct whose pointers follow the field documentation
+/// of `eq1_mqtt_properties`.
+unsafe fn optional_properties_from_c(
+    properties: *const eq1_mqtt_properties,
+) -> crate::Result<Option<PublishProperties>> {
+    // SAFETY: NULL or valid, per this function's contract.
+    match unsafe { properties.as_ref() } {
+        // SAFETY: the struct's pointers follow its documentation (this function's contract).
+        Some(p) => unsafe { properties_from_c(p) }.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Reads C properties into the core type, checking every pointer and string.
 ///
 /// # Safety
@@ -517,35 +604,16 @@ pub(crate) unsafe fn user_properties_from_c(
 /// The C view of received properties and the NUL-terminated copies it points into.
 pub(crate) struct PropertiesView {
     pub(crate) view: eq1_mqtt_properties,
-    _strings: Vec<CString>,
+    _strings: CStrings,
     _pairs: Vec<eq1_mqtt_user_property>,
 }
 
 impl PropertiesView {
     pub(crate) fn new(p: &PublishProperties) -> Box<PropertiesView> {
-        let mut strings = Vec::new();
-        let mut keep = |text: &str| {
-            let s = c_string(text);
-            let ptr = s.as_ptr();
-            strings.push(s);
-            ptr
-        };
-        let content_type = p
-            .content_type
-            .as_deref()
-            .map_or(std::ptr::null(), &mut keep);
-        let response_topic = p
-            .response_topic
-            .as_deref()
-            .map_or(std::ptr::null(), &mut keep);
-        let pairs: Vec<eq1_mqtt_user_property> = p
-            .user_properties
-            .iter()
-            .map(|(name, value)| eq1_mqtt_user_property {
-                name: keep(name),
-                value: keep(value),
-            })
-            .collect();
+        let mut strings = CStrings::default();
+        let content_type = strings.optional(p.content_type.as_deref());
+        let response_topic = strings.optional(p.response_topic.as_deref());
+        let pairs = strings.pairs(&p.user_properties);
         let correlation = p.correlation_data.as_ref();
         let view = eq1_mqtt_properties {
             has_payload_format: p.payload_is_utf8.is_some(),
@@ -556,11 +624,7 @@ impl PropertiesView {
             response_topic,
             correlation_data: correlation.map_or(std::ptr::null(), |c| c.as_ptr()),
             correlation_data_len: correlation.map_or(0, |c| c.len()),
-            user_properties: if pairs.is_empty() {
-                std::ptr::null()
-            } else {
-                pairs.as_ptr()
-            },
+            user_properties: array_ptr(&pairs),
             user_property_count: pairs.len(),
         };
         // The pointers point into heap buffers (CString, Vec) that moving does not relocate.

@@ -16,13 +16,14 @@ use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
 use crate::mqtt::persistence::{accepted_instant, Persistence, Restored, RestoredStage};
 use crate::mqtt::subscribe::{
-    reason_name, AckProperties, FilterRequest, SubscribeReport, SubscribeResult, UnsubscribeReport,
+    AckProperties, FilterRequest, SubscribeReport, SubscribeResult, UnsubscribeReport,
     UnsubscribeResult, NO_SUBSCRIPTION_EXISTED,
 };
 use crate::mqtt::topic_alias::{AliasUse, OutboundAliases};
 use crate::mqtt::validate;
 use crate::mqtt::wire::{
-    auth_reason, AuthPacket, BrokerLimits, Codec, ConnAck, InPublish, Incoming, OutPublish,
+    auth_reason, reason_name, AuthPacket, BrokerLimits, Codec, ConnAck, InPublish, Incoming,
+    OutPublish,
 };
 use crate::mqtt::{Message, Qos};
 use bytes::{Bytes, BytesMut};
@@ -179,9 +180,11 @@ struct Inflight {
     stored_state: bool,
 }
 
-/// A subscription the session restores after a reconnect (with its options and identifier).
+/// A subscription the session restores after a reconnect (with its options, identifier and
+/// the user properties of the SUBSCRIBE that made it).
 struct Subscription {
     request: FilterRequest,
+    user_properties: Vec<(String, String)>,
     /// The broker acknowledged it in the current session.
     confirmed: bool,
 }
@@ -708,10 +711,12 @@ impl<W> Session<W> {
             {
                 Some(existing) => {
                     existing.request = request.clone();
+                    existing.user_properties = user_properties.clone();
                     existing.confirmed = false;
                 }
                 None => self.subscriptions.push(Subscription {
                     request: request.clone(),
+                    user_properties: user_properties.clone(),
                     confirmed: false,
                 }),
             }
@@ -1367,13 +1372,20 @@ impl<W> Session<W> {
             .iter()
             .flat_map(|call| call.filters.iter().map(|f| f.filter.clone()))
             .collect();
-        let restore: Vec<(usize, FilterRequest)> = self
+        // Restored as they were made: filters subscribed with the same user properties go
+        // together, each group in SUBSCRIBEs carrying those properties again.
+        type Group = (Vec<(String, String)>, Vec<(usize, FilterRequest)>);
+        let mut restore: Vec<Group> = Vec::new();
+        for s in self
             .subscriptions
             .iter()
             .filter(|s| !s.confirmed && !asked.contains(&s.request.filter))
-            .map(|s| s.request.clone())
-            .enumerate()
-            .collect();
+        {
+            match restore.iter_mut().find(|(p, _)| *p == s.user_properties) {
+                Some((_, group)) => group.push((group.len(), s.request.clone())),
+                None => restore.push((s.user_properties.clone(), vec![(0, s.request.clone())])),
+            }
+        }
         for mut call in deferred {
             // Current options, and only filters still subscribed (an unsubscribe may have
             // come): a filter removed meanwhile is answered as such.
@@ -1406,8 +1418,8 @@ impl<W> Session<W> {
                 self.start_call(call);
             }
         }
-        if !restore.is_empty() {
-            if let Err(e) = self.send_subscribes(restore, &[], None) {
+        for (user_properties, filters) in restore {
+            if let Err(e) = self.send_subscribes(filters, &user_properties, None) {
                 log!(Level::Warn, "restoring subscriptions failed: {e}");
             }
         }
@@ -1679,7 +1691,7 @@ impl<W> Session<W> {
             let mut text = format!(
                 "'{}': broker refused the publish: {} (0x{:02X})",
                 entry.message.topic,
-                crate::mqtt::wire::reason_name(detail.code),
+                reason_name(detail.code),
                 detail.code
             );
             if let Some(reason) = &detail.text {

@@ -800,6 +800,39 @@ fn inflight_window_is_the_smaller_of_configured_and_broker_receive_maximum() {
     }
 }
 
+#[test]
+fn a_full_receive_maximum_holds_only_publishes_not_subscribe_unsubscribe_or_pingreq() {
+    let mut h = connected_with(
+        V5,
+        keep_alive(10),
+        with_limits(BrokerLimits {
+            receive_maximum: Some(2),
+            ..BrokerLimits::default()
+        }),
+    );
+    assert_eq!(qos1_in_flight(&mut h, 4).len(), 2, "the window is full");
+    h.session
+        .subscribe(vec![("s".to_string(), Qos::AtLeastOnce)], 7);
+    h.session.unsubscribe(vec!["u".to_string()], 8);
+    let sent = h.written();
+    assert!(
+        matches!(
+            &sent[..],
+            [Sent::Subscribe { filters, .. }, Sent::Unsubscribe { filters: gone, .. }]
+                if filters[0].0 == "s" && gone[..] == ["u".to_string()]
+        ),
+        "{sent:?}"
+    );
+    h.advance(Duration::from_secs(10));
+    h.timeout().unwrap();
+    assert_eq!(h.written(), [Sent::PingReq]);
+    assert_eq!(
+        (h.session.inflight_len(), h.session.outbox_len()),
+        (2, 2),
+        "only the publishes wait for the window"
+    );
+}
+
 // ----- publishing -----
 
 #[test]
@@ -2184,6 +2217,80 @@ fn restore_after_a_lost_session_resubscribes_with_the_same_identifiers_and_optio
             ("y".to_string(), Some(42), false)
         ]
     );
+}
+
+#[test]
+fn restore_after_a_lost_session_resends_each_subscribes_user_properties() {
+    let pair = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    for ids in [true, false] {
+        let ack = if ids {
+            ConnAck::default()
+        } else {
+            with_limits(BrokerLimits {
+                subscription_ids_available: Some(false),
+                ..BrokerLimits::default()
+            })
+        };
+        let mut h = connected_with(V5, options(V5), ack.clone());
+        let mut retained = crate::mqtt::SubscribeOptions::qos(Qos::ExactlyOnce);
+        retained.retain_as_published = true;
+        h.session.subscribe_with(
+            vec![
+                FilterRequest::new("a/#", retained, Some(7)),
+                request("b", Qos::AtMostOnce, 8),
+            ],
+            pair("origin", "first"),
+            1,
+        );
+        h.session.subscribe_with(
+            vec![request("c", Qos::AtLeastOnce, 9)],
+            pair("origin", "second"),
+            2,
+        );
+        h.session
+            .subscribe_with(vec![request("d", Qos::AtMostOnce, 10)], Vec::new(), 3);
+        for s in written_subscribes(&mut h) {
+            let codes: Vec<u8> = s.filters.iter().map(|f| f.qos as u8).collect();
+            h.receive(suback(s.pkid, &codes)).unwrap();
+        }
+        h.events();
+        h.session
+            .connection_closed(&Error::ConnectionLost("gone".into()));
+        h.open();
+        h.receive(Incoming::ConnAck(ack)).unwrap();
+        h.events();
+        // (filter, qos, retain-as-published, identifier, user properties) as re-sent.
+        type Resent = (String, u8, bool, Option<usize>, Vec<(String, String)>);
+        let mut seen: Vec<Resent> = Vec::new();
+        for s in written_subscribes(&mut h) {
+            let id = s.properties.as_ref().and_then(|p| p.id);
+            let user = s
+                .properties
+                .as_ref()
+                .map(|p| p.user_properties.clone())
+                .unwrap_or_default();
+            for f in &s.filters {
+                seen.push((
+                    f.path.clone(),
+                    f.qos as u8,
+                    f.preserve_retain,
+                    id,
+                    user.clone(),
+                ));
+            }
+        }
+        let id = |n: usize| ids.then_some(n);
+        assert_eq!(
+            seen,
+            [
+                ("a/#".to_string(), 2, true, id(7), pair("origin", "first")),
+                ("b".to_string(), 0, false, id(8), pair("origin", "first")),
+                ("c".to_string(), 1, false, id(9), pair("origin", "second")),
+                ("d".to_string(), 0, false, id(10), Vec::new()),
+            ],
+            "identifiers usable: {ids}"
+        );
+    }
 }
 
 #[test]

@@ -162,25 +162,5 @@ impl UnsubscribeReport {
 /// MQTT 5.0 reason code: no subscription existed (UNSUBACK).
 pub const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
 
-/// The name of a SUBACK / UNSUBACK reason code, for messages.
-pub fn reason_name(code: u8) -> &'static str {
-    match code {
-        0x00 => "success",
-        0x01 => "granted QoS 1",
-        0x02 => "granted QoS 2",
-        0x11 => "no subscription existed",
-        0x80 => "unspecified error",
-        0x83 => "implementation specific error",
-        0x87 => "not authorized",
-        0x8F => "topic filter invalid",
-        0x91 => "packet identifier in use",
-        0x97 => "quota exceeded",
-        0x9E => "shared subscriptions not supported",
-        0xA1 => "subscription identifiers not supported",
-        0xA2 => "wildcard subscriptions not supported",
-        _ => "unknown reason",
-    }
-}
-
 /// The largest subscription identifier MQTT can carry (a four-byte variable integer).
 pub const MAX_SUBSCRIPTION_ID: u32 = 268_435_455;

@@ -119,8 +119,11 @@ impl ServerDisconnect {
 pub fn reason_name(code: u8) -> &'static str {
     match code {
         0x00 => "success",
+        0x01 => "granted QoS 1",
+        0x02 => "granted QoS 2",
         0x04 => "disconnect with will message",
         0x10 => "no matching subscribers",
+        0x11 => "no subscription existed",
         0x80 => "unspecified error",
         0x81 => "malformed packet",
         0x82 => "protocol error",
@@ -854,6 +857,35 @@ fn decode_v4(buf: &mut BytesMut, max: usize) -> Result<Option<Incoming>> {
     }))
 }
 
+/// What a v5 acknowledgement's properties say. rumqttc has one properties type per packet
+/// (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK), each with `reason_string` and
+/// `user_properties`, so this is a macro rather than a function over one type.
+macro_rules! ack_properties {
+    ($properties:expr) => {
+        $properties
+            .map(|p| AckProperties {
+                reason_string: p.reason_string,
+                user_properties: p.user_properties,
+            })
+            .unwrap_or_default()
+    };
+}
+
+/// A publish acknowledgement's reason code with what its properties say.
+macro_rules! ack_detail {
+    ($code:expr, $properties:expr) => {{
+        let AckProperties {
+            reason_string,
+            user_properties,
+        } = ack_properties!($properties);
+        AckDetail {
+            code: $code,
+            text: reason_string,
+            properties: user_properties,
+        }
+    }};
+}
+
 fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
     if let Some(disconnect) = short_v5_disconnect(buf)? {
         return Ok(disconnect);
@@ -944,86 +976,40 @@ fn decode_v5(buf: &mut BytesMut, max: u32) -> Result<Option<Incoming>> {
             )
         }
         v5::Packet::PubAck(a) => {
-            let (text, properties) = a
-                .properties
-                .map(|p| (p.reason_string, p.user_properties))
-                .unwrap_or_default();
-            Incoming::PubAck(
-                a.pkid,
-                AckDetail {
-                    code: puback_code(a.reason),
-                    text,
-                    properties,
-                },
-            )
+            Incoming::PubAck(a.pkid, ack_detail!(puback_code(a.reason), a.properties))
         }
         v5::Packet::PubRec(a) => {
-            let (text, properties) = a
-                .properties
-                .map(|p| (p.reason_string, p.user_properties))
-                .unwrap_or_default();
-            Incoming::PubRec(
-                a.pkid,
-                AckDetail {
-                    code: pubrec_code(a.reason),
-                    text,
-                    properties,
-                },
-            )
+            Incoming::PubRec(a.pkid, ack_detail!(pubrec_code(a.reason), a.properties))
         }
-        v5::Packet::PubRel(a) => {
-            let (text, properties) = a
-                .properties
-                .map(|p| (p.reason_string, p.user_properties))
-                .unwrap_or_default();
-            Incoming::PubRel(
-                a.pkid,
-                AckDetail {
-                    code: match a.reason {
-                        v5::PubRelReason::Success => 0,
-                        v5::PubRelReason::PacketIdentifierNotFound => 0x92,
-                    },
-                    text,
-                    properties,
+        v5::Packet::PubRel(a) => Incoming::PubRel(
+            a.pkid,
+            ack_detail!(
+                match a.reason {
+                    v5::PubRelReason::Success => 0,
+                    v5::PubRelReason::PacketIdentifierNotFound => 0x92,
                 },
-            )
-        }
-        v5::Packet::PubComp(a) => {
-            let (text, properties) = a
-                .properties
-                .map(|p| (p.reason_string, p.user_properties))
-                .unwrap_or_default();
-            Incoming::PubComp(
-                a.pkid,
-                AckDetail {
-                    code: match a.reason {
-                        v5::PubCompReason::Success => 0,
-                        v5::PubCompReason::PacketIdentifierNotFound => 0x92,
-                    },
-                    text,
-                    properties,
+                a.properties
+            ),
+        ),
+        v5::Packet::PubComp(a) => Incoming::PubComp(
+            a.pkid,
+            ack_detail!(
+                match a.reason {
+                    v5::PubCompReason::Success => 0,
+                    v5::PubCompReason::PacketIdentifierNotFound => 0x92,
                 },
-            )
-        }
+                a.properties
+            ),
+        ),
         v5::Packet::SubAck(a) => Incoming::SubAck(
             a.pkid,
             a.return_codes.iter().map(|c| suback_code(*c)).collect(),
-            a.properties
-                .map(|p| AckProperties {
-                    reason_string: p.reason_string,
-                    user_properties: p.user_properties,
-                })
-                .unwrap_or_default(),
+            ack_properties!(a.properties),
         ),
         v5::Packet::UnsubAck(a) => Incoming::UnsubAck(
             a.pkid,
             a.reasons.iter().map(|r| unsuback_code(*r)).collect(),
-            a.properties
-                .map(|p| AckProperties {
-                    reason_string: p.reason_string,
-                    user_properties: p.user_properties,
-                })
-                .unwrap_or_default(),
+            ack_properties!(a.properties),
         ),
         v5::Packet::PingResp(_) => Incoming::PingResp,
         v5::Packet::Disconnect(d) => {

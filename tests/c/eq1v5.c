@@ -3,10 +3,17 @@
  * reasons (an ACL-denied publish is a failed delivery with 0x87), CONNACK information and an
  * assigned client identifier, retained-message expiry, and outbox message expiry
  * (EQ1_STATUS_EXPIRED), a DISCONNECT with reason 0x04 that makes the broker publish the
- * will, plus bad input at the C boundary of the new functions.
+ * will, the CONNACK copy of eq1_mqtt_client_get_connack, the broker's announced limits
+ * (Maximum QoS, Retain Available, Maximum Packet Size) refusing publishes before they are
+ * sent, plus bad input at the C boundary of the new functions.
  *
- *   ./eq1v5 <mode> <host> <port>      mode: acl | connack | retained | outbox | will |
- *                                           bad-input
+ *   ./eq1v5 <mode> <host> <port>      mode: acl | connack | connack-get | limits |
+ *                                           retained | outbox | will | bad-input
+ *   ./eq1v5 redirect-follow|redirect-stay <host> <front port> <referenced port>
+ *
+ * connack-get and limits expect a broker with max_qos 1, retain_available false,
+ * max_packet_size 2000, max_keepalive 20 and max_inflight_messages 7 (see
+ * tests/test_v5_session.py).
  *
  * Prints "SUMMARY <n> failures"; exits 1 on any failure.
  */
@@ -254,6 +261,119 @@ static void connack(const char *host, int port)
 	eq1_mqtt_client_free(c);
 }
 
+/* eq1_mqtt_client_get_connack: NOT_CONNECTED before the first connect; afterwards a copy of
+ * the CONNACK (assigned id, server keep-alive, every limit this broker announces) that stays
+ * valid after disconnect and after the client is freed (valgrind checks the reads). */
+static void connack_get(const char *host, int port)
+{
+	eq1_mqtt_options *o = v5_options(host, port, "");
+	eq1_mqtt_options_set_keep_alive(o, 60);
+	eq1_mqtt_client *c = v5_client(o);
+	eq1_mqtt_connack_info *info = (eq1_mqtt_connack_info *)&info; /* reset on entry */
+	EXPECT(eq1_mqtt_client_get_connack(c, &info) == EQ1_STATUS_NOT_CONNECTED,
+	       "get_connack before any connect");
+	EXPECT(info == NULL, "out reset to NULL");
+	EXPECT(eq1_mqtt_client_get_connack(NULL, &info) == EQ1_STATUS_NULL_ARGUMENT,
+	       "get_connack(NULL client)");
+	EXPECT(eq1_mqtt_client_get_connack(c, NULL) == EQ1_STATUS_NULL_ARGUMENT,
+	       "get_connack(NULL out)");
+	eq1_mqtt_connack_info_free(NULL);
+	EXPECT(eq1_mqtt_client_connect(c, 5000) == EQ1_STATUS_OK, "connect with empty id");
+	EXPECT(eq1_mqtt_client_get_connack(c, &info) == EQ1_STATUS_OK && info != NULL,
+	       "get_connack after connect");
+	char id[128] = "";
+	eq1_mqtt_client_get_id(c, id, sizeof id);
+	EXPECT(eq1_mqtt_client_disconnect(c, 2000) == EQ1_STATUS_OK, "disconnect");
+	/* The last CONNACK is still there once disconnected. */
+	eq1_mqtt_connack_info *again = NULL;
+	EXPECT(eq1_mqtt_client_get_connack(c, &again) == EQ1_STATUS_OK && again != NULL,
+	       "get_connack after disconnect");
+	eq1_mqtt_client_free(c);
+	if (info != NULL) {
+		EXPECT(!info->session_present, "no session present");
+		EXPECT(info->assigned_client_id != NULL &&
+			       !strncmp(info->assigned_client_id, "auto-", 5),
+		       "assigned id '%s'",
+		       info->assigned_client_id ? info->assigned_client_id : "(null)");
+		EXPECT(info->assigned_client_id != NULL && !strcmp(info->assigned_client_id, id),
+		       "assigned id = get_id '%s'", id);
+		if (info->assigned_client_id)
+			printf("ASSIGNED %s\n", info->assigned_client_id);
+		EXPECT(info->has_server_keep_alive && info->server_keep_alive == 20,
+		       "server keep-alive %u (%d)", info->server_keep_alive,
+		       info->has_server_keep_alive);
+		EXPECT(info->has_receive_maximum && info->receive_maximum == 7,
+		       "receive maximum %u (%d)", info->receive_maximum, info->has_receive_maximum);
+		EXPECT(info->has_maximum_qos && info->maximum_qos == 1, "maximum qos %u (%d)",
+		       info->maximum_qos, info->has_maximum_qos);
+		EXPECT(info->has_retain_available && !info->retain_available,
+		       "retain available %d (%d)", info->retain_available,
+		       info->has_retain_available);
+		EXPECT(info->has_maximum_packet_size && info->maximum_packet_size == 2000,
+		       "maximum packet size %u (%d)", info->maximum_packet_size,
+		       info->has_maximum_packet_size);
+		EXPECT(info->reason_string == NULL && info->server_reference == NULL,
+		       "no reason string, no server reference");
+	}
+	if (again != NULL)
+		EXPECT(again->assigned_client_id != NULL && !strcmp(again->assigned_client_id, id),
+		       "second copy's assigned id");
+	eq1_mqtt_connack_info_free(info);
+	eq1_mqtt_connack_info_free(again);
+}
+
+static int marker_received;
+static void on_limits_message(void *user_data, const eq1_mqtt_message *m)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (!strcmp(m->topic, "limits/marker"))
+		marker_received++;
+	pthread_mutex_unlock(&lock);
+}
+
+/* The broker's limits are obeyed before anything is sent: with Maximum QoS 1 a QoS 2 publish
+ * is refused with EQ1_STATUS_QOS_NOT_SUPPORTED [MQTT-3.2.2-11], with Retain Available 0 a
+ * retained publish with EQ1_STATUS_FEATURE_NOT_SUPPORTED [MQTT-3.2.2-14], and a publish above
+ * the Maximum Packet Size with EQ1_STATUS_PAYLOAD_TOO_LARGE [MQTT-3.2.2-15]. A subscribe at
+ * QoS 2 is granted QoS 1. A marker published afterwards arrives: the connection is fine, and
+ * the test reads the broker's log to see that none of the refused publishes reached it. */
+static void limits(const char *host, int port)
+{
+	eq1_mqtt_client *c = v5_client(v5_options(host, port, "limits-client"));
+	EXPECT(eq1_mqtt_client_connect(c, 5000) == EQ1_STATUS_OK, "connect");
+	int granted = -1;
+	EXPECT(eq1_mqtt_client_subscribe(c, "limits/#", 2, on_limits_message, NULL, 5000,
+					 &granted) == EQ1_STATUS_OK,
+	       "subscribe at QoS 2");
+	EXPECT(granted == 1, "granted QoS %d (the broker's maximum is 1)", granted);
+	eq1_token t = 0;
+	char detail[256];
+	eq1_status s = eq1_mqtt_client_publish(c, "limits/qos2", (const uint8_t *)"x", 1, 2,
+					       false, &t);
+	EXPECT(s == EQ1_STATUS_QOS_NOT_SUPPORTED && t == 0, "QoS 2 publish: status %d", s);
+	eq1_last_error_message(detail, sizeof detail);
+	EXPECT(strstr(detail, "maximum QoS is 1") != NULL, "QoS detail '%s'", detail);
+	s = eq1_mqtt_client_publish(c, "limits/retained", (const uint8_t *)"x", 1, 1, true, &t);
+	EXPECT(s == EQ1_STATUS_FEATURE_NOT_SUPPORTED && t == 0, "retained publish: status %d", s);
+	eq1_last_error_message(detail, sizeof detail);
+	EXPECT(strstr(detail, "retained") != NULL, "retain detail '%s'", detail);
+	static uint8_t big[2000];
+	memset(big, 'b', sizeof big);
+	s = eq1_mqtt_client_publish(c, "limits/big", big, sizeof big, 1, false, &t);
+	EXPECT(s == EQ1_STATUS_PAYLOAD_TOO_LARGE && t == 0, "oversize publish: status %d", s);
+	eq1_last_error_message(detail, sizeof detail);
+	EXPECT(strstr(detail, "maximum packet size is 2000") != NULL, "size detail '%s'", detail);
+	/* Within the limits: QoS 1, not retained, 1,900 bytes, goes out and comes back. */
+	s = eq1_mqtt_client_publish(c, "limits/marker", big, 1900, 1, false, &t);
+	EXPECT(s == EQ1_STATUS_OK, "marker publish: status %d", s);
+	EXPECT(eq1_mqtt_client_wait(c, t, 5000) == EQ1_STATUS_OK, "marker delivered");
+	EXPECT(read_count(&marker_received, 1) == 1, "marker received");
+	EXPECT(eq1_mqtt_client_is_connected(c), "still connected");
+	EXPECT(eq1_mqtt_client_disconnect(c, 2000) == EQ1_STATUS_OK, "disconnect");
+	eq1_mqtt_client_free(c);
+}
+
 /* A retained message whose expiry passed is not delivered to a late subscriber; one with a
  * long expiry is. */
 static void retained(const char *host, int port)
@@ -471,6 +591,79 @@ static void bad_input(const char *host, int port)
 	eq1_mqtt_client_free(c);
 }
 
+/* ----- server redirection ----- */
+
+static int redirect_port_seen, redirect_received;
+
+static void on_redirect_connection(void *user_data, const eq1_mqtt_connection_event *e)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (e->state == EQ1_CONNECTION_STATE_CONNECTED)
+		redirect_port_seen = e->broker_port;
+	pthread_mutex_unlock(&lock);
+}
+
+static void on_redirect_message(void *user_data, const eq1_mqtt_message *m)
+{
+	(void)user_data;
+	pthread_mutex_lock(&lock);
+	if (!strcmp(m->topic, "moved/c") && m->payload_len == 4 && !memcmp(m->payload, "here", 4))
+		redirect_received++;
+	pthread_mutex_unlock(&lock);
+}
+
+/* The front at <front port> refuses the CONNECT with CONNACK 0x9C "use another server" and the
+ * Server Reference "<host>:<referenced port>" (a mosquitto). Following redirects, the connect
+ * ends at that mosquitto (publish round trip through it); not following, it fails with
+ * EQ1_STATUS_SERVER_MOVED naming the reference and the client stays unconnected. */
+static void redirect(const char *host, int front_port, int referenced_port, bool follow)
+{
+	eq1_mqtt_options *o = v5_options(host, front_port, follow ? "redirect-follow" :
+								     "redirect-stay");
+	EXPECT(eq1_mqtt_options_set_follow_redirects(o, follow) == EQ1_STATUS_OK,
+	       "set_follow_redirects");
+	EXPECT(eq1_mqtt_options_set_reconnect(o, false, 100, 1000) == EQ1_STATUS_OK,
+	       "no automatic reconnect");
+	eq1_mqtt_client *c = v5_client(o);
+	EXPECT(eq1_mqtt_client_set_connection_callback(c, on_redirect_connection) ==
+		       EQ1_STATUS_OK,
+	       "connection callback");
+	eq1_status s = eq1_mqtt_client_connect(c, 20000);
+	char reference[64];
+	snprintf(reference, sizeof reference, "%s:%d", host, referenced_port);
+	if (follow) {
+		EXPECT(s == EQ1_STATUS_OK, "connect follows the redirect: status %d", s);
+		EXPECT(eq1_mqtt_client_is_connected(c), "connected");
+		int granted = -1;
+		EXPECT(eq1_mqtt_client_subscribe(c, "moved/c", 1, on_redirect_message, NULL, 5000,
+						 &granted) == EQ1_STATUS_OK,
+		       "subscribe at the referenced broker");
+		eq1_token t = 0;
+		EXPECT(eq1_mqtt_client_publish(c, "moved/c", (const uint8_t *)"here", 4, 1, false,
+					       &t) == EQ1_STATUS_OK,
+		       "publish");
+		EXPECT(eq1_mqtt_client_wait(c, t, 5000) == EQ1_STATUS_OK, "publish delivered");
+		EXPECT(read_count(&redirect_received, 1) == 1, "own message back");
+		pthread_mutex_lock(&lock);
+		EXPECT(redirect_port_seen == referenced_port, "connected event names port %d",
+		       redirect_port_seen);
+		pthread_mutex_unlock(&lock);
+		EXPECT(eq1_mqtt_client_disconnect(c, 2000) == EQ1_STATUS_OK, "disconnect");
+	} else {
+		EXPECT(s == EQ1_STATUS_SERVER_MOVED, "connect without following: status %d", s);
+		char detail[256];
+		eq1_last_error_message(detail, sizeof detail);
+		EXPECT(strstr(detail, reference) != NULL, "detail '%s' names '%s'", detail,
+		       reference);
+		EXPECT(!eq1_mqtt_client_is_connected(c), "not connected");
+		pthread_mutex_lock(&lock);
+		EXPECT(redirect_port_seen == 0, "no connected event (port %d)", redirect_port_seen);
+		pthread_mutex_unlock(&lock);
+	}
+	eq1_mqtt_client_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4)
@@ -481,6 +674,10 @@ int main(int argc, char **argv)
 		acl(host, port);
 	else if (!strcmp(mode, "connack"))
 		connack(host, port);
+	else if (!strcmp(mode, "connack-get"))
+		connack_get(host, port);
+	else if (!strcmp(mode, "limits"))
+		limits(host, port);
 	else if (!strcmp(mode, "retained"))
 		retained(host, port);
 	else if (!strcmp(mode, "outbox"))
@@ -489,6 +686,10 @@ int main(int argc, char **argv)
 		will(host, port);
 	else if (!strcmp(mode, "bad-input"))
 		bad_input(host, port);
+	else if (!strcmp(mode, "redirect-follow") && argc > 4)
+		redirect(host, port, atoi(argv[4]), true);
+	else if (!strcmp(mode, "redirect-stay") && argc > 4)
+		redirect(host, port, atoi(argv[4]), false);
 	else
 		return 64;
 	printf("SUMMARY %d failures\n", failures);

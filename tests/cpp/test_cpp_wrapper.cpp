@@ -782,8 +782,14 @@ static void test_mqtt5_session_information()
 	short_lived.message_expiry = 1;
 	eq1::Token doomed = client.publish(g_base + "/expiring", eq1::Bytes(std::string_view("x")),
 					   1, false, short_lived);
+	CHECK(!client.connack().has_value()); /* never connected */
 	std::this_thread::sleep_for(2200ms);
 	client.connect();
+	std::optional<eq1::ConnAck> connack = client.connack();
+	CHECK(connack.has_value() && !connack->session_present);
+	/* mosquitto announces its topic alias maximum (10 by default) and no QoS limit. */
+	CHECK(connack.has_value() && connack->topic_alias_maximum.has_value());
+	CHECK(connack.has_value() && !connack->maximum_qos.has_value());
 	eq1::DeliveryReport outcome = client.wait_report(doomed);
 	CHECK(outcome.status == EQ1_STATUS_EXPIRED && !outcome.ok());
 	CHECK(outcome.detail.find("expired") != std::string::npos);

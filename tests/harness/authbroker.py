@@ -28,7 +28,8 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """An MQTT variable byte integer at `at`: (value, the offset after it)."""
     value, shift = 0, 0
     while True:
         byte = data[at]
@@ -123,7 +124,7 @@ class ScriptedAuthBroker:
         while True:
             if len(buf) >= 2:
                 try:
-                    length, at = _read_varint(bytes(buf), 1)
+                    length, at = read_varint(bytes(buf), 1)
                 except IndexError:
                     length, at = -1, 0
                 if length >= 0 and len(buf) >= at + length:
@@ -142,7 +143,7 @@ class ScriptedAuthBroker:
         assert frame is not None and frame[0] == 0x10, f"expected CONNECT, got {frame!r}"
         body = frame[1]
         assert body[:7] == b"\x00\x04MQTT\x05", f"not a v5 CONNECT: {body[:8]!r}"
-        plen, at = _read_varint(body, 10)
+        plen, at = read_varint(body, 10)
         props = _parse_properties(body[at:at + plen])
         at += plen
         id_len = int.from_bytes(body[at:at + 2], "big")
@@ -197,7 +198,7 @@ class ScriptedAuthBroker:
         header, body = frame
         assert header == 0xF0, f"expected AUTH, got {header:#04x}"
         assert body[0] == 0x18, f"AUTH reason {body[0]:#04x}"
-        plen, at = _read_varint(body, 1)
+        plen, at = read_varint(body, 1)
         props = _parse_properties(body[at:at + plen])
         assert props.get(0x15) == METHOD, f"AUTH method {props.get(0x15)!r}"
         return props.get(0x16)

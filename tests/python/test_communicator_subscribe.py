@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from communicator_testutil import Inbox, wait_until
+from harness.authbroker import read_varint
 
 from communicator import (
     ProtocolValidationError,
@@ -157,3 +158,71 @@ def test_overlapping_subscriptions_stay_exactly_once_after_the_broker_restarts(
                20, "the end marker on both subscriptions")
     assert wide.payloads().count(b"after") == 1
     assert narrow.payloads().count(b"after") == 1
+
+
+def _string(data: bytes, at: int) -> tuple[str, int]:
+    n = int.from_bytes(data[at:at + 2], "big")
+    return data[at + 2:at + 2 + n].decode(), at + 2 + n
+
+
+def _subscribes(stream: bytes) -> list[tuple[str, int, int | None, list[tuple[str, str]]]]:
+    """(filter, options byte, subscription identifier, user properties) of every MQTT 5.0
+    SUBSCRIBE in what a client sent."""
+    found = []
+    at = 0
+    while at < len(stream):
+        kind = stream[at]
+        length, body = read_varint(stream, at + 1)
+        end = body + length
+        if kind == 0x82:
+            props_len, p = read_varint(stream, body + 2)
+            props_end = p + props_len
+            ident, user = None, []
+            while p < props_end:
+                prop = stream[p]
+                if prop == 0x0B:
+                    ident, p = read_varint(stream, p + 1)
+                elif prop == 0x26:
+                    name, p = _string(stream, p + 1)
+                    value, p = _string(stream, p)
+                    user.append((name, value))
+                else:
+                    raise AssertionError(f"unexpected SUBSCRIBE property {prop:#x}")
+            while p < end:
+                topic, p = _string(stream, p)
+                found.append((topic, stream[p], ident, user))
+                p += 1
+        at = end
+    return found
+
+
+def test_restored_subscriptions_carry_their_options_identifiers_and_user_properties(
+        make_client, broker, proxy_factory, prefix):
+    """The connection is cut (the broker keeps no session): the client subscribes again on
+    the new connection, and the SUBSCRIBEs it sends (recorded by the proxy) are the original
+    ones: same options, identifiers and user properties."""
+    proxy = proxy_factory(broker.host, broker.port)
+    proxy.record()
+    mqtt = make_client(broker_address=proxy.host, port=proxy.port, protocol_version=5,
+                       reconnect_min_delay=0.05, reconnect_max_delay=0.2)
+    mqtt.connect()
+    inbox = Inbox()
+    mqtt.subscribe_many([(f"{prefix}/a/#", inbox, 2, SubscribeOptions(retain_as_published=True)),
+                         (f"{prefix}/b", inbox, 1)], user_properties=[("origin", "first")])
+    mqtt.subscribe(f"{prefix}/c", inbox, qos=0, options=SubscribeOptions(no_local=True))
+    first = _subscribes(proxy.client_bytes()[0])
+    assert [(f, u) for f, _, _, u in first] == [
+        (f"{prefix}/a/#", [("origin", "first")]), (f"{prefix}/b", [("origin", "first")]),
+        (f"{prefix}/c", [])]
+    assert proxy.cut() == 1
+    wait_until(lambda: len(proxy.client_bytes()) == 2 and
+               len(_subscribes(proxy.client_bytes()[1])) == 3, 30, "three restored filters")
+    assert _subscribes(proxy.client_bytes()[1]) == first
+    # And they work: once the broker answered all six SUBSCRIBEs it routes to each again.
+    suback = f"Sending SUBACK to {mqtt.client_id}"
+    wait_until(lambda: broker.log_text().count(suback) >= 6, 30, "the restore's SUBACKs")
+    pub = v5(make_client, broker)
+    for topic in (f"{prefix}/a/x", f"{prefix}/b", f"{prefix}/c"):
+        pub.publish(topic, "after", qos=1)
+    assert sorted(t for t, _ in inbox.wait_for(3)) == [f"{prefix}/a/x", f"{prefix}/b",
+                                                         f"{prefix}/c"]

@@ -56,6 +56,27 @@ def test_empty_client_id_is_assigned_and_connack_is_reported(make_client, broker
     assert mqtt.client_id == assigned
 
 
+def test_connack_property_gives_the_last_connack_with_assigned_id_and_limits(make_client,
+                                                                            broker_factory):
+    broker = broker_factory(max_inflight_messages=7, extra_conf="max_qos 1\n"
+                            "retain_available false\nmax_packet_size 2000\nmax_keepalive 20")
+    mqtt = make_client(broker, protocol_version=5, client_id="", keepalive=60)
+    assert mqtt.connack is None  # never connected
+    mqtt.connect()
+    info = mqtt.connack
+    assert info is not None
+    assert info.assigned_client_id and info.assigned_client_id.startswith("auto-")
+    assert info.assigned_client_id == mqtt.client_id
+    assert info.server_keep_alive == 20
+    assert info.receive_maximum == 7
+    assert info.maximum_qos == 1
+    assert info.retain_available is False
+    assert info.maximum_packet_size == 2000
+    assert info.session_present is False
+    mqtt.disconnect()
+    assert mqtt.connack == info  # the last CONNACK, after disconnecting
+
+
 def test_offline_message_expires_with_status_expired(make_client, broker):
     mqtt = make_client(broker, protocol_version=5, queue_before_connect=True)
     token = mqtt.publish_async("exp/x", "x", qos=1,

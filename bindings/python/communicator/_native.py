@@ -376,6 +376,8 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_follow_redirects": (_status, [_options_p, c_bool]),
     "eq1_mqtt_options_set_protocol_fallback": (_status, [_options_p, c_bool]),
     "eq1_mqtt_ack_properties_clear": (_status, [POINTER(Eq1AckProperties)]),
+    "eq1_mqtt_client_get_connack": (_status, [_client_p, POINTER(POINTER(Eq1ConnAckInfo))]),
+    "eq1_mqtt_connack_info_free": (None, [POINTER(Eq1ConnAckInfo)]),
     "eq1_mqtt_client_request": (_status, [_client_p, c_char_p, c_char_p, c_size_t, c_int,
                                           POINTER(POINTER(Eq1Response))]),
     "eq1_mqtt_client_request_async": (_status, [_client_p, c_char_p, c_char_p, c_size_t,

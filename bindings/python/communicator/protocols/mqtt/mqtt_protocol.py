@@ -1138,6 +1138,25 @@ class MQTTProtocol(PubSubProtocol):
             self._release()
         return restored
 
+    @property
+    def connack(self) -> Optional[ConnAckInfo]:
+        """What the broker said in the CONNACK of the current connection, or of the last one
+        when not connected now (assigned client id, server keep-alive, limits...); None
+        before the first connect."""
+        pointer = ctypes.POINTER(_native.Eq1ConnAckInfo)()
+        handle = self._acquire()
+        try:
+            status = self._lib.eq1_mqtt_client_get_connack(handle, ctypes.byref(pointer))
+            if status == Status.NOT_CONNECTED:
+                return None
+            _native.check(status)
+            try:
+                return _connack_from_c(pointer)
+            finally:
+                self._lib.eq1_mqtt_connack_info_free(pointer)
+        finally:
+            self._release()
+
     def set_will(self, topic: str, payload: Payload, qos: int = 1, retain: bool = False, *,
                  properties: Optional[MessageProperties] = None, delay: int = 0) -> None:
         """Sets the will (last will and testament) sent with the next connect; the broker
