@@ -122,6 +122,26 @@
 #define EQ1_MQTT_MAX_STRING_LEN 65535
 
 /**
+ * `eq1_mqtt_options_set_persistence`: persistence off (the default): the outbox and the
+ * in-flight window live in memory only and die with the process.
+ */
+#define EQ1_DURABILITY_NONE 0
+
+/**
+ * `eq1_mqtt_options_set_persistence`: publish returns once the message is on disk
+ * (fdatasync, group-committed across publishing threads). Survives power loss.
+ */
+#define EQ1_DURABILITY_SYNC 1
+
+/**
+ * `eq1_mqtt_options_set_persistence`: publish returns once the message is written to the
+ * operating system; the store syncs to disk every interval
+ * (`eq1_mqtt_options_set_persistence_interval`). A crash or kill of the process loses
+ * nothing publish accepted; power loss loses at most the last interval.
+ */
+#define EQ1_DURABILITY_BATCHED 2
+
+/**
  * The size of the buffer a signing callback writes its signature into: enough for RSA keys
  * up to 16384 bits.
  */
@@ -163,6 +183,11 @@
 #define DEFAULT_MAX_PENDING_REQUESTS 10000
 
 /**
+ * The smallest store limit (`set_persistence_limit`): room for a few records and compaction.
+ */
+#define MIN_STORE_BYTES (64 * 1024)
+
+/**
  * MQTT 5.0 reason code: no subscription existed (UNSUBACK).
  */
 #define NO_SUBSCRIPTION_EXISTED 17
@@ -171,6 +196,42 @@
  * The largest subscription identifier MQTT can carry (a four-byte variable integer).
  */
 #define MAX_SUBSCRIPTION_ID 268435455
+
+/**
+ * Segment size when nothing bounds the store.
+ */
+#define DEFAULT_SEGMENT_BYTES (1 << 20)
+
+/**
+ * The one format version this code reads and writes. A segment of another version is
+ * refused (`StoreError::Corrupt`), never guessed at.
+ */
+#define FORMAT_VERSION 1
+
+/**
+ * Bytes of the segment header: magic, version, reserved, segment number, header CRC, reserved.
+ */
+#define HEADER_LEN 32
+
+/**
+ * Bytes of a record frame before its body: body length, body CRC, frame-head CRC.
+ */
+#define FRAME_HEAD_LEN 12
+
+/**
+ * Bytes of a body before the value: kind and key.
+ */
+#define BODY_HEAD_LEN 9
+
+/**
+ * A value larger than this is refused (it could not be an MQTT packet: those end at 256 MiB).
+ */
+#define MAX_VALUE_LEN (256 << 20)
+
+/**
+ * The size of a segment that only has its header.
+ */
+#define EMPTY_LEN (uint64_t)HEADER_LEN
 
 /**
  * What kind of cause a status has; bindings choose their exception class from it
@@ -406,6 +467,32 @@ typedef enum eq1_status {
    * for their replies; nothing was sent.
    */
   EQ1_STATUS_TOO_MANY_REQUESTS = 60,
+  /**
+   * The persistence directory is in use by another client (in this or another process):
+   * each store has one owner at a time.
+   */
+  EQ1_STATUS_STORE_LOCKED = 62,
+  /**
+   * The message was not stored: the store reached its maximum size, or its disk is full
+   * (ENOSPC); the detail says which. Room comes back as deliveries complete or space is
+   * freed.
+   */
+  EQ1_STATUS_STORE_FULL = 63,
+  /**
+   * The persistent store's disk failed (EIO, a read-only file system, permissions), or the
+   * store stopped after a failed fdatasync; the detail names the file and the error.
+   */
+  EQ1_STATUS_STORE_IO = 64,
+  /**
+   * The persistent store cannot be read: a format version this library does not know, or
+   * damage in an older segment where its records cannot be located. Move it aside.
+   */
+  EQ1_STATUS_STORE_CORRUPT = 65,
+  /**
+   * The persistence directory (`eq1_mqtt_options_set_persistence`) holds the session of
+   * another client id: one store belongs to one client id. Nothing was changed in it.
+   */
+  EQ1_STATUS_STORE_CLIENT_MISMATCH = 66,
   /**
    * The proxy (`eq1_mqtt_options_set_proxy`, or one from the environment) could not be
    * reached, refused to open the tunnel to the broker (HTTP status other than 2xx, SOCKS5
@@ -1586,6 +1673,95 @@ enum eq1_status eq1_mqtt_options_set_inbound_queue(struct eq1_mqtt_options *opti
                                                    int64_t max_bytes);
 
 /**
+ * Store and forward: keeps the client's session in `directory` (created if missing) so that
+ * nothing publish accepted is lost when the process dies. Kept: every accepted QoS 1/2
+ * publish until its flow completes (queued, in flight, the PUBREL stage of QoS 2), the
+ * packet id of each QoS 2 message sent, received QoS 2 packet ids awaiting PUBREL, and the
+ * client id the store belongs to (QoS 0 messages too with
+ * `eq1_mqtt_options_set_persistence_limit`). A client created later on the same directory
+ * and client id takes them back before it sends anything new: with a session the broker
+ * kept (clean session off, session present) in-flight messages are resent with DUP (or their
+ * PUBREL), otherwise as new publishes; queued ones follow in their original order. Each
+ * restored message keeps its original token: its outcome reaches the delivery callback like
+ * any other (see `eq1_mqtt_client_restored_count`). A user disconnect or freeing the
+ * client keeps what is unacknowledged in the store for the next connect or the next run.
+ *
+ * `durability`:
+ * - `EQ1_DURABILITY_SYNC`: publish returns once the record is on disk: survives power loss.
+ * - `EQ1_DURABILITY_BATCHED`: publish returns once the record is written to the operating
+ *   system: a process crash (even SIGKILL) loses nothing that publish returned; power loss
+ *   loses at most the last interval (`eq1_mqtt_options_set_persistence_interval`, default
+ *   100 ms).
+ * - `EQ1_DURABILITY_NONE`: persistence off (`directory` may be NULL).
+ *
+ * A store belongs to one client id and one process at a time: the client needs a client id
+ * (`eq1_mqtt_options_set_client_id`), `eq1_mqtt_client_new` refuses a store of another client
+ * id and a store another client or process holds open. Errors writing the store reach
+ * `eq1_mqtt_client_publish` as its status (nothing is accepted that is not stored).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL, or `directory` is NULL and
+ *   `durability` is not `EQ1_DURABILITY_NONE`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `directory` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `durability` is none of the three, or `directory` is
+ *   empty.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_persistence_interval`,
+ * `eq1_mqtt_options_set_persistence_limit`, `eq1_mqtt_client_restored_count`.
+ *
+ * # Safety
+ * `options` is NULL or live; `directory` is NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_mqtt_options_set_persistence(struct eq1_mqtt_options *options,
+                                                 const char *directory,
+                                                 int durability);
+
+/**
+ * How often the `EQ1_DURABILITY_BATCHED` store syncs to disk, in milliseconds (1 .. 60,000;
+ * default 100): what power loss can cost at most. No effect in the other modes.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `interval_ms` is outside 1 .. 60,000.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_persistence`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_persistence_interval(struct eq1_mqtt_options *options,
+                                                          int interval_ms);
+
+/**
+ * Bounds the store on disk to `max_bytes` (0: unbounded, the default; otherwise at least
+ * 65,536) and chooses whether QoS 0 messages waiting in the outbox are kept too
+ * (`keep_qos0`, default false; a QoS 0 message leaves the store when it is sent). A full
+ * store follows the outbox's policy (`eq1_mqtt_options_set_offline_queue`):
+ * `EQ1_QUEUE_REJECT_NEW` refuses the new publish with `EQ1_STATUS_STORE_FULL`;
+ * `EQ1_QUEUE_DROP_OLDEST` drops the oldest stored message not yet sent (its delivery
+ * callback reports `EQ1_STATUS_DROPPED`) to make room, and refuses only when every stored
+ * message is in flight.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `max_bytes` is between 1 and 65,535.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_options_set_persistence`.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_mqtt_options_set_persistence_limit(struct eq1_mqtt_options *options,
+                                                       uint64_t max_bytes,
+                                                       bool keep_qos0);
+
+/**
  * Turns TLS on for every broker (like `eq1_mqtt_options_set_tls`) and trusts the CA
  * certificates in `data`: PEM (one or more `CERTIFICATE` blocks) or one DER certificate,
  * `len` bytes. The data is decoded and copied here: the buffer may be freed on return.
@@ -1958,7 +2134,15 @@ enum eq1_status eq1_mqtt_options_add_websocket_header(struct eq1_mqtt_options *o
  *   (see `eq1_mqtt_options_set_allow_plaintext_fallback`).
  * - `EQ1_STATUS_INVALID_CLIENT_ID` when MQTT 3.1 is selected and the client id is longer than
  *   23 bytes.
- * - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0, or
+ *   persistence is set without a client id.
+ * - `EQ1_STATUS_STORE_LOCKED` when the persistence directory is held by another client (in
+ *   this or another process); that client is not disturbed.
+ * - `EQ1_STATUS_STORE_CLIENT_MISMATCH` when the persistence directory holds the session of
+ *   another client id.
+ * - `EQ1_STATUS_STORE_CORRUPT` when the persistence directory cannot be read (an unknown
+ *   format version, damage beyond a torn end).
+ * - `EQ1_STATUS_STORE_IO` when the persistence directory cannot be created or read.
  * - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
  *   on a bug in the library (a caught panic).
  *
@@ -2177,6 +2361,11 @@ bool eq1_mqtt_client_is_connected(const struct eq1_mqtt_client *client);
  *   disconnected) and the options do not queue before connect
  *   (`eq1_mqtt_options_set_offline_queue`).
  * - `EQ1_STATUS_QUEUE_FULL` when the outbox is full and its policy is `EQ1_QUEUE_REJECT_NEW`.
+ * - `EQ1_STATUS_STORE_FULL` (with persistence) when the store reached its size limit and
+ *   nothing can be dropped, or its file system is full (ENOSPC): the message was not
+ *   accepted; retry once deliveries complete or space is freed.
+ * - `EQ1_STATUS_STORE_IO` (with persistence) when writing the store failed (EIO, a
+ *   read-only file system): the message was not accepted.
  * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
  * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
  *   engine stopped).
@@ -2409,6 +2598,55 @@ size_t eq1_mqtt_client_metrics_text(const struct eq1_mqtt_client *client, char *
  * `client` NULL or live; `buf` NULL or writable for `len` bytes.
  */
 size_t eq1_mqtt_client_get_id(const struct eq1_mqtt_client *client, char *buf, size_t len);
+
+/**
+ * How many messages the client took back from its store when it was created
+ * (`eq1_mqtt_options_set_persistence`): publishes an earlier run accepted that had not
+ * completed. They are sent before anything new; each keeps its original token, and its
+ * outcome reaches the delivery callback like any other (install the callback before
+ * connecting to hear them all). `eq1_mqtt_client_restored_message` tells which they are.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success: `*out_count` is the number (0 without persistence).
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out_count` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_restored_message`, `eq1_mqtt_options_set_persistence`.
+ *
+ * # Safety
+ * `client` NULL or live; `out_count` NULL or writable.
+ */
+enum eq1_status eq1_mqtt_client_restored_count(const struct eq1_mqtt_client *client,
+                                               size_t *out_count);
+
+/**
+ * One restored message (`index` below `eq1_mqtt_client_restored_count`, in the order they
+ * were accepted): its original token, its QoS, and its topic copied into `topic_buf` with
+ * snprintf semantics (`topic_buf` may be NULL with `topic_buf_len` 0; `*out_topic_len`
+ * receives the topic's length without NUL). Out-params may be NULL when not wanted.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `topic_buf` is NULL with a
+ *   non-zero `topic_buf_len`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `index` is not below the restored count.
+ * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+ * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+ *
+ * See also: `eq1_mqtt_client_restored_count`, `eq1_mqtt_client_set_delivery_callback`.
+ *
+ * # Safety
+ * `client` NULL or live; `topic_buf` NULL or writable for `topic_buf_len` bytes; the
+ * out-params NULL or writable.
+ */
+enum eq1_status eq1_mqtt_client_restored_message(const struct eq1_mqtt_client *client,
+                                                 size_t index,
+                                                 eq1_token *out_token,
+                                                 int *out_qos,
+                                                 char *topic_buf,
+                                                 size_t topic_buf_len,
+                                                 size_t *out_topic_len);
 
 /**
  * `eq1_mqtt_client_subscribe` with subscription options (`options` not NULL; its `qos` is

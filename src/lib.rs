@@ -8,6 +8,7 @@
 pub mod core;
 pub mod ffi;
 pub mod mqtt;
+pub mod persist;
 pub mod protocol;
 
 pub use crate::core::error::{Error, Result};

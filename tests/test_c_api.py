@@ -32,6 +32,12 @@ BAD_INPUT_REQUIRED = [
     # NULL options / out pointer
     "client_new(NULL options)", "client_new(NULL out)", "set_broker(NULL options)",
     "set_keep_alive(NULL options)", "set_offline_queue(NULL options)",
+    # persistence
+    "set_persistence(NULL options)", "set_persistence(NULL directory)",
+    "set_persistence(invalid UTF-8 directory)", "set_persistence(durability 7)",
+    "set_persistence_interval(0)", "set_persistence_limit(1000)",
+    "client_new(persistence without a client id)", "restored_count(NULL out)",
+    "restored_message(NULL buffer, length 16)", "restored_message(index 0 of 0)",
     # topics, payloads, UTF-8
     "publish(NULL topic) [connected]", "publish(NULL payload, len 5) [connected]",
     "publish(NULL payload, len 0) QoS 1", "wait on the empty-payload token",

@@ -979,6 +979,40 @@ public:
 		return std::move(offline_queue(max_messages, max_bytes, policy, queue_before_connect));
 	}
 
+	/** Store and forward in `directory` (EQ1_DURABILITY_SYNC, _BATCHED or _NONE); see
+	 *  eq1_mqtt_options_set_persistence. Needs a client id. */
+	Options &persistence(const std::string &directory, int durability = EQ1_DURABILITY_BATCHED) &
+	{
+		detail::check(eq1_mqtt_options_set_persistence(handle_, directory.c_str(), durability));
+		return *this;
+	}
+	Options &&persistence(const std::string &directory, int durability = EQ1_DURABILITY_BATCHED) &&
+	{
+		return std::move(persistence(directory, durability));
+	}
+
+	/** How often the batched store syncs to disk (milliseconds, default 100). */
+	Options &persistence_interval(int interval_ms) &
+	{
+		detail::check(eq1_mqtt_options_set_persistence_interval(handle_, interval_ms));
+		return *this;
+	}
+	Options &&persistence_interval(int interval_ms) &&
+	{
+		return std::move(persistence_interval(interval_ms));
+	}
+
+	/** Store size bound (0: unbounded) and whether queued QoS 0 messages are kept too. */
+	Options &persistence_limit(std::uint64_t max_bytes, bool keep_qos0 = false) &
+	{
+		detail::check(eq1_mqtt_options_set_persistence_limit(handle_, max_bytes, keep_qos0));
+		return *this;
+	}
+	Options &&persistence_limit(std::uint64_t max_bytes, bool keep_qos0 = false) &&
+	{
+		return std::move(persistence_limit(max_bytes, keep_qos0));
+	}
+
 	/** MQTT 5.0: automatic topic aliases for repeated topics (default on). */
 	Options &topic_alias_auto(bool enabled) &
 	{
@@ -1703,6 +1737,35 @@ public:
 		std::size_t written = eq1_mqtt_client_get_id(handle_, &id[0], id.size());
 		id.resize(written < needed ? written : needed);
 		return id;
+	}
+
+	/** A message restored from the store when the client was created. */
+	struct Restored {
+		eq1_token token;
+		int qos;
+		std::string topic;
+	};
+
+	/** What the store held when the client was created (accepted by an earlier run, not
+	 *  completed), in acceptance order; each keeps its original token. */
+	std::vector<Restored> restored() const
+	{
+		std::size_t count = 0;
+		detail::check(eq1_mqtt_client_restored_count(handle_, &count));
+		std::vector<Restored> out;
+		for (std::size_t i = 0; i < count; ++i) {
+			Restored r{0, 0, std::string()};
+			std::size_t len = 0;
+			detail::check(eq1_mqtt_client_restored_message(handle_, i, &r.token, &r.qos, nullptr,
+									0, &len));
+			std::string topic(len + 1, '\0');
+			detail::check(eq1_mqtt_client_restored_message(handle_, i, nullptr, nullptr,
+									&topic[0], topic.size(), nullptr));
+			topic.resize(len);
+			r.topic = std::move(topic);
+			out.push_back(std::move(r));
+		}
+		return out;
 	}
 
 	/** The CONNACK of the current connection, or of the last one when not connected now;

@@ -115,6 +115,21 @@ pub enum Error {
     /// An MQTT 5.0 CONNACK 0x9C / 0x9D: the broker sent the client to another server.
     #[error("{0}")]
     ServerMoved(String),
+    /// The persistent store's directory is held by another store (another process).
+    #[error("{0}")]
+    StoreLocked(String),
+    /// The persistent store is full: its size bound, or no space left on its disk.
+    #[error("{0}")]
+    StoreFull(String),
+    /// The persistent store's disk failed (EIO, read-only, permissions).
+    #[error("{0}")]
+    StoreIo(String),
+    /// The persistent store cannot be read (unknown format version, damage beyond recovery).
+    #[error("{0}")]
+    StoreCorrupt(String),
+    /// The persistence directory holds the session of another client id.
+    #[error("{0}")]
+    StoreClientMismatch(String),
     /// The proxy could not be reached, refused the tunnel to the server, or broke its
     /// protocol.
     #[error("{0}")]

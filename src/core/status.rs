@@ -131,6 +131,10 @@ const fn c_str(with_nul: &'static str) -> &'static CStr {
 //    was the cause.
 //  - AUTH_FAILED is authentication (the exchange proved we are not who the broker accepts, or
 //    the broker not who we accept); AUTH_NOT_CONFIGURED is validation (our configuration).
+//  - STORE_LOCKED and STORE_FULL are validation, like QUEUE_FULL: the publish (or the
+//    configuration's directory) was refused. STORE_IO is connection: like the network, the
+//    disk failed under us and retrying later (a remount, a replaced disk) may help.
+//    STORE_CORRUPT is decode: data, on disk this time, that cannot be decoded.
 //  - UNSUPPORTED_PROTOCOL_VERSION is connection, like BROKER_REFUSED: the broker refused the
 //    connection; a fallback to an older version may succeed.
 status_table! {
@@ -259,6 +263,25 @@ status_table! {
     /// for their replies; nothing was sent.
     TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
         "too many requests are waiting for replies";
+    /// The persistence directory is in use by another client (in this or another process):
+    /// each store has one owner at a time.
+    StoreLocked = 62, "EQ1_STATUS_STORE_LOCKED", Validation,
+        "the persistence directory is in use by another client";
+    /// The message was not stored: the store reached its maximum size, or its disk is full
+    /// (ENOSPC); the detail says which. Room comes back as deliveries complete or space is
+    /// freed.
+    StoreFull = 63, "EQ1_STATUS_STORE_FULL", Validation, "the persistent store is full";
+    /// The persistent store's disk failed (EIO, a read-only file system, permissions), or the
+    /// store stopped after a failed fdatasync; the detail names the file and the error.
+    StoreIo = 64, "EQ1_STATUS_STORE_IO", Connection, "the persistent store's disk failed";
+    /// The persistent store cannot be read: a format version this library does not know, or
+    /// damage in an older segment where its records cannot be located. Move it aside.
+    StoreCorrupt = 65, "EQ1_STATUS_STORE_CORRUPT", Decode,
+        "the persistent store cannot be read";
+    /// The persistence directory (`eq1_mqtt_options_set_persistence`) holds the session of
+    /// another client id: one store belongs to one client id. Nothing was changed in it.
+    StoreClientMismatch = 66, "EQ1_STATUS_STORE_CLIENT_MISMATCH", Validation,
+        "the store belongs to another client id";
     /// The proxy (`eq1_mqtt_options_set_proxy`, or one from the environment) could not be
     /// reached, refused to open the tunnel to the broker (HTTP status other than 2xx, SOCKS5
     /// reply other than success: e.g. not allowed by its rules, host unreachable), or broke its
@@ -363,6 +386,11 @@ impl From<&Error> for Status {
             Error::TooManyRequests(_) => S::TooManyRequests,
             Error::Expired(_) => S::Expired,
             Error::ServerMoved(_) => S::ServerMoved,
+            Error::StoreLocked(_) => S::StoreLocked,
+            Error::StoreFull(_) => S::StoreFull,
+            Error::StoreIo(_) => S::StoreIo,
+            Error::StoreCorrupt(_) => S::StoreCorrupt,
+            Error::StoreClientMismatch(_) => S::StoreClientMismatch,
             Error::ProxyFailed(_) => S::ProxyFailed,
             Error::ProxyAuthFailed(_) => S::ProxyAuthFailed,
             Error::WebSocketFailed(_) => S::WebsocketFailed,

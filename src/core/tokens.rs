@@ -81,6 +81,17 @@ impl Tokens {
         token
     }
 
+    /// Tokens of messages restored from a store (token, QoS): pending under their original
+    /// numbers (their latency counts from now), and new tokens are issued above them.
+    pub fn restore(&self, tokens: &[(Token, u8)]) {
+        let issued = Instant::now();
+        let mut state = self.lock();
+        for &(token, qos) in tokens {
+            state.next = state.next.max(token);
+            state.pending.insert(token, Pending { issued, qos });
+        }
+    }
+
     pub fn complete(&self, token: Token, result: &Result<()>) {
         self.complete_with(token, result, None, |_| {})
     }

@@ -82,7 +82,15 @@ unsafe impl Sync for UserData {}
 ///   (see `eq1_mqtt_options_set_allow_plaintext_fallback`).
 /// - `EQ1_STATUS_INVALID_CLIENT_ID` when MQTT 3.1 is selected and the client id is longer than
 ///   23 bytes.
-/// - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when an authentication method is set without MQTT 5.0, or
+///   persistence is set without a client id.
+/// - `EQ1_STATUS_STORE_LOCKED` when the persistence directory is held by another client (in
+///   this or another process); that client is not disturbed.
+/// - `EQ1_STATUS_STORE_CLIENT_MISMATCH` when the persistence directory holds the session of
+///   another client id.
+/// - `EQ1_STATUS_STORE_CORRUPT` when the persistence directory cannot be read (an unknown
+///   format version, damage beyond a torn end).
+/// - `EQ1_STATUS_STORE_IO` when the persistence directory cannot be created or read.
 /// - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
 ///   on a bug in the library (a caught panic).
 ///
@@ -420,6 +428,11 @@ pub unsafe extern "C" fn eq1_mqtt_client_is_connected(client: *const eq1_mqtt_cl
 ///   disconnected) and the options do not queue before connect
 ///   (`eq1_mqtt_options_set_offline_queue`).
 /// - `EQ1_STATUS_QUEUE_FULL` when the outbox is full and its policy is `EQ1_QUEUE_REJECT_NEW`.
+/// - `EQ1_STATUS_STORE_FULL` (with persistence) when the store reached its size limit and
+///   nothing can be dropped, or its file system is full (ENOSPC): the message was not
+///   accepted; retry once deliveries complete or space is freed.
+/// - `EQ1_STATUS_STORE_IO` (with persistence) when writing the store failed (EIO, a
+///   read-only file system): the message was not accepted.
 /// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
 /// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
 ///   engine stopped).
@@ -800,5 +813,103 @@ pub unsafe extern "C" fn eq1_mqtt_client_get_id(
         };
         // SAFETY: per this function's contract.
         unsafe { copy_snprintf(&c.client.client_id(), buf, len) }
+    })
+}
+
+/// How many messages the client took back from its store when it was created
+/// (`eq1_mqtt_options_set_persistence`): publishes an earlier run accepted that had not
+/// completed. They are sent before anything new; each keeps its original token, and its
+/// outcome reaches the delivery callback like any other (install the callback before
+/// connecting to hear them all). `eq1_mqtt_client_restored_message` tells which they are.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success: `*out_count` is the number (0 without persistence).
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out_count` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_restored_message`, `eq1_mqtt_options_set_persistence`.
+///
+/// # Safety
+/// `client` NULL or live; `out_count` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_restored_count(
+    client: *const eq1_mqtt_client,
+    out_count: *mut usize,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let out = unsafe { out_param(out_count, 0, "out_count") }?;
+        *out = c.client.restored().len();
+        Ok(())
+    })
+}
+
+/// One restored message (`index` below `eq1_mqtt_client_restored_count`, in the order they
+/// were accepted): its original token, its QoS, and its topic copied into `topic_buf` with
+/// snprintf semantics (`topic_buf` may be NULL with `topic_buf_len` 0; `*out_topic_len`
+/// receives the topic's length without NUL). Out-params may be NULL when not wanted.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `topic_buf` is NULL with a
+///   non-zero `topic_buf_len`.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `index` is not below the restored count.
+/// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_client_restored_count`, `eq1_mqtt_client_set_delivery_callback`.
+///
+/// # Safety
+/// `client` NULL or live; `topic_buf` NULL or writable for `topic_buf_len` bytes; the
+/// out-params NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_client_restored_message(
+    client: *const eq1_mqtt_client,
+    index: usize,
+    out_token: *mut eq1_token,
+    out_qos: *mut c_int,
+    topic_buf: *mut c_char,
+    topic_buf_len: usize,
+    out_topic_len: *mut usize,
+) -> eq1_status {
+    with_client(client, |c| {
+        // SAFETY: per this function's contract.
+        let token = unsafe { optional_out_param(out_token, 0) };
+        // SAFETY: per this function's contract.
+        let qos = unsafe { optional_out_param(out_qos, 0) };
+        // SAFETY: per this function's contract.
+        let topic_len = unsafe { optional_out_param(out_topic_len, 0) };
+        if topic_buf.is_null() && topic_buf_len > 0 {
+            return Err(Error::NullArgument(
+                "topic_buf is NULL with a non-zero topic_buf_len".into(),
+            ));
+        }
+        let restored = c.client.restored();
+        let Some(info) = restored.get(index) else {
+            return Err(Error::InvalidArgument(format!(
+                "restored message {index} does not exist: the client restored {}",
+                restored.len()
+            )));
+        };
+        if topic_buf_len > 0 {
+            let copied = info.topic.len().min(topic_buf_len - 1);
+            // SAFETY: `topic_buf` is writable for `topic_buf_len` bytes and `copied` is
+            // below it.
+            unsafe {
+                std::ptr::copy_nonoverlapping(info.topic.as_ptr(), topic_buf.cast::<u8>(), copied);
+                *topic_buf.add(copied) = 0;
+            }
+        }
+        if let Some(t) = token {
+            *t = info.token;
+        }
+        if let Some(q) = qos {
+            *q = info.qos as c_int;
+        }
+        if let Some(l) = topic_len {
+            *l = info.topic.len();
+        }
+        Ok(())
     })
 }

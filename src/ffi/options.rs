@@ -587,3 +587,137 @@ pub unsafe extern "C" fn eq1_mqtt_options_set_inbound_queue(
 ) -> eq1_status {
     with_options(options, |o| o.set_inbound_queue(max_messages, max_bytes))
 }
+
+/// `eq1_mqtt_options_set_persistence`: persistence off (the default): the outbox and the
+/// in-flight window live in memory only and die with the process.
+pub const EQ1_DURABILITY_NONE: c_int = 0;
+/// `eq1_mqtt_options_set_persistence`: publish returns once the message is on disk
+/// (fdatasync, group-committed across publishing threads). Survives power loss.
+pub const EQ1_DURABILITY_SYNC: c_int = 1;
+/// `eq1_mqtt_options_set_persistence`: publish returns once the message is written to the
+/// operating system; the store syncs to disk every interval
+/// (`eq1_mqtt_options_set_persistence_interval`). A crash or kill of the process loses
+/// nothing publish accepted; power loss loses at most the last interval.
+pub const EQ1_DURABILITY_BATCHED: c_int = 2;
+
+/// Store and forward: keeps the client's session in `directory` (created if missing) so that
+/// nothing publish accepted is lost when the process dies. Kept: every accepted QoS 1/2
+/// publish until its flow completes (queued, in flight, the PUBREL stage of QoS 2), the
+/// packet id of each QoS 2 message sent, received QoS 2 packet ids awaiting PUBREL, and the
+/// client id the store belongs to (QoS 0 messages too with
+/// `eq1_mqtt_options_set_persistence_limit`). A client created later on the same directory
+/// and client id takes them back before it sends anything new: with a session the broker
+/// kept (clean session off, session present) in-flight messages are resent with DUP (or their
+/// PUBREL), otherwise as new publishes; queued ones follow in their original order. Each
+/// restored message keeps its original token: its outcome reaches the delivery callback like
+/// any other (see `eq1_mqtt_client_restored_count`). A user disconnect or freeing the
+/// client keeps what is unacknowledged in the store for the next connect or the next run.
+///
+/// `durability`:
+/// - `EQ1_DURABILITY_SYNC`: publish returns once the record is on disk: survives power loss.
+/// - `EQ1_DURABILITY_BATCHED`: publish returns once the record is written to the operating
+///   system: a process crash (even SIGKILL) loses nothing that publish returned; power loss
+///   loses at most the last interval (`eq1_mqtt_options_set_persistence_interval`, default
+///   100 ms).
+/// - `EQ1_DURABILITY_NONE`: persistence off (`directory` may be NULL).
+///
+/// A store belongs to one client id and one process at a time: the client needs a client id
+/// (`eq1_mqtt_options_set_client_id`), `eq1_mqtt_client_new` refuses a store of another client
+/// id and a store another client or process holds open. Errors writing the store reach
+/// `eq1_mqtt_client_publish` as its status (nothing is accepted that is not stored).
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL, or `directory` is NULL and
+///   `durability` is not `EQ1_DURABILITY_NONE`.
+/// - `EQ1_STATUS_INVALID_UTF8` when `directory` is not valid UTF-8.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `durability` is none of the three, or `directory` is
+///   empty.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_persistence_interval`,
+/// `eq1_mqtt_options_set_persistence_limit`, `eq1_mqtt_client_restored_count`.
+///
+/// # Safety
+/// `options` is NULL or live; `directory` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_persistence(
+    options: *mut eq1_mqtt_options,
+    directory: *const c_char,
+    durability: c_int,
+) -> eq1_status {
+    with_options(options, |o| {
+        let mode = match durability {
+            EQ1_DURABILITY_NONE => None,
+            EQ1_DURABILITY_SYNC => Some(crate::mqtt::options::PersistenceMode::Sync),
+            EQ1_DURABILITY_BATCHED => Some(crate::mqtt::options::PersistenceMode::Batched),
+            other => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "durability {other} is none of EQ1_DURABILITY_NONE (0), EQ1_DURABILITY_SYNC (1), EQ1_DURABILITY_BATCHED (2)"
+                )))
+            }
+        };
+        let directory = match mode {
+            None => "",
+            // SAFETY: per this function's contract.
+            Some(_) => unsafe { c_str(directory, "directory") }?,
+        };
+        o.set_persistence(directory, mode)
+    })
+}
+
+/// How often the `EQ1_DURABILITY_BATCHED` store syncs to disk, in milliseconds (1 .. 60,000;
+/// default 100): what power loss can cost at most. No effect in the other modes.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `interval_ms` is outside 1 .. 60,000.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_persistence`.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_persistence_interval(
+    options: *mut eq1_mqtt_options,
+    interval_ms: c_int,
+) -> eq1_status {
+    with_options(options, |o| {
+        if interval_ms < 1 {
+            return Err(crate::Error::InvalidArgument(format!(
+                "the persistence interval of {interval_ms} ms is outside 1 .. 60,000 ms"
+            )));
+        }
+        o.set_persistence_interval(std::time::Duration::from_millis(interval_ms as u64))
+    })
+}
+
+/// Bounds the store on disk to `max_bytes` (0: unbounded, the default; otherwise at least
+/// 65,536) and chooses whether QoS 0 messages waiting in the outbox are kept too
+/// (`keep_qos0`, default false; a QoS 0 message leaves the store when it is sent). A full
+/// store follows the outbox's policy (`eq1_mqtt_options_set_offline_queue`):
+/// `EQ1_QUEUE_REJECT_NEW` refuses the new publish with `EQ1_STATUS_STORE_FULL`;
+/// `EQ1_QUEUE_DROP_OLDEST` drops the oldest stored message not yet sent (its delivery
+/// callback reports `EQ1_STATUS_DROPPED`) to make room, and refuses only when every stored
+/// message is in flight.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` when `max_bytes` is between 1 and 65,535.
+/// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic).
+///
+/// See also: `eq1_mqtt_options_set_persistence`.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_mqtt_options_set_persistence_limit(
+    options: *mut eq1_mqtt_options,
+    max_bytes: u64,
+    keep_qos0: bool,
+) -> eq1_status {
+    with_options(options, |o| o.set_persistence_limit(max_bytes, keep_qos0))
+}

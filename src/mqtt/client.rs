@@ -8,6 +8,7 @@ use crate::core::tokens::Token;
 use crate::mqtt::dispatcher;
 use crate::mqtt::driver::{Command, ConnectInfo, Driver};
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
+use crate::mqtt::persistence::{self, FullPolicy, Persistence, RestoredInfo};
 use crate::mqtt::properties::PublishProperties;
 use crate::mqtt::session::{
     check_filters_against, check_publish_against, DisconnectRequest, Queued,
@@ -54,6 +55,10 @@ pub struct Client {
     client_id: String,
     /// Request/response (`request.rs`): requests waiting for replies.
     pub(crate) requests: Arc<crate::mqtt::request::Requests>,
+    /// Store and forward, when configured.
+    persistence: Option<Arc<Persistence>>,
+    /// What the store held when the client was created.
+    restored: Vec<RestoredInfo>,
 }
 
 impl Client {
@@ -69,6 +74,18 @@ impl Client {
             Some("") | None => generated_client_id(),
             Some(id) => id.to_string(),
         };
+        // Opened first: a store another process holds (or another client id's) refuses the
+        // client before anything starts.
+        let persistence = match options.persistence_options() {
+            None => None,
+            Some(settings) => {
+                let policy = match options.queue_full_policy {
+                    QueueFullPolicy::RejectNew => FullPolicy::RejectNew,
+                    QueueFullPolicy::DropOldest => FullPolicy::DropOldest,
+                };
+                Some(persistence::open(&settings, &client_id, policy)?)
+            }
+        };
         let options = Arc::new(options);
         let (events_tx, events_rx) = mpsc::channel();
         let backlog = Backlog::new(options.inbound_max_messages, options.inbound_max_bytes);
@@ -82,11 +99,27 @@ impl Client {
             callbacks::spawn(move || dispatcher::run(shared, events_rx, acks, answers))?
         };
         let dispatcher_id = dispatcher.thread().id();
+        let restored: Vec<RestoredInfo> = persistence
+            .as_ref()
+            .map(|(_, r)| {
+                r.messages
+                    .iter()
+                    .map(|m| RestoredInfo {
+                        token: m.token,
+                        topic: m.message.topic.clone(),
+                        qos: m.message.qos,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tokens: Vec<(Token, u8)> = restored.iter().map(|r| (r.token, r.qos)).collect();
+        shared.tokens.restore(&tokens);
         let driver = Driver::new(
             options.clone(),
             shared.clone(),
             client_id.clone(),
             (auth_rx, auth_tx),
+            persistence.as_ref().map(|(p, r)| (p.clone(), r)),
         );
         runtime.spawn(driver.run(command_rx));
         Ok(Client {
@@ -99,7 +132,16 @@ impl Client {
             dispatcher_id,
             client_id,
             requests: Arc::default(),
+            persistence: persistence.map(|(p, _)| p),
+            restored,
         })
+    }
+
+    /// The messages the store held when this client was created (accepted by an earlier
+    /// run, not completed): each keeps its original token, whose delivery is reported like
+    /// any other.
+    pub fn restored(&self) -> &[RestoredInfo] {
+        &self.restored
     }
 
     /// The client identifier: the configured or generated one, or (MQTT 5.0, connected with
@@ -332,6 +374,15 @@ impl Client {
         let weight = (topic.len() + payload.len()) as u64;
         self.reserve_outbox_space(weight)?;
         let token = self.shared.tokens.issue(qos);
+        if let Some(store) = &self.persistence {
+            // Accepted means stored: the record is written here, in the caller's thread,
+            // before publish returns.
+            if let Err(e) = store.accept(token, &message, std::time::SystemTime::now()) {
+                self.release_outbox_space(weight);
+                self.shared.tokens.complete(token, &Err(e.clone()));
+                return Err(e);
+            }
+        }
         if self
             .commands
             .send(Command::Publish(Queued {
@@ -744,6 +795,11 @@ impl Client {
             self.shared.closing.store(true, Ordering::Release);
             self.shared.emit(Dispatch::Shutdown);
             let _ = dispatcher.join();
+            // The store's lock is released now, not when the engine task ends later: the
+            // same directory may be opened again at once.
+            if let Some(store) = &self.persistence {
+                store.close();
+            }
         }
         Ok(())
     }

@@ -158,15 +158,30 @@ impl Driver {
             Receiver<(u64, AuthAnswer)>,
             crate::mqtt::dispatcher::AuthAnswers,
         ),
+        persistence: Option<(
+            Arc<crate::mqtt::persistence::Persistence>,
+            &crate::mqtt::persistence::Restored,
+        )>,
     ) -> Driver {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9E37_79B9_7F4A_7C15)
             ^ (Arc::as_ptr(&shared) as u64);
+        let mut session = Session::new(options.clone(), client_id, std::time::Instant::now());
+        if let Some((persistence, restored)) = persistence {
+            let (messages, bytes) =
+                session.restore(persistence, restored, std::time::Instant::now());
+            // Restored outbox messages hold their places like accepted ones.
+            shared.counters.queued.fetch_add(messages, Ordering::AcqRel);
+            shared
+                .counters
+                .queued_bytes
+                .fetch_add(bytes, Ordering::AcqRel);
+        }
         Driver {
             backoff: Backoff::new(options.reconnect_min, options.reconnect_max, seed),
-            session: Session::new(options.clone(), client_id, std::time::Instant::now()),
+            session,
             options,
             shared,
             tls: None,

@@ -11,6 +11,7 @@ mod fuzz_support;
 pub mod metrics;
 pub mod options;
 mod packet_ids;
+pub mod persistence;
 pub mod properties;
 pub mod request;
 pub mod session;

@@ -72,6 +72,9 @@ pub struct AuthMethod {
 /// MQTT 3.1 limits client identifiers to 23 bytes (3.1.1 lifted it).
 pub(crate) const MQTT31_MAX_CLIENT_ID: usize = 23;
 
+/// The smallest store limit (`set_persistence_limit`): room for a few records and compaction.
+pub const MIN_STORE_BYTES: u64 = 64 * 1024;
+
 /// Largest packet MQTT can frame: 1 + 4 length bytes + 268,435,455.
 pub(crate) const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
 
@@ -126,6 +129,23 @@ pub struct Options {
     pub max_pending_requests: usize,
     /// How connections are made: proxy, local binding, WebSocket headers.
     pub network: TransportOptions,
+    /// Store and forward (`persistence.rs`): the directory and durability, `None`: off.
+    pub persistence: Option<(PathBuf, PersistenceMode)>,
+    /// How often the batched mode syncs to disk.
+    pub persistence_interval: Duration,
+    /// Bytes the store may take on disk (0: unbounded).
+    pub persistence_max_bytes: u64,
+    /// Also keep QoS 0 messages while they wait in the outbox.
+    pub persistence_qos0: bool,
+}
+
+/// How durable an accepted publish is once publish returned (`set_persistence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersistenceMode {
+    /// On disk: survives power loss.
+    Sync,
+    /// Written to the kernel: survives a process crash; on disk within the interval.
+    Batched,
 }
 
 impl Default for Options {
@@ -163,6 +183,10 @@ impl Default for Options {
             response_topic_prefix: DEFAULT_RESPONSE_TOPIC_PREFIX.into(),
             max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
             network: TransportOptions::default(),
+            persistence: None,
+            persistence_interval: crate::mqtt::persistence::DEFAULT_BATCH_INTERVAL,
+            persistence_max_bytes: 0,
+            persistence_qos0: false,
         }
     }
 }
@@ -562,7 +586,74 @@ impl Options {
 
     /// Checks what no single setter can: the options as a whole. Called when a client is
     /// created from them.
+    /// Keeps the session in `directory` with the given durability (`None`: persistence off).
+    pub fn set_persistence(
+        &mut self,
+        directory: &str,
+        mode: Option<PersistenceMode>,
+    ) -> Result<()> {
+        match mode {
+            None => self.persistence = None,
+            Some(mode) => {
+                if directory.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "the persistence directory is empty".into(),
+                    ));
+                }
+                self.persistence = Some((PathBuf::from(directory), mode));
+            }
+        }
+        Ok(())
+    }
+
+    /// How often the batched mode syncs to disk: 1 ms .. 60 s.
+    pub fn set_persistence_interval(&mut self, interval: Duration) -> Result<()> {
+        if interval < Duration::from_millis(1) || interval > Duration::from_secs(60) {
+            return Err(Error::InvalidArgument(format!(
+                "the persistence interval of {} ms is outside 1 .. 60,000 ms",
+                interval.as_millis()
+            )));
+        }
+        self.persistence_interval = interval;
+        Ok(())
+    }
+
+    /// The largest size of the store on disk (0: unbounded), and whether QoS 0 messages
+    /// waiting in the outbox are kept too.
+    pub fn set_persistence_limit(&mut self, max_bytes: u64, keep_qos0: bool) -> Result<()> {
+        if max_bytes != 0 && max_bytes < MIN_STORE_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a store limit of {max_bytes} bytes is too small: at least {MIN_STORE_BYTES} (or 0: unbounded)"
+            )));
+        }
+        self.persistence_max_bytes = max_bytes;
+        self.persistence_qos0 = keep_qos0;
+        Ok(())
+    }
+
+    /// The persistence settings, when persistence is on.
+    pub fn persistence_options(&self) -> Option<crate::mqtt::persistence::PersistenceOptions> {
+        use crate::mqtt::persistence::{Durability, PersistenceOptions};
+        let (directory, mode) = self.persistence.as_ref()?;
+        Some(PersistenceOptions {
+            directory: directory.clone(),
+            durability: match mode {
+                PersistenceMode::Sync => Durability::Sync,
+                PersistenceMode::Batched => Durability::Batched {
+                    interval: self.persistence_interval,
+                },
+            },
+            max_bytes: self.persistence_max_bytes,
+            qos0: self.persistence_qos0,
+        })
+    }
+
     pub fn check_consistent(&self) -> Result<()> {
+        if self.persistence.is_some() && self.client_id.as_deref().unwrap_or("").is_empty() {
+            return Err(Error::InvalidArgument(
+                "persistence needs a client id (eq1_mqtt_options_set_client_id): the stored session belongs to it".into(),
+            ));
+        }
         if self.auth.is_some() && self.version != ProtocolVersion::V5 {
             return Err(Error::InvalidArgument(
                 "an authentication method needs MQTT 5.0 (enhanced authentication); set the protocol version to 5".into(),

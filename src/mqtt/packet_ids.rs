@@ -33,6 +33,16 @@ impl PacketIds {
         }
     }
 
+    /// Marks an id restored from a store as in use; false when it already was (or is 0).
+    pub fn mark(&mut self, id: u16) -> bool {
+        if id == 0 || self.is_used(id) {
+            return false;
+        }
+        self.set(id, true);
+        self.used += 1;
+        true
+    }
+
     pub fn release(&mut self, id: u16) {
         if id != 0 && self.is_used(id) {
             self.set(id, false);

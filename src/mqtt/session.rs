@@ -14,6 +14,7 @@ use crate::core::tokens::AckDetail;
 use crate::core::tokens::Token;
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
 use crate::mqtt::packet_ids::PacketIds;
+use crate::mqtt::persistence::{accepted_instant, Persistence, Restored, RestoredStage};
 use crate::mqtt::subscribe::{
     AckProperties, FilterRequest, SubscribeReport, SubscribeResult, UnsubscribeReport,
     UnsubscribeResult, NO_SUBSCRIPTION_EXISTED,
@@ -34,6 +35,9 @@ use std::time::{Duration, Instant};
 /// the outbox, where they count against its limits (a broker that does not read cannot make
 /// us buffer without bound).
 pub(crate) const WRITE_AHEAD: usize = 256 * 1024;
+
+/// How long sending waits after the store refused a QoS 2 packet id before trying again.
+const PERSIST_RETRY: Duration = Duration::from_secs(1);
 
 /// MQTT 5.0 DISCONNECT reason codes the session sends.
 pub(crate) mod reason {
@@ -172,6 +176,8 @@ struct Inflight {
     stage: Stage,
     /// Send order, so that a resumed session retransmits in the original order.
     sequence: u64,
+    /// Its packet id and stage are in the store (QoS 2 with persistence).
+    stored_state: bool,
 }
 
 /// A subscription the session restores after a reconnect (with its options, identifier and
@@ -324,6 +330,14 @@ pub struct Session<W> {
     /// Numbers authentication steps (never reused within a session, so that a late answer
     /// from an earlier connection is recognised).
     auth_steps: u64,
+    /// Store and forward, when configured: accepted publishes, QoS 2 packet ids and stages,
+    /// received QoS 2 ids awaiting PUBREL.
+    persist: Option<Arc<Persistence>>,
+    /// A store write failed before a QoS 2 PUBLISH could go out: sending waits until then.
+    persist_retry: Option<Instant>,
+    /// Records guarding packets in `out` were written since the last transmit: the store's
+    /// barrier runs before the bytes are handed over.
+    persist_dirty: bool,
 }
 
 impl<W> Session<W> {
@@ -365,6 +379,72 @@ impl<W> Session<W> {
             queue_delta: (0, 0),
             auth: None,
             auth_steps: 0,
+            persist: None,
+            persist_retry: None,
+            persist_dirty: false,
+        }
+    }
+
+    /// Attaches the store and takes in what it held, before anything is sent: QoS 2
+    /// messages that were sent come back in flight (resent with DUP, or PUBREL, if the broker
+    /// kept the session; as new publishes otherwise), the others to the outbox in the order
+    /// they were accepted. Returns the outbox messages and bytes restored (for the handle's
+    /// queue counters).
+    pub fn restore(
+        &mut self,
+        persist: Arc<Persistence>,
+        restored: &Restored,
+        now: Instant,
+    ) -> (u64, u64) {
+        let mut queued = (0, 0);
+        for m in &restored.messages {
+            let accepted = accepted_instant(m.accepted, now);
+            let in_flight = match m.stage {
+                Some(RestoredStage::AwaitAck(pkid)) => Some((pkid, Stage::AwaitAck)),
+                Some(RestoredStage::AwaitComp(pkid)) => Some((pkid, Stage::AwaitComp)),
+                None => None,
+            };
+            match in_flight {
+                Some((pkid, stage)) if self.ids.mark(pkid) => {
+                    self.sequence += 1;
+                    self.inflight.insert(
+                        pkid,
+                        Inflight {
+                            token: m.token,
+                            message: m.message.clone(),
+                            accepted,
+                            pubrec: None,
+                            stage,
+                            sequence: self.sequence,
+                            stored_state: true,
+                        },
+                    );
+                }
+                _ => {
+                    let entry = Queued {
+                        token: m.token,
+                        message: m.message.clone(),
+                        accepted,
+                    };
+                    queued.0 += 1;
+                    queued.1 += entry.weight();
+                    self.outbox_bytes += entry.weight();
+                    self.index_expiry(&entry);
+                    self.outbox.push_back(entry);
+                }
+            }
+        }
+        for pkid in &restored.inbound_qos2 {
+            self.inbound_qos2.insert(*pkid, 0);
+        }
+        self.persist = Some(persist);
+        queued
+    }
+
+    /// The flow of a message ended: its records leave the store.
+    fn forget_stored(&self, token: Token, qos: u8, had_state: bool) {
+        if let Some(p) = &self.persist {
+            p.forget(token, qos, had_state);
         }
     }
 
@@ -534,14 +614,19 @@ impl<W> Session<W> {
     pub fn end(&mut self, reason: &Error, keep_outbox: bool) {
         self.connection_closed(reason);
         self.phase = Phase::Idle;
-        if !keep_outbox {
+        let stored = self.persist.is_some();
+        if !keep_outbox && !stored {
             while let Some(queued) = self.pop_outbox() {
                 self.give_back(&queued);
                 self.complete(queued.token, Err(reason.clone()));
             }
         }
-        for (_, entry) in std::mem::take(&mut self.inflight) {
-            self.complete(entry.token, Err(reason.clone()));
+        // With a store, what the broker has not completed stays (in memory and on disk) for
+        // the next connect or the next start: store and forward.
+        if !stored {
+            for (_, entry) in std::mem::take(&mut self.inflight) {
+                self.complete(entry.token, Err(reason.clone()));
+            }
         }
         for call in std::mem::take(&mut self.deferred_subscribes) {
             self.events
@@ -559,9 +644,14 @@ impl<W> Session<W> {
                     .push_back(Event::Reply(reply, Outcome::Disconnected));
             }
         }
-        self.inbound_qos2.clear();
+        if !stored {
+            self.inbound_qos2.clear();
+        }
         self.inbound_qos2_current = 0;
         self.ids = PacketIds::default();
+        for pkid in self.inflight.keys() {
+            self.ids.mark(*pkid);
+        }
     }
 
     // ----- commands from the handle -----
@@ -737,7 +827,19 @@ impl<W> Session<W> {
                 self.inbound_qos1.remove(&ticket.pkid);
                 self.codec.puback(ticket.pkid, &mut self.out.bytes)
             }
-            _ => self.codec.pubrec(ticket.pkid, &mut self.out.bytes),
+            _ => {
+                if let Some(p) = &self.persist {
+                    self.persist_dirty = true;
+                    if let Err(e) = p.record_inbound(ticket.pkid) {
+                        log!(
+                            Level::Warn,
+                            "cannot store received packet id {} before PUBREC (a retransmission after a restart could be delivered twice): {e}",
+                            ticket.pkid
+                        );
+                    }
+                }
+                self.codec.pubrec(ticket.pkid, &mut self.out.bytes)
+            }
         };
         if let Err(e) = encoded {
             log!(
@@ -783,6 +885,24 @@ impl<W> Session<W> {
                             entry.pubrec = Some(detail);
                         }
                         entry.stage = Stage::AwaitComp;
+                        if let Some(p) = &self.persist {
+                            entry.stored_state = true;
+                            // Synced (sync mode) before the PUBREL leaves: after a power loss
+                            // the flow resumes at PUBREL, never at a PUBLISH the broker may
+                            // already have completed.
+                            self.persist_dirty = true;
+                            if let Err(e) =
+                                p.record_stage(entry.token, RestoredStage::AwaitComp(pkid))
+                            {
+                                // The stored stage says PUBLISH: after a restart it is resent
+                                // with DUP under the same id, which the broker answers with
+                                // PUBREC again without delivering twice.
+                                log!(
+                                    Level::Warn,
+                                    "cannot store the PUBREL stage of packet {pkid}: {e}"
+                                );
+                            }
+                        }
                         self.codec.pubrel(pkid, &mut self.out.bytes)?;
                     }
                 }
@@ -827,6 +947,9 @@ impl<W> Session<W> {
                 let known = self.inbound_qos2.remove(&pkid);
                 if known == Some(self.connection_number) {
                     self.inbound_qos2_current -= 1;
+                }
+                if let (Some(p), Some(_)) = (&self.persist, known) {
+                    p.forget_inbound(pkid);
                 }
                 self.codec
                     .pubcomp_with(pkid, known.is_none(), &mut self.out.bytes)?;
@@ -1162,6 +1285,9 @@ impl<W> Session<W> {
                 std::mem::take(&mut self.inflight).into_values().collect();
             ordered.sort_by_key(|i| i.sequence);
             for entry in ordered.into_iter().rev() {
+                if let (Some(p), true) = (&self.persist, entry.stored_state) {
+                    p.forget_state(entry.token);
+                }
                 self.requeue_front(Queued {
                     token: entry.token,
                     message: entry.message,
@@ -1177,7 +1303,11 @@ impl<W> Session<W> {
                     ));
                 }
             }
-            self.inbound_qos2.clear();
+            for (pkid, _) in std::mem::take(&mut self.inbound_qos2) {
+                if let Some(p) = &self.persist {
+                    p.forget_inbound(pkid);
+                }
+            }
             self.inbound_qos2_current = 0;
             self.ids = PacketIds::default();
             for subscription in &mut self.subscriptions {
@@ -1203,6 +1333,11 @@ impl<W> Session<W> {
                             Err(e) if entry.message.qos == 1 => {
                                 if let Some(entry) = self.inflight.remove(&pkid) {
                                     self.ids.release(pkid);
+                                    self.forget_stored(
+                                        entry.token,
+                                        entry.message.qos,
+                                        entry.stored_state,
+                                    );
                                     self.complete(entry.token, Err(e));
                                 }
                                 continue;
@@ -1552,6 +1687,7 @@ impl<W> Session<W> {
         }
         if let Some(entry) = self.inflight.remove(&pkid) {
             self.ids.release(pkid);
+            self.forget_stored(entry.token, entry.message.qos, entry.stored_state);
             let mut text = format!(
                 "'{}': broker refused the publish: {} (0x{:02X})",
                 entry.message.topic,
@@ -1572,6 +1708,7 @@ impl<W> Session<W> {
     fn finish_publish_ok(&mut self, pkid: u16, detail: AckDetail) {
         if let Some(entry) = self.inflight.remove(&pkid) {
             self.ids.release(pkid);
+            self.forget_stored(entry.token, entry.message.qos, entry.stored_state);
             let detail = (!detail.is_plain()).then(|| Arc::new(detail));
             self.complete_with(entry.token, Ok(()), detail);
         }
@@ -1595,6 +1732,10 @@ impl<W> Session<W> {
         let disconnect = self.disconnecting.as_ref().map(|d| d.deadline);
         let reauth = self.reauth_deadline();
         let disconnect = match (disconnect, reauth) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let disconnect = match (disconnect, self.persist_retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -1682,6 +1823,11 @@ impl<W> Session<W> {
         self.pump(now);
         if self.out.bytes.is_empty() {
             return None;
+        }
+        if std::mem::take(&mut self.persist_dirty) {
+            if let Some(p) = &self.persist {
+                p.barrier();
+            }
         }
         self.link.last_sent = now;
         Some(std::mem::take(&mut self.out))
@@ -1771,6 +1917,10 @@ impl<W> Session<W> {
         if self.phase != Phase::Connected {
             return;
         }
+        if self.persist_retry.is_some_and(|at| now < at) {
+            return;
+        }
+        self.persist_retry = None;
         let window = self
             .options
             .inflight_window
@@ -1786,10 +1936,26 @@ impl<W> Session<W> {
             let Some(queued) = self.pop_outbox() else {
                 break;
             };
+            if self
+                .persist
+                .as_ref()
+                .is_some_and(|p| p.leaves_outbox(queued.token))
+            {
+                // A full store dropped it (drop-oldest) after publish had accepted it.
+                self.give_back(&queued);
+                self.complete(
+                    queued.token,
+                    Err(Error::Dropped(
+                        "dropped from the full store to make room for a newer message".into(),
+                    )),
+                );
+                continue;
+            }
             let aged = match aged(&queued.message, queued.accepted, now) {
                 Ok(aged) => aged,
                 Err(e) => {
                     self.give_back(&queued);
+                    self.forget_stored(queued.token, queued.message.qos, false);
                     self.complete(queued.token, Err(e));
                     continue;
                 }
@@ -1797,6 +1963,7 @@ impl<W> Session<W> {
             let wire = aged.as_ref().unwrap_or(&queued.message);
             if let Err(e) = self.check_publish_allowed(wire) {
                 self.give_back(&queued);
+                self.forget_stored(queued.token, queued.message.qos, false);
                 self.complete(queued.token, Err(e));
                 continue;
             }
@@ -1820,12 +1987,33 @@ impl<W> Session<W> {
                         self.complete(queued.token, Err(e));
                     }
                 }
+                // QoS 0 leaves the store once it leaves the outbox.
+                self.forget_stored(queued.token, 0, false);
                 continue;
             }
             let Some(pkid) = self.ids.allocate() else {
                 self.push_front(queued);
                 break;
             };
+            // QoS 2 under persistence: its packet id is in the store before the PUBLISH can
+            // reach the socket, so that a restart resends it under the same id (a new id
+            // would make the broker deliver it twice).
+            let mut stored_state = false;
+            if let (Some(p), 2) = (&self.persist, queued.message.qos) {
+                if let Err(e) = p.record_stage(queued.token, RestoredStage::AwaitAck(pkid)) {
+                    log!(
+                        Level::Error,
+                        "cannot store the packet id of a QoS 2 message; sending waits and retries in {} ms: {e}",
+                        PERSIST_RETRY.as_millis()
+                    );
+                    self.ids.release(pkid);
+                    self.push_front(queued);
+                    self.persist_retry = Some(now + PERSIST_RETRY);
+                    break;
+                }
+                stored_state = true;
+                self.persist_dirty = true;
+            }
             if let Err(e) = encode_publish(
                 &self.codec,
                 &mut self.link.out_aliases,
@@ -1837,6 +2025,7 @@ impl<W> Session<W> {
             ) {
                 self.ids.release(pkid);
                 self.give_back(&queued);
+                self.forget_stored(queued.token, queued.message.qos, stored_state);
                 self.complete(queued.token, Err(e));
                 continue;
             }
@@ -1851,6 +2040,7 @@ impl<W> Session<W> {
                     pubrec: None,
                     stage: Stage::AwaitAck,
                     sequence: self.sequence,
+                    stored_state,
                 },
             );
         }
@@ -2046,6 +2236,7 @@ impl<W> Session<W> {
                     break;
                 };
                 self.give_back(&oldest);
+                self.forget_stored(oldest.token, oldest.message.qos, false);
                 self.complete(
                     oldest.token,
                     Err(Error::Dropped(
@@ -2060,6 +2251,7 @@ impl<W> Session<W> {
     /// A publish that will never reach the outbox: gives back the place the handle reserved.
     fn refuse(&mut self, queued: Queued, reason: Error) {
         self.give_back(&queued);
+        self.forget_stored(queued.token, queued.message.qos, false);
         self.complete(queued.token, Err(reason));
     }
 
@@ -2147,6 +2339,7 @@ impl<W> Session<W> {
             if expired.contains(&queued.token) {
                 self.outbox_bytes -= queued.weight();
                 self.give_back(&queued);
+                self.forget_stored(queued.token, queued.message.qos, false);
                 self.complete(queued.token, Err(expired_error(&queued.message)));
             } else {
                 kept.push_back(queued);

@@ -2842,3 +2842,200 @@ fn disconnect_user_properties_within_the_maximum_packet_size_are_sent() {
         [0xE0, 0x09, 0x00, 0x07, 0x26, 0, 1, b'k', 0, 1, b'v']
     );
 }
+
+// ----- store and forward (persistence.rs, with the in-memory log) -----
+
+mod stored {
+    use super::*;
+    use crate::mqtt::persistence::{FullPolicy, MemoryLog, Persistence, Restored, STATE_BIT};
+    use std::time::SystemTime;
+
+    /// A session with a store; `log` is what a restart would read.
+    fn attach(h: &mut Harness, log: &MemoryLog) -> (Arc<Persistence>, Restored) {
+        let (p, restored) = Persistence::attach(
+            Box::new(log.clone()),
+            log.snapshot(),
+            "unit",
+            false,
+            FullPolicy::RejectNew,
+        )
+        .expect("store opens");
+        let p = Arc::new(p);
+        h.session.restore(p.clone(), &restored, h.now);
+        (p, restored)
+    }
+
+    /// What the handle does: record, then hand over.
+    fn accept(h: &mut Harness, p: &Persistence, topic: &str, qos: u8) -> Token {
+        let token = h.next_token + 1;
+        p.accept(token, &message(topic, qos), SystemTime::now())
+            .expect("stored");
+        h.send(message(topic, qos))
+    }
+
+    fn keys(log: &MemoryLog) -> Vec<u64> {
+        log.snapshot().into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// A restarted process: a new session on the same store, connected with `present`.
+    fn restart(log: &MemoryLog, present: bool) -> (Harness, Vec<Sent>) {
+        let mut h = Harness::new(persistent(V311));
+        attach(&mut h, log);
+        h.session.begin(None);
+        h.open();
+        h.receive(Incoming::ConnAck(ConnAck {
+            session_present: present,
+            ..ConnAck::default()
+        }))
+        .expect("CONNACK");
+        h.events();
+        let sent = h.written();
+        (h, sent)
+    }
+
+    #[test]
+    fn a_qos2_packet_id_is_stored_before_its_publish_is_written() {
+        let log = MemoryLog::default();
+        let mut h = connected(V311, persistent(V311));
+        let (p, _) = attach(&mut h, &log);
+        let token = accept(&mut h, &p, "t", 2);
+        assert_eq!(
+            keys(&log),
+            vec![0, token],
+            "the message is stored at accept"
+        );
+        let sent = h.written();
+        assert_eq!(sent, vec![publish("t", 2, 1, false)]);
+        assert_eq!(keys(&log), vec![0, token, STATE_BIT | token]);
+        h.receive(Incoming::PubRec(1, ok())).unwrap();
+        assert_eq!(h.written(), vec![Sent::PubRel(1)]);
+        h.receive(Incoming::PubComp(1, ok())).unwrap();
+        assert_eq!(completed(&h.events()), vec![(token, Ok(()))]);
+        assert_eq!(keys(&log), vec![0], "a finished flow leaves the store");
+    }
+
+    #[test]
+    fn a_store_that_cannot_take_the_packet_id_holds_the_qos2_publish_back() {
+        let log = MemoryLog::default();
+        let mut h = connected(V311, persistent(V311));
+        let (p, _) = attach(&mut h, &log);
+        accept(&mut h, &p, "t", 2);
+        *log.fail_with.lock().unwrap() = Some(Error::Internal("EIO".into()).into());
+        assert_eq!(h.written(), vec![], "not sent without its stored id");
+        *log.fail_with.lock().unwrap() = None;
+        h.advance(Duration::from_secs(2));
+        assert_eq!(
+            h.written(),
+            vec![publish("t", 2, 2, false)],
+            "sent once stored"
+        );
+    }
+
+    #[test]
+    fn a_restart_resends_in_flight_messages_with_dup_or_pubrel_when_the_broker_kept_the_session() {
+        let log = MemoryLog::default();
+        let mut h = connected(V311, persistent(V311));
+        let (p, _) = attach(&mut h, &log);
+        let a = accept(&mut h, &p, "a", 2);
+        let b = accept(&mut h, &p, "b", 2);
+        let c = accept(&mut h, &p, "c", 1);
+        assert_eq!(h.written().len(), 3);
+        h.receive(Incoming::PubRec(1, ok())).unwrap();
+        assert_eq!(h.written(), vec![Sent::PubRel(1)]);
+        // Queued while offline: never sent.
+        h.session
+            .connection_closed(&Error::ConnectionLost("cut".into()));
+        let d = accept(&mut h, &p, "d", 1);
+        drop(h); // the process dies
+        let (mut h, sent) = restart(&log, true);
+        assert_eq!(
+            sent,
+            vec![
+                Sent::PubRel(1),
+                publish("b", 2, 2, true),
+                // QoS 1 keeps no packet id: sent again as a new publish, then the queued one.
+                publish("c", 1, 3, false),
+                publish("d", 1, 4, false),
+            ]
+        );
+        h.receive(Incoming::PubComp(1, ok())).unwrap();
+        h.receive(Incoming::PubRec(2, ok())).unwrap();
+        h.receive(Incoming::PubComp(2, ok())).unwrap();
+        h.receive(Incoming::PubAck(3, ok())).unwrap();
+        h.receive(Incoming::PubAck(4, ok())).unwrap();
+        let done: Vec<Token> = completed(&h.events()).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(
+            done,
+            vec![a, b, c, d],
+            "each restored message keeps its token"
+        );
+        assert_eq!(keys(&log), vec![0]);
+    }
+
+    #[test]
+    fn a_restart_sends_everything_as_new_publishes_in_order_when_the_broker_lost_the_session() {
+        let log = MemoryLog::default();
+        let mut h = connected(V311, persistent(V311));
+        let (p, _) = attach(&mut h, &log);
+        accept(&mut h, &p, "a", 2);
+        accept(&mut h, &p, "b", 1);
+        assert_eq!(h.written().len(), 2);
+        h.receive(Incoming::PubRec(1, ok())).unwrap();
+        h.written();
+        h.session
+            .connection_closed(&Error::ConnectionLost("cut".into()));
+        accept(&mut h, &p, "c", 2);
+        drop(h);
+        let (_, sent) = restart(&log, false);
+        assert_eq!(
+            sent,
+            vec![
+                publish("a", 2, 1, false),
+                publish("b", 1, 2, false),
+                publish("c", 2, 3, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_received_qos2_id_is_stored_before_pubrec_and_its_retransmission_after_a_restart_is_not_delivered(
+    ) {
+        let log = MemoryLog::default();
+        let mut h = connected(V311, persistent(V311));
+        attach(&mut h, &log);
+        h.receive(Incoming::Publish(inbound("in", 2, 5, false), None))
+            .unwrap();
+        let (_, ticket) = delivered(&mut h);
+        h.session.acknowledge(ticket.expect("ticket"));
+        assert_eq!(h.written(), vec![Sent::PubRec(5)]);
+        assert!(keys(&log).contains(&(crate::mqtt::persistence::INBOUND_BIT | 5)));
+        drop(h);
+        let (mut h, _) = restart(&log, true);
+        h.receive(Incoming::Publish(inbound("in", 2, 5, true), None))
+            .unwrap();
+        assert!(messages(&h.events()).is_empty(), "not delivered twice");
+        assert_eq!(h.written(), vec![Sent::PubRec(5)]);
+        h.receive(Incoming::PubRel(5, ok())).unwrap();
+        assert_eq!(h.written(), vec![Sent::PubComp(5)]);
+        assert_eq!(keys(&log), vec![0]);
+    }
+
+    #[test]
+    fn a_user_disconnect_keeps_stored_messages_for_the_next_connect() {
+        let log = MemoryLog::default();
+        let mut h = connected(V311, persistent(V311));
+        let (p, _) = attach(&mut h, &log);
+        let token = accept(&mut h, &p, "t", 1);
+        h.written();
+        h.session.end(&Error::Disconnected("bye".into()), false);
+        assert!(completed(&h.events()).is_empty(), "not failed: it is kept");
+        assert_eq!(keys(&log), vec![0, token]);
+        h.session.begin(None);
+        let sent = h.reconnect(true);
+        assert_eq!(
+            sent,
+            vec![publish("t", 1, 1, true)],
+            "in flight in this process: DUP"
+        );
+    }
+}

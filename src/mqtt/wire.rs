@@ -14,7 +14,7 @@ use rumqttc::v5::mqttbytes::{self as m5, v5};
 use std::sync::Arc;
 
 /// A PUBLISH the engine sends.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutPublish {
     pub topic: String,
     pub payload: Bytes,

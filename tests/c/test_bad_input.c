@@ -185,6 +185,71 @@ static void null_options(void)
 	EXPECT_ERR("set_offline_queue(NULL options)",
 		   eq1_mqtt_options_set_offline_queue(NULL, 10, 1000, EQ1_QUEUE_REJECT_NEW, false),
 		   N, "options");
+	EXPECT_ERR("set_persistence(NULL options)",
+		   eq1_mqtt_options_set_persistence(NULL, "/tmp/x", EQ1_DURABILITY_SYNC), N,
+		   "options");
+	EXPECT_ERR("set_persistence_interval(NULL options)",
+		   eq1_mqtt_options_set_persistence_interval(NULL, 100), N, "options");
+	EXPECT_ERR("set_persistence_limit(NULL options)",
+		   eq1_mqtt_options_set_persistence_limit(NULL, 0, false), N, "options");
+}
+
+/* Persistence options and the restored-message queries (no store is opened here). */
+static void persistence_arguments(void)
+{
+	printf("# persistence arguments\n");
+	const eq1_status A = EQ1_STATUS_INVALID_ARGUMENT;
+	eq1_mqtt_options *o = eq1_mqtt_options_new();
+	REQUIRE(o != NULL, "eq1_mqtt_options_new returned NULL");
+	EXPECT_ERR("set_persistence(NULL directory)",
+		   eq1_mqtt_options_set_persistence(o, NULL, EQ1_DURABILITY_BATCHED),
+		   EQ1_STATUS_NULL_ARGUMENT, "directory");
+	EXPECT_ERR("set_persistence(invalid UTF-8 directory)",
+		   eq1_mqtt_options_set_persistence(o, BAD_UTF8, EQ1_DURABILITY_BATCHED),
+		   EQ1_STATUS_INVALID_UTF8, "directory");
+	EXPECT_ERR("set_persistence(empty directory)",
+		   eq1_mqtt_options_set_persistence(o, "", EQ1_DURABILITY_SYNC), A, "empty");
+	EXPECT_ERR("set_persistence(durability 7)",
+		   eq1_mqtt_options_set_persistence(o, "/tmp/x", 7), A, "durability");
+	EXPECT_OK("set_persistence(NULL directory, EQ1_DURABILITY_NONE)",
+		  eq1_mqtt_options_set_persistence(o, NULL, EQ1_DURABILITY_NONE));
+	EXPECT_ERR("set_persistence_interval(0)", eq1_mqtt_options_set_persistence_interval(o, 0),
+		   A, "interval");
+	EXPECT_ERR("set_persistence_interval(60001)",
+		   eq1_mqtt_options_set_persistence_interval(o, 60001), A, "interval");
+	EXPECT_ERR("set_persistence_limit(1000)",
+		   eq1_mqtt_options_set_persistence_limit(o, 1000, false), A, "too small");
+	EXPECT_OK("set_persistence_limit(0, keep QoS 0)",
+		  eq1_mqtt_options_set_persistence_limit(o, 0, true));
+	/* Persistence without a client id is refused when the client is made. */
+	CHECK(eq1_mqtt_options_set_persistence(o, "/tmp/eq1-bad-input-store", EQ1_DURABILITY_SYNC));
+	eq1_mqtt_client *c = NULL;
+	EXPECT_ERR("client_new(persistence without a client id)",
+		   eq1_mqtt_client_new(o, NULL, NULL, &c), A, "client id");
+	EXPECT_TRUE("refused client_new leaves *out NULL", c == NULL);
+	CHECK(eq1_mqtt_options_set_persistence(o, NULL, EQ1_DURABILITY_NONE));
+	CHECK(eq1_mqtt_client_new(o, NULL, NULL, &c));
+	size_t count = 99;
+	EXPECT_ERR("restored_count(NULL client)", eq1_mqtt_client_restored_count(NULL, &count),
+		   EQ1_STATUS_NULL_ARGUMENT, "client");
+	EXPECT_ERR("restored_count(NULL out)", eq1_mqtt_client_restored_count(c, NULL),
+		   EQ1_STATUS_NULL_ARGUMENT, "out_count");
+	EXPECT_OK("restored_count without persistence", eq1_mqtt_client_restored_count(c, &count));
+	EXPECT_TRUE("restored_count without persistence is 0", count == 0);
+	char topic[16];
+	eq1_token token = 5;
+	EXPECT_ERR("restored_message(NULL client)",
+		   eq1_mqtt_client_restored_message(NULL, 0, &token, NULL, topic, sizeof topic, NULL),
+		   EQ1_STATUS_NULL_ARGUMENT, "client");
+	EXPECT_ERR("restored_message(NULL buffer, length 16)",
+		   eq1_mqtt_client_restored_message(c, 0, &token, NULL, NULL, 16, NULL),
+		   EQ1_STATUS_NULL_ARGUMENT, "topic_buf");
+	EXPECT_ERR("restored_message(index 0 of 0)",
+		   eq1_mqtt_client_restored_message(c, 0, &token, NULL, topic, sizeof topic, NULL),
+		   A, "does not exist");
+	EXPECT_TRUE("restored_message failure resets *out_token", token == 0);
+	CHECK(eq1_mqtt_client_free(c));
+	eq1_mqtt_options_free(o);
 }
 
 static void bad_option_values(eq1_mqtt_options *o)
@@ -495,6 +560,7 @@ int main(int argc, char **argv)
 
 	library_functions();
 	null_options();
+	persistence_arguments();
 
 	eq1_mqtt_options *o = eq1_mqtt_options_new();
 	REQUIRE(o != NULL, "eq1_mqtt_options_new returned NULL");

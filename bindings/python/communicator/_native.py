@@ -52,6 +52,9 @@ EXPECTED_MAJOR = 0
 # eq1.h constants
 EQ1_QUEUE_REJECT_NEW = 0
 EQ1_QUEUE_DROP_OLDEST = 1
+EQ1_DURABILITY_NONE = 0
+EQ1_DURABILITY_SYNC = 1
+EQ1_DURABILITY_BATCHED = 2
 EQ1_MQTT_V31 = 3
 EQ1_MQTT_V311 = 4
 EQ1_MQTT_V5 = 5
@@ -322,6 +325,9 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_options_set_offline_queue": (_status, [_options_p, c_int64, c_int64, c_int,
                                                      c_bool]),
     "eq1_mqtt_options_set_inbound_queue": (_status, [_options_p, c_int64, c_int64]),
+    "eq1_mqtt_options_set_persistence": (_status, [_options_p, c_char_p, c_int]),
+    "eq1_mqtt_options_set_persistence_interval": (_status, [_options_p, c_int]),
+    "eq1_mqtt_options_set_persistence_limit": (_status, [_options_p, c_uint64, c_bool]),
     "eq1_mqtt_options_set_broker_uri": (_status, [_options_p, c_char_p]),
     "eq1_mqtt_options_add_broker_uri": (_status, [_options_p, c_char_p]),
     "eq1_mqtt_options_set_proxy": (_status, [_options_p, c_char_p]),
@@ -361,6 +367,10 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_get_stats": (_status, [_client_p, POINTER(Eq1Stats)]),
     "eq1_mqtt_client_metrics_text": (c_size_t, [_client_p, c_char_p, c_size_t]),
     "eq1_mqtt_client_get_id": (c_size_t, [_client_p, c_char_p, c_size_t]),
+    "eq1_mqtt_client_restored_count": (_status, [_client_p, POINTER(c_size_t)]),
+    "eq1_mqtt_client_restored_message": (_status, [_client_p, c_size_t, POINTER(c_uint64),
+                                                   POINTER(c_int), c_char_p, c_size_t,
+                                                   POINTER(c_size_t)]),
     "eq1_mqtt_client_subscribe_with_options": (
         _status, [_client_p, c_char_p, POINTER(Eq1SubscribeOptions), MESSAGE_CB, c_void_p,
                   c_int, POINTER(c_int)]),

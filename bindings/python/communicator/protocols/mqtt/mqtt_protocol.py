@@ -72,6 +72,8 @@ def _uri_scheme(text: str) -> Optional[str]:
 
 QUEUE_POLICIES = {"reject_new": _native.EQ1_QUEUE_REJECT_NEW,
                   "drop_oldest": _native.EQ1_QUEUE_DROP_OLDEST}
+DURABILITIES = {"none": _native.EQ1_DURABILITY_NONE, "sync": _native.EQ1_DURABILITY_SYNC,
+                "batched": _native.EQ1_DURABILITY_BATCHED}
 _MAX_MS = 2**31 - 1
 # After a clean disconnect, how long disconnect() waits for callbacks of messages that arrived
 # before it to finish (they run on the dispatcher thread, ahead of the "disconnected" event).
@@ -269,6 +271,21 @@ class MQTTConfig:
     bind_address: Optional[str] = None
     #: The network interface outgoing connections use (SO_BINDTODEVICE; needs root).
     bind_interface: Optional[str] = None
+    #: Store and forward: the directory that keeps the session (accepted QoS 1/2 publishes
+    #: until their flow completes, QoS 2 packet ids and stages) across the death of the
+    #: process. Needs a client_id. None: off.
+    persistence_dir: Optional[PathLike] = None
+    #: With persistence_dir: "sync" (publish returns once the message is on disk: survives
+    #: power loss), "batched" (written to the OS: a crash of the process loses nothing
+    #: publish returned, power loss at most persistence_interval), "none" (off).
+    durability: str = "batched"
+    #: How often "batched" syncs to disk, seconds (0.001 .. 60).
+    persistence_interval: float = 0.1
+    #: Largest size of the store on disk in bytes (0: unbounded; otherwise >= 65,536). A full
+    #: store follows queue_policy.
+    persistence_max_bytes: int = 0
+    #: Also keep QoS 0 messages while they wait in the outbox.
+    persist_qos0: bool = False
 
     #: Fields whose value repr() replaces with '***'.
     _SECRET_FIELDS = ("password", "keyfile_password", "proxy", "key_data", "key_password")
@@ -342,7 +359,29 @@ class MQTTConfig:
         _check_int("default_qos", self.default_qos, 0, 2)
         _check_text("response_topic_prefix", self.response_topic_prefix, Status.INVALID_TOPIC)
         _check_int("max_pending_requests", self.max_pending_requests, 1, 1_000_000)
+        self._validate_persistence()
         self._check_plaintext_fallback(self.failover_brokers())
+
+    def _validate_persistence(self) -> None:
+        if self.durability not in DURABILITIES:
+            raise _invalid(f"durability must be one of {sorted(DURABILITIES)}, not "
+                           f"{self.durability!r}")
+        _check_bool("persist_qos0", self.persist_qos0)
+        if not _is_number(self.persistence_interval) or \
+                not 0.001 <= self.persistence_interval <= 60:
+            raise _invalid(f"persistence_interval must be 0.001 .. 60 seconds, not "
+                           f"{self.persistence_interval!r}")
+        _check_int("persistence_max_bytes", self.persistence_max_bytes, 0, 2**64 - 1)
+        if 0 < self.persistence_max_bytes < 65_536:
+            raise _invalid("persistence_max_bytes must be 0 (unbounded) or at least 65,536")
+        if self.persistence_dir is None:
+            return
+        if not isinstance(self.persistence_dir, (str, os.PathLike)) or \
+                not os.fspath(self.persistence_dir):
+            raise _invalid(f"persistence_dir must be a non-empty path, not "
+                           f"{self.persistence_dir!r}")
+        if self.durability != "none" and not self.client_id:
+            raise _invalid("persistence_dir needs a client_id: the stored session belongs to it")
 
     def _validate_auth(self) -> None:
         if self.auth_method is not None:
@@ -1134,6 +1173,11 @@ class MQTTProtocol(PubSubProtocol):
             setopt("set_topic_alias_auto", bool(c.topic_alias_auto))
             setopt("set_response_topic_prefix", c.response_topic_prefix.encode())
             setopt("set_max_pending_requests", c.max_pending_requests)
+            if c.persistence_dir is not None and c.durability != "none":
+                setopt("set_persistence", os.fsencode(c.persistence_dir),
+                       DURABILITIES[c.durability])
+                setopt("set_persistence_interval", _to_ms(c.persistence_interval))
+                setopt("set_persistence_limit", c.persistence_max_bytes, bool(c.persist_qos0))
             client = ctypes.c_void_p()
             _native.check(lib.eq1_mqtt_client_new(options, self._id, _native.NO_FREE_CB,
                                                   ctypes.byref(client)), "create client")
@@ -1314,6 +1358,32 @@ class MQTTProtocol(PubSubProtocol):
         finally:
             self._release()
         return buf.value.decode("utf-8")
+
+    def restored_messages(self) -> list[tuple[int, str, int]]:
+        """What the store (persistence_dir) held when this client was created: publishes an
+        earlier run accepted that had not completed, as (token, topic, qos) in the order they
+        were accepted. Each keeps its original token; its outcome reaches on_delivery (and
+        wait()) like any other. Empty without persistence."""
+        handle = self._acquire()
+        try:
+            count = ctypes.c_size_t()
+            _native.check(self._lib.eq1_mqtt_client_restored_count(handle, ctypes.byref(count)),
+                          "restored count")
+            restored = []
+            for index in range(count.value):
+                token = ctypes.c_uint64()
+                qos = ctypes.c_int()
+                size = ctypes.c_size_t()
+                _native.check(self._lib.eq1_mqtt_client_restored_message(
+                    handle, index, ctypes.byref(token), ctypes.byref(qos), None, 0,
+                    ctypes.byref(size)), "restored message")
+                buf = ctypes.create_string_buffer(size.value + 1)
+                _native.check(self._lib.eq1_mqtt_client_restored_message(
+                    handle, index, None, None, buf, size.value + 1, None), "restored message")
+                restored.append((token.value, buf.value.decode("utf-8"), qos.value))
+        finally:
+            self._release()
+        return restored
 
     @property
     def connack(self) -> Optional[ConnAckInfo]:
