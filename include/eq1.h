@@ -152,6 +152,51 @@
 #define EQ1_MQTT_AUTH_REASON_CAPACITY 256
 
 /**
+ * `eq1_modbus_options_set_serial` parity: none.
+ */
+#define EQ1_MODBUS_PARITY_NONE 0
+
+/**
+ * `eq1_modbus_options_set_serial` parity: odd.
+ */
+#define EQ1_MODBUS_PARITY_ODD 1
+
+/**
+ * `eq1_modbus_options_set_serial` parity: even.
+ */
+#define EQ1_MODBUS_PARITY_EVEN 2
+
+/**
+ * The unit argument of a call: use the options' default unit id.
+ */
+#define EQ1_MODBUS_DEFAULT_UNIT -1
+
+/**
+ * Coils or discrete inputs one read may ask for (function codes 0x01, 0x02).
+ */
+#define MAX_READ_BITS 2000
+
+/**
+ * Coils one write may carry (0x0F).
+ */
+#define MAX_WRITE_BITS 1968
+
+/**
+ * Registers one read may ask for (0x03, 0x04) and the read half of 0x17.
+ */
+#define MAX_READ_REGISTERS 125
+
+/**
+ * Registers one write may carry (0x10).
+ */
+#define MAX_WRITE_REGISTERS 123
+
+/**
+ * Registers the write half of read/write multiple registers (0x17) may carry.
+ */
+#define MAX_READ_WRITE_REGISTERS 121
+
+/**
  * Requests waiting for a reply at once, by default.
  */
 #define DEFAULT_MAX_PENDING_REQUESTS 10000
@@ -401,6 +446,46 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_TOO_MANY_REQUESTS = 60,
   /**
+   * Modbus exception 0x01 "illegal function": the server does not support the request's
+   * function code.
+   */
+  EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION = 90,
+  /**
+   * Modbus exception 0x02 "illegal data address": the address range is not in the server's
+   * map.
+   */
+  EQ1_STATUS_MODBUS_ILLEGAL_DATA_ADDRESS = 91,
+  /**
+   * Modbus exception 0x03 "illegal data value": a value in the request is not allowed.
+   */
+  EQ1_STATUS_MODBUS_ILLEGAL_DATA_VALUE = 92,
+  /**
+   * Modbus exception 0x04 "server device failure" (also 0x08 "memory parity error" and
+   * codes outside the specification; the detail names the code).
+   */
+  EQ1_STATUS_MODBUS_SERVER_DEVICE_FAILURE = 93,
+  /**
+   * Modbus exception 0x05 "acknowledge": accepted, but the work takes long; ask again later.
+   */
+  EQ1_STATUS_MODBUS_ACKNOWLEDGE = 94,
+  /**
+   * Modbus exception 0x06 "server device busy": retry later.
+   */
+  EQ1_STATUS_MODBUS_SERVER_BUSY = 95,
+  /**
+   * Modbus exception 0x0A "gateway path unavailable".
+   */
+  EQ1_STATUS_MODBUS_GATEWAY_PATH_UNAVAILABLE = 96,
+  /**
+   * Modbus exception 0x0B "gateway target device failed to respond".
+   */
+  EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED = 97,
+  /**
+   * A Modbus response that did not decode, after the call's retries: bad CRC (RTU), bad
+   * framing, or a transaction id, unit id or function code that does not match the request.
+   */
+  EQ1_STATUS_MODBUS_BAD_FRAME = 98,
+  /**
    * An internal error (a bug): please report it with the detail message.
    */
   EQ1_STATUS_INTERNAL = 99,
@@ -434,6 +519,18 @@ typedef enum eq1_connection_state {
    */
   EQ1_CONNECTION_STATE_DISCONNECTED = 3,
 } eq1_connection_state;
+
+/**
+ * Opaque Modbus client. Thread-safe: calls from several threads are serialized, one request
+ * on the line at a time (tokio-modbus keeps one request in flight per connection and checks
+ * each response's transaction id, unit id and function code against its request).
+ */
+typedef struct eq1_modbus_client eq1_modbus_client;
+
+/**
+ * Opaque Modbus client options. Not thread-safe: configure from one thread.
+ */
+typedef struct eq1_modbus_options eq1_modbus_options;
 
 /**
  * Opaque MQTT client. Thread-safe (see the module notes above).
@@ -946,6 +1043,59 @@ typedef struct eq1_mqtt_auth_response {
 typedef void (*eq1_mqtt_auth_cb)(void *user_data,
                                  const struct eq1_mqtt_auth_challenge *challenge,
                                  struct eq1_mqtt_auth_response *response);
+
+/**
+ * Counters since the client was created (`eq1_modbus_client_get_stats`).
+ */
+typedef struct eq1_modbus_stats {
+  /**
+   * Calls made (each once, however many attempts it took).
+   */
+  uint64_t requests;
+  /**
+   * Calls that failed (exception, timeout, lost connection, bad frame).
+   */
+  uint64_t failures;
+  /**
+   * Attempts that timed out.
+   */
+  uint64_t timeouts;
+  /**
+   * Attempts whose response did not decode (bad CRC, framing, mismatched header).
+   */
+  uint64_t bad_frames;
+  /**
+   * Exception responses received.
+   */
+  uint64_t exceptions;
+  /**
+   * Attempts repeated after a failure.
+   */
+  uint64_t retries;
+  /**
+   * Connections opened (the first and each reconnection).
+   */
+  uint64_t connects;
+  uint64_t bytes_out;
+  uint64_t bytes_in;
+} eq1_modbus_stats;
+
+/**
+ * Per-call overrides of the client's defaults; pass NULL for "all defaults". A field set to
+ * -1 keeps the client's default (`eq1_modbus_options_set_timeout` / `_set_retries`).
+ */
+typedef struct eq1_modbus_call_options {
+  /**
+   * Time for one attempt (connecting when needed, the request, its response), in ms; -1:
+   * the client's default.
+   */
+  int timeout_ms;
+  /**
+   * Attempts after the first when one times out, loses its connection or gets a bad frame;
+   * -1: the client's default. Exceptions (the server's answer) are never retried.
+   */
+  int retries;
+} eq1_modbus_call_options;
 
 /**
  * Bucket upper bounds, in microseconds: 1-2.5-5 steps from 50 µs to 10 s (a loopback round
@@ -2680,6 +2830,351 @@ enum eq1_status eq1_mqtt_client_set_message_callback(struct eq1_mqtt_client *cli
 enum eq1_status eq1_mqtt_client_set_auth_callback(struct eq1_mqtt_client *client,
                                                   eq1_mqtt_auth_cb callback,
                                                   void *user_data);
+
+/**
+ * ==========================================================================================
+ * Section: Modbus
+ *
+ * A Modbus client over TCP or RTU (a serial line). Options are made and configured first
+ * (`eq1_modbus_options_*`); the client copies them. Every call names its unit id (or
+ * `EQ1_MODBUS_DEFAULT_UNIT`) and takes an optional `eq1_modbus_call_options` for its timeout
+ * and retries. Exception responses have their own statuses (`EQ1_STATUS_MODBUS_*`); a
+ * response that does not decode is `EQ1_STATUS_MODBUS_BAD_FRAME`. Limits checked before
+ * sending: 1..2000 coils or discrete inputs read, 1..1968 coils written, 1..125 registers
+ * read, 1..123 written, 1..125 read / 1..121 written by read/write multiple registers, and
+ * address + quantity at most 65536. Out-buffers are written only on success.
+ * ==========================================================================================
+ *
+ * New Modbus options with the defaults: TCP to 127.0.0.1:502, unit id 1, timeout 1000 ms per
+ * attempt, 1 retry.
+ *
+ * Returns: the new options, to free with `eq1_modbus_options_free`; NULL only on a bug in the
+ * library (a caught panic).
+ *
+ * See also: `eq1_modbus_client_new`.
+ */
+struct eq1_modbus_options *eq1_modbus_options_new(void);
+
+/**
+ * Releases Modbus options. NULL is a no-op. A client made from them keeps its own copy.
+ *
+ * Returns: nothing.
+ *
+ * # Safety
+ * `options` is NULL or came from `eq1_modbus_options_new` and is not used afterwards.
+ */
+void eq1_modbus_options_free(struct eq1_modbus_options *options);
+
+/**
+ * Modbus TCP to `host`:`port` (the default transport; clears a serial setting).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options` or `host`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `host` is not UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for an empty host or a port outside 1..65535.
+ *
+ * # Safety
+ * `options` is NULL or live; `host` is NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_modbus_options_set_tcp(struct eq1_modbus_options *options,
+                                           const char *host,
+                                           int port);
+
+/**
+ * Modbus RTU over the serial line `device` (e.g. "/dev/ttyUSB0") instead of TCP: `baud`
+ * (> 0), `data_bits` 5..8, `parity` one of `EQ1_MODBUS_PARITY_*`, `stop_bits` 1 or 2. Flow
+ * control is off.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options` or `device`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `device` is not UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for an empty device or a value out of its range.
+ *
+ * # Safety
+ * `options` is NULL or live; `device` is NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_modbus_options_set_serial(struct eq1_modbus_options *options,
+                                              const char *device,
+                                              int baud,
+                                              int data_bits,
+                                              int parity,
+                                              int stop_bits);
+
+/**
+ * The unit (slave) id of calls made with `EQ1_MODBUS_DEFAULT_UNIT`: 0..255 (default 1).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a unit id outside 0..255.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_modbus_options_set_unit_id(struct eq1_modbus_options *options, int unit_id);
+
+/**
+ * The default time for one attempt of a call (connecting when needed, the request and its
+ * response), in ms: 1..3,600,000 (default 1000).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a value outside 1..3600000.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_modbus_options_set_timeout(struct eq1_modbus_options *options, int timeout_ms);
+
+/**
+ * The default number of attempts after the first when one times out, loses its connection
+ * or gets a bad frame: 0..100 (default 1). Exceptions are never retried.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a value outside 0..100.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_modbus_options_set_retries(struct eq1_modbus_options *options, int retries);
+
+/**
+ * A new Modbus client from `options` (copied; free them when you like). It does not connect
+ * yet: call `eq1_modbus_client_connect`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` with `*out` set, to free with `eq1_modbus_client_free`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options` or `out`.
+ * - `EQ1_STATUS_INTERNAL` when the I/O runtime cannot start, or on a bug (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live; `out` is NULL or writable.
+ */
+enum eq1_status eq1_modbus_client_new(const struct eq1_modbus_options *options,
+                                      struct eq1_modbus_client **out);
+
+/**
+ * Frees the client, closing its connection. NULL is a no-op.
+ *
+ * Returns: nothing.
+ *
+ * # Safety
+ * `client` is NULL or live, and no other thread uses it during or after the call.
+ */
+void eq1_modbus_client_free(struct eq1_modbus_client *client);
+
+/**
+ * Connects now (within the default timeout). Until `eq1_modbus_client_disconnect`, a call
+ * that finds the connection gone (server restarted, cable pulled, a timed-out request)
+ * connects again by itself.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when connected (TCP) or the serial device is open (RTU).
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client`.
+ * - `EQ1_STATUS_CONNECTION_REFUSED`, `EQ1_STATUS_DNS_FAILED`, `EQ1_STATUS_NETWORK_ERROR`,
+ *   `EQ1_STATUS_TIMEOUT` when the server cannot be reached (a missing serial device is
+ *   `EQ1_STATUS_CONNECTION_REFUSED`). The client keeps trying on each later call.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_modbus_client_connect(const struct eq1_modbus_client *client);
+
+/**
+ * Closes the connection; calls return `EQ1_STATUS_NOT_CONNECTED` until the next connect.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` (also when not connected).
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_modbus_client_disconnect(const struct eq1_modbus_client *client);
+
+/**
+ * Copies the client's counters into `*out`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` with `*out` written.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client` or `out`.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable.
+ */
+enum eq1_status eq1_modbus_client_get_stats(const struct eq1_modbus_client *client,
+                                            struct eq1_modbus_stats *out);
+
+/**
+ * Reads `quantity` coils (function code 0x01) from `address` of unit `unit` (0..255, or
+ * `EQ1_MODBUS_DEFAULT_UNIT`) into `out`, one byte per coil (0 or 1). `call` is NULL or this
+ * call's timeout and retries.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` with `out[0..quantity)` written.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client` or `out`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a quantity outside 1..2000, an address outside 0..65535,
+ *   address + quantity beyond 65536, `out_len` smaller than `quantity`, a unit outside 0..255
+ *   or call options out of range.
+ * - `EQ1_STATUS_NOT_CONNECTED` before `eq1_modbus_client_connect` or after disconnect.
+ * - `EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION` .. `EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED`: the
+ *   server's exception response.
+ * - `EQ1_STATUS_TIMEOUT`, `EQ1_STATUS_CONNECTION_LOST`, `EQ1_STATUS_CONNECTION_REFUSED`,
+ *   `EQ1_STATUS_NETWORK_ERROR`, `EQ1_STATUS_MODBUS_BAD_FRAME` when the last attempt failed so.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable for `out_len` bytes; `call` is NULL or
+ * readable.
+ */
+enum eq1_status eq1_modbus_read_coils(const struct eq1_modbus_client *client,
+                                      int unit,
+                                      int address,
+                                      int quantity,
+                                      uint8_t *out,
+                                      size_t out_len,
+                                      const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Reads `quantity` discrete inputs (function code 0x02) into `out`, one byte each (0 or 1).
+ * Arguments and limits as for `eq1_modbus_read_coils`.
+ *
+ * Returns: as `eq1_modbus_read_coils`.
+ *
+ * # Safety
+ * As for `eq1_modbus_read_coils`.
+ */
+enum eq1_status eq1_modbus_read_discrete_inputs(const struct eq1_modbus_client *client,
+                                                int unit,
+                                                int address,
+                                                int quantity,
+                                                uint8_t *out,
+                                                size_t out_len,
+                                                const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Reads `quantity` holding registers (function code 0x03, 1..125) into `out` (`out_len`
+ * registers room). Other arguments as for `eq1_modbus_read_coils`.
+ *
+ * Returns: as `eq1_modbus_read_coils` (quantity limit 1..125).
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable for `out_len` registers; `call` is
+ * NULL or readable.
+ */
+enum eq1_status eq1_modbus_read_holding_registers(const struct eq1_modbus_client *client,
+                                                  int unit,
+                                                  int address,
+                                                  int quantity,
+                                                  uint16_t *out,
+                                                  size_t out_len,
+                                                  const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Reads `quantity` input registers (function code 0x04, 1..125) into `out`. Arguments as for
+ * `eq1_modbus_read_holding_registers`.
+ *
+ * Returns: as `eq1_modbus_read_coils` (quantity limit 1..125).
+ *
+ * # Safety
+ * As for `eq1_modbus_read_holding_registers`.
+ */
+enum eq1_status eq1_modbus_read_input_registers(const struct eq1_modbus_client *client,
+                                                int unit,
+                                                int address,
+                                                int quantity,
+                                                uint16_t *out,
+                                                size_t out_len,
+                                                const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes one coil (function code 0x05): `value` nonzero is on.
+ *
+ * Returns: as `eq1_modbus_read_coils` (no buffer).
+ *
+ * # Safety
+ * `client` is NULL or live; `call` is NULL or readable.
+ */
+enum eq1_status eq1_modbus_write_single_coil(const struct eq1_modbus_client *client,
+                                             int unit,
+                                             int address,
+                                             int value,
+                                             const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes one holding register (function code 0x06).
+ *
+ * Returns: as `eq1_modbus_read_coils` (no buffer).
+ *
+ * # Safety
+ * `client` is NULL or live; `call` is NULL or readable.
+ */
+enum eq1_status eq1_modbus_write_single_register(const struct eq1_modbus_client *client,
+                                                 int unit,
+                                                 int address,
+                                                 uint16_t value,
+                                                 const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes `count` coils (function code 0x0F, 1..1968) from `values`, one byte per coil
+ * (nonzero is on), starting at `address`.
+ *
+ * Returns: as `eq1_modbus_read_coils`; `EQ1_STATUS_NULL_ARGUMENT` for NULL `values`,
+ * `EQ1_STATUS_INVALID_ARGUMENT` for a count outside 1..1968 or beyond address 65535.
+ *
+ * # Safety
+ * `client` is NULL or live; `values` is NULL or readable for `count` bytes; `call` is NULL or
+ * readable.
+ */
+enum eq1_status eq1_modbus_write_multiple_coils(const struct eq1_modbus_client *client,
+                                                int unit,
+                                                int address,
+                                                const uint8_t *values,
+                                                size_t count,
+                                                const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes `count` holding registers (function code 0x10, 1..123) from `values`.
+ *
+ * Returns: as `eq1_modbus_write_multiple_coils` (count limit 1..123).
+ *
+ * # Safety
+ * `client` is NULL or live; `values` is NULL or readable for `count` registers; `call` is
+ * NULL or readable.
+ */
+enum eq1_status eq1_modbus_write_multiple_registers(const struct eq1_modbus_client *client,
+                                                    int unit,
+                                                    int address,
+                                                    const uint16_t *values,
+                                                    size_t count,
+                                                    const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes `write_count` registers (1..121) from `values` at `write_address`, then reads
+ * `read_quantity` registers (1..125) from `read_address` into `out` (function code 0x17; the
+ * server writes first).
+ *
+ * Returns: as `eq1_modbus_read_coils` and `eq1_modbus_write_multiple_coils`, with these
+ * limits.
+ *
+ * # Safety
+ * `client` is NULL or live; `values` is NULL or readable for `write_count` registers; `out`
+ * is NULL or writable for `out_len` registers; `call` is NULL or readable.
+ */
+enum eq1_status eq1_modbus_read_write_multiple_registers(const struct eq1_modbus_client *client,
+                                                         int unit,
+                                                         int read_address,
+                                                         int read_quantity,
+                                                         int write_address,
+                                                         const uint16_t *values,
+                                                         size_t write_count,
+                                                         uint16_t *out,
+                                                         size_t out_len,
+                                                         const struct eq1_modbus_call_options *call_options);
 
 #ifdef __cplusplus
 }  // extern "C"

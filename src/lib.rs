@@ -7,6 +7,7 @@
 
 pub mod core;
 pub mod ffi;
+pub mod modbus;
 pub mod mqtt;
 pub mod protocol;
 

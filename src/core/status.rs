@@ -255,6 +255,37 @@ status_table! {
     /// for their replies; nothing was sent.
     TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
         "too many requests are waiting for replies";
+    /// Modbus exception 0x01 "illegal function": the server does not support the request's
+    /// function code.
+    ModbusIllegalFunction = 90, "EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION", Validation,
+        "Modbus exception 0x01: illegal function";
+    /// Modbus exception 0x02 "illegal data address": the address range is not in the server's
+    /// map.
+    ModbusIllegalDataAddress = 91, "EQ1_STATUS_MODBUS_ILLEGAL_DATA_ADDRESS", Validation,
+        "Modbus exception 0x02: illegal data address";
+    /// Modbus exception 0x03 "illegal data value": a value in the request is not allowed.
+    ModbusIllegalDataValue = 92, "EQ1_STATUS_MODBUS_ILLEGAL_DATA_VALUE", Validation,
+        "Modbus exception 0x03: illegal data value";
+    /// Modbus exception 0x04 "server device failure" (also 0x08 "memory parity error" and
+    /// codes outside the specification; the detail names the code).
+    ModbusServerDeviceFailure = 93, "EQ1_STATUS_MODBUS_SERVER_DEVICE_FAILURE", Connection,
+        "Modbus exception 0x04: server device failure";
+    /// Modbus exception 0x05 "acknowledge": accepted, but the work takes long; ask again later.
+    ModbusAcknowledge = 94, "EQ1_STATUS_MODBUS_ACKNOWLEDGE", Connection,
+        "Modbus exception 0x05: acknowledge (still processing)";
+    /// Modbus exception 0x06 "server device busy": retry later.
+    ModbusServerBusy = 95, "EQ1_STATUS_MODBUS_SERVER_BUSY", Connection,
+        "Modbus exception 0x06: server device busy";
+    /// Modbus exception 0x0A "gateway path unavailable".
+    ModbusGatewayPathUnavailable = 96, "EQ1_STATUS_MODBUS_GATEWAY_PATH_UNAVAILABLE", Connection,
+        "Modbus exception 0x0A: gateway path unavailable";
+    /// Modbus exception 0x0B "gateway target device failed to respond".
+    ModbusGatewayTargetFailed = 97, "EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED", Connection,
+        "Modbus exception 0x0B: gateway target device failed to respond";
+    /// A Modbus response that did not decode, after the call's retries: bad CRC (RTU), bad
+    /// framing, or a transaction id, unit id or function code that does not match the request.
+    ModbusBadFrame = 98, "EQ1_STATUS_MODBUS_BAD_FRAME", Decode,
+        "Modbus response did not decode (bad CRC or framing)";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -320,6 +351,15 @@ impl From<&Error> for Status {
             Error::TooManyRequests(_) => S::TooManyRequests,
             Error::Expired(_) => S::Expired,
             Error::ServerMoved(_) => S::ServerMoved,
+            Error::ModbusIllegalFunction(_) => S::ModbusIllegalFunction,
+            Error::ModbusIllegalDataAddress(_) => S::ModbusIllegalDataAddress,
+            Error::ModbusIllegalDataValue(_) => S::ModbusIllegalDataValue,
+            Error::ModbusServerDeviceFailure(_) => S::ModbusServerDeviceFailure,
+            Error::ModbusAcknowledge(_) => S::ModbusAcknowledge,
+            Error::ModbusServerBusy(_) => S::ModbusServerBusy,
+            Error::ModbusGatewayPathUnavailable(_) => S::ModbusGatewayPathUnavailable,
+            Error::ModbusGatewayTargetFailed(_) => S::ModbusGatewayTargetFailed,
+            Error::ModbusBadFrame(_) => S::ModbusBadFrame,
             Error::Internal(_) => S::Internal,
         }
     }

@@ -30,3 +30,5 @@ pub mod request;
 pub mod callbacks;
 
 pub mod auth_callback;
+
+pub mod modbus;

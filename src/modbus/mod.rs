@@ -1,0 +1,7 @@
+//! Modbus client (TCP and RTU over a serial line) on tokio-modbus, on the core's runtime, status
+//! table and logging. `client` is the Rust handle; the C face is `src/ffi/modbus.rs`.
+
+pub mod client;
+pub mod limits;
+
+pub use client::{CallOptions, Client, Options, Parity, SerialSettings, Stats};
