@@ -101,8 +101,8 @@ def test_a_crc_error_is_detected_and_retried(modbus_cls, stack, tmp_path):
     wait_until_served_through.stop()
     stack.remove(wait_until_served_through)
 
-    # Requests 2 and 3 get a damaged response: request 2 with retries, 3 without.
-    relay = CorruptingRelay(to_client.b, to_server.a, corrupt={2, 3})
+    # The response to request 2 is damaged: its retry (request 3) gets through.
+    relay = CorruptingRelay(to_client.b, to_server.a, corrupt={2})
     stack.append(relay)
     client = protocol_cls(config_cls(serial_device=to_client.a, baud=19200, timeout_ms=500,
                                      retries=2))
@@ -113,6 +113,7 @@ def test_a_crc_error_is_detected_and_retried(modbus_cls, stack, tmp_path):
         assert relay.corrupted == 1
         stats = client.stats()
         assert stats.bad_frames == 1 and stats.retries == 1, stats
+        relay.corrupt = {relay.requests + 1}  # the next one, now without retries
         with pytest.raises(ProtocolDecodeError) as raised:
             client.read_holding_registers(7, 1, retries=0)
         assert raised.value.status == Status.MODBUS_BAD_FRAME
