@@ -9,5 +9,6 @@ pub mod core;
 pub mod ffi;
 pub mod mqtt;
 pub mod protocol;
+pub mod protocols;
 
 pub use crate::core::error::{Error, Result};

@@ -66,6 +66,14 @@ class Status(enum.IntEnum):
     MQTT5_REQUIRED = 57
     NO_RESPONSE_TOPIC = 59
     TOO_MANY_REQUESTS = 60
+    UNSUPPORTED_OPERATION = 82
+    UNKNOWN_PROTOCOL = 83
+    PLUGIN_LOAD = 84
+    PLUGIN_SYMBOL = 85
+    PLUGIN_VERSION = 86
+    FRAME_TOO_LARGE = 87
+    SERIAL_ERROR = 88
+    PLUGIN_FAILED = 89
     INTERNAL = 99
     # Not a libeq1 code: the binding could not load the library at all.
     LIBRARY_NOT_FOUND = -1
