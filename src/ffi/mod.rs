@@ -30,3 +30,9 @@ pub mod request;
 pub mod callbacks;
 
 pub mod auth_callback;
+
+pub mod tcp;
+
+pub mod serial;
+
+pub mod protocol;

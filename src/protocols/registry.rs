@@ -195,13 +195,14 @@ pub fn names() -> Vec<String> {
 /// Creates an instance of the protocol `name` (not connected yet).
 pub fn open(name: &str, options: &ProtocolOptions) -> Result<Box<dyn Protocol>> {
     // The factory runs without the registry's lock: it may take time or register others.
-    let factory = registry().get(name).cloned().ok_or_else(|| {
-        Error::UnknownProtocol(format!(
+    let factory = registry().get(name).cloned();
+    match factory {
+        Some(factory) => factory(options),
+        None => Err(Error::UnknownProtocol(format!(
             "no protocol named '{name}' is registered (registered: {})",
             names().join(", ")
-        ))
-    })?;
-    factory(options)
+        ))),
+    }
 }
 
 #[cfg(test)]
