@@ -10,5 +10,6 @@ pub mod ffi;
 pub mod modbus;
 pub mod mqtt;
 pub mod protocol;
+pub mod protocols;
 
 pub use crate::core::error::{Error, Result};

@@ -39,6 +39,15 @@ def test_every_function_code_reads_and_writes_back_what_the_server_holds(program
 
 @pytest.mark.valgrind
 @pytest.mark.timeout(300)
+def test_modbus_tcp_opens_by_name_from_the_protocol_registry(program, modbus_server):
+    r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "registry"],
+                  timeout=280, valgrind=True)
+    assert_all_passed(r)
+    cprog.assert_valgrind_clean(r)
+
+
+@pytest.mark.valgrind
+@pytest.mark.timeout(300)
 def test_bad_input_at_the_c_boundary_has_its_status_under_valgrind(program, modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "bad"],
                   timeout=280, valgrind=True)

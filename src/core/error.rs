@@ -132,6 +132,22 @@ pub enum Error {
     #[error("{0}")]
     ModbusBadFrame(String),
     #[error("{0}")]
+    UnsupportedOperation(String),
+    #[error("{0}")]
+    UnknownProtocol(String),
+    #[error("{0}")]
+    PluginLoad(String),
+    #[error("{0}")]
+    PluginSymbol(String),
+    #[error("{0}")]
+    PluginVersion(String),
+    #[error("{0}")]
+    FrameTooLarge(String),
+    #[error("{0}")]
+    SerialError(String),
+    #[error("{0}")]
+    PluginFailed(String),
+    #[error("{0}")]
     Internal(String),
 }
 

@@ -255,6 +255,34 @@ status_table! {
     /// for their replies; nothing was sent.
     TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
         "too many requests are waiting for replies";
+    /// The protocol kind behind an `eq1_protocol` handle does not support this operation
+    /// (e.g. publish on TCP, send on a plugin without a send function); nothing was done.
+    UnsupportedOperation = 82, "EQ1_STATUS_UNSUPPORTED_OPERATION", Validation,
+        "the protocol does not support this operation";
+    /// No protocol of this name is registered (built in or loaded from a plugin).
+    UnknownProtocol = 83, "EQ1_STATUS_UNKNOWN_PROTOCOL", Validation,
+        "no protocol of this name is registered";
+    /// A plugin's shared object could not be loaded (missing file, not a shared object,
+    /// unresolved dependencies), or a plugin of its name is registered already.
+    PluginLoad = 84, "EQ1_STATUS_PLUGIN_LOAD", Validation, "the plugin could not be loaded";
+    /// A plugin's shared object does not export `eq1_plugin_entry`, or its vtable lacks a
+    /// required function (name, open, close).
+    PluginSymbol = 85, "EQ1_STATUS_PLUGIN_SYMBOL", Validation,
+        "the plugin lacks a required symbol or function";
+    /// A plugin's vtable has another `abi_version` than `EQ1_PLUGIN_ABI_VERSION`.
+    PluginVersion = 86, "EQ1_STATUS_PLUGIN_VERSION", Validation,
+        "the plugin was built for another plugin ABI version";
+    /// The peer sent a frame above the maximum frame size (length prefix too large, or no
+    /// delimiter within the maximum); the connection was closed, since the stream is no
+    /// longer in step.
+    FrameTooLarge = 87, "EQ1_STATUS_FRAME_TOO_LARGE", Decode,
+        "the peer sent a frame above the maximum frame size";
+    /// A serial device could not be opened or configured (missing, busy, no permission,
+    /// unsupported setting), or failed while in use.
+    SerialError = 88, "EQ1_STATUS_SERIAL_ERROR", Connection, "serial device error";
+    /// A plugin's function failed (it returned a status other than `EQ1_STATUS_OK`); the
+    /// detail names the plugin, the function and the status it returned.
+    PluginFailed = 89, "EQ1_STATUS_PLUGIN_FAILED", Connection, "the plugin reported a failure";
     /// Modbus exception 0x01 "illegal function": the server does not support the request's
     /// function code.
     ModbusIllegalFunction = 90, "EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION", Validation,
@@ -351,6 +379,14 @@ impl From<&Error> for Status {
             Error::TooManyRequests(_) => S::TooManyRequests,
             Error::Expired(_) => S::Expired,
             Error::ServerMoved(_) => S::ServerMoved,
+            Error::UnsupportedOperation(_) => S::UnsupportedOperation,
+            Error::UnknownProtocol(_) => S::UnknownProtocol,
+            Error::PluginLoad(_) => S::PluginLoad,
+            Error::PluginSymbol(_) => S::PluginSymbol,
+            Error::PluginVersion(_) => S::PluginVersion,
+            Error::FrameTooLarge(_) => S::FrameTooLarge,
+            Error::SerialError(_) => S::SerialError,
+            Error::PluginFailed(_) => S::PluginFailed,
             Error::ModbusIllegalFunction(_) => S::ModbusIllegalFunction,
             Error::ModbusIllegalDataAddress(_) => S::ModbusIllegalDataAddress,
             Error::ModbusIllegalDataValue(_) => S::ModbusIllegalDataValue,

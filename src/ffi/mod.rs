@@ -31,4 +31,10 @@ pub mod callbacks;
 
 pub mod auth_callback;
 
+pub mod tcp;
+
+pub mod serial;
+
 pub mod modbus;
+
+pub mod protocol;

@@ -75,7 +75,8 @@ pub const EQ1_MODBUS_DEFAULT_UNIT: c_int = -1;
 /// A Modbus client over TCP or RTU (a serial line). Options are made and configured first
 /// (`eq1_modbus_options_*`); the client copies them. Every call names its unit id (or
 /// `EQ1_MODBUS_DEFAULT_UNIT`) and takes an optional `eq1_modbus_call_options` for its timeout
-/// and retries. Exception responses have their own statuses (`EQ1_STATUS_MODBUS_*`); a
+/// and retries. Exception responses have their own statuses
+/// (`EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION` .. `EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED`); a
 /// response that does not decode is `EQ1_STATUS_MODBUS_BAD_FRAME`. Limits checked before
 /// sending: 1..2000 coils or discrete inputs read, 1..1968 coils written, 1..125 registers
 /// read, 1..123 written, 1..125 read / 1..121 written by read/write multiple registers, and

@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod limits;
+pub mod protocol;
 
 pub use client::{CallOptions, Client, Options, Parity, SerialSettings, Stats};

@@ -7,6 +7,7 @@
  *   MODE roundtrip        every function code reads what the server holds and writes back
  *   MODE bad              every checked argument at the C boundary has its status + detail
  *   MODE threads N T      T threads x N requests each, every answer checked
+ *   tcp HOST PORT registry      "modbus-tcp" opened by name through eq1_protocol_open
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -331,8 +332,45 @@ static void threads(eq1_modbus_client *c, int requests, int count)
 		    s.requests >= (uint64_t)(count * requests) && s.failures == 0);
 }
 
+/* "modbus-tcp" from the protocol registry: request PDUs in, response PDUs out. */
+static int registry(const char *host, const char *port)
+{
+	eq1_protocol_options *o = eq1_protocol_options_new();
+	CHECK(eq1_protocol_options_set(o, "host", host));
+	CHECK(eq1_protocol_options_set(o, "port", port));
+	CHECK(eq1_protocol_options_set(o, "timeout_ms", "2000"));
+	eq1_protocol *p = NULL;
+	CHECK(eq1_protocol_open("modbus-tcp", o, &p));
+	CHECK(eq1_protocol_connect(p, 2000));
+	const uint8_t read[] = { 0x03, 0x00, 0x00, 0x00, 0x02 };
+	uint8_t buf[256];
+	size_t len = 0;
+	CHECK(eq1_protocol_request(p, read, sizeof read, 2000, buf, sizeof buf, &len));
+	const uint8_t want[] = { 0x03, 4, 0x03, 0xE8, 0x03, 0xE9 };
+	EXPECT_TRUE("registry: read holding registers 0..1 PDU", len == sizeof want &&
+							      memcmp(buf, want, len) == 0);
+	const uint8_t outside[] = { 0x03, 0x00, 0x64, 0x00, 0x01 };
+	EXPECT_ERR("registry: outside the map is illegal data address",
+		   eq1_protocol_request(p, outside, sizeof outside, 2000, buf, sizeof buf, &len),
+		   EQ1_STATUS_MODBUS_ILLEGAL_DATA_ADDRESS, "0x02");
+	const uint8_t too_many[] = { 0x03, 0x00, 0x00, 0x00, 0x7E };
+	EXPECT_ERR("registry: 126 registers refused before sending",
+		   eq1_protocol_request(p, too_many, sizeof too_many, 2000, buf, sizeof buf, &len),
+		   EQ1_STATUS_INVALID_ARGUMENT, "1..125");
+	CHECK(eq1_protocol_options_set(o, "colour", "red"));
+	eq1_protocol *bad = NULL;
+	EXPECT_ERR("registry: an unknown option is refused", eq1_protocol_open("modbus-tcp", o, &bad),
+		   EQ1_STATUS_INVALID_ARGUMENT, "colour");
+	eq1_protocol_options_free(o);
+	CHECK(eq1_protocol_disconnect(p, 2000));
+	CHECK(eq1_protocol_close(p));
+	return tu_summary();
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 5 && strcmp(argv[4], "registry") == 0)
+		return registry(argv[2], argv[3]);
 	if (argc < 5) {
 		fprintf(stderr, "usage: %s tcp HOST PORT MODE... | rtu DEVICE BAUD MODE...\n",
 			argv[0]);
