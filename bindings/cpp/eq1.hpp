@@ -562,6 +562,86 @@ public:
 		return std::move(add_broker(host, port, tls));
 	}
 
+	/** The one broker as a URI (replaces the list): mqtt://, mqtts://, ws://host:port/path,
+	 *  wss://, unix:///path/to/socket; the scheme decides TLS. */
+	Options &broker_uri(std::string_view uri) &
+	{
+		std::string u = detail::c_string(uri, EQ1_STATUS_INVALID_ARGUMENT, "broker URI");
+		detail::check(eq1_mqtt_options_set_broker_uri(handle_, u.c_str()));
+		return *this;
+	}
+	Options &&broker_uri(std::string_view uri) && { return std::move(broker_uri(uri)); }
+
+	/** Appends a failover broker given as a URI; one list may mix transports. */
+	Options &add_broker_uri(std::string_view uri) &
+	{
+		std::string u = detail::c_string(uri, EQ1_STATUS_INVALID_ARGUMENT, "broker URI");
+		detail::check(eq1_mqtt_options_add_broker_uri(handle_, u.c_str()));
+		return *this;
+	}
+	Options &&add_broker_uri(std::string_view uri) && { return std::move(add_broker_uri(uri)); }
+
+	/** Every TCP, TLS and WebSocket connection through a proxy: http://user:pass@host:port
+	 *  (HTTP CONNECT), socks5:// or socks5h:// (SOCKS5, the proxy resolving names). */
+	Options &proxy(std::string_view uri) &
+	{
+		std::string u = detail::c_string(uri, EQ1_STATUS_INVALID_ARGUMENT, "proxy URI");
+		detail::check(eq1_mqtt_options_set_proxy(handle_, u.c_str()));
+		return *this;
+	}
+	Options &&proxy(std::string_view uri) && { return std::move(proxy(uri)); }
+
+	/** Connect directly again (no proxy set with proxy()). */
+	Options &no_proxy() &
+	{
+		detail::check(eq1_mqtt_options_set_proxy(handle_, nullptr));
+		return *this;
+	}
+	Options &&no_proxy() && { return std::move(no_proxy()); }
+
+	/** Take the proxy from http_proxy / https_proxy / all_proxy / no_proxy (read now) when
+	 *  none is set with proxy(). */
+	Options &proxy_from_env(bool enabled) &
+	{
+		detail::check(eq1_mqtt_options_set_proxy_from_env(handle_, enabled));
+		return *this;
+	}
+	Options &&proxy_from_env(bool enabled) && { return std::move(proxy_from_env(enabled)); }
+
+	/** Bind outgoing connections to a local IP address ("127.0.0.2", "::1"). */
+	Options &bind_address(std::string_view address) &
+	{
+		std::string a = detail::c_string(address, EQ1_STATUS_INVALID_ARGUMENT, "bind address");
+		detail::check(eq1_mqtt_options_set_bind_address(handle_, a.c_str()));
+		return *this;
+	}
+	Options &&bind_address(std::string_view address) && { return std::move(bind_address(address)); }
+
+	/** Bind outgoing connections to a network interface (SO_BINDTODEVICE; needs root). */
+	Options &bind_interface(std::string_view interface) &
+	{
+		std::string i = detail::c_string(interface, EQ1_STATUS_INVALID_ARGUMENT, "interface");
+		detail::check(eq1_mqtt_options_set_bind_interface(handle_, i.c_str()));
+		return *this;
+	}
+	Options &&bind_interface(std::string_view interface) &&
+	{
+		return std::move(bind_interface(interface));
+	}
+
+	/** An extra HTTP header of the WebSocket upgrade request (ws://, wss:// brokers). */
+	Options &websocket_header(std::string_view name, std::string_view value) &
+	{
+		std::string n = detail::c_string(name, EQ1_STATUS_INVALID_ARGUMENT, "header name");
+		std::string v = detail::c_string(value, EQ1_STATUS_INVALID_ARGUMENT, "header value");
+		detail::check(eq1_mqtt_options_add_websocket_header(handle_, n.c_str(), v.c_str()));
+		return *this;
+	}
+	Options &&websocket_header(std::string_view name, std::string_view value) &&
+	{
+		return std::move(websocket_header(name, value));
+	}
+
 	/** Accept TLS and plaintext brokers in one list while credentials are set (default
 	 *  false: Client refuses it with EQ1_STATUS_TLS_CONFIG, the password would go in clear). */
 	Options &allow_plaintext_fallback(bool allow) &

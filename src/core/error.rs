@@ -147,6 +147,19 @@ pub enum Error {
     SerialError(String),
     #[error("{0}")]
     PluginFailed(String),
+    /// The proxy could not be reached, refused the tunnel to the server, or broke its
+    /// protocol.
+    #[error("{0}")]
+    ProxyFailed(String),
+    /// The proxy refused our proxy credentials (or required some we did not have).
+    #[error("{0}")]
+    ProxyAuthFailed(String),
+    /// The WebSocket upgrade was refused (HTTP status, missing `mqtt` subprotocol).
+    #[error("{0}")]
+    WebSocketFailed(String),
+    /// The outgoing socket could not be bound to the local address or interface.
+    #[error("{0}")]
+    BindFailed(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -255,6 +255,26 @@ status_table! {
     /// for their replies; nothing was sent.
     TooManyRequests = 60, "EQ1_STATUS_TOO_MANY_REQUESTS", Validation,
         "too many requests are waiting for replies";
+    /// The proxy (`eq1_mqtt_options_set_proxy`, or one from the environment) could not be
+    /// reached, refused to open the tunnel to the broker (HTTP status other than 2xx, SOCKS5
+    /// reply other than success: e.g. not allowed by its rules, host unreachable), or broke its
+    /// protocol. The detail names the proxy and its answer.
+    ProxyFailed = 70, "EQ1_STATUS_PROXY_FAILED", Connection,
+        "the proxy failed or refused the connection to the broker";
+    /// The proxy refused our proxy credentials (HTTP 407, SOCKS5 user/password failure), or
+    /// required credentials none were given for.
+    ProxyAuthFailed = 71, "EQ1_STATUS_PROXY_AUTH_FAILED", Authentication,
+        "the proxy refused the proxy user name or password";
+    /// The WebSocket upgrade failed: the server answered with another HTTP status (a wrong
+    /// path, no WebSocket listener) or without the `mqtt` subprotocol.
+    WebsocketFailed = 72, "EQ1_STATUS_WEBSOCKET_FAILED", Connection,
+        "the WebSocket handshake failed";
+    /// The outgoing socket could not be bound to the local address
+    /// (`eq1_mqtt_options_set_bind_address`: not an address of this host) or interface
+    /// (`eq1_mqtt_options_set_bind_interface`: no such interface, or no permission: it needs
+    /// CAP_NET_RAW).
+    BindFailed = 73, "EQ1_STATUS_BIND_FAILED", Validation,
+        "the socket could not be bound to the local address or interface";
     /// The protocol kind behind an `eq1_protocol` handle does not support this operation
     /// (e.g. publish on TCP, send on a plugin without a send function); nothing was done.
     UnsupportedOperation = 82, "EQ1_STATUS_UNSUPPORTED_OPERATION", Validation,
@@ -379,6 +399,10 @@ impl From<&Error> for Status {
             Error::TooManyRequests(_) => S::TooManyRequests,
             Error::Expired(_) => S::Expired,
             Error::ServerMoved(_) => S::ServerMoved,
+            Error::ProxyFailed(_) => S::ProxyFailed,
+            Error::ProxyAuthFailed(_) => S::ProxyAuthFailed,
+            Error::WebSocketFailed(_) => S::WebsocketFailed,
+            Error::BindFailed(_) => S::BindFailed,
             Error::UnsupportedOperation(_) => S::UnsupportedOperation,
             Error::UnknownProtocol(_) => S::UnknownProtocol,
             Error::PluginLoad(_) => S::PluginLoad,

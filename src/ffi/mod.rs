@@ -17,6 +17,7 @@ pub mod status;
 pub mod logging;
 
 pub mod options;
+pub mod transport;
 
 pub mod client;
 

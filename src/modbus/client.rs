@@ -11,7 +11,7 @@
 use crate::core::error::{Error, Result};
 use crate::core::log::{log, Level};
 use crate::core::runtime;
-use crate::core::transport::{self, Endpoint, IoStream};
+use crate::core::transport::{self, Endpoint, IoStream, TransportOptions};
 use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -332,12 +332,10 @@ impl Shared {
         let slave = Slave(self.options.unit_id);
         let context = match &self.options.serial {
             None => {
-                let endpoint = Endpoint {
-                    host: self.options.host.clone(),
-                    port: self.options.port,
-                    tls: false,
-                };
-                let stream = transport::open(&endpoint, None, deadline).await?;
+                let endpoint = Endpoint::tcp(&self.options.host, self.options.port, false);
+                let stream =
+                    transport::open(&endpoint, None, &TransportOptions::default(), deadline)
+                        .await?;
                 tokio_modbus::client::tcp::attach_slave(self.counted(stream), slave)
             }
             Some(serial) => {

@@ -306,9 +306,7 @@ impl Driver {
                     self.session.response_information().map(str::to_string);
                 log!(
                     Level::Info,
-                    "connected to {}:{} (session present: {session_present})",
-                    endpoint.host,
-                    endpoint.port
+                    "connected to {endpoint} (session present: {session_present})"
                 );
                 if self.options.tls.as_ref().is_some_and(|t| t.insecure) && endpoint.tls {
                     log!(
@@ -362,7 +360,7 @@ impl Driver {
         } else {
             None
         };
-        let stream = transport::open(endpoint, tls, deadline).await?;
+        let stream = transport::open(endpoint, tls, &self.options.network, deadline).await?;
         self.handshake_on(stream, endpoint, deadline)
             .await
             .map_err(|e| explain_refusal(e, &self.options))
@@ -901,7 +899,7 @@ fn redirect_target(reference: &str, current: &Endpoint) -> Option<Endpoint> {
     Some(Endpoint {
         host: host.to_string(),
         port,
-        tls: current.tls,
+        ..current.clone()
     })
 }
 
@@ -981,11 +979,7 @@ mod tests {
     use super::*;
 
     fn current() -> Endpoint {
-        Endpoint {
-            host: "a".into(),
-            port: 1883,
-            tls: true,
-        }
+        Endpoint::tcp("a", 1883, true)
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use crate::core::error::{Error, Result};
 pub use crate::core::tls::{ClientCertificate, TlsOptions, TlsVersion};
-pub use crate::core::transport::Endpoint;
+pub use crate::core::transport::{Endpoint, Transport, TransportOptions};
+use crate::core::transport::{EnvProxies, Proxy};
 use crate::mqtt::validate;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -119,16 +120,14 @@ pub struct Options {
     pub response_topic_prefix: String,
     /// Request/response: how many requests may wait for their reply at once.
     pub max_pending_requests: usize,
+    /// How connections are made: proxy, local binding, WebSocket headers.
+    pub network: TransportOptions,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            brokers: vec![Endpoint {
-                host: "localhost".into(),
-                port: 1883,
-                tls: false,
-            }],
+            brokers: vec![Endpoint::tcp("localhost", 1883, false)],
             brokers_are_default: true,
             client_id: None,
             username: None,
@@ -159,6 +158,7 @@ impl Default for Options {
             topic_alias_auto: true,
             response_topic_prefix: DEFAULT_RESPONSE_TOPIC_PREFIX.into(),
             max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
+            network: TransportOptions::default(),
         }
     }
 }
@@ -180,6 +180,53 @@ impl Options {
             self.brokers_are_default = false;
         }
         self.brokers.push(address);
+        Ok(())
+    }
+
+    /// Replaces the broker list with the broker of a URI (`mqtt://`, `mqtts://`, `ws://`,
+    /// `wss://`, `unix://`); its scheme decides TLS.
+    pub fn set_broker_uri(&mut self, uri: &str) -> Result<()> {
+        let endpoint = self.uri_endpoint(uri)?;
+        self.brokers = vec![endpoint];
+        self.brokers_are_default = false;
+        Ok(())
+    }
+
+    /// Appends the failover broker of a URI. The first call after `new` replaces the default
+    /// broker.
+    pub fn add_broker_uri(&mut self, uri: &str) -> Result<()> {
+        let endpoint = self.uri_endpoint(uri)?;
+        if self.brokers_are_default {
+            self.brokers.clear();
+            self.brokers_are_default = false;
+        }
+        self.brokers.push(endpoint);
+        Ok(())
+    }
+
+    /// A TLS scheme turns TLS on (with the system's trust store until a CA is set).
+    fn uri_endpoint(&mut self, uri: &str) -> Result<Endpoint> {
+        let endpoint = Endpoint::parse_uri(uri)?;
+        if endpoint.tls && self.tls.is_none() {
+            self.tls = Some(TlsOptions::default());
+        }
+        Ok(endpoint)
+    }
+
+    /// Every TCP, TLS and WebSocket connection goes through this proxy (`http://`,
+    /// `socks5://`, `socks5h://`, with optional `user:password@`); `None` connects directly.
+    pub fn set_proxy(&mut self, uri: Option<&str>) -> Result<()> {
+        self.network.proxy = uri.map(Proxy::parse).transpose()?;
+        Ok(())
+    }
+
+    /// Takes proxies from the environment (read now) when no proxy is set.
+    pub fn set_proxy_from_env(&mut self, enabled: bool) -> Result<()> {
+        self.network.env_proxies = if enabled {
+            Some(EnvProxies::from_env()?)
+        } else {
+            None
+        };
         Ok(())
     }
 
@@ -388,7 +435,9 @@ impl Options {
         let tls = self.tls.get_or_insert_with(TlsOptions::default);
         tls.ca_file = ca_file;
         for broker in &mut self.brokers {
-            broker.tls = true;
+            if !broker.scheme_fixed {
+                broker.tls = true;
+            }
         }
         Ok(())
     }
@@ -470,11 +519,7 @@ fn broker_address(host: &str, port: i32, tls: bool) -> Result<Endpoint> {
         return Err(Error::InvalidArgument("broker host is empty".into()));
     }
     let port = in_range("broker port", port, 1, 65_535)? as u16;
-    Ok(Endpoint {
-        host: host.to_string(),
-        port,
-        tls,
-    })
+    Ok(Endpoint::tcp(host, port, tls))
 }
 
 fn in_range(what: &str, value: i32, min: i32, max: i32) -> Result<i32> {

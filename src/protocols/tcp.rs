@@ -177,15 +177,16 @@ impl TcpClient {
 
     /// Opens a new connection, replacing the current one.
     fn open(&self, deadline: Instant) -> Result<()> {
-        let endpoint = transport::Endpoint {
-            host: self.options.host.clone(),
-            port: self.options.port,
-            tls: self.options.tls.is_some(),
-        };
+        let endpoint = transport::Endpoint::tcp(
+            &self.options.host,
+            self.options.port,
+            self.options.tls.is_some(),
+        );
         let connect_deadline = deadline.min(Instant::now() + self.options.connect_timeout);
         let stream = runtime::get()?.block_on(transport::open(
             &endpoint,
             self.connector.as_ref(),
+            &transport::TransportOptions::default(),
             connect_deadline,
         ))?;
         let (read, write) = tokio::io::split(stream);

@@ -5,6 +5,7 @@
  * messages received (unique, duplicate, out of order), reconnects.
  *
  *   eq1stream --brokers host:port[,host:port...] [--sub-brokers ...] [options]
+ *   (an item of a broker list may also be a broker URI: ws://host:port/path, unix:///path)
  *   stdin commands: publish N [pace_us] | wait_delivered MS | wait_received N MS [IDLE_MS] |
  *                   stats | quit
  * RECEIVED lists up to 10 missing sequence numbers as seq@ack_ms (CLOCK_MONOTONIC ms at which
@@ -143,6 +144,10 @@ static eq1_mqtt_client *make_client(const char *brokers, const char *id, const c
 	eq1_status s = EQ1_STATUS_OK;
 	for (char *save = NULL, *item = strtok_r(list, ",", &save); item && !s;
 	     item = strtok_r(NULL, ",", &save)) {
+		if (strstr(item, "://")) { /* a broker URI: ws://, unix://, mqtts:// ... */
+			s = eq1_mqtt_options_add_broker_uri(o, item);
+			continue;
+		}
 		char *colon = strrchr(item, ':');
 		if (!colon)
 			return fail("broker list", EQ1_STATUS_INVALID_ARGUMENT), NULL;

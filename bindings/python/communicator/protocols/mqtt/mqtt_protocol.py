@@ -16,7 +16,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
 
 from communicator import _native
 from communicator.common.exceptions import (
@@ -36,7 +36,21 @@ __all__ = ["AuthChallenge", "ConnAckInfo", "ConnectionEvent", "ConnectionState",
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: A failover broker: (host, port) or (host, port, tls).
-BrokerSpec = Union[Tuple[str, int], Tuple[str, int, bool]]
+#: A failover broker: (host, port), (host, port, tls), or a URI string
+#: ("mqtts://host:8883", "wss://host/mqtt", "unix:///run/mosquitto.sock").
+BrokerSpec = Union[str, Tuple[str, int], Tuple[str, int, bool]]
+
+#: The URI schemes of brokers, and whether each means TLS.
+BROKER_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True, "tls": True,
+                  "ws": False, "wss": True, "unix": False}
+TRANSPORTS = ("tcp", "websockets")
+
+
+def _uri_scheme(text: str) -> Optional[str]:
+    """The scheme of a broker URI (lower case), or None when ``text`` is a plain host."""
+    if "://" not in text:
+        return None
+    return text.split("://", 1)[0].lower()
 
 QUEUE_POLICIES = {"reject_new": _native.EQ1_QUEUE_REJECT_NEW,
                   "drop_oldest": _native.EQ1_QUEUE_DROP_OLDEST}
@@ -192,9 +206,30 @@ class MQTTConfig:
     response_topic_prefix: str = "eq1/response/"
     #: request(): how many requests may wait for their replies at once.
     max_pending_requests: int = 10_000
+    #: How broker_address:port and the (host, port) failovers are reached: "tcp" (MQTT over
+    #: TCP, TLS on it with ``tls``) or "websockets" (ws://host:port<ws_path>, wss:// with
+    #: ``tls``). broker_address may also be a URI naming its own transport:
+    #: "mqtt://host:1883", "mqtts://host", "ws://host:9001/mqtt", "wss://host/mqtt",
+    #: "unix:///run/mosquitto.sock" (then ``port`` is unused).
+    transport: str = "tcp"
+    #: The WebSocket request path (with any query) for transport="websockets".
+    ws_path: str = "/mqtt"
+    #: Extra HTTP headers of the WebSocket upgrade request (e.g. an Authorization token).
+    ws_headers: Optional[dict[str, str]] = None
+    #: Every TCP, TLS and WebSocket connection through a proxy: "http://user:pass@host:port"
+    #: (HTTP CONNECT), "socks5://user:pass@host:port", "socks5h://..." (the proxy resolves
+    #: the broker's name). A refused proxy password raises PROXY_AUTH_FAILED.
+    proxy: Optional[str] = None
+    #: Without ``proxy``: take it from http_proxy / https_proxy / all_proxy / no_proxy
+    #: (read when the client is created).
+    proxy_from_env: bool = False
+    #: The local IP address outgoing connections come from (e.g. "127.0.0.2").
+    bind_address: Optional[str] = None
+    #: The network interface outgoing connections use (SO_BINDTODEVICE; needs root).
+    bind_interface: Optional[str] = None
 
     #: Fields whose value repr() replaces with '***'.
-    _SECRET_FIELDS = ("password", "keyfile_password")
+    _SECRET_FIELDS = ("password", "keyfile_password", "proxy")
 
     def __repr__(self) -> str:
         shown = []
@@ -206,7 +241,10 @@ class MQTTConfig:
 
     def __post_init__(self) -> None:
         if self.tls is None:
-            self.tls = bool(self.ca_certs or self.certfile or self.keyfile)
+            scheme = _uri_scheme(self.broker_address) if isinstance(self.broker_address,
+                                                                     str) else None
+            self.tls = bool(self.ca_certs or self.certfile or self.keyfile
+                            or BROKER_SCHEMES.get(scheme or "", False))
         self.validate()
 
     def validate(self) -> None:
@@ -240,6 +278,7 @@ class MQTTConfig:
                            "of MQTT 3.1", Status.INVALID_CLIENT_ID)
         self._validate_auth()
         self._validate_tls()
+        self._validate_transport()
         _check_seconds("reconnect_min_delay", self.reconnect_min_delay)
         _check_seconds("reconnect_max_delay", self.reconnect_max_delay)
         if self.reconnect_max_delay < self.reconnect_min_delay:
@@ -278,11 +317,48 @@ class MQTTConfig:
         if self.auth_callback is not None and not callable(self.auth_callback):
             raise _invalid("auth_callback must be callable or None")
 
+    def _validate_transport(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise _invalid(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
+        scheme = _uri_scheme(self.broker_address)
+        if scheme is not None:
+            if scheme not in BROKER_SCHEMES:
+                raise _invalid(f"broker_address {self.broker_address!r} has an unknown scheme "
+                               f"(use one of {', '.join(BROKER_SCHEMES)})")
+            if BROKER_SCHEMES[scheme] and not self.tls:
+                raise _invalid(f"broker_address {self.broker_address!r} uses TLS, but tls "
+                               "is False")
+        _check_text("ws_path", self.ws_path)
+        if not self.ws_path.startswith("/"):
+            raise _invalid(f"ws_path must start with '/', not {self.ws_path!r}")
+        if self.ws_headers is not None:
+            if not isinstance(self.ws_headers, Mapping):
+                raise _invalid("ws_headers must be a dict of header name -> value")
+            for name, value in self.ws_headers.items():
+                _check_text("ws_headers name", name)
+                _check_text(f"ws_headers[{name!r}]", value)
+        for name in ("proxy", "bind_address", "bind_interface"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_text(name, value)
+                if not value:
+                    raise _invalid(f"{name} is empty (use None)")
+        _check_bool("proxy_from_env", self.proxy_from_env)
+
+    def broker_uri(self, host: str, port: int, tls: bool) -> Optional[str]:
+        """The URI ``transport`` makes of a (host, port) broker; None for plain TCP."""
+        if self.transport != "websockets":
+            return None
+        bracketed = f"[{host}]" if ":" in host else host
+        return f"{'wss' if tls else 'ws'}://{bracketed}:{port}{self.ws_path}"
+
     def _check_plaintext_fallback(self, failovers: list[tuple[str, int, bool]]) -> None:
         # libeq1 refuses the same at client creation; here it fails when the config is made.
         if self.username is None or self.allow_plaintext_fallback:
             return
-        brokers = [(self.broker_address, self.port, bool(self.tls)), *failovers]
+        scheme = _uri_scheme(self.broker_address)
+        primary_tls = BROKER_SCHEMES.get(scheme, False) if scheme else bool(self.tls)
+        brokers = [(self.broker_address, self.port, primary_tls), *failovers]
         plaintext = [f"{host}:{port}" for host, port, tls in brokers if not tls]
         if plaintext and len(plaintext) < len(brokers):
             raise _invalid(f"broker {plaintext[0]} has no TLS while another broker uses TLS: "
@@ -316,13 +392,22 @@ class MQTTConfig:
             _check_text("keyfile_password", self.keyfile_password, Status.TLS_CONFIG)
 
     def failover_brokers(self) -> list[tuple[str, int, bool]]:
-        """``brokers`` checked and normalized to (host, port, tls)."""
+        """``brokers`` checked and normalized to (host, port, tls); a URI entry becomes
+        (uri, 0, tls of its scheme)."""
         if self.brokers is None:
             return []
         if isinstance(self.brokers, (str, bytes)) or not isinstance(self.brokers, Sequence):
             raise _invalid("brokers must be a list of (host, port[, tls]) tuples")
         failovers = []
         for i, entry in enumerate(self.brokers):
+            if isinstance(entry, str):
+                _check_text(f"brokers[{i}]", entry)
+                scheme = _uri_scheme(entry)
+                if scheme not in BROKER_SCHEMES:
+                    raise _invalid(f"brokers[{i}] {entry!r} is not a broker URI (use one of "
+                                   f"{', '.join(s + '://' for s in BROKER_SCHEMES)})")
+                failovers.append((entry, 0, BROKER_SCHEMES[scheme]))
+                continue
             if not isinstance(entry, (tuple, list)) or len(entry) not in (2, 3):
                 raise _invalid(f"brokers[{i}] must be (host, port) or (host, port, tls), not "
                                f"{entry!r}")
@@ -850,7 +935,12 @@ class MQTTProtocol(PubSubProtocol):
                 _native.check(getattr(lib, f"eq1_mqtt_options_{name}")(options, *args),
                               name.replace("set_", "").replace("_", " "))
 
-            setopt("set_broker", c.broker_address.encode(), c.port)
+            primary = c.broker_address if _uri_scheme(c.broker_address) else \
+                c.broker_uri(c.broker_address, c.port, bool(c.tls))
+            if primary is not None:
+                setopt("set_broker_uri", primary.encode())
+            else:
+                setopt("set_broker", c.broker_address.encode(), c.port)
             if c.client_id is not None:
                 setopt("set_client_id", c.client_id.encode())
             if c.username is not None:
@@ -877,7 +967,20 @@ class MQTTProtocol(PubSubProtocol):
                 setopt("set_tls_verify_hostname", bool(c.tls_verify_hostname))
                 setopt("set_tls_insecure", bool(c.tls_insecure))
             for host, port, tls in c.failover_brokers():
-                setopt("add_broker", host.encode(), port, tls)
+                uri = host if _uri_scheme(host) else c.broker_uri(host, port, tls)
+                if uri is not None:
+                    setopt("add_broker_uri", uri.encode())
+                else:
+                    setopt("add_broker", host.encode(), port, tls)
+            for name, value in (c.ws_headers or {}).items():
+                setopt("add_websocket_header", name.encode(), value.encode())
+            if c.proxy is not None:
+                setopt("set_proxy", c.proxy.encode())
+            setopt("set_proxy_from_env", bool(c.proxy_from_env))
+            if c.bind_address is not None:
+                setopt("set_bind_address", c.bind_address.encode())
+            if c.bind_interface is not None:
+                setopt("set_bind_interface", c.bind_interface.encode())
             setopt("set_allow_plaintext_fallback", c.allow_plaintext_fallback)
             setopt("set_follow_redirects", c.follow_redirects)
             setopt("set_reconnect", bool(c.reconnect), _to_ms(c.reconnect_min_delay),
