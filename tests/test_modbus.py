@@ -16,7 +16,7 @@ from harness import cprog
 from harness.modbus_server import MAP_SIZE, coil, discrete, holding, input_register
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "tests" / "c" / "test_modbus.c"
+SOURCE = REPO / "tests" / "c" / "eq1modbus.c"
 
 
 @pytest.fixture(scope="module")

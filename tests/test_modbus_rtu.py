@@ -17,7 +17,7 @@ from harness.modbus_server import ModbusServer, holding
 from harness.serial_pty import CorruptingRelay, PtyPair
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "tests" / "c" / "test_modbus.c"
+SOURCE = REPO / "tests" / "c" / "eq1modbus.c"
 
 
 @pytest.fixture(scope="module")

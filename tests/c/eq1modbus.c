@@ -1,9 +1,9 @@
 /*
- * test_modbus.c - the eq1_modbus_* C API against a pymodbus server the test started
+ * eq1modbus.c - the eq1_modbus_* C API against a pymodbus server the test started
  * (tests/harness/modbus_server.py's map: coils[i] = i%2==0, discrete[i] = i%3==0,
  * holding[i] = 1000+i, input[i] = 2000+i, addresses 0..99).
  *
- *   test_modbus tcp HOST PORT MODE ...   or   test_modbus rtu DEVICE BAUD MODE ...
+ *   eq1modbus tcp HOST PORT MODE ...   or   test_modbus rtu DEVICE BAUD MODE ...
  *   MODE roundtrip        every function code reads what the server holds and writes back
  *   MODE bad              every checked argument at the C boundary has its status + detail
  *   MODE threads N T      T threads x N requests each, every answer checked
