@@ -49,6 +49,9 @@
  *                        stats.
  *  - Section: MQTT 5.0   publish properties, MQTT 5.0 options.
  *  - Section: Callbacks  installing the connection, delivery and message callbacks.
+ *  - Section: TCP        TCP/TLS request/response client with framing and reconnect.
+ *  - Section: Serial     serial line client (device, baud, line format, flow control).
+ *  - Section: Protocols  one handle for any protocol by name, and the plugin manager.
  *  Every function's comment lists what it returns: for an eq1_status, each status with when.
  */
 
@@ -178,6 +181,107 @@
 #define EQ1_MQTT_AUTH_REASON_CAPACITY 256
 
 /**
+ * `eq1_tcp_options_set_framing`: no framing, the raw byte stream (a receive returns what has
+ * arrived, up to the buffer's size).
+ */
+#define EQ1_TCP_FRAMING_RAW 0
+
+/**
+ * `eq1_tcp_options_set_framing`: each message preceded by its length, a big-endian u16.
+ */
+#define EQ1_TCP_FRAMING_LENGTH_U16 1
+
+/**
+ * `eq1_tcp_options_set_framing`: each message preceded by its length, a big-endian u32.
+ */
+#define EQ1_TCP_FRAMING_LENGTH_U32 2
+
+/**
+ * `eq1_tcp_options_set_framing`: each message followed by a delimiter (e.g. "\r\n").
+ */
+#define EQ1_TCP_FRAMING_DELIMITER 3
+
+/**
+ * `eq1_serial_options_set_line` parity: none.
+ */
+#define EQ1_SERIAL_PARITY_NONE 0
+
+/**
+ * `eq1_serial_options_set_line` parity: odd.
+ */
+#define EQ1_SERIAL_PARITY_ODD 1
+
+/**
+ * `eq1_serial_options_set_line` parity: even.
+ */
+#define EQ1_SERIAL_PARITY_EVEN 2
+
+/**
+ * `eq1_serial_options_set_flow_control`: none.
+ */
+#define EQ1_SERIAL_FLOW_NONE 0
+
+/**
+ * `eq1_serial_options_set_flow_control`: software (XON/XOFF).
+ */
+#define EQ1_SERIAL_FLOW_SOFTWARE 1
+
+/**
+ * `eq1_serial_options_set_flow_control`: hardware (RTS/CTS).
+ */
+#define EQ1_SERIAL_FLOW_HARDWARE 2
+
+/**
+ * `eq1_modbus_options_set_serial` parity: none.
+ */
+#define EQ1_MODBUS_PARITY_NONE 0
+
+/**
+ * `eq1_modbus_options_set_serial` parity: odd.
+ */
+#define EQ1_MODBUS_PARITY_ODD 1
+
+/**
+ * `eq1_modbus_options_set_serial` parity: even.
+ */
+#define EQ1_MODBUS_PARITY_EVEN 2
+
+/**
+ * The unit argument of a call: use the options' default unit id.
+ */
+#define EQ1_MODBUS_DEFAULT_UNIT -1
+
+/**
+ * The plugin ABI this library speaks: `eq1_plugin_vtable.abi_version` must equal it.
+ */
+#define EQ1_PLUGIN_ABI_VERSION 1
+
+/**
+ * Coils or discrete inputs one read may ask for (function codes 0x01, 0x02).
+ */
+#define MAX_READ_BITS 2000
+
+/**
+ * Coils one write may carry (0x0F).
+ */
+#define MAX_WRITE_BITS 1968
+
+/**
+ * Registers one read may ask for (0x03, 0x04) and the read half of 0x17.
+ */
+#define MAX_READ_REGISTERS 125
+
+/**
+ * Registers one write may carry (0x10).
+ */
+#define MAX_WRITE_REGISTERS 123
+
+/**
+ * Registers the write half of read/write multiple registers (0x17) may carry.
+ */
+#define MAX_READ_WRITE_REGISTERS 121
+
+/**
  * Requests waiting for a reply at once, by default.
  */
 #define DEFAULT_MAX_PENDING_REQUESTS 10000
@@ -232,6 +336,13 @@
  * The size of a segment that only has its header.
  */
 #define EMPTY_LEN (uint64_t)HEADER_LEN
+
+/**
+ * The default and the largest maximum frame size (16 MiB and 256 MiB).
+ */
+#define DEFAULT_MAX_FRAME ((16 * 1024) * 1024)
+
+#define LARGEST_MAX_FRAME ((256 * 1024) * 1024)
 
 /**
  * What kind of cause a status has; bindings choose their exception class from it
@@ -537,6 +648,85 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_TLS_SIGNER_FAILED = 79,
   /**
+   * The protocol kind behind an `eq1_protocol` handle does not support this operation
+   * (e.g. publish on TCP, send on a plugin without a send function); nothing was done.
+   */
+  EQ1_STATUS_UNSUPPORTED_OPERATION = 82,
+  /**
+   * No protocol of this name is registered (built in or loaded from a plugin).
+   */
+  EQ1_STATUS_UNKNOWN_PROTOCOL = 83,
+  /**
+   * A plugin's shared object could not be loaded (missing file, not a shared object,
+   * unresolved dependencies), or a plugin of its name is registered already.
+   */
+  EQ1_STATUS_PLUGIN_LOAD = 84,
+  /**
+   * A plugin's shared object does not export `eq1_plugin_entry`, or its vtable lacks a
+   * required function (name, open, close).
+   */
+  EQ1_STATUS_PLUGIN_SYMBOL = 85,
+  /**
+   * A plugin's vtable has another `abi_version` than `EQ1_PLUGIN_ABI_VERSION`.
+   */
+  EQ1_STATUS_PLUGIN_VERSION = 86,
+  /**
+   * The peer sent a frame above the maximum frame size (length prefix too large, or no
+   * delimiter within the maximum); the connection was closed, since the stream is no
+   * longer in step.
+   */
+  EQ1_STATUS_FRAME_TOO_LARGE = 87,
+  /**
+   * A serial device could not be opened or configured (missing, busy, no permission,
+   * unsupported setting), or failed while in use.
+   */
+  EQ1_STATUS_SERIAL_ERROR = 88,
+  /**
+   * A plugin's function failed (it returned a status other than `EQ1_STATUS_OK`); the
+   * detail names the plugin, the function and the status it returned.
+   */
+  EQ1_STATUS_PLUGIN_FAILED = 89,
+  /**
+   * Modbus exception 0x01 "illegal function": the server does not support the request's
+   * function code.
+   */
+  EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION = 90,
+  /**
+   * Modbus exception 0x02 "illegal data address": the address range is not in the server's
+   * map.
+   */
+  EQ1_STATUS_MODBUS_ILLEGAL_DATA_ADDRESS = 91,
+  /**
+   * Modbus exception 0x03 "illegal data value": a value in the request is not allowed.
+   */
+  EQ1_STATUS_MODBUS_ILLEGAL_DATA_VALUE = 92,
+  /**
+   * Modbus exception 0x04 "server device failure" (also 0x08 "memory parity error" and
+   * codes outside the specification; the detail names the code).
+   */
+  EQ1_STATUS_MODBUS_SERVER_DEVICE_FAILURE = 93,
+  /**
+   * Modbus exception 0x05 "acknowledge": accepted, but the work takes long; ask again later.
+   */
+  EQ1_STATUS_MODBUS_ACKNOWLEDGE = 94,
+  /**
+   * Modbus exception 0x06 "server device busy": retry later.
+   */
+  EQ1_STATUS_MODBUS_SERVER_BUSY = 95,
+  /**
+   * Modbus exception 0x0A "gateway path unavailable".
+   */
+  EQ1_STATUS_MODBUS_GATEWAY_PATH_UNAVAILABLE = 96,
+  /**
+   * Modbus exception 0x0B "gateway target device failed to respond".
+   */
+  EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED = 97,
+  /**
+   * A Modbus response that did not decode, after the call's retries: bad CRC (RTU), bad
+   * framing, or a transaction id, unit id or function code that does not match the request.
+   */
+  EQ1_STATUS_MODBUS_BAD_FRAME = 98,
+  /**
    * An internal error (a bug): please report it with the detail message.
    */
   EQ1_STATUS_INTERNAL = 99,
@@ -622,6 +812,18 @@ typedef enum eq1_connection_state {
 } eq1_connection_state;
 
 /**
+ * Opaque Modbus client. Thread-safe: calls from several threads are serialized, one request
+ * on the line at a time (tokio-modbus keeps one request in flight per connection and checks
+ * each response's transaction id, unit id and function code against its request).
+ */
+typedef struct eq1_modbus_client eq1_modbus_client;
+
+/**
+ * Opaque Modbus client options. Not thread-safe: configure from one thread.
+ */
+typedef struct eq1_modbus_options eq1_modbus_options;
+
+/**
  * Opaque MQTT client. Thread-safe (see the module notes above).
  */
 typedef struct eq1_mqtt_client eq1_mqtt_client;
@@ -630,6 +832,36 @@ typedef struct eq1_mqtt_client eq1_mqtt_client;
  * Opaque client options. Not thread-safe: configure from one thread.
  */
 typedef struct eq1_mqtt_options eq1_mqtt_options;
+
+/**
+ * Opaque handle of a protocol instance of any kind. Thread-safe.
+ */
+typedef struct eq1_protocol eq1_protocol;
+
+/**
+ * Opaque key/value options for `eq1_protocol_open`. Not thread-safe.
+ */
+typedef struct eq1_protocol_options eq1_protocol_options;
+
+/**
+ * Opaque serial port client. Thread-safe.
+ */
+typedef struct eq1_serial_client eq1_serial_client;
+
+/**
+ * Opaque serial port options. Not thread-safe: configure from one thread.
+ */
+typedef struct eq1_serial_options eq1_serial_options;
+
+/**
+ * Opaque TCP request/response client. Thread-safe.
+ */
+typedef struct eq1_tcp_client eq1_tcp_client;
+
+/**
+ * Opaque TCP client options. Not thread-safe: configure from one thread.
+ */
+typedef struct eq1_tcp_options eq1_tcp_options;
 
 /**
  * Receives the library's log records. `message` lives until the callback returns. Called on
@@ -1156,6 +1388,103 @@ typedef struct eq1_mqtt_auth_response {
 typedef void (*eq1_mqtt_auth_cb)(void *user_data,
                                  const struct eq1_mqtt_auth_challenge *challenge,
                                  struct eq1_mqtt_auth_response *response);
+
+/**
+ * Counters since the client was created (`eq1_tcp_client_get_stats`).
+ */
+typedef struct eq1_tcp_stats {
+  /**
+   * `eq1_tcp_client_request` calls.
+   */
+  uint64_t requests;
+  /**
+   * Requests that failed (time-outs included).
+   */
+  uint64_t failures;
+  /**
+   * Requests that timed out.
+   */
+  uint64_t timeouts;
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
+  /**
+   * Connections opened again after the first.
+   */
+  uint64_t reconnects;
+} eq1_tcp_stats;
+
+/**
+ * Counters since the client was created (`eq1_serial_client_get_stats`).
+ */
+typedef struct eq1_serial_stats {
+  /**
+   * `eq1_serial_client_request` calls.
+   */
+  uint64_t requests;
+  /**
+   * Requests that failed (time-outs included).
+   */
+  uint64_t failures;
+  /**
+   * Requests that timed out.
+   */
+  uint64_t timeouts;
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
+} eq1_serial_stats;
+
+/**
+ * Counters since the client was created (`eq1_modbus_client_get_stats`).
+ */
+typedef struct eq1_modbus_stats {
+  /**
+   * Calls made (each once, however many attempts it took).
+   */
+  uint64_t requests;
+  /**
+   * Calls that failed (exception, timeout, lost connection, bad frame).
+   */
+  uint64_t failures;
+  /**
+   * Attempts that timed out.
+   */
+  uint64_t timeouts;
+  /**
+   * Attempts whose response did not decode (bad CRC, framing, mismatched header).
+   */
+  uint64_t bad_frames;
+  /**
+   * Exception responses received.
+   */
+  uint64_t exceptions;
+  /**
+   * Attempts repeated after a failure.
+   */
+  uint64_t retries;
+  /**
+   * Connections opened (the first and each reconnection).
+   */
+  uint64_t connects;
+  uint64_t bytes_out;
+  uint64_t bytes_in;
+} eq1_modbus_stats;
+
+/**
+ * Per-call overrides of the client's defaults; pass NULL for "all defaults". A field set to
+ * -1 keeps the client's default (`eq1_modbus_options_set_timeout` / `_set_retries`).
+ */
+typedef struct eq1_modbus_call_options {
+  /**
+   * Time for one attempt (connecting when needed, the request, its response), in ms; -1:
+   * the client's default.
+   */
+  int timeout_ms;
+  /**
+   * Attempts after the first when one times out, loses its connection or gets a bad frame;
+   * -1: the client's default. Exceptions (the server's answer) are never retried.
+   */
+  int retries;
+} eq1_modbus_call_options;
 
 /**
  * Bucket upper bounds, in microseconds: 1-2.5-5 steps from 50 µs to 10 s (a loopback round
@@ -3395,6 +3724,1059 @@ enum eq1_status eq1_mqtt_client_set_message_callback(struct eq1_mqtt_client *cli
 enum eq1_status eq1_mqtt_client_set_auth_callback(struct eq1_mqtt_client *client,
                                                   eq1_mqtt_auth_cb callback,
                                                   void *user_data);
+
+/**
+ * ==========================================================================================
+ * Section: TCP
+ *
+ * A TCP (or TLS) request/response client: connect with a timeout, send and receive messages
+ * in one of the framing modes, request = send then receive one message. With automatic
+ * reconnect a call that finds the connection lost reopens it (with backoff, within the call's
+ * timeout). Receiving is bounded by the maximum frame size, whatever the peer sends.
+ * ==========================================================================================
+ *
+ * New options: host localhost, port 0 (set one with `eq1_tcp_options_set_endpoint`), plain
+ * TCP, connect timeout 10 s, no automatic reconnect, raw framing, maximum frame 16 MiB.
+ *
+ * Returns: the new options, to free with `eq1_tcp_options_free`; NULL only on a bug in the
+ * library (a caught panic).
+ */
+struct eq1_tcp_options *eq1_tcp_options_new(void);
+
+/**
+ * Releases options. NULL is a no-op. A client made from them keeps its own copy.
+ *
+ * Returns: nothing.
+ *
+ * # Safety
+ * `options` is NULL or came from `eq1_tcp_options_new` and is not used afterwards.
+ */
+void eq1_tcp_options_free(struct eq1_tcp_options *options);
+
+/**
+ * The server to connect to.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `host` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `host` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `host` is empty or `port` is 0.
+ *
+ * # Safety
+ * `options` NULL or live; `host` NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_tcp_options_set_endpoint(struct eq1_tcp_options *options,
+                                             const char *host,
+                                             uint16_t port);
+
+/**
+ * How long `eq1_tcp_client_connect` (and a reconnect) may take at most, in milliseconds.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is not positive.
+ *
+ * # Safety
+ * `options` NULL or live.
+ */
+enum eq1_status eq1_tcp_options_set_connect_timeout(struct eq1_tcp_options *options,
+                                                    int timeout_ms_value);
+
+/**
+ * Automatic reconnect: when on, a send, receive or request that finds the connection lost
+ * (after a successful `eq1_tcp_client_connect`, until `eq1_tcp_client_disconnect`) reopens it
+ * first, retrying with exponential backoff from `min_delay_ms` to `max_delay_ms` (with
+ * jitter) within the call's own timeout. The call that met the loss still fails.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when a delay is not positive or `min_delay_ms` >
+ *   `max_delay_ms`.
+ *
+ * # Safety
+ * `options` NULL or live.
+ */
+enum eq1_status eq1_tcp_options_set_auto_reconnect(struct eq1_tcp_options *options,
+                                                   bool enabled,
+                                                   int min_delay_ms,
+                                                   int max_delay_ms);
+
+/**
+ * The framing of messages: `EQ1_TCP_FRAMING_RAW`, `EQ1_TCP_FRAMING_LENGTH_U16`,
+ * `EQ1_TCP_FRAMING_LENGTH_U32` or `EQ1_TCP_FRAMING_DELIMITER` with `delimiter` (`len` bytes,
+ * copied; ignored by the other modes, may be NULL there). A message to send that contains the
+ * delimiter is refused.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL, or `delimiter` is NULL with a
+ *   non-zero `len`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `mode` is unknown, or the delimiter mode has an empty
+ *   delimiter.
+ *
+ * # Safety
+ * `options` NULL or live; `delimiter` NULL or readable for `len` bytes.
+ */
+enum eq1_status eq1_tcp_options_set_framing(struct eq1_tcp_options *options,
+                                            int mode,
+                                            const uint8_t *delimiter,
+                                            size_t len);
+
+/**
+ * The largest message accepted in either direction (framed modes; a raw receive returns at
+ * most this many bytes). A peer announcing a larger frame, or sending no delimiter within it,
+ * makes the receive fail with `EQ1_STATUS_FRAME_TOO_LARGE` and closes the connection.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `max` is 0 or above 256 MiB.
+ *
+ * # Safety
+ * `options` NULL or live.
+ */
+enum eq1_status eq1_tcp_options_set_max_frame(struct eq1_tcp_options *options, size_t max);
+
+/**
+ * TLS on (through the library's TLS, rustls): `ca_file` is a PEM file of trusted CAs (NULL:
+ * the system's trust store); `verify_hostname` false accepts a certificate naming another
+ * host (still checking its chain).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `ca_file` is not valid UTF-8.
+ *
+ * # Safety
+ * `options` NULL or live; `ca_file` NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_tcp_options_set_tls(struct eq1_tcp_options *options,
+                                        const char *ca_file,
+                                        bool verify_hostname);
+
+/**
+ * A client certificate for TLS (turns TLS on): PEM certificate chain and PEM key files, the
+ * key optionally encrypted with `key_password` (NULL: not encrypted).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options`, `cert_file` or `key_file` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when a string is not valid UTF-8.
+ *
+ * # Safety
+ * `options` NULL or live; the strings NULL or NUL-terminated.
+ */
+enum eq1_status eq1_tcp_options_set_tls_client_cert(struct eq1_tcp_options *options,
+                                                    const char *cert_file,
+                                                    const char *key_file,
+                                                    const char *key_password);
+
+/**
+ * A client from `options` (copied; they may be freed afterwards), not connected yet. TLS
+ * files are read here.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success; `*out` is the client, to free with `eq1_tcp_client_free`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `out` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when no port was set.
+ * - `EQ1_STATUS_TLS_CONFIG` when a TLS file cannot be read or parsed.
+ *
+ * # Safety
+ * `options` NULL or live; `out` NULL or writable.
+ */
+enum eq1_status eq1_tcp_client_new(const struct eq1_tcp_options *options,
+                                   struct eq1_tcp_client **out);
+
+/**
+ * Closes the connection (if any) and releases the client. NULL is a no-op.
+ *
+ * Returns: `EQ1_STATUS_OK` (also for NULL).
+ *
+ * # Safety
+ * `client` NULL or from `eq1_tcp_client_new`, no call on it running or after.
+ */
+enum eq1_status eq1_tcp_client_free(struct eq1_tcp_client *client);
+
+/**
+ * Connects (DNS, TCP, TLS handshake) within `timeout_ms` (and the connect timeout), replacing
+ * the current connection if any.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_TIMEOUT`, `EQ1_STATUS_CONNECTION_REFUSED`, `EQ1_STATUS_DNS_FAILED`,
+ *   `EQ1_STATUS_NETWORK_ERROR`: the connection could not be opened.
+ * - `EQ1_STATUS_TLS_ERROR`, `EQ1_STATUS_TLS_UNKNOWN_ISSUER`,
+ *   `EQ1_STATUS_TLS_HOSTNAME_MISMATCH`, `EQ1_STATUS_TLS_CERT_EXPIRED`,
+ *   `EQ1_STATUS_TLS_CLIENT_CERT_REJECTED`: the TLS handshake failed.
+ *
+ * # Safety
+ * `client` NULL or live.
+ */
+enum eq1_status eq1_tcp_client_connect(const struct eq1_tcp_client *client, int timeout_ms_value);
+
+/**
+ * Closes the connection; automatic reconnect stops until the next connect.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success (also when not connected).
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ *
+ * # Safety
+ * `client` NULL or live.
+ */
+enum eq1_status eq1_tcp_client_disconnect(const struct eq1_tcp_client *client);
+
+/**
+ * Returns: true while connected (as far as the client knows: a loss is seen by the next
+ * call); false for NULL.
+ *
+ * # Safety
+ * `client` NULL or live.
+ */
+bool eq1_tcp_client_is_connected(const struct eq1_tcp_client *client);
+
+/**
+ * Sends one message (`len` bytes, framed per the options) within `timeout_ms`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when all of it was written.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `data` is NULL with a non-zero `len`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative, or the message contains the
+ *   delimiter (delimiter framing).
+ * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the message is above the maximum frame (or a u16
+ *   length).
+ * - `EQ1_STATUS_NOT_CONNECTED` when not connected (and not reconnecting).
+ * - `EQ1_STATUS_CONNECTION_LOST` when the connection broke; `EQ1_STATUS_TIMEOUT` when the
+ *   peer did not take the bytes in time (the connection is closed: it is out of step).
+ * - the statuses of `eq1_tcp_client_connect` when an automatic reconnect failed.
+ *
+ * # Safety
+ * `client` NULL or live; `data` NULL or readable for `len` bytes.
+ */
+enum eq1_status eq1_tcp_client_send(const struct eq1_tcp_client *client,
+                                    const uint8_t *data,
+                                    size_t len,
+                                    int timeout_ms_value);
+
+/**
+ * Receives one message (framed modes) or what has arrived, up to `buf_len` bytes (raw), within
+ * `timeout_ms`, into `buf`; `*out_len` is its length. A framed message larger than `buf_len`
+ * is kept for the next receive (with a larger buffer) and this call fails.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `buf` or `out_len` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `buf_len` is 0 or `timeout_ms` negative.
+ * - `EQ1_STATUS_TIMEOUT` when no (whole) message came in time; the connection stays, a
+ *   partial frame is kept.
+ * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the next message is larger than `buf_len` (the detail
+ *   names its size).
+ * - `EQ1_STATUS_FRAME_TOO_LARGE` when the peer sent a frame above the maximum frame (the
+ *   connection is closed).
+ * - `EQ1_STATUS_CONNECTION_LOST` when the peer closed or the connection broke;
+ *   `EQ1_STATUS_NOT_CONNECTED` when not connected.
+ *
+ * # Safety
+ * `client` NULL or live; `buf` NULL or writable for `buf_len` bytes; `out_len` NULL or
+ * writable.
+ */
+enum eq1_status eq1_tcp_client_receive(const struct eq1_tcp_client *client,
+                                       int timeout_ms_value,
+                                       uint8_t *buf,
+                                       size_t buf_len,
+                                       size_t *out_len);
+
+/**
+ * Sends `data` and receives one message as its answer into `buf` (as
+ * `eq1_tcp_client_receive`), all within `timeout_ms`. Requests from several threads take
+ * turns. A timed-out request closes the connection (its late answer would be taken for the
+ * next request's); with automatic reconnect the next request reopens it.
+ *
+ * Returns: as `eq1_tcp_client_send` and `eq1_tcp_client_receive`.
+ *
+ * # Safety
+ * As for `eq1_tcp_client_send` and `eq1_tcp_client_receive`.
+ */
+enum eq1_status eq1_tcp_client_request(const struct eq1_tcp_client *client,
+                                       const uint8_t *data,
+                                       size_t len,
+                                       int timeout_ms_value,
+                                       uint8_t *buf,
+                                       size_t buf_len,
+                                       size_t *out_len);
+
+/**
+ * The client's counters into `*out`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out` is NULL.
+ *
+ * # Safety
+ * `client` NULL or live; `out` NULL or writable.
+ */
+enum eq1_status eq1_tcp_client_get_stats(const struct eq1_tcp_client *client,
+                                         struct eq1_tcp_stats *out);
+
+/**
+ * ==========================================================================================
+ * Section: Serial
+ *
+ * A serial line (RS-232/485 adapter, pseudo-terminal): raw bytes in both directions, a
+ * receive returning what has arrived within its timeout.
+ * ==========================================================================================
+ *
+ * New options for the device `path` (e.g. "/dev/ttyUSB0") at `baud_rate`: 8 data bits, no
+ * parity, 1 stop bit, no flow control, read timeout 1 s.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success; `*out` is the options, to free with `eq1_serial_options_free`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `path` or `out` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `path` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `path` is empty or `baud_rate` is 0.
+ *
+ * # Safety
+ * `path` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum eq1_status eq1_serial_options_new(const char *path,
+                                       uint32_t baud_rate,
+                                       struct eq1_serial_options **out);
+
+/**
+ * Releases options. NULL is a no-op.
+ *
+ * Returns: nothing.
+ *
+ * # Safety
+ * `options` NULL or from `eq1_serial_options_new`, not used afterwards.
+ */
+void eq1_serial_options_free(struct eq1_serial_options *options);
+
+/**
+ * The character format: `data_bits` 5..8, `parity` one of `EQ1_SERIAL_PARITY_NONE`,
+ * `EQ1_SERIAL_PARITY_ODD`, `EQ1_SERIAL_PARITY_EVEN`, `stop_bits` 1 or 2.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when a value is outside its range.
+ *
+ * # Safety
+ * `options` NULL or live.
+ */
+enum eq1_status eq1_serial_options_set_line(struct eq1_serial_options *options,
+                                            int data_bits,
+                                            int parity,
+                                            int stop_bits);
+
+/**
+ * Flow control: `EQ1_SERIAL_FLOW_NONE`, `EQ1_SERIAL_FLOW_SOFTWARE` or
+ * `EQ1_SERIAL_FLOW_HARDWARE`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `flow` is unknown.
+ *
+ * # Safety
+ * `options` NULL or live.
+ */
+enum eq1_status eq1_serial_options_set_flow_control(struct eq1_serial_options *options, int flow);
+
+/**
+ * A client for the port described by `options` (copied), not opened yet.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success; `*out` is the client, to free with `eq1_serial_client_free`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `options` or `out` is NULL.
+ *
+ * # Safety
+ * `options` NULL or live; `out` NULL or writable.
+ */
+enum eq1_status eq1_serial_client_new(const struct eq1_serial_options *options,
+                                      struct eq1_serial_client **out);
+
+/**
+ * Closes the port (if open) and releases the client. NULL is a no-op.
+ *
+ * Returns: `EQ1_STATUS_OK` (also for NULL).
+ *
+ * # Safety
+ * `client` NULL or from `eq1_serial_client_new`, no call on it running or after.
+ */
+enum eq1_status eq1_serial_client_free(struct eq1_serial_client *client);
+
+/**
+ * Opens and configures the device.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_SERIAL_ERROR` when the device cannot be opened or configured (the detail
+ *   names the device and the cause).
+ *
+ * # Safety
+ * `client` NULL or live.
+ */
+enum eq1_status eq1_serial_client_connect(const struct eq1_serial_client *client);
+
+/**
+ * Closes the device.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success (also when not open).
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ *
+ * # Safety
+ * `client` NULL or live.
+ */
+enum eq1_status eq1_serial_client_disconnect(const struct eq1_serial_client *client);
+
+/**
+ * Writes `len` bytes.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when all were written.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL, or `data` NULL with a non-zero `len`.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the device is not open.
+ * - `EQ1_STATUS_SERIAL_ERROR` when the write failed.
+ *
+ * # Safety
+ * `client` NULL or live; `data` NULL or readable for `len` bytes.
+ */
+enum eq1_status eq1_serial_client_send(const struct eq1_serial_client *client,
+                                       const uint8_t *data,
+                                       size_t len);
+
+/**
+ * Reads what has arrived, up to `buf_len` bytes, waiting up to `timeout_ms` for the first.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success; `*out_len` bytes are in `buf`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client`, `buf` or `out_len` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `buf_len` is 0 or `timeout_ms` negative.
+ * - `EQ1_STATUS_TIMEOUT` when nothing arrived in time.
+ * - `EQ1_STATUS_NOT_CONNECTED` when the device is not open.
+ * - `EQ1_STATUS_SERIAL_ERROR` when the read failed.
+ *
+ * # Safety
+ * `client` NULL or live; `buf` NULL or writable for `buf_len`; `out_len` NULL or writable.
+ */
+enum eq1_status eq1_serial_client_receive(const struct eq1_serial_client *client,
+                                          int timeout_ms_value,
+                                          uint8_t *buf,
+                                          size_t buf_len,
+                                          size_t *out_len);
+
+/**
+ * Writes `data`, then reads its answer as `eq1_serial_client_receive`; requests from several
+ * threads take turns.
+ *
+ * Returns: as `eq1_serial_client_send` and `eq1_serial_client_receive`.
+ *
+ * # Safety
+ * As for `eq1_serial_client_send` and `eq1_serial_client_receive`.
+ */
+enum eq1_status eq1_serial_client_request(const struct eq1_serial_client *client,
+                                          const uint8_t *data,
+                                          size_t len,
+                                          int timeout_ms_value,
+                                          uint8_t *buf,
+                                          size_t buf_len,
+                                          size_t *out_len);
+
+/**
+ * The client's counters into `*out`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` or `out` is NULL.
+ *
+ * # Safety
+ * `client` NULL or live; `out` NULL or writable.
+ */
+enum eq1_status eq1_serial_client_get_stats(const struct eq1_serial_client *client,
+                                            struct eq1_serial_stats *out);
+
+/**
+ * ==========================================================================================
+ * Section: Modbus
+ *
+ * A Modbus client over TCP or RTU (a serial line). Options are made and configured first
+ * (`eq1_modbus_options_*`); the client copies them. Every call names its unit id (or
+ * `EQ1_MODBUS_DEFAULT_UNIT`) and takes an optional `eq1_modbus_call_options` for its timeout
+ * and retries. Exception responses have their own statuses
+ * (`EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION` .. `EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED`); a
+ * response that does not decode is `EQ1_STATUS_MODBUS_BAD_FRAME`. Limits checked before
+ * sending: 1..2000 coils or discrete inputs read, 1..1968 coils written, 1..125 registers
+ * read, 1..123 written, 1..125 read / 1..121 written by read/write multiple registers, and
+ * address + quantity at most 65536. Out-buffers are written only on success.
+ * ==========================================================================================
+ *
+ * New Modbus options with the defaults: TCP to 127.0.0.1:502, unit id 1, timeout 1000 ms per
+ * attempt, 1 retry.
+ *
+ * Returns: the new options, to free with `eq1_modbus_options_free`; NULL only on a bug in the
+ * library (a caught panic).
+ *
+ * See also: `eq1_modbus_client_new`.
+ */
+struct eq1_modbus_options *eq1_modbus_options_new(void);
+
+/**
+ * Releases Modbus options. NULL is a no-op. A client made from them keeps its own copy.
+ *
+ * Returns: nothing.
+ *
+ * # Safety
+ * `options` is NULL or came from `eq1_modbus_options_new` and is not used afterwards.
+ */
+void eq1_modbus_options_free(struct eq1_modbus_options *options);
+
+/**
+ * Modbus TCP to `host`:`port` (the default transport; clears a serial setting).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options` or `host`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `host` is not UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for an empty host or a port outside 1..65535.
+ *
+ * # Safety
+ * `options` is NULL or live; `host` is NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_modbus_options_set_tcp(struct eq1_modbus_options *options,
+                                           const char *host,
+                                           int port);
+
+/**
+ * Modbus RTU over the serial line `device` (e.g. "/dev/ttyUSB0") instead of TCP: `baud`
+ * (> 0), `data_bits` 5..8, `parity` one of `EQ1_MODBUS_PARITY_*`, `stop_bits` 1 or 2. Flow
+ * control is off.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options` or `device`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `device` is not UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for an empty device or a value out of its range.
+ *
+ * # Safety
+ * `options` is NULL or live; `device` is NULL or a NUL-terminated string.
+ */
+enum eq1_status eq1_modbus_options_set_serial(struct eq1_modbus_options *options,
+                                              const char *device,
+                                              int baud,
+                                              int data_bits,
+                                              int parity,
+                                              int stop_bits);
+
+/**
+ * The unit (slave) id of calls made with `EQ1_MODBUS_DEFAULT_UNIT`: 0..255 (default 1).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a unit id outside 0..255.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_modbus_options_set_unit_id(struct eq1_modbus_options *options, int unit_id);
+
+/**
+ * The default time for one attempt of a call (connecting when needed, the request and its
+ * response), in ms: 1..3,600,000 (default 1000).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a value outside 1..3600000.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_modbus_options_set_timeout(struct eq1_modbus_options *options, int timeout_ms);
+
+/**
+ * The default number of attempts after the first when one times out, loses its connection
+ * or gets a bad frame: 0..100 (default 1). Exceptions are never retried.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a value outside 0..100.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_modbus_options_set_retries(struct eq1_modbus_options *options, int retries);
+
+/**
+ * A new Modbus client from `options` (copied; free them when you like). It does not connect
+ * yet: call `eq1_modbus_client_connect`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` with `*out` set, to free with `eq1_modbus_client_free`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options` or `out`.
+ * - `EQ1_STATUS_INTERNAL` when the I/O runtime cannot start, or on a bug (a caught panic).
+ *
+ * # Safety
+ * `options` is NULL or live; `out` is NULL or writable.
+ */
+enum eq1_status eq1_modbus_client_new(const struct eq1_modbus_options *options,
+                                      struct eq1_modbus_client **out);
+
+/**
+ * Frees the client, closing its connection. NULL is a no-op.
+ *
+ * Returns: nothing.
+ *
+ * # Safety
+ * `client` is NULL or live, and no other thread uses it during or after the call.
+ */
+void eq1_modbus_client_free(struct eq1_modbus_client *client);
+
+/**
+ * Connects now (within the default timeout). Until `eq1_modbus_client_disconnect`, a call
+ * that finds the connection gone (server restarted, cable pulled, a timed-out request)
+ * connects again by itself.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when connected (TCP) or the serial device is open (RTU).
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client`.
+ * - `EQ1_STATUS_CONNECTION_REFUSED`, `EQ1_STATUS_DNS_FAILED`, `EQ1_STATUS_NETWORK_ERROR`,
+ *   `EQ1_STATUS_TIMEOUT` when the server cannot be reached (a missing serial device is
+ *   `EQ1_STATUS_CONNECTION_REFUSED`). The client keeps trying on each later call.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_modbus_client_connect(const struct eq1_modbus_client *client);
+
+/**
+ * Closes the connection; calls return `EQ1_STATUS_NOT_CONNECTED` until the next connect.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` (also when not connected).
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+enum eq1_status eq1_modbus_client_disconnect(const struct eq1_modbus_client *client);
+
+/**
+ * Copies the client's counters into `*out`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` with `*out` written.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client` or `out`.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable.
+ */
+enum eq1_status eq1_modbus_client_get_stats(const struct eq1_modbus_client *client,
+                                            struct eq1_modbus_stats *out);
+
+/**
+ * Reads `quantity` coils (function code 0x01) from `address` of unit `unit` (0..255, or
+ * `EQ1_MODBUS_DEFAULT_UNIT`) into `out`, one byte per coil (0 or 1). `call` is NULL or this
+ * call's timeout and retries.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` with `out[0..quantity)` written.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `client` or `out`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a quantity outside 1..2000, an address outside 0..65535,
+ *   address + quantity beyond 65536, `out_len` smaller than `quantity`, a unit outside 0..255
+ *   or call options out of range.
+ * - `EQ1_STATUS_NOT_CONNECTED` before `eq1_modbus_client_connect` or after disconnect.
+ * - `EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION` .. `EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED`: the
+ *   server's exception response.
+ * - `EQ1_STATUS_TIMEOUT`, `EQ1_STATUS_CONNECTION_LOST`, `EQ1_STATUS_CONNECTION_REFUSED`,
+ *   `EQ1_STATUS_NETWORK_ERROR`, `EQ1_STATUS_MODBUS_BAD_FRAME` when the last attempt failed so.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable for `out_len` bytes; `call` is NULL or
+ * readable.
+ */
+enum eq1_status eq1_modbus_read_coils(const struct eq1_modbus_client *client,
+                                      int unit,
+                                      int address,
+                                      int quantity,
+                                      uint8_t *out,
+                                      size_t out_len,
+                                      const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Reads `quantity` discrete inputs (function code 0x02) into `out`, one byte each (0 or 1).
+ * Arguments and limits as for `eq1_modbus_read_coils`.
+ *
+ * Returns: as `eq1_modbus_read_coils`.
+ *
+ * # Safety
+ * As for `eq1_modbus_read_coils`.
+ */
+enum eq1_status eq1_modbus_read_discrete_inputs(const struct eq1_modbus_client *client,
+                                                int unit,
+                                                int address,
+                                                int quantity,
+                                                uint8_t *out,
+                                                size_t out_len,
+                                                const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Reads `quantity` holding registers (function code 0x03, 1..125) into `out` (`out_len`
+ * registers room). Other arguments as for `eq1_modbus_read_coils`.
+ *
+ * Returns: as `eq1_modbus_read_coils` (quantity limit 1..125).
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable for `out_len` registers; `call` is
+ * NULL or readable.
+ */
+enum eq1_status eq1_modbus_read_holding_registers(const struct eq1_modbus_client *client,
+                                                  int unit,
+                                                  int address,
+                                                  int quantity,
+                                                  uint16_t *out,
+                                                  size_t out_len,
+                                                  const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Reads `quantity` input registers (function code 0x04, 1..125) into `out`. Arguments as for
+ * `eq1_modbus_read_holding_registers`.
+ *
+ * Returns: as `eq1_modbus_read_coils` (quantity limit 1..125).
+ *
+ * # Safety
+ * As for `eq1_modbus_read_holding_registers`.
+ */
+enum eq1_status eq1_modbus_read_input_registers(const struct eq1_modbus_client *client,
+                                                int unit,
+                                                int address,
+                                                int quantity,
+                                                uint16_t *out,
+                                                size_t out_len,
+                                                const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes one coil (function code 0x05): `value` nonzero is on.
+ *
+ * Returns: as `eq1_modbus_read_coils` (no buffer).
+ *
+ * # Safety
+ * `client` is NULL or live; `call` is NULL or readable.
+ */
+enum eq1_status eq1_modbus_write_single_coil(const struct eq1_modbus_client *client,
+                                             int unit,
+                                             int address,
+                                             int value,
+                                             const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes one holding register (function code 0x06).
+ *
+ * Returns: as `eq1_modbus_read_coils` (no buffer).
+ *
+ * # Safety
+ * `client` is NULL or live; `call` is NULL or readable.
+ */
+enum eq1_status eq1_modbus_write_single_register(const struct eq1_modbus_client *client,
+                                                 int unit,
+                                                 int address,
+                                                 uint16_t value,
+                                                 const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes `count` coils (function code 0x0F, 1..1968) from `values`, one byte per coil
+ * (nonzero is on), starting at `address`.
+ *
+ * Returns: as `eq1_modbus_read_coils`; `EQ1_STATUS_NULL_ARGUMENT` for NULL `values`,
+ * `EQ1_STATUS_INVALID_ARGUMENT` for a count outside 1..1968 or beyond address 65535.
+ *
+ * # Safety
+ * `client` is NULL or live; `values` is NULL or readable for `count` bytes; `call` is NULL or
+ * readable.
+ */
+enum eq1_status eq1_modbus_write_multiple_coils(const struct eq1_modbus_client *client,
+                                                int unit,
+                                                int address,
+                                                const uint8_t *values,
+                                                size_t count,
+                                                const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes `count` holding registers (function code 0x10, 1..123) from `values`.
+ *
+ * Returns: as `eq1_modbus_write_multiple_coils` (count limit 1..123).
+ *
+ * # Safety
+ * `client` is NULL or live; `values` is NULL or readable for `count` registers; `call` is
+ * NULL or readable.
+ */
+enum eq1_status eq1_modbus_write_multiple_registers(const struct eq1_modbus_client *client,
+                                                    int unit,
+                                                    int address,
+                                                    const uint16_t *values,
+                                                    size_t count,
+                                                    const struct eq1_modbus_call_options *call_options);
+
+/**
+ * Writes `write_count` registers (1..121) from `values` at `write_address`, then reads
+ * `read_quantity` registers (1..125) from `read_address` into `out` (function code 0x17; the
+ * server writes first).
+ *
+ * Returns: as `eq1_modbus_read_coils` and `eq1_modbus_write_multiple_coils`, with these
+ * limits.
+ *
+ * # Safety
+ * `client` is NULL or live; `values` is NULL or readable for `write_count` registers; `out`
+ * is NULL or writable for `out_len` registers; `call` is NULL or readable.
+ */
+enum eq1_status eq1_modbus_read_write_multiple_registers(const struct eq1_modbus_client *client,
+                                                         int unit,
+                                                         int read_address,
+                                                         int read_quantity,
+                                                         int write_address,
+                                                         const uint16_t *values,
+                                                         size_t write_count,
+                                                         uint16_t *out,
+                                                         size_t out_len,
+                                                         const struct eq1_modbus_call_options *call_options);
+
+/**
+ * ==========================================================================================
+ * Section: Protocols
+ *
+ * One handle for a protocol of any kind: `eq1_protocol_open` creates an instance from a
+ * registered name ("tcp", "serial", and those loaded with `eq1_protocol_load_plugin`) and
+ * key/value options; the generic operations fail with `EQ1_STATUS_UNSUPPORTED_OPERATION` when
+ * the kind does not have them. Options of "tcp": host, port, framing (raw, u16, u32,
+ * delimiter), delimiter, max_frame, connect_timeout_ms, auto_reconnect, tls, tls_ca_file,
+ * tls_cert_file, tls_key_file, tls_verify_hostname, tls_insecure. Options of "serial": path,
+ * baud_rate, data_bits, parity (none, odd, even), stop_bits, flow_control (none, software,
+ * hardware), read_timeout_ms. An unknown option is refused.
+ * ==========================================================================================
+ *
+ * New, empty protocol options.
+ *
+ * Returns: the options, to free with `eq1_protocol_options_free`; NULL only on a bug in the
+ * library (a caught panic).
+ */
+struct eq1_protocol_options *eq1_protocol_options_new(void);
+
+/**
+ * Releases options. NULL is a no-op.
+ *
+ * Returns: nothing.
+ *
+ * # Safety
+ * `options` NULL or from `eq1_protocol_options_new`, not used afterwards.
+ */
+void eq1_protocol_options_free(struct eq1_protocol_options *options);
+
+/**
+ * Sets (or replaces) the option `key` to `value` (both copied). Values are checked by
+ * `eq1_protocol_open`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when an argument is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `key` or `value` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `key` is empty.
+ *
+ * # Safety
+ * `options` NULL or live; `key`, `value` NULL or NUL-terminated.
+ */
+enum eq1_status eq1_protocol_options_set(struct eq1_protocol_options *options,
+                                         const char *key,
+                                         const char *value);
+
+/**
+ * Creates an instance of the protocol `name` from `options` (NULL: none), not connected.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success; `*out` is the handle, to release with `eq1_protocol_close`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `name` or `out` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `name` is not valid UTF-8.
+ * - `EQ1_STATUS_UNKNOWN_PROTOCOL` when no protocol of that name is registered.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when an option is unknown, missing or invalid.
+ * - `EQ1_STATUS_PLUGIN_FAILED` when a plugin's open failed.
+ *
+ * # Safety
+ * `name` NULL or NUL-terminated; `options` NULL or live; `out` NULL or writable.
+ */
+enum eq1_status eq1_protocol_open(const char *name,
+                                  const struct eq1_protocol_options *options,
+                                  struct eq1_protocol **out);
+
+/**
+ * Disconnects (if connected) and releases the handle. NULL is a no-op.
+ *
+ * Returns: `EQ1_STATUS_OK` (also for NULL).
+ *
+ * # Safety
+ * `protocol` NULL or from `eq1_protocol_open`, no call on it running or after.
+ */
+enum eq1_status eq1_protocol_close(struct eq1_protocol *protocol);
+
+/**
+ * Connects within `timeout_ms`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `protocol` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - the statuses of the kind's own connect (e.g. `eq1_tcp_client_connect`,
+ *   `eq1_serial_client_connect`; `EQ1_STATUS_PLUGIN_FAILED` for a plugin).
+ *
+ * # Safety
+ * `protocol` NULL or live.
+ */
+enum eq1_status eq1_protocol_connect(const struct eq1_protocol *protocol, int timeout_ms_value);
+
+/**
+ * Disconnects within `timeout_ms`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `protocol` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_UNSUPPORTED_OPERATION` for a plugin without a disconnect function.
+ *
+ * # Safety
+ * `protocol` NULL or live.
+ */
+enum eq1_status eq1_protocol_disconnect(const struct eq1_protocol *protocol, int timeout_ms_value);
+
+/**
+ * Returns: true while connected; false for NULL.
+ *
+ * # Safety
+ * `protocol` NULL or live.
+ */
+bool eq1_protocol_is_connected(const struct eq1_protocol *protocol);
+
+/**
+ * Sends `len` bytes (one message for a framed kind) within `timeout_ms`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `protocol` is NULL, or `data` NULL with a non-zero `len`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_UNSUPPORTED_OPERATION` when the kind cannot send.
+ * - the statuses of the kind's own send (e.g. `eq1_tcp_client_send`).
+ *
+ * # Safety
+ * `protocol` NULL or live; `data` NULL or readable for `len` bytes.
+ */
+enum eq1_status eq1_protocol_send(const struct eq1_protocol *protocol,
+                                  const uint8_t *data,
+                                  size_t len,
+                                  int timeout_ms_value);
+
+/**
+ * Receives one message (or what arrived, for a raw kind) of at most `buf_len` bytes into
+ * `buf`, within `timeout_ms`.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success; `*out_len` bytes are in `buf`.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `protocol`, `buf` or `out_len` is NULL.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `buf_len` is 0 or `timeout_ms` negative.
+ * - `EQ1_STATUS_UNSUPPORTED_OPERATION` when the kind cannot receive.
+ * - `EQ1_STATUS_TIMEOUT` when nothing came in time; the statuses of the kind's own receive.
+ *
+ * # Safety
+ * `protocol` NULL or live; `buf` NULL or writable for `buf_len`; `out_len` NULL or writable.
+ */
+enum eq1_status eq1_protocol_receive(const struct eq1_protocol *protocol,
+                                     int timeout_ms_value,
+                                     uint8_t *buf,
+                                     size_t buf_len,
+                                     size_t *out_len);
+
+/**
+ * Sends `data` and receives its answer into `buf`, within `timeout_ms`.
+ *
+ * Returns: as `eq1_protocol_send` and `eq1_protocol_receive`.
+ *
+ * # Safety
+ * As for `eq1_protocol_send` and `eq1_protocol_receive`.
+ */
+enum eq1_status eq1_protocol_request(const struct eq1_protocol *protocol,
+                                     const uint8_t *data,
+                                     size_t len,
+                                     int timeout_ms_value,
+                                     uint8_t *buf,
+                                     size_t buf_len,
+                                     size_t *out_len);
+
+/**
+ * Publishes `len` bytes on `topic` (publish/subscribe kinds).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `protocol` or `topic` is NULL, or `payload` NULL with a
+ *   non-zero `len`.
+ * - `EQ1_STATUS_INVALID_UTF8` when `topic` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
+ * - `EQ1_STATUS_UNSUPPORTED_OPERATION` when the kind cannot publish (e.g. "tcp").
+ *
+ * # Safety
+ * `protocol` NULL or live; `topic` NULL or NUL-terminated; `payload` NULL or readable.
+ */
+enum eq1_status eq1_protocol_publish(const struct eq1_protocol *protocol,
+                                     const char *topic,
+                                     const uint8_t *payload,
+                                     size_t len,
+                                     int qos,
+                                     bool retain);
+
+/**
+ * Subscribes to `filter` within `timeout_ms` (publish/subscribe kinds).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `protocol` or `filter` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `filter` is not valid UTF-8.
+ * - `EQ1_STATUS_INVALID_QOS` when `qos` is outside 0..2.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when `timeout_ms` is negative.
+ * - `EQ1_STATUS_UNSUPPORTED_OPERATION` when the kind cannot subscribe (e.g. "tcp").
+ *
+ * # Safety
+ * `protocol` NULL or live; `filter` NULL or NUL-terminated.
+ */
+enum eq1_status eq1_protocol_subscribe(const struct eq1_protocol *protocol,
+                                       const char *filter,
+                                       int qos,
+                                       int timeout_ms_value);
+
+/**
+ * Loads the plugin at `path` (a shared object exporting `eq1_plugin_entry`) and registers its
+ * protocol under the vtable's name, for `eq1_protocol_open`. Plugins are never unloaded.
+ * When `name_buf` is not NULL the registered name is copied there (snprintf semantics, at
+ * most `name_len - 1` bytes and a NUL).
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `path` is NULL.
+ * - `EQ1_STATUS_INVALID_UTF8` when `path` is not valid UTF-8.
+ * - `EQ1_STATUS_PLUGIN_LOAD` when the file cannot be loaded, or its name is taken already.
+ * - `EQ1_STATUS_PLUGIN_SYMBOL` when `eq1_plugin_entry` is missing or returns NULL, or the
+ *   vtable lacks its name, open or close.
+ * - `EQ1_STATUS_PLUGIN_VERSION` when the vtable's `abi_version` is not
+ *   `EQ1_PLUGIN_ABI_VERSION`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` when the vtable's name is not a valid protocol name.
+ *
+ * # Safety
+ * `path` NULL or NUL-terminated; `name_buf` NULL or writable for `name_len` bytes. Loading
+ * runs the plugin's code: load only plugins you trust.
+ */
+enum eq1_status eq1_protocol_load_plugin(const char *path, char *name_buf, size_t name_len);
 
 #ifdef __cplusplus
 }  // extern "C"

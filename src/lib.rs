@@ -7,8 +7,10 @@
 
 pub mod core;
 pub mod ffi;
+pub mod modbus;
 pub mod mqtt;
 pub mod persist;
 pub mod protocol;
+pub mod protocols;
 
 pub use crate::core::error::{Error, Result};

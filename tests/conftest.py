@@ -9,6 +9,7 @@ import pytest
 from harness import cprog
 from harness.broker import TEST_PASSWORD, TEST_USER, Broker
 from harness.certs import generate_pki
+from harness.modbus_server import ModbusServer
 from harness.proxy import TcpProxy
 from harness.watchdog import DEFAULT_TIMEOUT, time_limit
 
@@ -131,3 +132,24 @@ def proxy_factory():
 def proxy(proxy_factory, broker) -> TcpProxy:
     """A TcpProxy in front of the `broker` fixture: connect clients to 127.0.0.1:proxy.port."""
     return proxy_factory(broker.host, broker.port)
+
+
+@pytest.fixture
+def modbus_server_factory():
+    """make(mode="tcp"|"rtu", ...) -> started pymodbus ModbusServer; all killed at teardown."""
+    made: list[ModbusServer] = []
+
+    def make(**kwargs) -> ModbusServer:
+        server = ModbusServer(**kwargs)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture
+def modbus_server(modbus_server_factory) -> ModbusServer:
+    """pymodbus's Modbus TCP server on 127.0.0.1:<port> with harness.modbus_server's map."""
+    return modbus_server_factory()

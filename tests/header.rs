@@ -93,18 +93,39 @@ fn committed_header_matches_the_code() {
 }
 
 /// The sections of the header's functions, in order.
-const SECTIONS: [&str; 5] = ["Library", "Options", "Client", "MQTT 5.0", "Callbacks"];
+const SECTIONS: [&str; 9] = [
+    "Library",
+    "Options",
+    "Client",
+    "MQTT 5.0",
+    "Callbacks",
+    "TCP",
+    "Serial",
+    "Modbus",
+    "Protocols",
+];
 
 /// Whether the function `name` belongs in `section`, by its name.
 fn belongs(section: &str, name: &str) -> bool {
     match section {
-        "Library" => !name.starts_with("eq1_mqtt_"),
+        "Library" => !name.starts_with("eq1_mqtt_") && !is_other_protocol(name),
         "Options" => name.starts_with("eq1_mqtt_options_"),
         "Client" => name.starts_with("eq1_mqtt_client_") && !name.ends_with("_callback"),
         "MQTT 5.0" => name.starts_with("eq1_mqtt_"),
         "Callbacks" => name.ends_with("_callback"),
+        "TCP" => name.starts_with("eq1_tcp_"),
+        "Serial" => name.starts_with("eq1_serial_"),
+        "Modbus" => name.starts_with("eq1_modbus_"),
+        "Protocols" => name.starts_with("eq1_protocol_"),
         other => panic!("unknown section `{other}`"),
     }
+}
+
+/// The functions of the protocols beside MQTT, each in its own section.
+fn is_other_protocol(name: &str) -> bool {
+    ["eq1_tcp_", "eq1_serial_", "eq1_modbus_", "eq1_protocol_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
 }
 
 /// One function declaration of the header with the comment block above it.

@@ -1838,6 +1838,160 @@ private:
 	std::unique_ptr<detail::ClientState> state_;
 };
 
+/**
+ * A Modbus client (TCP, or RTU over a serial line) over eq1_modbus_*: RAII, movable, thread-safe
+ * (calls from several threads are serialized by the library). Every failure throws the
+ * exception class of its status (Modbus exceptions are EQ1_STATUS_MODBUS_*). `unit` -1 uses
+ * the configured unit id; `call` overrides timeout and retries for one call.
+ */
+class ModbusClient {
+public:
+	struct Config {
+		std::string host = "127.0.0.1";
+		int port = 502;
+		int unit_id = 1;
+		int timeout_ms = 1000;
+		int retries = 1;
+		/** Set: RTU over this serial device instead of TCP. */
+		std::optional<std::string> serial_device;
+		int baud = 19200;
+		int data_bits = 8;
+		int parity = EQ1_MODBUS_PARITY_NONE;
+		int stop_bits = 1;
+	};
+
+	explicit ModbusClient(const Config &config)
+	{
+		eq1_modbus_options *options = eq1_modbus_options_new();
+		if (options == nullptr)
+			throw Error(EQ1_STATUS_INTERNAL, "eq1_modbus_options_new failed");
+		std::unique_ptr<eq1_modbus_options, void (*)(eq1_modbus_options *)> guard(
+			options, eq1_modbus_options_free);
+		if (config.serial_device) {
+			std::string device = detail::c_string(*config.serial_device,
+							      EQ1_STATUS_INVALID_ARGUMENT, "device");
+			detail::check(eq1_modbus_options_set_serial(options, device.c_str(), config.baud,
+								    config.data_bits, config.parity,
+								    config.stop_bits));
+		} else {
+			std::string host =
+				detail::c_string(config.host, EQ1_STATUS_INVALID_ARGUMENT, "host");
+			detail::check(eq1_modbus_options_set_tcp(options, host.c_str(), config.port));
+		}
+		detail::check(eq1_modbus_options_set_unit_id(options, config.unit_id));
+		detail::check(eq1_modbus_options_set_timeout(options, config.timeout_ms));
+		detail::check(eq1_modbus_options_set_retries(options, config.retries));
+		detail::check(eq1_modbus_client_new(options, &handle_));
+	}
+	ModbusClient(const ModbusClient &) = delete;
+	ModbusClient &operator=(const ModbusClient &) = delete;
+	ModbusClient(ModbusClient &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+	ModbusClient &operator=(ModbusClient &&other) noexcept
+	{
+		if (this != &other) {
+			eq1_modbus_client_free(handle_);
+			handle_ = std::exchange(other.handle_, nullptr);
+		}
+		return *this;
+	}
+	~ModbusClient() { eq1_modbus_client_free(handle_); }
+
+	void connect() { detail::check(eq1_modbus_client_connect(get())); }
+	void disconnect() { detail::check(eq1_modbus_client_disconnect(get())); }
+
+	std::vector<bool> read_coils(int address, int count, int unit = EQ1_MODBUS_DEFAULT_UNIT,
+				     const eq1_modbus_call_options *call = nullptr)
+	{
+		std::vector<uint8_t> out(count > 0 ? static_cast<size_t>(count) : 1);
+		detail::check(eq1_modbus_read_coils(get(), unit, address, count, out.data(), out.size(),
+						    call));
+		return std::vector<bool>(out.begin(), out.begin() + count);
+	}
+	std::vector<bool> read_discrete_inputs(int address, int count,
+					       int unit = EQ1_MODBUS_DEFAULT_UNIT,
+					       const eq1_modbus_call_options *call = nullptr)
+	{
+		std::vector<uint8_t> out(count > 0 ? static_cast<size_t>(count) : 1);
+		detail::check(eq1_modbus_read_discrete_inputs(get(), unit, address, count, out.data(),
+							      out.size(), call));
+		return std::vector<bool>(out.begin(), out.begin() + count);
+	}
+	std::vector<uint16_t> read_holding_registers(int address, int count,
+						     int unit = EQ1_MODBUS_DEFAULT_UNIT,
+						     const eq1_modbus_call_options *call = nullptr)
+	{
+		std::vector<uint16_t> out(count > 0 ? static_cast<size_t>(count) : 1);
+		detail::check(eq1_modbus_read_holding_registers(get(), unit, address, count,
+								out.data(), out.size(), call));
+		out.resize(static_cast<size_t>(count));
+		return out;
+	}
+	std::vector<uint16_t> read_input_registers(int address, int count,
+						   int unit = EQ1_MODBUS_DEFAULT_UNIT,
+						   const eq1_modbus_call_options *call = nullptr)
+	{
+		std::vector<uint16_t> out(count > 0 ? static_cast<size_t>(count) : 1);
+		detail::check(eq1_modbus_read_input_registers(get(), unit, address, count, out.data(),
+							      out.size(), call));
+		out.resize(static_cast<size_t>(count));
+		return out;
+	}
+	void write_single_coil(int address, bool value, int unit = EQ1_MODBUS_DEFAULT_UNIT,
+			       const eq1_modbus_call_options *call = nullptr)
+	{
+		detail::check(eq1_modbus_write_single_coil(get(), unit, address, value ? 1 : 0, call));
+	}
+	void write_single_register(int address, uint16_t value, int unit = EQ1_MODBUS_DEFAULT_UNIT,
+				   const eq1_modbus_call_options *call = nullptr)
+	{
+		detail::check(eq1_modbus_write_single_register(get(), unit, address, value, call));
+	}
+	void write_multiple_coils(int address, const std::vector<bool> &values,
+				  int unit = EQ1_MODBUS_DEFAULT_UNIT,
+				  const eq1_modbus_call_options *call = nullptr)
+	{
+		std::vector<uint8_t> bytes(values.begin(), values.end());
+		detail::check(eq1_modbus_write_multiple_coils(get(), unit, address, bytes.data(),
+							      bytes.size(), call));
+	}
+	void write_multiple_registers(int address, const std::vector<uint16_t> &values,
+				      int unit = EQ1_MODBUS_DEFAULT_UNIT,
+				      const eq1_modbus_call_options *call = nullptr)
+	{
+		detail::check(eq1_modbus_write_multiple_registers(get(), unit, address, values.data(),
+								  values.size(), call));
+	}
+	std::vector<uint16_t> read_write_multiple_registers(
+		int read_address, int read_count, int write_address,
+		const std::vector<uint16_t> &values, int unit = EQ1_MODBUS_DEFAULT_UNIT,
+		const eq1_modbus_call_options *call = nullptr)
+	{
+		std::vector<uint16_t> out(read_count > 0 ? static_cast<size_t>(read_count) : 1);
+		detail::check(eq1_modbus_read_write_multiple_registers(
+			get(), unit, read_address, read_count, write_address, values.data(),
+			values.size(), out.data(), out.size(), call));
+		out.resize(static_cast<size_t>(read_count));
+		return out;
+	}
+	eq1_modbus_stats stats() const
+	{
+		eq1_modbus_stats s{};
+		detail::check(eq1_modbus_client_get_stats(get(), &s));
+		return s;
+	}
+	eq1_modbus_client *native() const noexcept { return handle_; }
+
+private:
+	eq1_modbus_client *get() const
+	{
+		if (handle_ == nullptr)
+			throw ValidationError(EQ1_STATUS_NULL_ARGUMENT,
+					      "this eq1::ModbusClient was moved from");
+		return handle_;
+	}
+	eq1_modbus_client *handle_ = nullptr;
+};
+
 } // namespace eq1
 
 #endif /* EQ1_HPP */

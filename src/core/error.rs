@@ -130,6 +130,50 @@ pub enum Error {
     /// The persistence directory holds the session of another client id.
     #[error("{0}")]
     StoreClientMismatch(String),
+    /// Modbus exception 0x01: the server does not support the function code.
+    #[error("{0}")]
+    ModbusIllegalFunction(String),
+    /// Modbus exception 0x02: the address range is not in the server's map.
+    #[error("{0}")]
+    ModbusIllegalDataAddress(String),
+    /// Modbus exception 0x03: a value in the request is not allowed.
+    #[error("{0}")]
+    ModbusIllegalDataValue(String),
+    /// Modbus exception 0x04 (also 0x08 and codes outside the specification).
+    #[error("{0}")]
+    ModbusServerDeviceFailure(String),
+    /// Modbus exception 0x05: accepted, the work takes long.
+    #[error("{0}")]
+    ModbusAcknowledge(String),
+    /// Modbus exception 0x06: the server is busy.
+    #[error("{0}")]
+    ModbusServerBusy(String),
+    /// Modbus exception 0x0A: the gateway has no path to the target.
+    #[error("{0}")]
+    ModbusGatewayPathUnavailable(String),
+    /// Modbus exception 0x0B: the gateway's target did not respond.
+    #[error("{0}")]
+    ModbusGatewayTargetFailed(String),
+    /// A Modbus response that did not decode: bad CRC (RTU), bad framing, a header or
+    /// function code that does not match the request.
+    #[error("{0}")]
+    ModbusBadFrame(String),
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    #[error("{0}")]
+    UnknownProtocol(String),
+    #[error("{0}")]
+    PluginLoad(String),
+    #[error("{0}")]
+    PluginSymbol(String),
+    #[error("{0}")]
+    PluginVersion(String),
+    #[error("{0}")]
+    FrameTooLarge(String),
+    #[error("{0}")]
+    SerialError(String),
+    #[error("{0}")]
+    PluginFailed(String),
     /// The proxy could not be reached, refused the tunnel to the server, or broke its
     /// protocol.
     #[error("{0}")]

@@ -317,6 +317,65 @@ status_table! {
     /// handshake (it returned false or an empty or oversized signature).
     TlsSignerFailed = 79, "EQ1_STATUS_TLS_SIGNER_FAILED", Authentication,
         "the TLS signing callback failed";
+    /// The protocol kind behind an `eq1_protocol` handle does not support this operation
+    /// (e.g. publish on TCP, send on a plugin without a send function); nothing was done.
+    UnsupportedOperation = 82, "EQ1_STATUS_UNSUPPORTED_OPERATION", Validation,
+        "the protocol does not support this operation";
+    /// No protocol of this name is registered (built in or loaded from a plugin).
+    UnknownProtocol = 83, "EQ1_STATUS_UNKNOWN_PROTOCOL", Validation,
+        "no protocol of this name is registered";
+    /// A plugin's shared object could not be loaded (missing file, not a shared object,
+    /// unresolved dependencies), or a plugin of its name is registered already.
+    PluginLoad = 84, "EQ1_STATUS_PLUGIN_LOAD", Validation, "the plugin could not be loaded";
+    /// A plugin's shared object does not export `eq1_plugin_entry`, or its vtable lacks a
+    /// required function (name, open, close).
+    PluginSymbol = 85, "EQ1_STATUS_PLUGIN_SYMBOL", Validation,
+        "the plugin lacks a required symbol or function";
+    /// A plugin's vtable has another `abi_version` than `EQ1_PLUGIN_ABI_VERSION`.
+    PluginVersion = 86, "EQ1_STATUS_PLUGIN_VERSION", Validation,
+        "the plugin was built for another plugin ABI version";
+    /// The peer sent a frame above the maximum frame size (length prefix too large, or no
+    /// delimiter within the maximum); the connection was closed, since the stream is no
+    /// longer in step.
+    FrameTooLarge = 87, "EQ1_STATUS_FRAME_TOO_LARGE", Decode,
+        "the peer sent a frame above the maximum frame size";
+    /// A serial device could not be opened or configured (missing, busy, no permission,
+    /// unsupported setting), or failed while in use.
+    SerialError = 88, "EQ1_STATUS_SERIAL_ERROR", Connection, "serial device error";
+    /// A plugin's function failed (it returned a status other than `EQ1_STATUS_OK`); the
+    /// detail names the plugin, the function and the status it returned.
+    PluginFailed = 89, "EQ1_STATUS_PLUGIN_FAILED", Connection, "the plugin reported a failure";
+    /// Modbus exception 0x01 "illegal function": the server does not support the request's
+    /// function code.
+    ModbusIllegalFunction = 90, "EQ1_STATUS_MODBUS_ILLEGAL_FUNCTION", Validation,
+        "Modbus exception 0x01: illegal function";
+    /// Modbus exception 0x02 "illegal data address": the address range is not in the server's
+    /// map.
+    ModbusIllegalDataAddress = 91, "EQ1_STATUS_MODBUS_ILLEGAL_DATA_ADDRESS", Validation,
+        "Modbus exception 0x02: illegal data address";
+    /// Modbus exception 0x03 "illegal data value": a value in the request is not allowed.
+    ModbusIllegalDataValue = 92, "EQ1_STATUS_MODBUS_ILLEGAL_DATA_VALUE", Validation,
+        "Modbus exception 0x03: illegal data value";
+    /// Modbus exception 0x04 "server device failure" (also 0x08 "memory parity error" and
+    /// codes outside the specification; the detail names the code).
+    ModbusServerDeviceFailure = 93, "EQ1_STATUS_MODBUS_SERVER_DEVICE_FAILURE", Connection,
+        "Modbus exception 0x04: server device failure";
+    /// Modbus exception 0x05 "acknowledge": accepted, but the work takes long; ask again later.
+    ModbusAcknowledge = 94, "EQ1_STATUS_MODBUS_ACKNOWLEDGE", Connection,
+        "Modbus exception 0x05: acknowledge (still processing)";
+    /// Modbus exception 0x06 "server device busy": retry later.
+    ModbusServerBusy = 95, "EQ1_STATUS_MODBUS_SERVER_BUSY", Connection,
+        "Modbus exception 0x06: server device busy";
+    /// Modbus exception 0x0A "gateway path unavailable".
+    ModbusGatewayPathUnavailable = 96, "EQ1_STATUS_MODBUS_GATEWAY_PATH_UNAVAILABLE", Connection,
+        "Modbus exception 0x0A: gateway path unavailable";
+    /// Modbus exception 0x0B "gateway target device failed to respond".
+    ModbusGatewayTargetFailed = 97, "EQ1_STATUS_MODBUS_GATEWAY_TARGET_FAILED", Connection,
+        "Modbus exception 0x0B: gateway target device failed to respond";
+    /// A Modbus response that did not decode, after the call's retries: bad CRC (RTU), bad
+    /// framing, or a transaction id, unit id or function code that does not match the request.
+    ModbusBadFrame = 98, "EQ1_STATUS_MODBUS_BAD_FRAME", Decode,
+        "Modbus response did not decode (bad CRC or framing)";
     /// An internal error (a bug): please report it with the detail message.
     Internal = 99, "EQ1_STATUS_INTERNAL", Internal, "internal error";
     }
@@ -395,6 +454,23 @@ impl From<&Error> for Status {
             Error::ProxyAuthFailed(_) => S::ProxyAuthFailed,
             Error::WebSocketFailed(_) => S::WebsocketFailed,
             Error::BindFailed(_) => S::BindFailed,
+            Error::UnsupportedOperation(_) => S::UnsupportedOperation,
+            Error::UnknownProtocol(_) => S::UnknownProtocol,
+            Error::PluginLoad(_) => S::PluginLoad,
+            Error::PluginSymbol(_) => S::PluginSymbol,
+            Error::PluginVersion(_) => S::PluginVersion,
+            Error::FrameTooLarge(_) => S::FrameTooLarge,
+            Error::SerialError(_) => S::SerialError,
+            Error::PluginFailed(_) => S::PluginFailed,
+            Error::ModbusIllegalFunction(_) => S::ModbusIllegalFunction,
+            Error::ModbusIllegalDataAddress(_) => S::ModbusIllegalDataAddress,
+            Error::ModbusIllegalDataValue(_) => S::ModbusIllegalDataValue,
+            Error::ModbusServerDeviceFailure(_) => S::ModbusServerDeviceFailure,
+            Error::ModbusAcknowledge(_) => S::ModbusAcknowledge,
+            Error::ModbusServerBusy(_) => S::ModbusServerBusy,
+            Error::ModbusGatewayPathUnavailable(_) => S::ModbusGatewayPathUnavailable,
+            Error::ModbusGatewayTargetFailed(_) => S::ModbusGatewayTargetFailed,
+            Error::ModbusBadFrame(_) => S::ModbusBadFrame,
             Error::Internal(_) => S::Internal,
         }
     }

@@ -32,3 +32,11 @@ pub mod request;
 pub mod callbacks;
 
 pub mod auth_callback;
+
+pub mod tcp;
+
+pub mod serial;
+
+pub mod modbus;
+
+pub mod protocol;

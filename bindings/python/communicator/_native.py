@@ -28,6 +28,8 @@ from ctypes import (
     c_char_p,
     c_int,
     c_int64,
+    c_uint8,
+    c_uint16,
     c_size_t,
     c_uint32,
     c_uint64,
@@ -257,6 +259,22 @@ class Eq1Stats(Structure):
     _fields_ = [(name, c_uint64) for name in STATS_FIELDS]
 
 
+MODBUS_STATS_FIELDS = ("requests", "failures", "timeouts", "bad_frames", "exceptions",
+                       "retries", "connects", "bytes_out", "bytes_in")
+
+
+class Eq1ModbusCallOptions(Structure):
+    """``eq1_modbus_call_options``"""
+
+    _fields_ = [("timeout_ms", c_int), ("retries", c_int)]
+
+
+class Eq1ModbusStats(Structure):
+    """``eq1_modbus_stats``"""
+
+    _fields_ = [(name, c_uint64) for name in MODBUS_STATS_FIELDS]
+
+
 # Callback types (the user_data pointer first, as in eq1.h).
 FREE_CB = CFUNCTYPE(None, c_void_p)
 CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
@@ -414,6 +432,86 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_mqtt_client_set_delivery_report_callback": (_status, [_client_p, DELIVERY_REPORT_CB]),
     "eq1_mqtt_client_set_message_callback": (_status, [_client_p, MESSAGE_CB, c_void_p]),
     "eq1_mqtt_client_set_auth_callback": (_status, [_client_p, AUTH_CB, c_void_p]),
+    "eq1_tcp_options_new": (c_void_p, []),
+    "eq1_tcp_options_free": (None, [c_void_p]),
+    "eq1_tcp_options_set_endpoint": (_status, [c_void_p, c_char_p, c_uint16]),
+    "eq1_tcp_options_set_connect_timeout": (_status, [c_void_p, c_int]),
+    "eq1_tcp_options_set_auto_reconnect": (_status, [c_void_p, c_bool, c_int, c_int]),
+    "eq1_tcp_options_set_framing": (_status, [c_void_p, c_int, c_void_p, c_size_t]),
+    "eq1_tcp_options_set_max_frame": (_status, [c_void_p, c_size_t]),
+    "eq1_tcp_options_set_tls": (_status, [c_void_p, c_char_p, c_bool]),
+    "eq1_tcp_options_set_tls_client_cert": (_status, [c_void_p, c_char_p, c_char_p, c_char_p]),
+    "eq1_tcp_client_new": (_status, [c_void_p, c_void_p]),
+    "eq1_tcp_client_free": (_status, [c_void_p]),
+    "eq1_tcp_client_connect": (_status, [c_void_p, c_int]),
+    "eq1_tcp_client_disconnect": (_status, [c_void_p]),
+    "eq1_tcp_client_is_connected": (c_bool, [c_void_p]),
+    "eq1_tcp_client_send": (_status, [c_void_p, c_void_p, c_size_t, c_int]),
+    "eq1_tcp_client_receive": (_status, [c_void_p, c_int, c_void_p, c_size_t, c_void_p]),
+    "eq1_tcp_client_request": (_status, [c_void_p, c_void_p, c_size_t, c_int, c_void_p, c_size_t, c_void_p]),
+    "eq1_tcp_client_get_stats": (_status, [c_void_p, c_void_p]),
+    "eq1_serial_options_new": (_status, [c_char_p, c_uint32, c_void_p]),
+    "eq1_serial_options_free": (None, [c_void_p]),
+    "eq1_serial_options_set_line": (_status, [c_void_p, c_int, c_int, c_int]),
+    "eq1_serial_options_set_flow_control": (_status, [c_void_p, c_int]),
+    "eq1_serial_client_new": (_status, [c_void_p, c_void_p]),
+    "eq1_serial_client_free": (_status, [c_void_p]),
+    "eq1_serial_client_connect": (_status, [c_void_p]),
+    "eq1_serial_client_disconnect": (_status, [c_void_p]),
+    "eq1_serial_client_send": (_status, [c_void_p, c_void_p, c_size_t]),
+    "eq1_serial_client_receive": (_status, [c_void_p, c_int, c_void_p, c_size_t, c_void_p]),
+    "eq1_serial_client_request": (_status, [c_void_p, c_void_p, c_size_t, c_int, c_void_p, c_size_t, c_void_p]),
+    "eq1_serial_client_get_stats": (_status, [c_void_p, c_void_p]),
+    "eq1_modbus_options_new": (_options_p, []),
+    "eq1_modbus_options_free": (None, [_options_p]),
+    "eq1_modbus_options_set_tcp": (_status, [_options_p, c_char_p, c_int]),
+    "eq1_modbus_options_set_serial": (_status, [_options_p, c_char_p, c_int, c_int, c_int,
+                                                c_int]),
+    "eq1_modbus_options_set_unit_id": (_status, [_options_p, c_int]),
+    "eq1_modbus_options_set_timeout": (_status, [_options_p, c_int]),
+    "eq1_modbus_options_set_retries": (_status, [_options_p, c_int]),
+    "eq1_modbus_client_new": (_status, [_options_p, POINTER(c_void_p)]),
+    "eq1_modbus_client_free": (None, [_client_p]),
+    "eq1_modbus_client_connect": (_status, [_client_p]),
+    "eq1_modbus_client_disconnect": (_status, [_client_p]),
+    "eq1_modbus_client_get_stats": (_status, [_client_p, POINTER(Eq1ModbusStats)]),
+    "eq1_modbus_read_coils": (_status, [_client_p, c_int, c_int, c_int, POINTER(c_uint8),
+                                        c_size_t, POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_read_discrete_inputs": (_status, [_client_p, c_int, c_int, c_int,
+                                                  POINTER(c_uint8), c_size_t,
+                                                  POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_read_holding_registers": (_status, [_client_p, c_int, c_int, c_int,
+                                                    POINTER(c_uint16), c_size_t,
+                                                    POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_read_input_registers": (_status, [_client_p, c_int, c_int, c_int,
+                                                  POINTER(c_uint16), c_size_t,
+                                                  POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_write_single_coil": (_status, [_client_p, c_int, c_int, c_int,
+                                               POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_write_single_register": (_status, [_client_p, c_int, c_int, c_uint16,
+                                                   POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_write_multiple_coils": (_status, [_client_p, c_int, c_int, POINTER(c_uint8),
+                                                  c_size_t, POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_write_multiple_registers": (_status, [_client_p, c_int, c_int,
+                                                      POINTER(c_uint16), c_size_t,
+                                                      POINTER(Eq1ModbusCallOptions)]),
+    "eq1_modbus_read_write_multiple_registers": (
+        _status, [_client_p, c_int, c_int, c_int, c_int, POINTER(c_uint16), c_size_t,
+                  POINTER(c_uint16), c_size_t, POINTER(Eq1ModbusCallOptions)]),
+    "eq1_protocol_options_new": (c_void_p, []),
+    "eq1_protocol_options_free": (None, [c_void_p]),
+    "eq1_protocol_options_set": (_status, [c_void_p, c_char_p, c_char_p]),
+    "eq1_protocol_open": (_status, [c_char_p, c_void_p, c_void_p]),
+    "eq1_protocol_close": (_status, [c_void_p]),
+    "eq1_protocol_connect": (_status, [c_void_p, c_int]),
+    "eq1_protocol_disconnect": (_status, [c_void_p, c_int]),
+    "eq1_protocol_is_connected": (c_bool, [c_void_p]),
+    "eq1_protocol_send": (_status, [c_void_p, c_void_p, c_size_t, c_int]),
+    "eq1_protocol_receive": (_status, [c_void_p, c_int, c_void_p, c_size_t, c_void_p]),
+    "eq1_protocol_request": (_status, [c_void_p, c_void_p, c_size_t, c_int, c_void_p, c_size_t, c_void_p]),
+    "eq1_protocol_publish": (_status, [c_void_p, c_char_p, c_void_p, c_size_t, c_int, c_bool]),
+    "eq1_protocol_subscribe": (_status, [c_void_p, c_char_p, c_int, c_int]),
+    "eq1_protocol_load_plugin": (_status, [c_char_p, c_char_p, c_size_t]),
 }
 
 _load_lock = threading.Lock()

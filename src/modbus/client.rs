@@ -1,0 +1,717 @@
+//! The Modbus client handle: one connection (TCP, or RTU over a serial line) owned by a tokio
+//! task's future at a time, requests serialized through one async mutex.
+//!
+//! Why serialized, also over TCP: tokio-modbus's client context takes `&mut self` per call and
+//! keeps one request in flight; it checks each response's transaction id (TCP) or unit id and
+//! function code (RTU) against the request. Callers from several threads therefore queue on the
+//! mutex and each gets the response to its own request. A request that times out drops the
+//! connection, so that its late response can never be read as the answer to the next request;
+//! the next call connects again ("reconnect when the server comes back").
+
+use crate::core::error::{Error, Result};
+use crate::core::log::{log, Level};
+use crate::core::runtime;
+use crate::core::transport::{self, Endpoint, IoStream, TransportOptions};
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+use tokio_modbus::client::{Client as _, Context};
+use tokio_modbus::prelude::SlaveContext;
+use tokio_modbus::{ExceptionCode, Request, Response, Slave};
+
+/// Serial line parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Odd,
+    Even,
+}
+
+/// RTU over a serial line instead of TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialSettings {
+    pub device: String,
+    pub baud: u32,
+    /// 5..=8.
+    pub data_bits: u8,
+    pub parity: Parity,
+    /// 1 or 2.
+    pub stop_bits: u8,
+}
+
+/// How a client reaches its server and its defaults for each call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub host: String,
+    pub port: u16,
+    /// The unit (slave) id used when a call names none; 255 is "the device itself" on TCP.
+    pub unit_id: u8,
+    /// Per attempt: connecting (when needed) plus the request and its response.
+    pub timeout: Duration,
+    /// Further attempts after a timeout, a lost connection or a bad frame (not after a Modbus
+    /// exception, which is the server's answer).
+    pub retries: u32,
+    pub serial: Option<SerialSettings>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            host: "127.0.0.1".into(),
+            port: 502,
+            unit_id: 1,
+            timeout: Duration::from_secs(1),
+            retries: 1,
+            serial: None,
+        }
+    }
+}
+
+/// Overrides of the client's defaults for one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    pub unit: Option<u8>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+/// Counters since the client was created.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls made (each counted once, however many attempts it took).
+    pub requests: u64,
+    /// Calls that ended in an error (exceptions, timeouts, lost connections, bad frames).
+    pub failures: u64,
+    /// Attempts that timed out.
+    pub timeouts: u64,
+    /// Attempts whose response did not decode (bad CRC, bad framing, mismatched header).
+    pub bad_frames: u64,
+    /// Modbus exception responses received.
+    pub exceptions: u64,
+    /// Attempts repeated after a failure.
+    pub retries: u64,
+    /// Connections opened (the first and every reconnection).
+    pub connects: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    failures: AtomicU64,
+    timeouts: AtomicU64,
+    bad_frames: AtomicU64,
+    exceptions: AtomicU64,
+    retries: AtomicU64,
+    connects: AtomicU64,
+    bytes_out: AtomicU64,
+    bytes_in: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Shared {
+    options: Options,
+    counters: Counters,
+    /// Between connect and disconnect: calls (re)connect when the connection is gone.
+    wanted: AtomicBool,
+    connection: tokio::sync::Mutex<Option<Context>>,
+}
+
+/// A Modbus client. Thread-safe: calls from several threads are serialized (module notes).
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    pub fn new(options: Options) -> Result<Client> {
+        if options.serial.is_none() && options.host.is_empty() {
+            return Err(Error::InvalidArgument("the Modbus host is empty".into()));
+        }
+        runtime::get()?;
+        Ok(Client {
+            shared: Arc::new(Shared {
+                options,
+                counters: Counters::default(),
+                wanted: AtomicBool::new(false),
+                connection: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
+    /// Opens the connection now (within the default timeout); later calls reconnect by
+    /// themselves until `disconnect`.
+    pub fn connect(&self) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        run(async move {
+            let mut connection = shared.connection.lock().await;
+            shared.wanted.store(true, Ordering::Release);
+            if connection.is_none() {
+                let deadline = Instant::now() + shared.options.timeout;
+                *connection = Some(shared.open(deadline).await?);
+            }
+            Ok(())
+        })
+    }
+
+    /// Closes the connection; calls return `NotConnected` until the next `connect`.
+    pub fn disconnect(&self) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        run(async move {
+            let mut connection = shared.connection.lock().await;
+            shared.wanted.store(false, Ordering::Release);
+            if let Some(mut context) = connection.take() {
+                // The peer may already be gone: closing is best effort.
+                let _ = tokio::time::timeout(shared.options.timeout, context.disconnect()).await;
+                log!(Level::Info, "modbus: disconnected from {}", shared.name());
+            }
+            Ok(())
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.shared.wanted.load(Ordering::Acquire)
+            && self
+                .shared
+                .connection
+                .try_lock()
+                .map_or(true, |connection| connection.is_some())
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            requests: get(&c.requests),
+            failures: get(&c.failures),
+            timeouts: get(&c.timeouts),
+            bad_frames: get(&c.bad_frames),
+            exceptions: get(&c.exceptions),
+            retries: get(&c.retries),
+            connects: get(&c.connects),
+            bytes_out: get(&c.bytes_out),
+            bytes_in: get(&c.bytes_in),
+        }
+    }
+
+    /// Sends one request (already checked against the protocol's limits) and returns its
+    /// response.
+    pub fn call(&self, request: Request<'static>, call: CallOptions) -> Result<Response> {
+        let shared = Arc::clone(&self.shared);
+        run(async move { shared.execute(request, call).await })
+    }
+
+    pub fn read_coils(&self, address: u16, quantity: u16, call: CallOptions) -> Result<Vec<bool>> {
+        match self.call(Request::ReadCoils(address, quantity), call)? {
+            Response::ReadCoils(mut bits) => Ok(truncated(&mut bits, quantity)),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    pub fn read_discrete_inputs(
+        &self,
+        address: u16,
+        quantity: u16,
+        call: CallOptions,
+    ) -> Result<Vec<bool>> {
+        match self.call(Request::ReadDiscreteInputs(address, quantity), call)? {
+            Response::ReadDiscreteInputs(mut bits) => Ok(truncated(&mut bits, quantity)),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    pub fn read_holding_registers(
+        &self,
+        address: u16,
+        quantity: u16,
+        call: CallOptions,
+    ) -> Result<Vec<u16>> {
+        match self.call(Request::ReadHoldingRegisters(address, quantity), call)? {
+            Response::ReadHoldingRegisters(words) => exact(words, quantity),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    pub fn read_input_registers(
+        &self,
+        address: u16,
+        quantity: u16,
+        call: CallOptions,
+    ) -> Result<Vec<u16>> {
+        match self.call(Request::ReadInputRegisters(address, quantity), call)? {
+            Response::ReadInputRegisters(words) => exact(words, quantity),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    pub fn write_single_coil(&self, address: u16, value: bool, call: CallOptions) -> Result<()> {
+        self.call(Request::WriteSingleCoil(address, value), call)
+            .map(drop)
+    }
+
+    pub fn write_single_register(&self, address: u16, value: u16, call: CallOptions) -> Result<()> {
+        self.call(Request::WriteSingleRegister(address, value), call)
+            .map(drop)
+    }
+
+    pub fn write_multiple_coils(
+        &self,
+        address: u16,
+        values: Vec<bool>,
+        call: CallOptions,
+    ) -> Result<()> {
+        self.call(
+            Request::WriteMultipleCoils(address, Cow::Owned(values)),
+            call,
+        )
+        .map(drop)
+    }
+
+    pub fn write_multiple_registers(
+        &self,
+        address: u16,
+        values: Vec<u16>,
+        call: CallOptions,
+    ) -> Result<()> {
+        self.call(
+            Request::WriteMultipleRegisters(address, Cow::Owned(values)),
+            call,
+        )
+        .map(drop)
+    }
+
+    /// Function code 0x17: the server writes first, then reads.
+    pub fn read_write_multiple_registers(
+        &self,
+        read_address: u16,
+        read_quantity: u16,
+        write_address: u16,
+        values: Vec<u16>,
+        call: CallOptions,
+    ) -> Result<Vec<u16>> {
+        let request = Request::ReadWriteMultipleRegisters(
+            read_address,
+            read_quantity,
+            write_address,
+            Cow::Owned(values),
+        );
+        match self.call(request, call)? {
+            Response::ReadWriteMultipleRegisters(words) => exact(words, read_quantity),
+            other => Err(mismatch(other)),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.wanted.store(false, Ordering::Release);
+    }
+}
+
+impl Shared {
+    fn name(&self) -> String {
+        match &self.options.serial {
+            Some(serial) => format!("{} ({} baud)", serial.device, serial.baud),
+            None => format!("{}:{}", self.options.host, self.options.port),
+        }
+    }
+
+    async fn open(self: &Arc<Self>, deadline: Instant) -> Result<Context> {
+        let slave = Slave(self.options.unit_id);
+        let context = match &self.options.serial {
+            None => {
+                let endpoint = Endpoint::tcp(&self.options.host, self.options.port, false);
+                let stream =
+                    transport::open(&endpoint, None, &TransportOptions::default(), deadline)
+                        .await?;
+                tokio_modbus::client::tcp::attach_slave(self.counted(stream), slave)
+            }
+            Some(serial) => {
+                let stream = open_serial(serial)?;
+                tokio_modbus::client::rtu::attach_slave(self.counted(Box::new(stream)), slave)
+            }
+        };
+        bump(&self.counters.connects);
+        log!(Level::Info, "modbus: connected to {}", self.name());
+        Ok(context)
+    }
+
+    fn counted(self: &Arc<Self>, inner: Box<dyn IoStream>) -> Counted {
+        Counted {
+            inner,
+            shared: Arc::clone(self),
+        }
+    }
+
+    async fn execute(
+        self: &Arc<Self>,
+        request: Request<'static>,
+        call: CallOptions,
+    ) -> Result<Response> {
+        bump(&self.counters.requests);
+        let result = self.attempts(request, call).await;
+        if result.is_err() {
+            bump(&self.counters.failures);
+        }
+        result
+    }
+
+    async fn attempts(
+        self: &Arc<Self>,
+        request: Request<'static>,
+        call: CallOptions,
+    ) -> Result<Response> {
+        let unit = call.unit.unwrap_or(self.options.unit_id);
+        let timeout = call.timeout.unwrap_or(self.options.timeout);
+        let retries = call.retries.unwrap_or(self.options.retries);
+        let mut connection = self.connection.lock().await;
+        let mut attempt = 0;
+        loop {
+            if !self.wanted.load(Ordering::Acquire) {
+                return Err(Error::NotConnected(
+                    "the Modbus client is not connected (eq1_modbus_client_connect)".into(),
+                ));
+            }
+            let error = match self.attempt(&mut connection, &request, unit, timeout).await {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            let retriable = matches!(
+                error,
+                Error::Timeout(_)
+                    | Error::ModbusBadFrame(_)
+                    | Error::ConnectionLost(_)
+                    | Error::ConnectionRefused(_)
+                    | Error::Network(_)
+                    | Error::DnsFailed(_)
+            );
+            if !retriable || attempt >= retries {
+                return Err(error);
+            }
+            attempt += 1;
+            bump(&self.counters.retries);
+            log!(
+                Level::Warn,
+                "modbus: {} (attempt {attempt} of {}), retrying",
+                error.message(),
+                retries + 1
+            );
+        }
+    }
+
+    async fn attempt(
+        self: &Arc<Self>,
+        connection: &mut Option<Context>,
+        request: &Request<'static>,
+        unit: u8,
+        timeout: Duration,
+    ) -> Result<Response> {
+        let deadline = Instant::now() + timeout;
+        if connection.is_none() {
+            *connection = Some(self.open(deadline).await?);
+        }
+        let Some(context) = connection.as_mut() else {
+            return Err(Error::Internal(
+                "no Modbus connection after opening one".into(),
+            ));
+        };
+        context.set_slave(Slave(unit));
+        let bytes_in_before = self.counters.bytes_in.load(Ordering::Relaxed);
+        let outcome = tokio::time::timeout_at(deadline, context.call(request.clone())).await;
+        let error = match outcome {
+            Ok(Ok(Ok(response))) => {
+                // A well-framed answer of the wrong size is the server's mistake, not the
+                // line's: reported, not retried, and the connection stays.
+                if let Err(error) = check_size(request, &response) {
+                    bump(&self.counters.bad_frames);
+                    return Err(error);
+                }
+                return Ok(response);
+            }
+            Ok(Ok(Err(exception))) => {
+                bump(&self.counters.exceptions);
+                return Err(exception_error(exception, request, unit));
+            }
+            Err(_) => {
+                bump(&self.counters.timeouts);
+                let received = self.counters.bytes_in.load(Ordering::Relaxed) - bytes_in_before;
+                if received > 0 {
+                    // Bytes came back but never made a response: RTU's decoder skips a frame
+                    // whose CRC is wrong, byte by byte, and waits for a good one.
+                    bump(&self.counters.bad_frames);
+                    Error::ModbusBadFrame(format!(
+                        "{} from {}: {received} byte(s) received did not decode as a response \
+                         (bad CRC or framing) within {} ms",
+                        describe(request),
+                        self.name(),
+                        timeout.as_millis()
+                    ))
+                } else {
+                    Error::Timeout(format!(
+                        "{} to {}: no response within {} ms",
+                        describe(request),
+                        self.name(),
+                        timeout.as_millis()
+                    ))
+                }
+            }
+            Ok(Err(tokio_modbus::Error::Protocol(e))) => {
+                bump(&self.counters.bad_frames);
+                Error::ModbusBadFrame(format!(
+                    "{} from {}: the response does not match the request: {e}",
+                    describe(request),
+                    self.name()
+                ))
+            }
+            Ok(Err(tokio_modbus::Error::Transport(e))) => {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    bump(&self.counters.bad_frames);
+                    Error::ModbusBadFrame(format!(
+                        "{} from {}: malformed response: {e}",
+                        describe(request),
+                        self.name()
+                    ))
+                } else {
+                    Error::ConnectionLost(format!(
+                        "{} to {}: connection lost: {e}",
+                        describe(request),
+                        self.name()
+                    ))
+                }
+            }
+        };
+        // Whatever is left on this connection (a late or partial response) must not be read
+        // as the next request's answer: start over on a new one.
+        *connection = None;
+        Err(error)
+    }
+}
+
+/// Runs `work` on the library's runtime and waits for it on the calling thread.
+fn run<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    let runtime = runtime::get()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        // The caller waits on `rx` until this is sent; it cannot be gone.
+        let _ = tx.send(work.await);
+    });
+    rx.recv()
+        .map_err(|_| Error::Internal("the Modbus task ended without an answer".into()))?
+}
+
+fn open_serial(serial: &SerialSettings) -> Result<tokio_serial::SerialStream> {
+    use tokio_serial::{DataBits, StopBits};
+    let data_bits = match serial.data_bits {
+        5 => DataBits::Five,
+        6 => DataBits::Six,
+        7 => DataBits::Seven,
+        _ => DataBits::Eight,
+    };
+    let stop_bits = if serial.stop_bits == 2 {
+        StopBits::Two
+    } else {
+        StopBits::One
+    };
+    let parity = match serial.parity {
+        Parity::None => tokio_serial::Parity::None,
+        Parity::Odd => tokio_serial::Parity::Odd,
+        Parity::Even => tokio_serial::Parity::Even,
+    };
+    let builder = tokio_serial::new(serial.device.as_str(), serial.baud)
+        .data_bits(data_bits)
+        .stop_bits(stop_bits)
+        .parity(parity)
+        .flow_control(tokio_serial::FlowControl::None);
+    tokio_serial::SerialStream::open(&builder).map_err(|e| match e.kind {
+        tokio_serial::ErrorKind::NoDevice => Error::ConnectionRefused(format!(
+            "serial device {} is not there: {}",
+            serial.device, e.description
+        )),
+        _ => Error::Network(format!(
+            "cannot open serial device {}: {}",
+            serial.device, e.description
+        )),
+    })
+}
+
+fn exception_error(exception: ExceptionCode, request: &Request<'_>, unit: u8) -> Error {
+    let code = u8::from(exception);
+    let what = format!(
+        "{} (unit {unit}): the server answered exception 0x{code:02X}",
+        describe(request)
+    );
+    match exception {
+        ExceptionCode::IllegalFunction => {
+            Error::ModbusIllegalFunction(format!("{what} illegal function"))
+        }
+        ExceptionCode::IllegalDataAddress => {
+            Error::ModbusIllegalDataAddress(format!("{what} illegal data address"))
+        }
+        ExceptionCode::IllegalDataValue => {
+            Error::ModbusIllegalDataValue(format!("{what} illegal data value"))
+        }
+        ExceptionCode::ServerDeviceFailure => {
+            Error::ModbusServerDeviceFailure(format!("{what} server device failure"))
+        }
+        ExceptionCode::Acknowledge => Error::ModbusAcknowledge(format!("{what} acknowledge")),
+        ExceptionCode::ServerDeviceBusy => {
+            Error::ModbusServerBusy(format!("{what} server device busy"))
+        }
+        ExceptionCode::GatewayPathUnavailable => {
+            Error::ModbusGatewayPathUnavailable(format!("{what} gateway path unavailable"))
+        }
+        ExceptionCode::GatewayTargetDevice => Error::ModbusGatewayTargetFailed(format!(
+            "{what} gateway target device failed to respond"
+        )),
+        // 0x08 memory parity error and codes outside the specification: a failure of the
+        // device, named by its number in the detail.
+        ExceptionCode::MemoryParityError | ExceptionCode::Custom(_) => {
+            Error::ModbusServerDeviceFailure(format!("{what} (memory parity error or unknown)"))
+        }
+    }
+}
+
+fn describe(request: &Request<'_>) -> String {
+    match request {
+        Request::ReadCoils(a, q) => format!("read coils {a}+{q}"),
+        Request::ReadDiscreteInputs(a, q) => format!("read discrete inputs {a}+{q}"),
+        Request::ReadHoldingRegisters(a, q) => format!("read holding registers {a}+{q}"),
+        Request::ReadInputRegisters(a, q) => format!("read input registers {a}+{q}"),
+        Request::WriteSingleCoil(a, _) => format!("write single coil {a}"),
+        Request::WriteSingleRegister(a, _) => format!("write single register {a}"),
+        Request::WriteMultipleCoils(a, v) => format!("write multiple coils {a}+{}", v.len()),
+        Request::WriteMultipleRegisters(a, v) => {
+            format!("write multiple registers {a}+{}", v.len())
+        }
+        Request::ReadWriteMultipleRegisters(ra, rq, wa, v) => format!(
+            "read/write multiple registers (read {ra}+{rq}, write {wa}+{})",
+            v.len()
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Reads must return what they asked for: registers exactly, bits at least (coils come packed
+/// in bytes, the last byte's high bits are padding).
+fn check_size(request: &Request<'_>, response: &Response) -> Result<()> {
+    let (asked, got, unit) = match (request, response) {
+        (Request::ReadCoils(_, q), Response::ReadCoils(bits))
+        | (Request::ReadDiscreteInputs(_, q), Response::ReadDiscreteInputs(bits)) => {
+            (usize::from(*q), bits.len(), "bit")
+        }
+        (Request::ReadHoldingRegisters(_, q), Response::ReadHoldingRegisters(words))
+        | (Request::ReadInputRegisters(_, q), Response::ReadInputRegisters(words))
+        | (
+            Request::ReadWriteMultipleRegisters(_, q, _, _),
+            Response::ReadWriteMultipleRegisters(words),
+        ) => (usize::from(*q), words.len(), "register"),
+        _ => return Ok(()),
+    };
+    let fits = if unit == "bit" {
+        got >= asked && got <= asked.div_ceil(8) * 8
+    } else {
+        got == asked
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::ModbusBadFrame(format!(
+            "{}: the server returned {got} {unit}(s) for a request of {asked}",
+            describe(request)
+        )))
+    }
+}
+
+fn truncated(bits: &mut Vec<bool>, quantity: u16) -> Vec<bool> {
+    // Coils come packed in bytes: the last byte's high bits are padding.
+    bits.truncate(usize::from(quantity));
+    std::mem::take(bits)
+}
+
+fn exact(words: Vec<u16>, quantity: u16) -> Result<Vec<u16>> {
+    if words.len() != usize::from(quantity) {
+        return Err(Error::ModbusBadFrame(format!(
+            "the server returned {} register(s) for a request of {quantity}",
+            words.len()
+        )));
+    }
+    Ok(words)
+}
+
+fn mismatch(response: Response) -> Error {
+    Error::ModbusBadFrame(format!(
+        "the response does not answer the request: {response:?}"
+    ))
+}
+
+/// The connection's byte stream, counting what passes for the stats (and for telling a bad
+/// frame from silence).
+struct Counted {
+    inner: Box<dyn IoStream>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Counted({})", self.shared.name())
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.shared
+            .counters
+            .bytes_in
+            .fetch_add(read as u64, Ordering::Relaxed);
+        poll
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = &poll {
+            self.shared
+                .counters
+                .bytes_out
+                .fetch_add(*written as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
