@@ -32,10 +32,15 @@ pub fn guarded(what: &str, call: impl FnOnce()) {
 }
 
 /// Tells other threads whether a callback is running, so that one which removed a callback
-/// can wait (with a timeout) until a call already under way has returned.
+/// can wait (with a timeout) until a call already under way has returned. Entering and
+/// leaving are two atomic stores (no lock, no wake-up call) unless another thread waits: the
+/// dispatcher passes the gate once per message.
 #[derive(Default)]
 pub struct CallbackGate {
-    running: Mutex<bool>,
+    running: AtomicBool,
+    /// Threads in `wait_idle`: only then does leaving take the lock and notify.
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
     idle: Condvar,
 }
 
@@ -43,34 +48,48 @@ pub struct Running<'a>(&'a CallbackGate);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        *self.0.running.lock().unwrap_or_else(|p| p.into_inner()) = false;
-        self.0.idle.notify_all();
+        // SeqCst pairs with `wait_idle`: either it sees `running` false, or this sees its
+        // waiter count and notifies under the lock it waits with.
+        self.0.running.store(false, Ordering::SeqCst);
+        if self.0.waiters.load(Ordering::SeqCst) != 0 {
+            drop(self.0.lock.lock().unwrap_or_else(|p| p.into_inner()));
+            self.0.idle.notify_all();
+        }
     }
 }
 
 impl CallbackGate {
-    /// Held by the dispatcher while it runs the callbacks of one event.
+    /// Held by the dispatcher while it runs the callbacks of one event. Whatever the
+    /// dispatcher reads after entering (the routing table) is ordered after the store, so
+    /// that a thread which changed the routes and then finds the gate idle knows the next
+    /// callback sees its change.
     pub fn enter(&self) -> Running<'_> {
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.running.store(true, Ordering::SeqCst);
         Running(self)
     }
 
     /// Returns true once no callback runs, false if one still runs after `timeout`.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        while *running {
+        let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = loop {
+            if !self.running.load(Ordering::SeqCst) {
+                break true;
+            }
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                break false;
             }
-            running = self
+            guard = self
                 .idle
-                .wait_timeout(running, deadline - now)
+                .wait_timeout(guard, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
-        }
-        true
+        };
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        idle
     }
 }
 

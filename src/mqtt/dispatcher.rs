@@ -10,8 +10,8 @@ use crate::core::dispatcher::guarded;
 use crate::core::log::{log, Level};
 use crate::mqtt::driver::Command;
 use crate::mqtt::session::{AckTicket, AuthAnswer, AuthChallenge};
-use crate::mqtt::shared::{Dispatch, Shared};
-use crate::mqtt::subscriptions::MessageHandler;
+use crate::mqtt::shared::{Dispatch, Handlers, Shared};
+use crate::mqtt::subscriptions::{MessageHandler, RouteSnapshot};
 use crate::mqtt::Message;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -32,6 +32,11 @@ struct Dispatcher {
     auth_answers: AuthAnswers,
     /// Messages no callback took yet, oldest first.
     held: VecDeque<(Message, Option<AckTicket>)>,
+    /// The routes and handlers as of `routes_version`: re-read only after a change, so that
+    /// an event costs no lock and no copy of its handlers.
+    routes_version: u64,
+    routes: RouteSnapshot,
+    handlers: Handlers,
 }
 
 pub fn run(
@@ -45,6 +50,9 @@ pub fn run(
         driver,
         auth_answers,
         held: VecDeque::new(),
+        routes_version: u64::MAX,
+        routes: RouteSnapshot::default(),
+        handlers: Handlers::default(),
     };
     while let Ok(event) = events.recv() {
         // A client being freed runs no more callbacks, however many events are still queued;
@@ -68,12 +76,14 @@ pub fn run(
             Dispatch::Redeliver => dispatcher.release_held(),
             Dispatch::Auth(challenge) => dispatcher.authenticate(&challenge),
             Dispatch::Connection(connection) => {
-                if let Some(handler) = dispatcher.shared.handlers().connection {
+                dispatcher.refresh();
+                if let Some(handler) = &dispatcher.handlers.connection {
                     guarded("connection", || handler(&connection));
                 }
             }
             Dispatch::Delivery(token, result, detail) => {
-                if let Some(handler) = dispatcher.shared.handlers().delivery {
+                dispatcher.refresh();
+                if let Some(handler) = &dispatcher.handlers.delivery {
                     guarded("delivery", || handler(token, &result, detail.as_deref()));
                 }
             }
@@ -84,8 +94,9 @@ pub fn run(
 impl Dispatcher {
     /// Asks the authentication handler and sends its answer to the driver, which waits for it
     /// without stalling keep-alive (and within the connect or re-authentication timeout).
-    fn authenticate(&self, challenge: &AuthChallenge) {
-        let answer = match self.shared.handlers().auth {
+    fn authenticate(&mut self, challenge: &AuthChallenge) {
+        self.refresh();
+        let answer = match &self.handlers.auth {
             None => AuthAnswer::Failure(
                 "the broker sent an authentication challenge but no authentication callback is installed (eq1_mqtt_client_set_auth_callback)".into(),
             ),
@@ -116,11 +127,16 @@ impl Dispatcher {
             // removes the route first and then waits for the gate, so a handler it removed is
             // either not collected here or has returned before the unsubscribe does.
             let _running = self.shared.gate.enter();
-            let handlers = self.handlers_for(&message);
-            for handler in &handlers {
-                guarded("message", || handler(&message));
-            }
-            !handlers.is_empty()
+            // After entering the gate: see `Shared::routes_since`.
+            refresh(
+                &self.shared,
+                &mut self.routes_version,
+                &mut self.routes,
+                &mut self.handlers,
+            );
+            let run = |handler: &MessageHandler| guarded("message", || handler(&message));
+            self.routes.for_each_handler(&message, run) != 0
+                || self.handlers.message.as_ref().map(run).is_some()
         };
         if !delivered && ticket.is_some() {
             if self.held.is_empty() {
@@ -155,8 +171,9 @@ impl Dispatcher {
             return;
         }
         // In arrival order; one still without a route does not block the others.
+        self.refresh();
         for (message, ticket) in std::mem::take(&mut self.held) {
-            if self.handlers_for(&message).is_empty() {
+            if self.handlers.message.is_none() && !self.routes.routes(&message) {
                 self.held.push_back((message, ticket));
             } else {
                 self.deliver(message, ticket);
@@ -164,11 +181,21 @@ impl Dispatcher {
         }
     }
 
-    fn handlers_for(&self, message: &Message) -> Vec<MessageHandler> {
-        let handlers = self.shared.subscriptions().handlers_for(message);
-        if !handlers.is_empty() {
-            return handlers;
-        }
-        self.shared.handlers().message.into_iter().collect()
+    /// Takes a fresh copy of the routes and handlers if they changed since the last one.
+    fn refresh(&mut self) {
+        refresh(
+            &self.shared,
+            &mut self.routes_version,
+            &mut self.routes,
+            &mut self.handlers,
+        );
+    }
+}
+
+fn refresh(shared: &Shared, seen: &mut u64, routes: &mut RouteSnapshot, handlers: &mut Handlers) {
+    if let Some((version, new_routes, new_handlers)) = shared.routes_since(*seen) {
+        *seen = version;
+        *routes = new_routes;
+        *handlers = new_handlers;
     }
 }

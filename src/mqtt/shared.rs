@@ -10,7 +10,7 @@ use crate::core::tokens::{AckDetail, Token, Tokens};
 use crate::mqtt::metrics::Metrics;
 use crate::mqtt::options::Endpoint;
 use crate::mqtt::session::{AckTicket, AuthAnswer, AuthChallenge};
-use crate::mqtt::subscriptions::{MessageHandler, SubscriptionTable};
+use crate::mqtt::subscriptions::{MessageHandler, RouteSnapshot, SubscriptionTable};
 use crate::mqtt::wire::{BrokerLimits, ServerDisconnect};
 use crate::mqtt::Message;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -150,8 +150,11 @@ pub fn bump(counter: &AtomicU64, by: u64) {
 pub struct Shared {
     pub tokens: Tokens,
     /// Which handler receives which topic (the dispatcher's routing table).
-    pub subscriptions: Mutex<SubscriptionTable>,
-    pub handlers: Mutex<Handlers>,
+    subscriptions: Mutex<SubscriptionTable>,
+    handlers: Mutex<Handlers>,
+    /// Moves after every change of `subscriptions` or `handlers` (while its lock is held):
+    /// the dispatcher keeps a copy of both and takes their locks only when this moved.
+    routes_version: AtomicU64,
     pub counters: Counters,
     pub metrics: Metrics,
     state: AtomicU8,
@@ -179,6 +182,7 @@ impl Shared {
             tokens: Tokens::default(),
             subscriptions: Mutex::default(),
             handlers: Mutex::default(),
+            routes_version: AtomicU64::new(0),
             counters: Counters::default(),
             metrics: Metrics::default(),
             state: AtomicU8::new(State::Idle as u8),
@@ -250,15 +254,34 @@ impl Shared {
             .is_ok()
     }
 
-    pub fn subscriptions(&self) -> MutexGuard<'_, SubscriptionTable> {
-        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    /// The routing table, to change it: the dispatcher sees the change from its next event
+    /// on (the version moves when the guard is dropped).
+    pub fn subscriptions(&self) -> RoutesGuard<'_> {
+        RoutesGuard {
+            table: self.subscriptions.lock().unwrap_or_else(|p| p.into_inner()),
+            version: &self.routes_version,
+        }
     }
 
-    pub fn handlers(&self) -> Handlers {
-        self.handlers
+    /// The routes version, then (when it moved since `seen`) the routing table and handlers.
+    /// The version is read first (SeqCst, pairing with `CallbackGate`): a change made after
+    /// it moves it again, and the next call copies again.
+    pub fn routes_since(&self, seen: u64) -> Option<(u64, RouteSnapshot, Handlers)> {
+        let version = self.routes_version.load(Ordering::SeqCst);
+        if version == seen {
+            return None;
+        }
+        let table = self
+            .subscriptions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .snapshot();
+        let handlers = self
+            .handlers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Some((version, table, handlers))
     }
 
     pub fn set_handlers(&self, update: impl FnOnce(&mut Handlers)) {
@@ -266,6 +289,7 @@ impl Shared {
         update(&mut handlers);
         self.has_delivery_handler
             .store(handlers.delivery.is_some(), Ordering::Release);
+        self.routes_version.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn emit(&self, event: Dispatch) {
@@ -327,6 +351,32 @@ impl Shared {
             bytes_in: get(&c.bytes_in),
             bytes_out: get(&c.bytes_out),
         }
+    }
+}
+
+/// The locked routing table; moves the routes version when dropped (a change or not).
+pub struct RoutesGuard<'a> {
+    table: MutexGuard<'a, SubscriptionTable>,
+    version: &'a AtomicU64,
+}
+
+impl std::ops::Deref for RoutesGuard<'_> {
+    type Target = SubscriptionTable;
+    fn deref(&self) -> &SubscriptionTable {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for RoutesGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SubscriptionTable {
+        &mut self.table
+    }
+}
+
+impl Drop for RoutesGuard<'_> {
+    fn drop(&mut self) {
+        // Before the lock is released (fields drop after this), SeqCst: see `routes_since`.
+        self.version.fetch_add(1, Ordering::SeqCst);
     }
 }
 

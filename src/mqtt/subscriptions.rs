@@ -12,22 +12,45 @@ use std::sync::Arc;
 
 pub type MessageHandler = Arc<dyn Fn(&Message) + Send + Sync>;
 
+#[derive(Clone)]
 pub struct Subscription {
     pub filter: String,
     pub handler: MessageHandler,
     /// Unique among the table's entries; kept when the filter is subscribed again.
     pub id: u32,
+    /// Where the filter topics are matched against starts (after a `$share/<group>/`).
+    route_start: usize,
+    /// The routing filter has no wildcard: a topic matches by equality.
+    exact: bool,
 }
 
 impl Subscription {
+    fn new(filter: &str, handler: MessageHandler, id: u32) -> Subscription {
+        let route = routing_filter(filter);
+        Subscription {
+            filter: filter.to_string(),
+            handler,
+            id,
+            route_start: filter.len() - route.len(),
+            exact: !route.contains(['+', '#']),
+        }
+    }
+
     fn matches(&self, topic: &str) -> bool {
-        topic_matches(routing_filter(&self.filter), topic)
+        let route = &self.filter[self.route_start..];
+        if self.exact {
+            route == topic
+        } else {
+            topic_matches(route, topic)
+        }
     }
 }
 
 #[derive(Default)]
 pub struct SubscriptionTable {
-    entries: Vec<Subscription>,
+    /// Shared with the dispatcher's snapshot (`snapshot`); a change copies it when the
+    /// dispatcher still holds the previous one.
+    entries: Arc<Vec<Subscription>>,
     /// The last identifier handed out; identifiers are not reused while the process lives
     /// (until 268,435,455 wrap around), so a late message for a removed subscription finds no
     /// other subscription under its identifier.
@@ -38,16 +61,13 @@ impl SubscriptionTable {
     /// Adds a subscription; one with the same filter is replaced, as the broker replaces it,
     /// and keeps its identifier. Returns whether it replaced one, and the identifier.
     pub fn insert(&mut self, filter: &str, handler: MessageHandler) -> (bool, u32) {
-        if let Some(existing) = self.entries.iter_mut().find(|e| e.filter == filter) {
+        let entries = Arc::make_mut(&mut self.entries);
+        if let Some(existing) = entries.iter_mut().find(|e| e.filter == filter) {
             existing.handler = handler;
             return (true, existing.id);
         }
         let id = self.next_id();
-        self.entries.push(Subscription {
-            filter: filter.to_string(),
-            handler,
-            id,
-        });
+        Arc::make_mut(&mut self.entries).push(Subscription::new(filter, handler, id));
         (false, id)
     }
 
@@ -66,37 +86,69 @@ impl SubscriptionTable {
     }
 
     pub fn remove(&mut self, filter: &str) -> bool {
-        let before = self.entries.len();
-        self.entries.retain(|e| e.filter != filter);
-        self.entries.len() != before
+        if !self.entries.iter().any(|e| e.filter == filter) {
+            return false;
+        }
+        Arc::make_mut(&mut self.entries).retain(|e| e.filter != filter);
+        true
     }
 
-    /// The handlers a received message goes to. With subscription identifiers: those of the
-    /// subscriptions named (whose filter also matches the topic: an identifier from a session
-    /// of an earlier process may name another filter now); when none of them is ours, or on
-    /// a message without identifiers, every subscription whose filter matches.
+    /// The table as it is now, for routing without the lock (one reference count).
+    pub fn snapshot(&self) -> RouteSnapshot {
+        RouteSnapshot(self.entries.clone())
+    }
+
+    #[cfg(test)]
     pub fn handlers_for(&self, message: &Message) -> Vec<MessageHandler> {
-        if !message.subscription_ids.is_empty() {
-            let named: Vec<MessageHandler> = self
-                .entries
-                .iter()
-                .filter(|e| message.subscription_ids.contains(&e.id) && e.matches(&message.topic))
-                .map(|e| e.handler.clone())
-                .collect();
-            if !named.is_empty() {
-                return named;
-            }
-        }
-        self.entries
-            .iter()
-            .filter(|e| e.matches(&message.topic))
-            .map(|e| e.handler.clone())
-            .collect()
+        let mut handlers = Vec::new();
+        self.snapshot()
+            .for_each_handler(message, |h| handlers.push(h.clone()));
+        handlers
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+/// A copy of the routing table the dispatcher keeps between changes.
+#[derive(Clone, Default)]
+pub struct RouteSnapshot(Arc<Vec<Subscription>>);
+
+impl RouteSnapshot {
+    /// Calls `each` with every handler a received message goes to, and returns how many. With
+    /// subscription identifiers: those of the subscriptions named (whose filter also matches
+    /// the topic: an identifier from a session of an earlier process may name another filter
+    /// now); when none of them is ours, or on a message without identifiers, every
+    /// subscription whose filter matches. Allocates nothing.
+    pub fn for_each_handler(
+        &self,
+        message: &Message,
+        mut each: impl FnMut(&MessageHandler),
+    ) -> usize {
+        let mut count = 0;
+        if !message.subscription_ids.is_empty() {
+            for e in self.0.iter() {
+                if message.subscription_ids.contains(&e.id) && e.matches(&message.topic) {
+                    each(&e.handler);
+                    count += 1;
+                }
+            }
+            if count != 0 {
+                return count;
+            }
+        }
+        for e in self.0.iter().filter(|e| e.matches(&message.topic)) {
+            each(&e.handler);
+            count += 1;
+        }
+        count
+    }
+
+    /// Whether any handler would take the message.
+    pub fn routes(&self, message: &Message) -> bool {
+        self.for_each_handler(message, |_| {}) != 0
     }
 }
 

@@ -154,12 +154,14 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
     if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }
-    let mut filter_levels = filter.split('/');
-    let mut topic_levels = topic.split('/');
+    // Bytes, not chars: '/' never occurs inside a UTF-8 sequence, and a str pattern search
+    // costs several times this on every received message.
+    let mut filter_levels = filter.as_bytes().split(|&b| b == b'/');
+    let mut topic_levels = topic.as_bytes().split(|&b| b == b'/');
     loop {
         match (filter_levels.next(), topic_levels.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
+            (Some(b"#"), _) => return true,
+            (Some(b"+"), Some(_)) => {}
             (Some(f), Some(t)) if f == t => {}
             (None, None) => return true,
             _ => return false,
