@@ -5,6 +5,7 @@
 //! of the callbacks, and panic containment.
 
 use crate::core::log::{log, Level};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -93,6 +94,77 @@ impl CallbackGate {
     }
 }
 
+/// The events waiting for the dispatcher thread: a deque under a lock that a push holds for
+/// a moment, and a condvar signalled only when the dispatcher is parked on it (one wake-up per
+/// idle period, none while it is busy). The dispatcher takes everything queued at once (one
+/// lock per batch, not per event) by swapping deques, so that both buffers are reused and a
+/// steady stream allocates nothing (a channel allocates a block every few dozen events).
+pub struct EventQueue<T> {
+    state: Mutex<QueueState<T>>,
+    ready: Condvar,
+}
+
+struct QueueState<T> {
+    items: VecDeque<T>,
+    /// The dispatcher waits on `ready`; the push that clears this wakes it.
+    parked: bool,
+    /// The dispatcher has stopped: pushes are dropped.
+    closed: bool,
+}
+
+impl<T> Default for EventQueue<T> {
+    fn default() -> Self {
+        EventQueue {
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                parked: false,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+}
+
+impl<T> EventQueue<T> {
+    fn state(&self) -> std::sync::MutexGuard<'_, QueueState<T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues an event (dropped when the dispatcher has stopped).
+    pub fn push(&self, item: T) {
+        let mut state = self.state();
+        if state.closed {
+            return;
+        }
+        state.items.push_back(item);
+        let wake = std::mem::replace(&mut state.parked, false);
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Waits until something is queued, then moves all of it into `batch` (empty on entry).
+    pub fn take_all(&self, batch: &mut VecDeque<T>) {
+        let mut state = self.state();
+        while state.items.is_empty() {
+            state.parked = true;
+            state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        state.parked = false;
+        std::mem::swap(&mut state.items, batch);
+    }
+
+    /// The dispatcher stops: what is still queued, and what comes, is dropped.
+    pub fn close(&self) {
+        let mut state = self.state();
+        state.closed = true;
+        let dropped = std::mem::take(&mut state.items);
+        drop(state);
+        drop(dropped);
+    }
+}
+
 /// The received work waiting for callbacks, bounded in items and bytes. The I/O side stops
 /// reading from the peer while it is full (the peer then holds the rest: TCP flow control),
 /// and is woken when the dispatcher has made room.
@@ -171,6 +243,33 @@ mod tests {
         assert!(!gate.wait_idle(Duration::from_millis(20)));
         drop(running);
         assert!(gate.wait_idle(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn event_queue_wakes_a_parked_taker_and_hands_over_in_order() {
+        let queue = Arc::new(EventQueue::default());
+        let taker = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut batch = VecDeque::new();
+                while got.len() < 1000 {
+                    queue.take_all(&mut batch);
+                    got.extend(batch.drain(..));
+                }
+                got
+            })
+        };
+        for i in 0..1000 {
+            queue.push(i);
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert_eq!(taker.join().ok(), Some((0..1000).collect::<Vec<_>>()));
+        queue.close();
+        queue.push(1);
+        assert!(queue.state().items.is_empty());
     }
 
     #[test]

@@ -87,16 +87,15 @@ impl Client {
             }
         };
         let options = Arc::new(options);
-        let (events_tx, events_rx) = mpsc::channel();
         let backlog = Backlog::new(options.inbound_max_messages, options.inbound_max_bytes);
-        let shared = Arc::new(Shared::new(events_tx, backlog));
+        let shared = Arc::new(Shared::new(backlog));
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let (auth_tx, auth_rx) = tokio::sync::mpsc::channel(dispatcher::AUTH_ANSWERS);
         let dispatcher = {
             let shared = shared.clone();
             let acks = commands.clone();
             let answers = auth_tx.clone();
-            callbacks::spawn(move || dispatcher::run(shared, events_rx, acks, answers))?
+            callbacks::spawn(move || dispatcher::run(shared, acks, answers))?
         };
         let dispatcher_id = dispatcher.thread().id();
         let restored: Vec<RestoredInfo> = persistence

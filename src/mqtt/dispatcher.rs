@@ -15,7 +15,6 @@ use crate::mqtt::subscriptions::{MessageHandler, RouteSnapshot};
 use crate::mqtt::Message;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use tokio::sync::mpsc::{Sender, UnboundedSender};
 
@@ -39,12 +38,7 @@ struct Dispatcher {
     handlers: Handlers,
 }
 
-pub fn run(
-    shared: Arc<Shared>,
-    events: Receiver<Dispatch>,
-    driver: UnboundedSender<Command>,
-    auth_answers: AuthAnswers,
-) {
+pub fn run(shared: Arc<Shared>, driver: UnboundedSender<Command>, auth_answers: AuthAnswers) {
     let mut dispatcher = Dispatcher {
         shared,
         driver,
@@ -54,44 +48,57 @@ pub fn run(
         routes: RouteSnapshot::default(),
         handlers: Handlers::default(),
     };
-    while let Ok(event) = events.recv() {
-        // A client being freed runs no more callbacks, however many events are still queued;
-        // library calls (the outcomes of requests, told before the shutdown) still run.
-        if dispatcher.shared.closing.load(Ordering::Acquire) {
-            match event {
-                Dispatch::Call(call) => guarded("request", call),
-                Dispatch::Shutdown => return,
-                _ => {}
-            }
-            continue;
-        }
-        match event {
-            Dispatch::Shutdown => return,
-            Dispatch::Call(call) => guarded("request", call),
-            Dispatch::Message(message, ticket) => {
-                // Held messages are older: they go first once they have somewhere to go.
-                dispatcher.release_held();
-                dispatcher.deliver(message, ticket);
-            }
-            Dispatch::Redeliver => dispatcher.release_held(),
-            Dispatch::Auth(challenge) => dispatcher.authenticate(&challenge),
-            Dispatch::Connection(connection) => {
-                dispatcher.refresh();
-                if let Some(handler) = &dispatcher.handlers.connection {
-                    guarded("connection", || handler(&connection));
-                }
-            }
-            Dispatch::Delivery(token, result, detail) => {
-                dispatcher.refresh();
-                if let Some(handler) = &dispatcher.handlers.delivery {
-                    guarded("delivery", || handler(token, &result, detail.as_deref()));
-                }
+    let mut batch = VecDeque::new();
+    loop {
+        dispatcher.shared.events.take_all(&mut batch);
+        while let Some(event) = batch.pop_front() {
+            if !dispatcher.handle(event) {
+                dispatcher.shared.events.close();
+                return;
             }
         }
     }
 }
 
 impl Dispatcher {
+    /// Runs one event; false on shutdown.
+    fn handle(&mut self, event: Dispatch) -> bool {
+        // A client being freed runs no more callbacks, however many events are still queued;
+        // library calls (the outcomes of requests, told before the shutdown) still run.
+        if self.shared.closing.load(Ordering::Acquire) {
+            match event {
+                Dispatch::Call(call) => guarded("request", call),
+                Dispatch::Shutdown => return false,
+                _ => {}
+            }
+            return true;
+        }
+        match event {
+            Dispatch::Shutdown => return false,
+            Dispatch::Call(call) => guarded("request", call),
+            Dispatch::Message(message, ticket) => {
+                // Held messages are older: they go first once they have somewhere to go.
+                self.release_held();
+                self.deliver(message, ticket);
+            }
+            Dispatch::Redeliver => self.release_held(),
+            Dispatch::Auth(challenge) => self.authenticate(&challenge),
+            Dispatch::Connection(connection) => {
+                self.refresh();
+                if let Some(handler) = &self.handlers.connection {
+                    guarded("connection", || handler(&connection));
+                }
+            }
+            Dispatch::Delivery(token, result, detail) => {
+                self.refresh();
+                if let Some(handler) = &self.handlers.delivery {
+                    guarded("delivery", || handler(token, &result, detail.as_deref()));
+                }
+            }
+        }
+        true
+    }
+
     /// Asks the authentication handler and sends its answer to the driver, which waits for it
     /// without stalling keep-alive (and within the connect or re-authentication timeout).
     fn authenticate(&mut self, challenge: &AuthChallenge) {

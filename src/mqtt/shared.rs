@@ -4,7 +4,7 @@
 //! counters, the bounded event queue to the dispatcher, and the broker limits the handle
 //! checks publishes against.
 
-use crate::core::dispatcher::{Backlog, CallbackGate};
+use crate::core::dispatcher::{Backlog, CallbackGate, EventQueue};
 use crate::core::error::{Error, Result};
 use crate::core::tokens::{AckDetail, Token, Tokens};
 use crate::mqtt::metrics::Metrics;
@@ -14,7 +14,6 @@ use crate::mqtt::subscriptions::{MessageHandler, RouteSnapshot, SubscriptionTabl
 use crate::mqtt::wire::{BrokerLimits, ServerDisconnect};
 use crate::mqtt::Message;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where the client stands; written by the engine, read by the handle.
@@ -162,7 +161,8 @@ pub struct Shared {
     /// against them (packed into one atomic: read on every publish).
     broker_limits: AtomicU64,
     has_delivery_handler: AtomicBool,
-    events: Sender<Dispatch>,
+    /// What the dispatcher thread runs, in order.
+    pub events: EventQueue<Dispatch>,
     /// Received messages not yet handled by callbacks (held ones included): bounded, the
     /// driver stops reading while it is full.
     pub backlog: Backlog,
@@ -177,7 +177,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(events: Sender<Dispatch>, backlog: Backlog) -> Shared {
+    pub fn new(backlog: Backlog) -> Shared {
         Shared {
             tokens: Tokens::default(),
             subscriptions: Mutex::default(),
@@ -191,7 +191,7 @@ impl Shared {
                 crate::mqtt::options::MQTT_MAX_PACKET_SIZE as usize,
             )),
             has_delivery_handler: AtomicBool::new(false),
-            events,
+            events: EventQueue::default(),
             backlog,
             gate: CallbackGate::default(),
             closing: AtomicBool::new(false),
@@ -296,8 +296,8 @@ impl Shared {
         if let Dispatch::Connection(connection) = &event {
             self.metrics.connection_event(connection);
         }
-        // The dispatcher may already be gone (client being freed): nothing left to tell.
-        let _ = self.events.send(event);
+        // The dispatcher may already be gone (client being freed): then it is dropped.
+        self.events.push(event);
     }
 
     /// Completes a publish token: wakes waiters, counts it, tells the delivery callback.
