@@ -895,11 +895,13 @@ def _forget_owner(ident: int) -> None:
 
 # The three callback trampolines, shared by every client and alive for the whole process: the
 # library can never call a freed ctypes thunk.
-def _dispatch_message(user_data: Optional[int], message: Any) -> None:
+def _dispatch_message(user_data: Optional[int], message: Optional[int]) -> None:
+    # Once per received message: kept short (no helper calls, the message read in place).
     try:
-        owner = _owner_of(user_data)
-        if owner is not None:
-            owner._deliver_message(user_data or 0, message.contents)
+        ref = _owners.get(user_data or 0)
+        owner = ref() if ref is not None else None
+        if owner is not None and message:
+            owner._deliver_message(user_data or 0, message)
     except BaseException:  # noqa: BLE001 - nothing may escape into the dispatcher thread
         logger.exception("internal error while dispatching a message")
 
@@ -1060,6 +1062,10 @@ class MQTTProtocol(PubSubProtocol):
         self.config: MQTTConfig = config if config is not None else MQTTConfig()
         self.config.validate()
         self._lib = _native.load()
+        # eq1_mqtt_client_publish keeps the GIL (see _native.GIL_HELD) unless it may write to
+        # disk (persistence), where holding the GIL would stall every other thread.
+        self._publish = (self._lib if self.config.persistence_dir is not None
+                         else _native.gil_held()).eq1_mqtt_client_publish
         sync_native_log_level()
         self._calls = threading.Condition()  # guards _handle/_closed/_active
         self._active = 0  # calls using the handle now: close() waits for them
@@ -1206,7 +1212,7 @@ class MQTTProtocol(PubSubProtocol):
     def _release(self) -> None:
         with self._calls:
             self._active -= 1
-            if self._active == 0:
+            if self._active == 0 and self._closed:  # only _free() (after close) waits
                 self._calls.notify_all()
 
     def _on_dispatcher_thread(self) -> bool:
@@ -1464,18 +1470,22 @@ class MQTTProtocol(PubSubProtocol):
         data = _payload_bytes(message)
         qos = self.config.default_qos if qos is None else self._int_arg(qos, "qos")
         token = ctypes.c_uint64(0)
-        c_properties, _keep = (_properties_to_c(properties) if properties is not None
-                               else (None, None))
+        if properties is None:
+            handle = self._acquire()
+            try:
+                status = self._publish(handle, topic_b, data or None, len(data), qos,
+                                       bool(retain), ctypes.byref(token))
+                if status:
+                    _native.check(status)
+            finally:
+                self._release()
+            return token.value
+        c_properties, _keep = _properties_to_c(properties)
         handle = self._acquire()
         try:
-            if c_properties is None:
-                _native.check(self._lib.eq1_mqtt_client_publish(
-                    handle, topic_b, data or None, len(data), qos, bool(retain),
-                    ctypes.byref(token)))
-            else:
-                _native.check(self._lib.eq1_mqtt_client_publish_with_properties(
-                    handle, topic_b, data or None, len(data), qos, bool(retain),
-                    ctypes.byref(c_properties), ctypes.byref(token)))
+            _native.check(self._lib.eq1_mqtt_client_publish_with_properties(
+                handle, topic_b, data or None, len(data), qos, bool(retain),
+                ctypes.byref(c_properties), ctypes.byref(token)))
         finally:
             self._release()
         return token.value
@@ -1936,15 +1946,19 @@ class MQTTProtocol(PubSubProtocol):
 
     # ------------------------------------------------------------------ dispatcher side
 
-    def _deliver_message(self, sub_id: int, message: Any) -> None:
+    def _deliver_message(self, sub_id: int, address: int) -> None:
         self._dispatcher_ident = threading.get_ident()
         entry = self._callbacks.get(sub_id)
         if entry is None:
             return
         filter_, callback, with_properties = entry
-        raw_topic = ctypes.string_at(message.topic, message.topic_len)
-        payload = ctypes.string_at(message.payload, message.payload_len) \
-            if message.payload_len else b""
+        # The eq1_mqtt_message at `address` and its buffers live until we return: copied out
+        # with c_char arrays over them (a third of the cost of ctypes.string_at per message).
+        message = _native.Eq1Message.from_address(address)
+        raw_topic = (ctypes.c_char * message.topic_len).from_address(message.topic).raw
+        payload_len = message.payload_len
+        payload = (ctypes.c_char * payload_len).from_address(message.payload).raw \
+            if payload_len else b""
         try:
             topic = raw_topic.decode("utf-8")
         except UnicodeDecodeError as e:
