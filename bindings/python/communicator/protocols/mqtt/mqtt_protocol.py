@@ -1024,6 +1024,12 @@ def _encode(value: Any, what: str, status: int) -> bytes:
                        Status.INVALID_UTF8) from None
 
 
+# Published topics already encoded (str -> NUL-free UTF-8): most programs publish to a few
+# topics over and over. Cleared when full; only _encode's successes go in.
+_TOPIC_CACHE_SIZE = 1024
+_topic_cache: dict[str, bytes] = {}
+
+
 def _payload_bytes(message: Any) -> bytes:
     if message is None:
         return b""
@@ -1067,7 +1073,10 @@ class MQTTProtocol(PubSubProtocol):
         self._publish = (self._lib if self.config.persistence_dir is not None
                          else _native.gil_held()).eq1_mqtt_client_publish
         sync_native_log_level()
-        self._calls = threading.Condition()  # guards _handle/_closed/_active
+        # Guards _handle/_closed/_active; _calls_lock is its lock, taken directly on hot paths
+        # (a `with` on the Condition itself costs two Python-level calls).
+        self._calls_lock = threading.Lock()
+        self._calls = threading.Condition(self._calls_lock)
         self._active = 0  # calls using the handle now: close() waits for them
         self._connect_lock = threading.Lock()  # one connect/disconnect at a time
         self._subscribe_lock = threading.RLock()  # keeps _subscriptions in step with the library
@@ -1203,14 +1212,14 @@ class MQTTProtocol(PubSubProtocol):
 
     def _acquire(self) -> int:
         """The native handle, counted as in use until _release(); raises once closed."""
-        with self._calls:
+        with self._calls_lock:
             if self._closed or self._handle is None:
                 raise error_from_status(Status.INVALID_STATE, "the MQTT client is closed")
             self._active += 1
             return self._handle
 
     def _release(self) -> None:
-        with self._calls:
+        with self._calls_lock:
             self._active -= 1
             if self._active == 0 and self._closed:  # only _free() (after close) waits
                 self._calls.notify_all()
@@ -1466,9 +1475,15 @@ class MQTTProtocol(PubSubProtocol):
                       properties: Optional[MessageProperties] = None) -> int:
         """Like publish() but returns the delivery token: pass it to wait(), or match it in
         on_delivery."""
-        topic_b = _encode(topic, "topic", Status.INVALID_TOPIC)
-        data = _payload_bytes(message)
-        qos = self.config.default_qos if qos is None else self._int_arg(qos, "qos")
+        topic_b = _topic_cache.get(topic) if type(topic) is str else None
+        if topic_b is None:
+            topic_b = _encode(topic, "topic", Status.INVALID_TOPIC)
+            if len(_topic_cache) >= _TOPIC_CACHE_SIZE:
+                _topic_cache.clear()
+            _topic_cache[topic] = topic_b
+        data = message if type(message) is bytes else _payload_bytes(message)
+        if type(qos) is not int:
+            qos = self.config.default_qos if qos is None else self._int_arg(qos, "qos")
         token = ctypes.c_uint64(0)
         if properties is None:
             handle = self._acquire()
