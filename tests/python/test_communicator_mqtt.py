@@ -117,6 +117,27 @@ def test_payload_types(make_client, broker, inbox, payload, expected):
     assert inbox.wait_for(1)[0] == ("payload", expected)
 
 
+def test_publish_topics_beyond_the_encoded_topic_cache(make_client, broker, inbox):
+    # publish_async keeps encoded topics in a bounded cache (cleared when full): every one of
+    # more topics than it holds still reaches its own topic, and an invalid topic published
+    # after valid ones is refused every time (failures are never cached).
+    from communicator.protocols.mqtt import mqtt_protocol
+
+    count = mqtt_protocol._TOPIC_CACHE_SIZE + 100
+    mqtt = make_client(broker)
+    mqtt.connect()
+    mqtt.subscribe("cache/#", inbox, qos=1)
+    tokens = [mqtt.publish_async(f"cache/{i}/ü", str(i).encode(), qos=1) for i in range(count)]
+    for _ in range(2):
+        with pytest.raises(ProtocolValidationError) as refused:
+            mqtt.publish_async("cache/+", b"x", qos=1)
+        assert refused.value.status == Status.INVALID_TOPIC
+    assert all(mqtt.wait(t, timeout=10) for t in tokens[-5:])
+    got = dict(inbox.wait_for(count, timeout=30))
+    assert got == {f"cache/{i}/ü": str(i).encode() for i in range(count)}
+    assert len(mqtt_protocol._topic_cache) <= mqtt_protocol._TOPIC_CACHE_SIZE
+
+
 def test_default_qos_is_one(make_client, broker, inbox):
     mqtt = make_client(broker)
     mqtt.connect()

@@ -624,6 +624,32 @@ def gil_held() -> ctypes.PyDLL:
     return _gil_held
 
 
+# A ctypes callback on a thread Python did not start takes the GIL with PyGILState_Ensure and
+# gives it back with PyGILState_Release, which, when no thread state was there before, creates
+# a thread state and deletes it again: per callback, an allocation of its frame stack (an mmap)
+# and its release (a munmap and a TLB shoot-down on every core). The dispatcher thread keeps
+# one thread state while it is useful (pin_thread_state from inside a callback, unpin from
+# inside a later one on the same thread), so each callback only takes and gives back the GIL.
+_gilstate_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gilstate_ensure.restype = c_int
+_gilstate_ensure.argtypes = []
+_gilstate_release = ctypes.pythonapi.PyGILState_Release
+_gilstate_release.restype = None
+_gilstate_release.argtypes = [c_int]
+_PYGILSTATE_LOCKED = 0
+
+
+def pin_thread_state() -> None:
+    """From inside a callback (the GIL held): this thread's state outlives the callback."""
+    _gilstate_ensure()  # the GIL is ours already: only counts one more use of the state
+
+
+def unpin_thread_state() -> None:
+    """From inside a later callback on the same thread: undoes pin_thread_state (the state
+    is deleted when that callback returns)."""
+    _gilstate_release(_PYGILSTATE_LOCKED)  # one use less; the GIL stays with the callback
+
+
 def _initial_log_level() -> int:
     from communicator.common.logging import native_max_level_for
 

@@ -1091,6 +1091,9 @@ class MQTTProtocol(PubSubProtocol):
         self._on_delivery_report: Optional[DeliveryReportCallback] = None
         self._disconnected = threading.Event()
         self._dispatcher_ident: Optional[int] = None
+        # The dispatcher thread whose Python thread state is kept between callbacks (from the
+        # first message to the DISCONNECTED event, see _native.pin_thread_state).
+        self._pinned_thread: Optional[int] = None
         self._id = _register_owner(self)
         try:
             self._handle = self._create_client()
@@ -1962,7 +1965,10 @@ class MQTTProtocol(PubSubProtocol):
     # ------------------------------------------------------------------ dispatcher side
 
     def _deliver_message(self, sub_id: int, address: int) -> None:
-        self._dispatcher_ident = threading.get_ident()
+        self._dispatcher_ident = ident = threading.get_ident()
+        if self._pinned_thread is None:
+            _native.pin_thread_state()
+            self._pinned_thread = ident
         entry = self._callbacks.get(sub_id)
         if entry is None:
             return
@@ -2013,6 +2019,9 @@ class MQTTProtocol(PubSubProtocol):
             logger.exception("on_connection_change raised; the client continues")
         finally:
             if state == ConnectionState.DISCONNECTED:
+                if self._pinned_thread == threading.get_ident():
+                    self._pinned_thread = None
+                    _native.unpin_thread_state()
                 self._disconnected.set()
 
     def _deliver_report(self, report: Any) -> None:
