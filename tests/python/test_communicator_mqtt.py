@@ -494,6 +494,38 @@ def test_unreadable_ca_file_is_a_validation_error(make_client, broker, tmp_path)
 
 # ---------------------------------------------------------------- threads and callbacks
 
+def test_the_dispatcher_thread_keeps_its_python_state_until_disconnected(make_client, broker):
+    # The dispatcher thread's Python thread state is kept from the first message to the
+    # DISCONNECTED event (without that, ctypes creates and deletes one per callback: a cost
+    # per message). Seen from Python: a threading.local set in one callback is still there in
+    # the next, and it is released once the client disconnected.
+    local = threading.local()
+    seen: list[int] = []
+    released = threading.Event()
+
+    class Marker:
+        pass
+
+    def on_message(topic: str, payload: bytes) -> None:
+        if not hasattr(local, "marker"):
+            local.marker = Marker()
+            weakref.finalize(local.marker, released.set)
+            local.count = 0
+        local.count += 1
+        seen.append(local.count)
+
+    mqtt = make_client(broker)
+    mqtt.connect()
+    mqtt.subscribe("pinned", on_message, qos=1)
+    for i in range(5):
+        mqtt.publish("pinned", str(i), qos=1, wait=True)
+    wait_until(lambda: len(seen) == 5, what="five messages")
+    assert seen == [1, 2, 3, 4, 5]
+    assert not released.is_set()
+    mqtt.disconnect()
+    assert released.wait(10), "the dispatcher thread's state outlived DISCONNECTED"
+
+
 def test_callbacks_arrive_from_several_publisher_threads(make_client, broker):
     per_thread, threads = 50, 4
     received: dict[str, list[int]] = {}
