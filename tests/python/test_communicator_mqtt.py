@@ -117,6 +117,27 @@ def test_payload_types(make_client, broker, inbox, payload, expected):
     assert inbox.wait_for(1)[0] == ("payload", expected)
 
 
+def test_publish_topics_beyond_the_encoded_topic_cache(make_client, broker, inbox):
+    # publish_async keeps encoded topics in a bounded cache (cleared when full): every one of
+    # more topics than it holds still reaches its own topic, and an invalid topic published
+    # after valid ones is refused every time (failures are never cached).
+    from communicator.protocols.mqtt import mqtt_protocol
+
+    count = mqtt_protocol._TOPIC_CACHE_SIZE + 100
+    mqtt = make_client(broker)
+    mqtt.connect()
+    mqtt.subscribe("cache/#", inbox, qos=1)
+    tokens = [mqtt.publish_async(f"cache/{i}/ü", str(i).encode(), qos=1) for i in range(count)]
+    for _ in range(2):
+        with pytest.raises(ProtocolValidationError) as refused:
+            mqtt.publish_async("cache/+", b"x", qos=1)
+        assert refused.value.status == Status.INVALID_TOPIC
+    assert all(mqtt.wait(t, timeout=10) for t in tokens[-5:])
+    got = dict(inbox.wait_for(count, timeout=30))
+    assert got == {f"cache/{i}/ü": str(i).encode() for i in range(count)}
+    assert len(mqtt_protocol._topic_cache) <= mqtt_protocol._TOPIC_CACHE_SIZE
+
+
 def test_default_qos_is_one(make_client, broker, inbox):
     mqtt = make_client(broker)
     mqtt.connect()
@@ -472,6 +493,38 @@ def test_unreadable_ca_file_is_a_validation_error(make_client, broker, tmp_path)
 
 
 # ---------------------------------------------------------------- threads and callbacks
+
+def test_the_dispatcher_thread_keeps_its_python_state_until_disconnected(make_client, broker):
+    # The dispatcher thread's Python thread state is kept from the first message to the
+    # DISCONNECTED event (without that, ctypes creates and deletes one per callback: a cost
+    # per message). Seen from Python: a threading.local set in one callback is still there in
+    # the next, and it is released once the client disconnected.
+    local = threading.local()
+    seen: list[int] = []
+    released = threading.Event()
+
+    class Marker:
+        pass
+
+    def on_message(topic: str, payload: bytes) -> None:
+        if not hasattr(local, "marker"):
+            local.marker = Marker()
+            weakref.finalize(local.marker, released.set)
+            local.count = 0
+        local.count += 1
+        seen.append(local.count)
+
+    mqtt = make_client(broker)
+    mqtt.connect()
+    mqtt.subscribe("pinned", on_message, qos=1)
+    for i in range(5):
+        mqtt.publish("pinned", str(i), qos=1, wait=True)
+    wait_until(lambda: len(seen) == 5, what="five messages")
+    assert seen == [1, 2, 3, 4, 5]
+    assert not released.is_set()
+    mqtt.disconnect()
+    assert released.wait(10), "the dispatcher thread's state outlived DISCONNECTED"
+
 
 def test_callbacks_arrive_from_several_publisher_threads(make_client, broker):
     per_thread, threads = 50, 4

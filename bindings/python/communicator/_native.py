@@ -279,7 +279,9 @@ class Eq1ModbusStats(Structure):
 FREE_CB = CFUNCTYPE(None, c_void_p)
 CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
 DELIVERY_CB = CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
-MESSAGE_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1Message))
+# The message arrives as its address, read with Eq1Message.from_address: cheaper per message
+# than a POINTER(Eq1Message) argument and its .contents.
+MESSAGE_CB = CFUNCTYPE(None, c_void_p, c_void_p)
 RESPONSE_CB = CFUNCTYPE(None, c_void_p, c_int, POINTER(Eq1Response))
 DELIVERY_REPORT_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1DeliveryReport))
 LOG_CB = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
@@ -514,9 +516,17 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_protocol_load_plugin": (_status, [c_char_p, c_char_p, c_size_t]),
 }
 
+# Functions that never block (they check their arguments, queue and return in about a
+# microsecond): called with the GIL held, through a PyDLL view of the same library (see
+# gil_held()). A CDLL call releases the GIL and takes it back on return; with a dispatcher
+# thread running Python callbacks that take it per message, taking it back is a wait and a
+# thread hand-off per call (publish_async at QoS 0 spent most of its time there).
+GIL_HELD = ("eq1_mqtt_client_publish",)
+
 _load_lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _lib_path: str | None = None
+_gil_held: ctypes.PyDLL | None = None
 
 
 def candidate_paths() -> list[str]:
@@ -592,6 +602,52 @@ def load() -> ctypes.CDLL:
                 " into target/release).")
     install_log_bridge(_initial_log_level(), load_library=False)
     return _lib
+
+
+def gil_held() -> ctypes.PyDLL:
+    """The library again, as a PyDLL: only the GIL_HELD functions, with the same prototypes,
+    called without releasing the GIL. Loads the library if needed."""
+    global _gil_held
+    if _gil_held is not None:
+        return _gil_held
+    load()
+    with _load_lock:
+        if _gil_held is None:
+            assert _lib_path is not None
+            lib = ctypes.PyDLL(_lib_path)  # dlopen of the same file: the same loaded library
+            for name in GIL_HELD:
+                restype, argtypes = PROTOTYPES[name]
+                fn = getattr(lib, name)
+                fn.restype = restype
+                fn.argtypes = argtypes
+            _gil_held = lib
+    return _gil_held
+
+
+# A ctypes callback on a thread Python did not start takes the GIL with PyGILState_Ensure and
+# gives it back with PyGILState_Release, which, when no thread state was there before, creates
+# a thread state and deletes it again: per callback, an allocation of its frame stack (an mmap)
+# and its release (a munmap and a TLB shoot-down on every core). The dispatcher thread keeps
+# one thread state while it is useful (pin_thread_state from inside a callback, unpin from
+# inside a later one on the same thread), so each callback only takes and gives back the GIL.
+_gilstate_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gilstate_ensure.restype = c_int
+_gilstate_ensure.argtypes = []
+_gilstate_release = ctypes.pythonapi.PyGILState_Release
+_gilstate_release.restype = None
+_gilstate_release.argtypes = [c_int]
+_PYGILSTATE_LOCKED = 0
+
+
+def pin_thread_state() -> None:
+    """From inside a callback (the GIL held): this thread's state outlives the callback."""
+    _gilstate_ensure()  # the GIL is ours already: only counts one more use of the state
+
+
+def unpin_thread_state() -> None:
+    """From inside a later callback on the same thread: undoes pin_thread_state (the state
+    is deleted when that callback returns)."""
+    _gilstate_release(_PYGILSTATE_LOCKED)  # one use less; the GIL stays with the callback
 
 
 def _initial_log_level() -> int:

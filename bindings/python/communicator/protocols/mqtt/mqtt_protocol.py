@@ -895,11 +895,13 @@ def _forget_owner(ident: int) -> None:
 
 # The three callback trampolines, shared by every client and alive for the whole process: the
 # library can never call a freed ctypes thunk.
-def _dispatch_message(user_data: Optional[int], message: Any) -> None:
+def _dispatch_message(user_data: Optional[int], message: Optional[int]) -> None:
+    # Once per received message: kept short (no helper calls, the message read in place).
     try:
-        owner = _owner_of(user_data)
-        if owner is not None:
-            owner._deliver_message(user_data or 0, message.contents)
+        ref = _owners.get(user_data or 0)
+        owner = ref() if ref is not None else None
+        if owner is not None and message:
+            owner._deliver_message(user_data or 0, message)
     except BaseException:  # noqa: BLE001 - nothing may escape into the dispatcher thread
         logger.exception("internal error while dispatching a message")
 
@@ -1022,6 +1024,12 @@ def _encode(value: Any, what: str, status: int) -> bytes:
                        Status.INVALID_UTF8) from None
 
 
+# Published topics already encoded (str -> NUL-free UTF-8): most programs publish to a few
+# topics over and over. Cleared when full; only _encode's successes go in.
+_TOPIC_CACHE_SIZE = 1024
+_topic_cache: dict[str, bytes] = {}
+
+
 def _payload_bytes(message: Any) -> bytes:
     if message is None:
         return b""
@@ -1060,8 +1068,15 @@ class MQTTProtocol(PubSubProtocol):
         self.config: MQTTConfig = config if config is not None else MQTTConfig()
         self.config.validate()
         self._lib = _native.load()
+        # eq1_mqtt_client_publish keeps the GIL (see _native.GIL_HELD) unless it may write to
+        # disk (persistence), where holding the GIL would stall every other thread.
+        self._publish = (self._lib if self.config.persistence_dir is not None
+                         else _native.gil_held()).eq1_mqtt_client_publish
         sync_native_log_level()
-        self._calls = threading.Condition()  # guards _handle/_closed/_active
+        # Guards _handle/_closed/_active; _calls_lock is its lock, taken directly on hot paths
+        # (a `with` on the Condition itself costs two Python-level calls).
+        self._calls_lock = threading.Lock()
+        self._calls = threading.Condition(self._calls_lock)
         self._active = 0  # calls using the handle now: close() waits for them
         self._connect_lock = threading.Lock()  # one connect/disconnect at a time
         self._subscribe_lock = threading.RLock()  # keeps _subscriptions in step with the library
@@ -1076,6 +1091,9 @@ class MQTTProtocol(PubSubProtocol):
         self._on_delivery_report: Optional[DeliveryReportCallback] = None
         self._disconnected = threading.Event()
         self._dispatcher_ident: Optional[int] = None
+        # The dispatcher thread whose Python thread state is kept between callbacks (from the
+        # first message to the DISCONNECTED event, see _native.pin_thread_state).
+        self._pinned_thread: Optional[int] = None
         self._id = _register_owner(self)
         try:
             self._handle = self._create_client()
@@ -1197,16 +1215,16 @@ class MQTTProtocol(PubSubProtocol):
 
     def _acquire(self) -> int:
         """The native handle, counted as in use until _release(); raises once closed."""
-        with self._calls:
+        with self._calls_lock:
             if self._closed or self._handle is None:
                 raise error_from_status(Status.INVALID_STATE, "the MQTT client is closed")
             self._active += 1
             return self._handle
 
     def _release(self) -> None:
-        with self._calls:
+        with self._calls_lock:
             self._active -= 1
-            if self._active == 0:
+            if self._active == 0 and self._closed:  # only _free() (after close) waits
                 self._calls.notify_all()
 
     def _on_dispatcher_thread(self) -> bool:
@@ -1460,22 +1478,32 @@ class MQTTProtocol(PubSubProtocol):
                       properties: Optional[MessageProperties] = None) -> int:
         """Like publish() but returns the delivery token: pass it to wait(), or match it in
         on_delivery."""
-        topic_b = _encode(topic, "topic", Status.INVALID_TOPIC)
-        data = _payload_bytes(message)
-        qos = self.config.default_qos if qos is None else self._int_arg(qos, "qos")
+        topic_b = _topic_cache.get(topic) if type(topic) is str else None
+        if topic_b is None:
+            topic_b = _encode(topic, "topic", Status.INVALID_TOPIC)
+            if len(_topic_cache) >= _TOPIC_CACHE_SIZE:
+                _topic_cache.clear()
+            _topic_cache[topic] = topic_b
+        data = message if type(message) is bytes else _payload_bytes(message)
+        if type(qos) is not int:
+            qos = self.config.default_qos if qos is None else self._int_arg(qos, "qos")
         token = ctypes.c_uint64(0)
-        c_properties, _keep = (_properties_to_c(properties) if properties is not None
-                               else (None, None))
+        if properties is None:
+            handle = self._acquire()
+            try:
+                status = self._publish(handle, topic_b, data or None, len(data), qos,
+                                       bool(retain), ctypes.byref(token))
+                if status:
+                    _native.check(status)
+            finally:
+                self._release()
+            return token.value
+        c_properties, _keep = _properties_to_c(properties)
         handle = self._acquire()
         try:
-            if c_properties is None:
-                _native.check(self._lib.eq1_mqtt_client_publish(
-                    handle, topic_b, data or None, len(data), qos, bool(retain),
-                    ctypes.byref(token)))
-            else:
-                _native.check(self._lib.eq1_mqtt_client_publish_with_properties(
-                    handle, topic_b, data or None, len(data), qos, bool(retain),
-                    ctypes.byref(c_properties), ctypes.byref(token)))
+            _native.check(self._lib.eq1_mqtt_client_publish_with_properties(
+                handle, topic_b, data or None, len(data), qos, bool(retain),
+                ctypes.byref(c_properties), ctypes.byref(token)))
         finally:
             self._release()
         return token.value
@@ -1936,15 +1964,22 @@ class MQTTProtocol(PubSubProtocol):
 
     # ------------------------------------------------------------------ dispatcher side
 
-    def _deliver_message(self, sub_id: int, message: Any) -> None:
-        self._dispatcher_ident = threading.get_ident()
+    def _deliver_message(self, sub_id: int, address: int) -> None:
+        self._dispatcher_ident = ident = threading.get_ident()
+        if self._pinned_thread is None:
+            _native.pin_thread_state()
+            self._pinned_thread = ident
         entry = self._callbacks.get(sub_id)
         if entry is None:
             return
         filter_, callback, with_properties = entry
-        raw_topic = ctypes.string_at(message.topic, message.topic_len)
-        payload = ctypes.string_at(message.payload, message.payload_len) \
-            if message.payload_len else b""
+        # The eq1_mqtt_message at `address` and its buffers live until we return: copied out
+        # with c_char arrays over them (a third of the cost of ctypes.string_at per message).
+        message = _native.Eq1Message.from_address(address)
+        raw_topic = (ctypes.c_char * message.topic_len).from_address(message.topic).raw
+        payload_len = message.payload_len
+        payload = (ctypes.c_char * payload_len).from_address(message.payload).raw \
+            if payload_len else b""
         try:
             topic = raw_topic.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -1984,6 +2019,9 @@ class MQTTProtocol(PubSubProtocol):
             logger.exception("on_connection_change raised; the client continues")
         finally:
             if state == ConnectionState.DISCONNECTED:
+                if self._pinned_thread == threading.get_ident():
+                    self._pinned_thread = None
+                    _native.unpin_thread_state()
                 self._disconnected.set()
 
     def _deliver_report(self, report: Any) -> None:
