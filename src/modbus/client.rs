@@ -457,7 +457,9 @@ impl Shared {
 
     async fn open_rtu(self: &Arc<Self>) -> Result<Context> {
         let Some(serial) = &self.options.serial else {
-            return Err(Error::Internal("an RTU link without serial settings".into()));
+            return Err(Error::Internal(
+                "an RTU link without serial settings".into(),
+            ));
         };
         let stream = open_serial(serial)?;
         let slave = Slave(self.options.unit_id);

@@ -194,8 +194,12 @@ mod tests {
             Request::WriteSingleCoil(7, true),
             Request::WriteSingleCoil(8, false),
             Request::WriteSingleRegister(9, 0xBEEF),
-            Request::WriteMultipleCoils(20, Cow::Owned(vec![true, false, true, true, false,
-                false, true, true, true])),
+            Request::WriteMultipleCoils(
+                20,
+                Cow::Owned(vec![
+                    true, false, true, true, false, false, true, true, true,
+                ]),
+            ),
             Request::WriteMultipleCoils(0, Cow::Owned(vec![true; 1968])),
             Request::WriteMultipleRegisters(30, Cow::Owned(vec![1, 0xFFFF, 3])),
             Request::WriteMultipleRegisters(0, Cow::Owned(vec![0x1234; 123])),
