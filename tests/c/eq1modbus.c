@@ -339,6 +339,9 @@ static void threads(eq1_modbus_client *c, int requests, int count)
 	CHECK(eq1_modbus_client_get_stats(c, &s));
 	EXPECT_TRUE("stats counted every call, none failed",
 		    s.requests >= (uint64_t)(count * requests) && s.failures == 0);
+	printf("threads stats: retries %llu timeouts %llu late responses %llu connects %llu\n",
+	       (unsigned long long)s.retries, (unsigned long long)s.timeouts,
+	       (unsigned long long)s.late_responses, (unsigned long long)s.connects);
 }
 
 /* "modbus-tcp" from the protocol registry: request PDUs in, response PDUs out. */

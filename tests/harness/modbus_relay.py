@@ -1,11 +1,17 @@
-"""A loopback Modbus TCP relay between a client and a real server, forwarding whole MBAP frames,
-for tests that look at or bend what is on the wire: how many requests were outstanding at
-once (sent to the server, not yet answered), a response held back past its request's timeout,
-or a response rewritten into bytes no real server sends (a transaction id no request has, a
-protocol id other than 0)."""
+"""A loopback Modbus TCP relay between a client and a real server, frame by frame (MBAP), for
+tests that look at or bend what is on the wire: how many requests the client had outstanding at
+once (received by the relay, not yet answered), a response held back past its request's
+timeout, or a response rewritten into bytes no real server sends (a transaction id no request
+has, a protocol id other than 0).
+
+Towards the server the relay hands over one request at a time, like a gateway in front of a
+device that cannot pipeline: pymodbus 3.8's server handles one request per TCP read (its
+ServerRequestHandler.callback_data frames one request and leaves the rest of the read in its
+buffer until more bytes come), so requests that arrive together would wait there."""
 
 from __future__ import annotations
 
+import queue
 import socket
 import struct
 import threading
@@ -57,7 +63,7 @@ class ModbusRelay:
                          daemon=True).start()
 
     def delay_response(self, number: int, seconds: float) -> None:
-        """Hold response `number` (and so every response after it) back for `seconds`."""
+        """Hold response `number` back for `seconds` (the requests behind it wait)."""
         with self._lock:
             self._delays[number] = seconds
 
@@ -93,11 +99,12 @@ class ModbusRelay:
             with self._lock:
                 self.connections += 1
                 self._sockets += [client, upstream]
-            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._responses, args=(upstream, client),
+            waiting: "queue.Queue[Optional[bytes]]" = queue.Queue()
+            threading.Thread(target=self._requests, args=(client, waiting), daemon=True).start()
+            threading.Thread(target=self._serve, args=(waiting, upstream, client),
                              daemon=True).start()
 
-    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+    def _requests(self, client: socket.socket, waiting: "queue.Queue[Optional[bytes]]") -> None:
         stream = client.makefile("rb")
         try:
             while (frame := _read_frame(stream)) is not None:
@@ -105,19 +112,26 @@ class ModbusRelay:
                     self.requests += 1
                     self._outstanding += 1
                     self.max_outstanding = max(self.max_outstanding, self._outstanding)
-                upstream.sendall(frame)
+                waiting.put(frame)
         except OSError:
             pass
         finally:
-            self._shut(upstream)
+            waiting.put(None)
 
-    def _responses(self, upstream: socket.socket, client: socket.socket) -> None:
+    def _serve(self, waiting: "queue.Queue[Optional[bytes]]", upstream: socket.socket,
+               client: socket.socket) -> None:
+        """One request to the server, its response to the client, then the next."""
         stream = upstream.makefile("rb")
         try:
-            while (frame := _read_frame(stream)) is not None:
+            while (request := waiting.get()) is not None:
+                upstream.sendall(request)
+                frame = _read_frame(stream)
+                if frame is None:
+                    break
                 with self._lock:
                     number = self.responses
                     self.responses += 1
+                    # Before the client can see it, so that its next request counts anew.
                     self._outstanding -= 1
                     delay = self._delays.pop(number, 0.0)
                     rewrite = self._rewrites.pop(number, None)
@@ -131,7 +145,8 @@ class ModbusRelay:
         except OSError:
             pass
         finally:
-            self._shut(client)
+            for sock in (client, upstream):
+                self._shut(sock)
 
     @staticmethod
     def _shut(sock: socket.socket) -> None:
