@@ -333,3 +333,166 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing panics while holding these locks; a poisoned one still holds consistent data.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against a peer that answers out of order or breaks the protocol on purpose: bytes no
+    //! real server sends (pymodbus answers in order), written by the test over a duplex pipe.
+
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    use tokio::io::DuplexStream;
+    use tokio_modbus::Response;
+
+    const READ_1_AT_0: [u8; 5] = [0x03, 0, 0, 0, 1];
+
+    fn open() -> (Arc<Connection>, DuplexStream, Arc<Counters>) {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let counters = Arc::new(Counters::default());
+        let connection = Connection::start(Box::new(ours), "test".into(), Arc::clone(&counters));
+        (connection, theirs, counters)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    fn spawn_request(
+        connection: &Arc<Connection>,
+        pdu: &'static [u8],
+    ) -> tokio::task::JoinHandle<Result<Answer>> {
+        let connection = Arc::clone(connection);
+        tokio::spawn(async move { connection.request(1, pdu, soon()).await })
+    }
+
+    /// The next request's transaction id and PDU.
+    async fn read_request(peer: &mut DuplexStream) -> (u16, Vec<u8>) {
+        let mut header = [0u8; HEADER_LEN];
+        peer.read_exact(&mut header)
+            .await
+            .expect("a request header");
+        let length = usize::from(u16::from_be_bytes([header[4], header[5]]));
+        let mut pdu = vec![0; length - 1];
+        peer.read_exact(&mut pdu).await.expect("a request PDU");
+        (u16::from_be_bytes([header[0], header[1]]), pdu)
+    }
+
+    async fn answer(peer: &mut DuplexStream, transaction_id: u16, pdu: &[u8]) {
+        let frame = mbap::frame(transaction_id, 1, pdu);
+        peer.write_all(&frame).await.expect("the answer is written");
+    }
+
+    fn registers(words: &[u16]) -> Result<Answer> {
+        Ok(Ok(Response::ReadHoldingRegisters(words.to_vec())))
+    }
+
+    #[tokio::test]
+    async fn responses_out_of_order_complete_the_request_with_their_transaction_id() {
+        let (connection, mut peer, _) = open();
+        let first = spawn_request(&connection, &READ_1_AT_0);
+        let (first_id, first_pdu) = read_request(&mut peer).await;
+        let second = spawn_request(&connection, &[0x03, 0, 10, 0, 1]);
+        let (second_id, second_pdu) = read_request(&mut peer).await;
+        assert_ne!(first_id, second_id);
+        assert_eq!(first_pdu, READ_1_AT_0);
+        assert_eq!(second_pdu, [0x03, 0, 10, 0, 1]);
+        answer(&mut peer, second_id, &[0x03, 2, 0, 20]).await;
+        answer(&mut peer, first_id, &[0x03, 2, 0, 10]).await;
+        assert_eq!(second.await.expect("joined"), registers(&[20]));
+        assert_eq!(first.await.expect("joined"), registers(&[10]));
+    }
+
+    #[tokio::test]
+    async fn a_late_response_is_discarded_and_the_connection_stays() {
+        let (connection, mut peer, counters) = open();
+        let short = Instant::now() + Duration::from_millis(50);
+        let timed_out = connection.request(1, &READ_1_AT_0, short).await;
+        assert!(matches!(timed_out, Err(Error::Timeout(_))), "{timed_out:?}");
+        let (late_id, _) = read_request(&mut peer).await;
+        let next = spawn_request(&connection, &[0x03, 0, 10, 0, 1]);
+        let (next_id, _) = read_request(&mut peer).await;
+        answer(&mut peer, late_id, &[0x03, 2, 0, 1]).await;
+        answer(&mut peer, next_id, &[0x03, 2, 0, 2]).await;
+        assert_eq!(next.await.expect("joined"), registers(&[2]));
+        assert_eq!(counters.late_responses.load(Ordering::Relaxed), 1);
+        assert!(connection.is_open());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_transaction_id_closes_the_connection_for_every_waiter() {
+        let (connection, mut peer, _) = open();
+        let first = spawn_request(&connection, &READ_1_AT_0);
+        let (first_id, _) = read_request(&mut peer).await;
+        let second = spawn_request(&connection, &READ_1_AT_0);
+        read_request(&mut peer).await;
+        answer(&mut peer, first_id.wrapping_add(1000), &[0x03, 2, 0, 1]).await;
+        for waiter in [first, second] {
+            match waiter.await.expect("joined") {
+                Err(Error::ModbusBadFrame(m)) => assert!(m.contains("no request has"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(!connection.is_open());
+        let after = connection.request(1, &READ_1_AT_0, soon()).await;
+        assert!(matches!(after, Err(Error::ModbusBadFrame(_))), "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_function_code_closes_the_connection_and_a_malformed_pdu_does_not() {
+        let (connection, mut peer, _) = open();
+        let malformed = spawn_request(&connection, &READ_1_AT_0);
+        let (id, _) = read_request(&mut peer).await;
+        answer(&mut peer, id, &[0x03, 2, 0]).await;
+        let result = malformed.await.expect("joined");
+        assert!(
+            matches!(result, Err(Error::ModbusBadFrame(_))),
+            "{result:?}"
+        );
+        assert!(connection.is_open());
+
+        let exception = spawn_request(&connection, &READ_1_AT_0);
+        let (id, _) = read_request(&mut peer).await;
+        answer(&mut peer, id, &[0x83, 0x02]).await;
+        let result = exception.await.expect("joined");
+        assert_eq!(
+            result,
+            Ok(Err(tokio_modbus::ExceptionCode::IllegalDataAddress))
+        );
+
+        let wrong = spawn_request(&connection, &READ_1_AT_0);
+        let (id, _) = read_request(&mut peer).await;
+        answer(&mut peer, id, &[0x04, 2, 0, 1]).await;
+        match wrong.await.expect("joined") {
+            Err(Error::ModbusBadFrame(m)) => assert!(m.contains("function code 0x04"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!connection.is_open());
+    }
+
+    #[tokio::test]
+    async fn end_of_stream_fails_waiters_with_connection_lost() {
+        let (connection, mut peer, _) = open();
+        let waiting = spawn_request(&connection, &READ_1_AT_0);
+        read_request(&mut peer).await;
+        drop(peer);
+        let result = waiting.await.expect("joined");
+        assert!(
+            matches!(result, Err(Error::ConnectionLost(_))),
+            "{result:?}"
+        );
+        assert!(!connection.is_open());
+    }
+
+    #[tokio::test]
+    async fn two_timeouts_in_a_row_with_nothing_received_close_the_connection() {
+        let (connection, _peer, _) = open();
+        for _ in 0..SILENT_TIMEOUTS_BEFORE_CLOSING {
+            assert!(connection.is_open());
+            let deadline = Instant::now() + Duration::from_millis(20);
+            let result = connection.request(1, &READ_1_AT_0, deadline).await;
+            assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+        }
+        assert!(!connection.is_open());
+    }
+}
