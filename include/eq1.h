@@ -4342,8 +4342,10 @@ enum eq1_status eq1_modbus_options_set_retries(struct eq1_modbus_options *option
 /**
  * Modbus TCP: the most requests on the connection at once, 1..256 (default 16). Callers
  * beyond it wait for a turn within their call's timeout (`EQ1_STATUS_TIMEOUT` when none comes).
- * 1 serializes requests, for devices that cannot pipeline. RTU always has one request on the
- * line and ignores this.
+ * 1 serializes requests, for devices that cannot pipeline: some PLCs allow one transaction
+ * per connection, and pymodbus 3.8's server handles one request per TCP read (requests that
+ * arrive together wait until more bytes come). RTU always has one request on the line and
+ * ignores this.
  *
  * Returns:
  * - `EQ1_STATUS_OK` when set.
