@@ -257,6 +257,11 @@
 #define EQ1_PLUGIN_ABI_VERSION 1
 
 /**
+ * The largest `Options::max_in_flight`.
+ */
+#define MAX_IN_FLIGHT 256
+
+/**
  * Coils or discrete inputs one read may ask for (function codes 0x01, 0x02).
  */
 #define MAX_READ_BITS 2000
@@ -280,6 +285,16 @@
  * Registers the write half of read/write multiple registers (0x17) may carry.
  */
 #define MAX_READ_WRITE_REGISTERS 121
+
+/**
+ * Transaction id, protocol id, length, unit id.
+ */
+#define HEADER_LEN 7
+
+/**
+ * The largest PDU of the application protocol (function code + data).
+ */
+#define MAX_PDU_LEN 253
 
 /**
  * Requests waiting for a reply at once, by default.
@@ -311,11 +326,6 @@
  * refused (`StoreError::Corrupt`), never guessed at.
  */
 #define FORMAT_VERSION 1
-
-/**
- * Bytes of the segment header: magic, version, reserved, segment number, header CRC, reserved.
- */
-#define HEADER_LEN 32
 
 /**
  * Bytes of a record frame before its body: body length, body CRC, frame-head CRC.
@@ -812,9 +822,11 @@ typedef enum eq1_connection_state {
 } eq1_connection_state;
 
 /**
- * Opaque Modbus client. Thread-safe: calls from several threads are serialized, one request
- * on the line at a time (tokio-modbus keeps one request in flight per connection and checks
- * each response's transaction id, unit id and function code against its request).
+ * Opaque Modbus client. Thread-safe. Modbus TCP pipelines the calls of several threads on one
+ * connection: up to `eq1_modbus_options_set_max_in_flight` requests (default 16) are on the
+ * wire at once, each with its own MBAP transaction id; each response is matched to its
+ * request by that id and checked (protocol id 0, unit id and function code of the request).
+ * RTU serializes calls: one request on the line at a time.
  */
 typedef struct eq1_modbus_client eq1_modbus_client;
 
@@ -1467,6 +1479,11 @@ typedef struct eq1_modbus_stats {
   uint64_t connects;
   uint64_t bytes_out;
   uint64_t bytes_in;
+  /**
+   * Modbus TCP: responses that came after their request timed out, recognized by their
+   * transaction id and discarded.
+   */
+  uint64_t late_responses;
 } eq1_modbus_stats;
 
 /**
@@ -4215,10 +4232,17 @@ enum eq1_status eq1_serial_client_get_stats(const struct eq1_serial_client *clie
  * sending: 1..2000 coils or discrete inputs read, 1..1968 coils written, 1..125 registers
  * read, 1..123 written, 1..125 read / 1..121 written by read/write multiple registers, and
  * address + quantity at most 65536. Out-buffers are written only on success.
+ *
+ * Threads: Modbus TCP pipelines requests by transaction id (up to
+ * `eq1_modbus_options_set_max_in_flight` at once); a response with a transaction id no request
+ * has, a protocol id other than 0, a length outside 2..254, or a unit id or function code that
+ * does not answer its request closes the connection, and the calls waiting on it fail with
+ * `EQ1_STATUS_MODBUS_BAD_FRAME` (retried like any bad frame, on a new connection). A lost
+ * connection fails them with `EQ1_STATUS_CONNECTION_LOST`. RTU serializes calls.
  * ==========================================================================================
  *
  * New Modbus options with the defaults: TCP to 127.0.0.1:502, unit id 1, timeout 1000 ms per
- * attempt, 1 retry.
+ * attempt, 1 retry, 16 requests in flight.
  *
  * Returns: the new options, to free with `eq1_modbus_options_free`; NULL only on a bug in the
  * library (a caught panic).
@@ -4316,6 +4340,25 @@ enum eq1_status eq1_modbus_options_set_timeout(struct eq1_modbus_options *option
 enum eq1_status eq1_modbus_options_set_retries(struct eq1_modbus_options *options, int retries);
 
 /**
+ * Modbus TCP: the most requests on the connection at once, 1..256 (default 16). Callers
+ * beyond it wait for a turn within their call's timeout (`EQ1_STATUS_TIMEOUT` when none comes).
+ * 1 serializes requests, for devices that cannot pipeline: some PLCs allow one transaction
+ * per connection, and pymodbus 3.8's server handles one request per TCP read (requests that
+ * arrive together wait until more bytes come). RTU always has one request on the line and
+ * ignores this.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` when set.
+ * - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+ * - `EQ1_STATUS_INVALID_ARGUMENT` for a value outside 1..256.
+ *
+ * # Safety
+ * `options` is NULL or live.
+ */
+enum eq1_status eq1_modbus_options_set_max_in_flight(struct eq1_modbus_options *options,
+                                                     int max_in_flight);
+
+/**
  * A new Modbus client from `options` (copied; free them when you like). It does not connect
  * yet: call `eq1_modbus_client_connect`.
  *
@@ -4342,8 +4385,9 @@ void eq1_modbus_client_free(struct eq1_modbus_client *client);
 
 /**
  * Connects now (within the default timeout). Until `eq1_modbus_client_disconnect`, a call
- * that finds the connection gone (server restarted, cable pulled, a timed-out request)
- * connects again by itself.
+ * that finds the connection gone connects again by itself: TCP after the server closed it, a
+ * protocol violation, or two timeouts in a row with nothing received (cable pulled); RTU
+ * after any failed attempt. A TCP request that merely times out leaves the connection up.
  *
  * Returns:
  * - `EQ1_STATUS_OK` when connected (TCP) or the serial device is open (RTU).

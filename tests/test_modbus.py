@@ -1,7 +1,9 @@
 """Modbus TCP against pymodbus's server (PyPI), started by each test as its own process with
 harness.modbus_server's register map: every function code from C, bad input at the C
-boundary (under valgrind), 4 threads x 1,000 requests, the server killed mid-poll and back,
-and the Python ModbusProtocol's typed helpers."""
+boundary (under valgrind), 4 threads x 1,000 requests, requests pipelined by transaction id
+(seen on the wire by harness.modbus_relay), a late response discarded, a bad MBAP header
+closing the connection, the server killed mid-poll and back, and the Python ModbusProtocol's
+typed helpers."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import cprog
+from harness.modbus_relay import ModbusRelay
 from harness.modbus_server import MAP_SIZE, coil, discrete, holding, input_register
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,13 +58,84 @@ def test_bad_input_at_the_c_boundary_has_its_status_under_valgrind(program, modb
     cprog.assert_valgrind_clean(r)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_4_threads_x_1000_requests_each_all_get_their_own_answer(program, modbus_server):
-    r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "threads", 1000, 4],
+@pytest.fixture
+def relay(modbus_server):
+    made = ModbusRelay(modbus_server.host, modbus_server.port)
+    yield made
+    made.close()
+
+
+def threads_run(program, host, port, requests, max_in_flight):
+    r = cprog.run(program, ["tcp", host, port, "threads", requests, 4, max_in_flight],
                   timeout=280)
     assert_all_passed(r)
-    assert "4 x 1000 requests, 0 wrong, 0 failed" in r.stdout
+    assert f"max in flight: {max_in_flight}" in r.stdout
+    assert f"4 x {requests} requests, 0 wrong, 0 failed" in r.stdout
+    # Every answer came at the first attempt: nothing waited for a timeout and a retry.
+    assert "retries 0 timeouts 0 late responses 0 connects 1" in r.stdout, r.stdout[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_4_threads_x_1000_requests_each_all_get_their_own_answer(program, relay):
+    # Pipelined on the wire between client and relay (16 in flight at most); the relay hands
+    # pymodbus one request at a time (harness.modbus_relay says why).
+    threads_run(program, relay.host, relay.port, 1000, 16)
+    assert relay.requests == 4 * 1000 + 1000 and relay.responses == relay.requests
+    assert 1 < relay.max_outstanding <= 4, relay.max_outstanding
+
+
+@pytest.mark.timeout(300)
+def test_max_in_flight_1_serializes_requests_from_threads(program, relay):
+    threads_run(program, relay.host, relay.port, 300, 1)
+    assert relay.requests == 4 * 300 + 300 and relay.connections == 1
+    assert relay.max_outstanding == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_4_threads_serialized_against_pymodbus_directly(program, modbus_server):
+    # A server that cannot take pipelined requests (pymodbus 3.8's reads one per TCP read)
+    # is driven with max_in_flight 1.
+    threads_run(program, modbus_server.host, modbus_server.port, 1000, 1)
+
+
+@pytest.mark.timeout(60)
+def test_a_late_response_after_a_timeout_is_discarded_and_the_next_request_gets_its_own(
+        modbus, relay):
+    from communicator.common.exceptions import ProtocolError, Status
+
+    m = modbus(host=relay.host, port=relay.port, timeout_ms=300, retries=0)
+    # The relay holds the first response for 1.5 s: it arrives while the second request
+    # waits, just before that request's own response.
+    relay.delay_response(0, 1.5)
+    with pytest.raises(ProtocolError) as raised:
+        m.read_holding_registers(0, 1)
+    assert raised.value.status == Status.TIMEOUT
+    assert m.read_holding_registers(10, 3, timeout_ms=5000) == [holding(i) for i in range(10, 13)]
+    stats = m.stats()
+    assert stats.late_responses == 1 and stats.timeouts == 1
+    assert stats.connects == 1 and relay.connections == 1, "the timeout kept the connection"
+    assert m.read_coils(0, 3) == [coil(i) for i in range(3)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("field", ["transaction_id", "protocol_id"])
+def test_a_response_with_an_unknown_transaction_id_or_protocol_id_closes_the_connection(
+        modbus, relay, field):
+    from communicator.common.exceptions import ProtocolError, Status
+
+    # No real server sends these: the relay rewrites the first response's MBAP header.
+    m = modbus(host=relay.host, port=relay.port, timeout_ms=2000, retries=0)
+    relay.rewrite_response(0, field)
+    with pytest.raises(ProtocolError) as raised:
+        m.read_holding_registers(0, 2)
+    assert raised.value.status == Status.MODBUS_BAD_FRAME
+    says = "no request has" if field == "transaction_id" else "protocol id 1"
+    assert says in str(raised.value)
+    # The next call connects again and gets its own answer.
+    assert m.read_holding_registers(0, 2) == [holding(0), holding(1)]
+    assert m.stats().connects == 2 and relay.connections == 2
 
 
 @pytest.fixture

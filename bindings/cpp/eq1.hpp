@@ -1840,7 +1840,8 @@ private:
 
 /**
  * A Modbus client (TCP, or RTU over a serial line) over eq1_modbus_*: RAII, movable, thread-safe
- * (calls from several threads are serialized by the library). Every failure throws the
+ * (over TCP the library pipelines calls from several threads by transaction id, up to
+ * Config::max_in_flight at once; over RTU it serializes them). Every failure throws the
  * exception class of its status (Modbus exceptions are EQ1_STATUS_MODBUS_*). `unit` -1 uses
  * the configured unit id; `call` overrides timeout and retries for one call.
  */
@@ -1852,6 +1853,8 @@ public:
 		int unit_id = 1;
 		int timeout_ms = 1000;
 		int retries = 1;
+		/** Modbus TCP: requests on the connection at once (1..256); 1 serializes. */
+		int max_in_flight = 16;
 		/** Set: RTU over this serial device instead of TCP. */
 		std::optional<std::string> serial_device;
 		int baud = 19200;
@@ -1881,6 +1884,7 @@ public:
 		detail::check(eq1_modbus_options_set_unit_id(options, config.unit_id));
 		detail::check(eq1_modbus_options_set_timeout(options, config.timeout_ms));
 		detail::check(eq1_modbus_options_set_retries(options, config.retries));
+		detail::check(eq1_modbus_options_set_max_in_flight(options, config.max_in_flight));
 		detail::check(eq1_modbus_client_new(options, &handle_));
 	}
 	ModbusClient(const ModbusClient &) = delete;

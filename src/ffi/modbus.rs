@@ -9,7 +9,7 @@ use crate::modbus::limits::{
     check_range, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_READ_WRITE_REGISTERS, MAX_WRITE_BITS,
     MAX_WRITE_REGISTERS,
 };
-use crate::modbus::{CallOptions, Client, Options, Parity, SerialSettings};
+use crate::modbus::{CallOptions, Client, Options, Parity, SerialSettings, MAX_IN_FLIGHT};
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
@@ -18,9 +18,11 @@ pub struct eq1_modbus_options {
     inner: Options,
 }
 
-/// Opaque Modbus client. Thread-safe: calls from several threads are serialized, one request
-/// on the line at a time (tokio-modbus keeps one request in flight per connection and checks
-/// each response's transaction id, unit id and function code against its request).
+/// Opaque Modbus client. Thread-safe. Modbus TCP pipelines the calls of several threads on one
+/// connection: up to `eq1_modbus_options_set_max_in_flight` requests (default 16) are on the
+/// wire at once, each with its own MBAP transaction id; each response is matched to its
+/// request by that id and checked (protocol id 0, unit id and function code of the request).
+/// RTU serializes calls: one request on the line at a time.
 pub struct eq1_modbus_client {
     client: Client,
 }
@@ -58,6 +60,9 @@ pub struct eq1_modbus_stats {
     pub connects: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
+    /// Modbus TCP: responses that came after their request timed out, recognized by their
+    /// transaction id and discarded.
+    pub late_responses: u64,
 }
 
 /// `eq1_modbus_options_set_serial` parity: none.
@@ -81,10 +86,17 @@ pub const EQ1_MODBUS_DEFAULT_UNIT: c_int = -1;
 /// sending: 1..2000 coils or discrete inputs read, 1..1968 coils written, 1..125 registers
 /// read, 1..123 written, 1..125 read / 1..121 written by read/write multiple registers, and
 /// address + quantity at most 65536. Out-buffers are written only on success.
+///
+/// Threads: Modbus TCP pipelines requests by transaction id (up to
+/// `eq1_modbus_options_set_max_in_flight` at once); a response with a transaction id no request
+/// has, a protocol id other than 0, a length outside 2..254, or a unit id or function code that
+/// does not answer its request closes the connection, and the calls waiting on it fail with
+/// `EQ1_STATUS_MODBUS_BAD_FRAME` (retried like any bad frame, on a new connection). A lost
+/// connection fails them with `EQ1_STATUS_CONNECTION_LOST`. RTU serializes calls.
 /// ==========================================================================================
 ///
 /// New Modbus options with the defaults: TCP to 127.0.0.1:502, unit id 1, timeout 1000 ms per
-/// attempt, 1 retry.
+/// attempt, 1 retry, 16 requests in flight.
 ///
 /// Returns: the new options, to free with `eq1_modbus_options_free`; NULL only on a bug in the
 /// library (a caught panic).
@@ -282,6 +294,40 @@ pub unsafe extern "C" fn eq1_modbus_options_set_retries(
     })
 }
 
+/// Modbus TCP: the most requests on the connection at once, 1..256 (default 16). Callers
+/// beyond it wait for a turn within their call's timeout (`EQ1_STATUS_TIMEOUT` when none comes).
+/// 1 serializes requests, for devices that cannot pipeline: some PLCs allow one transaction
+/// per connection, and pymodbus 3.8's server handles one request per TCP read (requests that
+/// arrive together wait until more bytes come). RTU always has one request on the line and
+/// ignores this.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` when set.
+/// - `EQ1_STATUS_NULL_ARGUMENT` for a NULL `options`.
+/// - `EQ1_STATUS_INVALID_ARGUMENT` for a value outside 1..256.
+///
+/// # Safety
+/// `options` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_modbus_options_set_max_in_flight(
+    options: *mut eq1_modbus_options,
+    max_in_flight: c_int,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: per this function's contract.
+        let options = unsafe { handle_mut(options, "options") }?;
+        options.inner.max_in_flight = u16::try_from(max_in_flight)
+            .ok()
+            .filter(|n| (1..=MAX_IN_FLIGHT).contains(n))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "max in flight {max_in_flight} is outside 1..{MAX_IN_FLIGHT}"
+                ))
+            })?;
+        Ok(())
+    })
+}
+
 /// A new Modbus client from `options` (copied; free them when you like). It does not connect
 /// yet: call `eq1_modbus_client_connect`.
 ///
@@ -327,8 +373,9 @@ pub unsafe extern "C" fn eq1_modbus_client_free(client: *mut eq1_modbus_client) 
 }
 
 /// Connects now (within the default timeout). Until `eq1_modbus_client_disconnect`, a call
-/// that finds the connection gone (server restarted, cable pulled, a timed-out request)
-/// connects again by itself.
+/// that finds the connection gone connects again by itself: TCP after the server closed it, a
+/// protocol violation, or two timeouts in a row with nothing received (cable pulled); RTU
+/// after any failed attempt. A TCP request that merely times out leaves the connection up.
 ///
 /// Returns:
 /// - `EQ1_STATUS_OK` when connected (TCP) or the serial device is open (RTU).
@@ -393,6 +440,7 @@ pub unsafe extern "C" fn eq1_modbus_client_get_stats(
             connects: s.connects,
             bytes_out: s.bytes_out,
             bytes_in: s.bytes_in,
+            late_responses: s.late_responses,
         };
         Ok(())
     })

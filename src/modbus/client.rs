@@ -1,12 +1,17 @@
-//! The Modbus client handle: one connection (TCP, or RTU over a serial line) owned by a tokio
-//! task's future at a time, requests serialized through one async mutex.
+//! The Modbus client handle: one connection, TCP or RTU over a serial line, opened on first use
+//! and again after it is lost, shared by calls from any number of threads.
 //!
-//! Why serialized, also over TCP: tokio-modbus's client context takes `&mut self` per call and
-//! keeps one request in flight; it checks each response's transaction id (TCP) or unit id and
-//! function code (RTU) against the request. Callers from several threads therefore queue on the
-//! mutex and each gets the response to its own request. A request that times out drops the
-//! connection, so that its late response can never be read as the answer to the next request;
-//! the next call connects again ("reconnect when the server comes back").
+//! Modbus TCP pipelines requests by transaction id (`pipeline`): up to `max_in_flight` requests
+//! are on the connection at once, each response completes the request with its transaction id,
+//! callers beyond the limit wait for a turn within their timeout. A request that times out
+//! leaves the connection up: its late response is recognized by its id and discarded.
+//! `max_in_flight` 1 serializes, for devices that cannot pipeline.
+//!
+//! RTU is serialized through one async mutex: the line carries one request at a time and a
+//! response names no request, only its unit id and function code (tokio-modbus's RTU context
+//! checks both). A request that times out there drops the connection, so that its late
+//! response can never be read as the answer to the next request; the next call opens the line
+//! again.
 
 use crate::core::error::{Error, Result};
 use crate::core::log::{log, Level};
@@ -23,6 +28,9 @@ use tokio::time::Instant;
 use tokio_modbus::client::{Client as _, Context};
 use tokio_modbus::prelude::SlaveContext;
 use tokio_modbus::{ExceptionCode, Request, Response, Slave};
+
+use crate::modbus::mbap::{self, Answer};
+use crate::modbus::pipeline::Connection;
 
 /// Serial line parity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +64,14 @@ pub struct Options {
     /// Further attempts after a timeout, a lost connection or a bad frame (not after a Modbus
     /// exception, which is the server's answer).
     pub retries: u32,
+    /// Modbus TCP: requests on the connection at once (1..=`MAX_IN_FLIGHT`); 1 serializes.
+    /// RTU always has one request on the line.
+    pub max_in_flight: u16,
     pub serial: Option<SerialSettings>,
 }
+
+/// The largest `Options::max_in_flight`.
+pub const MAX_IN_FLIGHT: u16 = 256;
 
 impl Default for Options {
     fn default() -> Self {
@@ -67,6 +81,7 @@ impl Default for Options {
             unit_id: 1,
             timeout: Duration::from_secs(1),
             retries: 1,
+            max_in_flight: 16,
             serial: None,
         }
     }
@@ -99,10 +114,13 @@ pub struct Stats {
     pub connects: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
+    /// Modbus TCP: responses that arrived after their request had timed out, recognized by
+    /// their transaction id and discarded.
+    pub late_responses: u64,
 }
 
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
     requests: AtomicU64,
     failures: AtomicU64,
     timeouts: AtomicU64,
@@ -112,21 +130,38 @@ struct Counters {
     connects: AtomicU64,
     bytes_out: AtomicU64,
     bytes_in: AtomicU64,
+    pub(crate) late_responses: AtomicU64,
 }
 
-fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
 struct Shared {
     options: Options,
-    counters: Counters,
+    counters: Arc<Counters>,
     /// Between connect and disconnect: calls (re)connect when the connection is gone.
     wanted: AtomicBool,
-    connection: tokio::sync::Mutex<Option<Context>>,
+    link: Link,
 }
 
-/// A Modbus client. Thread-safe: calls from several threads are serialized (module notes).
+enum Link {
+    Tcp(Tcp),
+    /// The serial line's tokio-modbus context; the mutex keeps one request on the line.
+    Rtu(tokio::sync::Mutex<Option<Context>>),
+}
+
+struct Tcp {
+    connection: std::sync::Mutex<Option<Arc<Connection>>>,
+    /// Held while connecting, connecting on demand or disconnecting: one connection at a time.
+    opening: tokio::sync::Mutex<()>,
+    /// `max_in_flight` permits: one per request on the connection.
+    turns: tokio::sync::Semaphore,
+    max_in_flight: u16,
+}
+
+/// A Modbus client. Thread-safe: TCP pipelines the calls of several threads, RTU serializes
+/// them (module notes).
 pub struct Client {
     shared: Arc<Shared>,
 }
@@ -136,13 +171,28 @@ impl Client {
         if options.serial.is_none() && options.host.is_empty() {
             return Err(Error::InvalidArgument("the Modbus host is empty".into()));
         }
+        if !(1..=MAX_IN_FLIGHT).contains(&options.max_in_flight) {
+            return Err(Error::InvalidArgument(format!(
+                "max in flight {} is outside 1..{MAX_IN_FLIGHT}",
+                options.max_in_flight
+            )));
+        }
         runtime::get()?;
+        let link = match options.serial {
+            Some(_) => Link::Rtu(tokio::sync::Mutex::new(None)),
+            None => Link::Tcp(Tcp {
+                connection: std::sync::Mutex::new(None),
+                opening: tokio::sync::Mutex::new(()),
+                turns: tokio::sync::Semaphore::new(usize::from(options.max_in_flight)),
+                max_in_flight: options.max_in_flight,
+            }),
+        };
         Ok(Client {
             shared: Arc::new(Shared {
                 options,
-                counters: Counters::default(),
+                counters: Arc::default(),
                 wanted: AtomicBool::new(false),
-                connection: tokio::sync::Mutex::new(None),
+                link,
             }),
         })
     }
@@ -156,11 +206,22 @@ impl Client {
     pub fn connect(&self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         run(async move {
-            let mut connection = shared.connection.lock().await;
-            shared.wanted.store(true, Ordering::Release);
-            if connection.is_none() {
-                let deadline = Instant::now() + shared.options.timeout;
-                *connection = Some(shared.open(deadline).await?);
+            let deadline = Instant::now() + shared.options.timeout;
+            match &shared.link {
+                Link::Tcp(tcp) => {
+                    let _opening = tcp.opening.lock().await;
+                    shared.wanted.store(true, Ordering::Release);
+                    if tcp.current().is_none() {
+                        shared.open_tcp(tcp, deadline).await?;
+                    }
+                }
+                Link::Rtu(line) => {
+                    let mut context = line.lock().await;
+                    shared.wanted.store(true, Ordering::Release);
+                    if context.is_none() {
+                        *context = Some(shared.open_rtu().await?);
+                    }
+                }
             }
             Ok(())
         })
@@ -170,11 +231,34 @@ impl Client {
     pub fn disconnect(&self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         run(async move {
-            let mut connection = shared.connection.lock().await;
-            shared.wanted.store(false, Ordering::Release);
-            if let Some(mut context) = connection.take() {
-                // The peer may already be gone: closing is best effort.
-                let _ = tokio::time::timeout(shared.options.timeout, context.disconnect()).await;
+            // The peer may already be gone: closing is best effort.
+            let deadline = Instant::now() + shared.options.timeout;
+            let closed = match &shared.link {
+                Link::Tcp(tcp) => {
+                    let _opening = tcp.opening.lock().await;
+                    shared.wanted.store(false, Ordering::Release);
+                    match tcp.take() {
+                        Some(connection) => {
+                            connection.shutdown(deadline).await;
+                            connection.close(not_connected());
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Link::Rtu(line) => {
+                    let mut context = line.lock().await;
+                    shared.wanted.store(false, Ordering::Release);
+                    match context.take() {
+                        Some(mut context) => {
+                            let _ = tokio::time::timeout_at(deadline, context.disconnect()).await;
+                            true
+                        }
+                        None => false,
+                    }
+                }
+            };
+            if closed {
                 log!(Level::Info, "modbus: disconnected from {}", shared.name());
             }
             Ok(())
@@ -183,11 +267,11 @@ impl Client {
 
     pub fn is_connected(&self) -> bool {
         self.shared.wanted.load(Ordering::Acquire)
-            && self
-                .shared
-                .connection
-                .try_lock()
-                .map_or(true, |connection| connection.is_some())
+            && match &self.shared.link {
+                Link::Tcp(tcp) => tcp.current().is_some(),
+                // Busy (a request on the line) counts as connected.
+                Link::Rtu(line) => line.try_lock().map_or(true, |context| context.is_some()),
+            }
     }
 
     pub fn stats(&self) -> Stats {
@@ -203,6 +287,7 @@ impl Client {
             connects: get(&c.connects),
             bytes_out: get(&c.bytes_out),
             bytes_in: get(&c.bytes_in),
+            late_responses: get(&c.late_responses),
         }
     }
 
@@ -317,7 +402,35 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.shared.wanted.store(false, Ordering::Release);
+        if let Link::Tcp(tcp) = &self.shared.link {
+            // Stops the reader task, which would otherwise keep the socket open.
+            if let Some(connection) = tcp.take() {
+                connection.close(not_connected());
+            }
+        }
     }
+}
+
+impl Tcp {
+    /// The open connection, if there is one.
+    fn current(&self) -> Option<Arc<Connection>> {
+        self.slot().as_ref().filter(|c| c.is_open()).cloned()
+    }
+
+    fn take(&self) -> Option<Arc<Connection>> {
+        self.slot().take()
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Connection>>> {
+        // Nothing panics while holding it; a poisoned slot still holds a valid value.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn not_connected() -> Error {
+    Error::NotConnected("the Modbus client is not connected (eq1_modbus_client_connect)".into())
 }
 
 impl Shared {
@@ -328,30 +441,74 @@ impl Shared {
         }
     }
 
-    async fn open(self: &Arc<Self>, deadline: Instant) -> Result<Context> {
-        let slave = Slave(self.options.unit_id);
-        let context = match &self.options.serial {
-            None => {
-                let endpoint = Endpoint::tcp(&self.options.host, self.options.port, false);
-                let stream =
-                    transport::open(&endpoint, None, &TransportOptions::default(), deadline)
-                        .await?;
-                tokio_modbus::client::tcp::attach_slave(self.counted(stream), slave)
-            }
-            Some(serial) => {
-                let stream = open_serial(serial)?;
-                tokio_modbus::client::rtu::attach_slave(self.counted(Box::new(stream)), slave)
-            }
+    async fn open_tcp(self: &Arc<Self>, tcp: &Tcp, deadline: Instant) -> Result<Arc<Connection>> {
+        let endpoint = Endpoint::tcp(&self.options.host, self.options.port, false);
+        let stream =
+            transport::open(&endpoint, None, &TransportOptions::default(), deadline).await?;
+        let connection = Connection::start(
+            Box::new(self.counted(stream)),
+            self.name(),
+            Arc::clone(&self.counters),
+        );
+        *tcp.slot() = Some(Arc::clone(&connection));
+        self.opened();
+        Ok(connection)
+    }
+
+    async fn open_rtu(self: &Arc<Self>) -> Result<Context> {
+        let Some(serial) = &self.options.serial else {
+            return Err(Error::Internal(
+                "an RTU link without serial settings".into(),
+            ));
         };
+        let stream = open_serial(serial)?;
+        let slave = Slave(self.options.unit_id);
+        let context =
+            tokio_modbus::client::rtu::attach_slave(self.counted(Box::new(stream)), slave);
+        self.opened();
+        Ok(context)
+    }
+
+    fn opened(&self) {
         bump(&self.counters.connects);
         log!(Level::Info, "modbus: connected to {}", self.name());
-        Ok(context)
+    }
+
+    fn check_wanted(&self) -> Result<()> {
+        if self.wanted.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(not_connected())
+        }
+    }
+
+    /// The open TCP connection, or a new one when the last was lost.
+    async fn tcp_connection(
+        self: &Arc<Self>,
+        tcp: &Tcp,
+        deadline: Instant,
+    ) -> Result<Arc<Connection>> {
+        if let Some(connection) = tcp.current() {
+            return Ok(connection);
+        }
+        let Ok(_opening) = tokio::time::timeout_at(deadline, tcp.opening.lock()).await else {
+            return Err(Error::Timeout(format!(
+                "connecting to {}: another call's connection attempt did not finish in time",
+                self.name()
+            )));
+        };
+        // A disconnect may have come first.
+        self.check_wanted()?;
+        match tcp.current() {
+            Some(connection) => Ok(connection),
+            None => self.open_tcp(tcp, deadline).await,
+        }
     }
 
     fn counted(self: &Arc<Self>, inner: Box<dyn IoStream>) -> Counted {
         Counted {
             inner,
-            shared: Arc::clone(self),
+            counters: Arc::clone(&self.counters),
         }
     }
 
@@ -376,15 +533,10 @@ impl Shared {
         let unit = call.unit.unwrap_or(self.options.unit_id);
         let timeout = call.timeout.unwrap_or(self.options.timeout);
         let retries = call.retries.unwrap_or(self.options.retries);
-        let mut connection = self.connection.lock().await;
         let mut attempt = 0;
         loop {
-            if !self.wanted.load(Ordering::Acquire) {
-                return Err(Error::NotConnected(
-                    "the Modbus client is not connected (eq1_modbus_client_connect)".into(),
-                ));
-            }
-            let error = match self.attempt(&mut connection, &request, unit, timeout).await {
+            self.check_wanted()?;
+            let error = match self.attempt(&request, unit, timeout).await {
                 Ok(response) => return Ok(response),
                 Err(error) => error,
             };
@@ -413,14 +565,77 @@ impl Shared {
 
     async fn attempt(
         self: &Arc<Self>,
-        connection: &mut Option<Context>,
         request: &Request<'static>,
         unit: u8,
         timeout: Duration,
     ) -> Result<Response> {
         let deadline = Instant::now() + timeout;
+        let answer = match &self.link {
+            Link::Tcp(tcp) => self.attempt_tcp(tcp, request, unit, deadline).await,
+            Link::Rtu(line) => self.attempt_rtu(line, request, unit, timeout).await,
+        };
+        match answer {
+            Ok(Ok(response)) => {
+                // A well-framed answer of the wrong size is the server's mistake, not the
+                // line's: reported, not retried, and the connection stays.
+                if let Err(error) = check_size(request, &response) {
+                    bump(&self.counters.bad_frames);
+                    return Err(error);
+                }
+                Ok(response)
+            }
+            Ok(Err(exception)) => {
+                bump(&self.counters.exceptions);
+                Err(exception_error(exception, request, unit))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn attempt_tcp(
+        self: &Arc<Self>,
+        tcp: &Tcp,
+        request: &Request<'static>,
+        unit: u8,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        let pdu = mbap::request_pdu(request)?;
+        let Ok(turn) = tokio::time::timeout_at(deadline, tcp.turns.acquire()).await else {
+            bump(&self.counters.timeouts);
+            return Err(Error::Timeout(format!(
+                "{} to {}: no turn before the deadline ({} request(s) in flight already)",
+                describe(request),
+                self.name(),
+                tcp.max_in_flight
+            )));
+        };
+        let _turn =
+            turn.map_err(|_| Error::Internal("the Modbus request turns were closed".into()))?;
+        let connection = self.tcp_connection(tcp, deadline).await?;
+        connection
+            .request(unit, &pdu, deadline)
+            .await
+            .map_err(|error| {
+                match error {
+                    Error::Timeout(_) => bump(&self.counters.timeouts),
+                    Error::ModbusBadFrame(_) => bump(&self.counters.bad_frames),
+                    _ => {}
+                }
+                about(error, &format!("{} to {}", describe(request), self.name()))
+            })
+    }
+
+    async fn attempt_rtu(
+        self: &Arc<Self>,
+        line: &tokio::sync::Mutex<Option<Context>>,
+        request: &Request<'static>,
+        unit: u8,
+        timeout: Duration,
+    ) -> Result<Answer> {
+        let deadline = Instant::now() + timeout;
+        let mut connection = line.lock().await;
         if connection.is_none() {
-            *connection = Some(self.open(deadline).await?);
+            *connection = Some(self.open_rtu().await?);
         }
         let Some(context) = connection.as_mut() else {
             return Err(Error::Internal(
@@ -431,19 +646,7 @@ impl Shared {
         let bytes_in_before = self.counters.bytes_in.load(Ordering::Relaxed);
         let outcome = tokio::time::timeout_at(deadline, context.call(request.clone())).await;
         let error = match outcome {
-            Ok(Ok(Ok(response))) => {
-                // A well-framed answer of the wrong size is the server's mistake, not the
-                // line's: reported, not retried, and the connection stays.
-                if let Err(error) = check_size(request, &response) {
-                    bump(&self.counters.bad_frames);
-                    return Err(error);
-                }
-                return Ok(response);
-            }
-            Ok(Ok(Err(exception))) => {
-                bump(&self.counters.exceptions);
-                return Err(exception_error(exception, request, unit));
-            }
+            Ok(Ok(answer)) => return Ok(answer),
             Err(_) => {
                 bump(&self.counters.timeouts);
                 let received = self.counters.bytes_in.load(Ordering::Relaxed) - bytes_in_before;
@@ -492,10 +695,20 @@ impl Shared {
                 }
             }
         };
-        // Whatever is left on this connection (a late or partial response) must not be read
-        // as the next request's answer: start over on a new one.
+        // Whatever is left on the line (a late or partial response) must not be read as the
+        // next request's answer: start over on a new one.
         *connection = None;
         Err(error)
+    }
+}
+
+/// The same error, its detail message prefixed with what was being done.
+fn about(error: Error, what: &str) -> Error {
+    match error {
+        Error::Timeout(m) => Error::Timeout(format!("{what}: {m}")),
+        Error::ConnectionLost(m) => Error::ConnectionLost(format!("{what}: connection lost: {m}")),
+        Error::ModbusBadFrame(m) => Error::ModbusBadFrame(format!("{what}: {m}")),
+        other => other,
     }
 }
 
@@ -662,12 +875,12 @@ fn mismatch(response: Response) -> Error {
 /// frame from silence).
 struct Counted {
     inner: Box<dyn IoStream>,
-    shared: Arc<Shared>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Counted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Counted({})", self.shared.name())
+        f.write_str("Counted")
     }
 }
 
@@ -680,8 +893,7 @@ impl AsyncRead for Counted {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = buf.filled().len() - before;
-        self.shared
-            .counters
+        self.counters
             .bytes_in
             .fetch_add(read as u64, Ordering::Relaxed);
         poll
@@ -696,8 +908,7 @@ impl AsyncWrite for Counted {
     ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = &poll {
-            self.shared
-                .counters
+            self.counters
                 .bytes_out
                 .fetch_add(*written as u64, Ordering::Relaxed);
         }

@@ -6,7 +6,8 @@
  *   eq1modbus tcp HOST PORT MODE ...   or   test_modbus rtu DEVICE BAUD MODE ...
  *   MODE roundtrip        every function code reads what the server holds and writes back
  *   MODE bad              every checked argument at the C boundary has its status + detail
- *   MODE threads N T      T threads x N requests each, every answer checked
+ *   MODE threads N T [M]  T threads x N requests each, every answer checked, M requests in
+ *                         flight at most (eq1_modbus_options_set_max_in_flight; default 16)
  *   tcp HOST PORT registry      "modbus-tcp" opened by name through eq1_protocol_open
  */
 #define _POSIX_C_SOURCE 200809L
@@ -16,7 +17,7 @@
 
 #define MAP_SIZE 100
 
-static eq1_modbus_client *make_client(char **argv)
+static eq1_modbus_client *make_client(char **argv, int max_in_flight)
 {
 	eq1_modbus_options *o = eq1_modbus_options_new();
 	REQUIRE(o != NULL, "options_new");
@@ -28,6 +29,7 @@ static eq1_modbus_client *make_client(char **argv)
 	CHECK(eq1_modbus_options_set_unit_id(o, 1));
 	CHECK(eq1_modbus_options_set_timeout(o, 2000));
 	CHECK(eq1_modbus_options_set_retries(o, 3));
+	CHECK(eq1_modbus_options_set_max_in_flight(o, max_in_flight));
 	eq1_modbus_client *c = NULL;
 	CHECK(eq1_modbus_client_new(o, &c));
 	eq1_modbus_options_free(o);
@@ -155,6 +157,13 @@ static void bad_input(eq1_modbus_client *c)
 		   EQ1_STATUS_INVALID_ARGUMENT, "timeout");
 	EXPECT_ERR("set_retries -1", eq1_modbus_options_set_retries(o, -1),
 		   EQ1_STATUS_INVALID_ARGUMENT, "retries");
+	EXPECT_ERR("set_max_in_flight NULL options", eq1_modbus_options_set_max_in_flight(NULL, 1),
+		   EQ1_STATUS_NULL_ARGUMENT, "options");
+	EXPECT_ERR("set_max_in_flight 0", eq1_modbus_options_set_max_in_flight(o, 0),
+		   EQ1_STATUS_INVALID_ARGUMENT, "max in flight 0 is outside 1..256");
+	EXPECT_ERR("set_max_in_flight 257", eq1_modbus_options_set_max_in_flight(o, 257),
+		   EQ1_STATUS_INVALID_ARGUMENT, "max in flight 257");
+	EXPECT_OK("set_max_in_flight 256", eq1_modbus_options_set_max_in_flight(o, 256));
 	eq1_modbus_client *out = (eq1_modbus_client *)1;
 	EXPECT_ERR("client_new NULL options", eq1_modbus_client_new(NULL, &out),
 		   EQ1_STATUS_NULL_ARGUMENT, "options");
@@ -330,6 +339,9 @@ static void threads(eq1_modbus_client *c, int requests, int count)
 	CHECK(eq1_modbus_client_get_stats(c, &s));
 	EXPECT_TRUE("stats counted every call, none failed",
 		    s.requests >= (uint64_t)(count * requests) && s.failures == 0);
+	printf("threads stats: retries %llu timeouts %llu late responses %llu connects %llu\n",
+	       (unsigned long long)s.retries, (unsigned long long)s.timeouts,
+	       (unsigned long long)s.late_responses, (unsigned long long)s.connects);
 }
 
 /* "modbus-tcp" from the protocol registry: request PDUs in, response PDUs out. */
@@ -376,8 +388,10 @@ int main(int argc, char **argv)
 			argv[0]);
 		return 2;
 	}
-	eq1_modbus_client *c = make_client(argv);
 	const char *mode = argv[4];
+	int max_in_flight = strcmp(mode, "threads") == 0 && argc >= 8 ? atoi(argv[7]) : 16;
+	eq1_modbus_client *c = make_client(argv, max_in_flight);
+	printf("max in flight: %d\n", max_in_flight);
 	CHECK(eq1_modbus_client_connect(c));
 	if (strcmp(mode, "roundtrip") == 0)
 		roundtrip(c);

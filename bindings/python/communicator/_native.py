@@ -260,7 +260,7 @@ class Eq1Stats(Structure):
 
 
 MODBUS_STATS_FIELDS = ("requests", "failures", "timeouts", "bad_frames", "exceptions",
-                       "retries", "connects", "bytes_out", "bytes_in")
+                       "retries", "connects", "bytes_out", "bytes_in", "late_responses")
 
 
 class Eq1ModbusCallOptions(Structure):
@@ -472,6 +472,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_modbus_options_set_unit_id": (_status, [_options_p, c_int]),
     "eq1_modbus_options_set_timeout": (_status, [_options_p, c_int]),
     "eq1_modbus_options_set_retries": (_status, [_options_p, c_int]),
+    "eq1_modbus_options_set_max_in_flight": (_status, [_options_p, c_int]),
     "eq1_modbus_client_new": (_status, [_options_p, POINTER(c_void_p)]),
     "eq1_modbus_client_free": (None, [_client_p]),
     "eq1_modbus_client_connect": (_status, [_client_p]),

@@ -5,8 +5,9 @@ binding's exceptions (an exception response is a ``ProtocolValidationError`` or
 ``receive`` are the design's ``ReqResProtocol`` face: ``send`` takes a request PDU (function
 code + data) and ``receive`` returns the response PDU.
 
-Calls from several threads are serialized by the library (one request on the line at a
-time)."""
+Calls from several threads: over TCP the library pipelines them on one connection (up to
+``max_in_flight`` requests at once, matched to their responses by transaction id; 1
+serializes); over RTU one request is on the line at a time."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class ModbusConfig:
     unit_id: int = 1
     timeout_ms: int = 1000
     retries: int = 1
+    #: Modbus TCP: requests on the connection at once (1..256); 1 for devices that cannot
+    #: pipeline.
+    max_in_flight: int = 16
     serial_device: Optional[str] = None
     baud: int = 19200
     data_bits: int = 8
@@ -51,6 +55,7 @@ class ModbusStats:
     connects: int = 0
     bytes_out: int = 0
     bytes_in: int = 0
+    late_responses: int = 0
 
 
 def _call_options(timeout_ms: Optional[int], retries: Optional[int]) -> Optional[
@@ -93,6 +98,8 @@ class ModbusProtocol(ReqResProtocol):
                           "timeout_ms")
             _native.check(self._lib.eq1_modbus_options_set_retries(options, c.retries),
                           "retries")
+            _native.check(self._lib.eq1_modbus_options_set_max_in_flight(
+                options, c.max_in_flight), "max_in_flight")
             handle = ctypes.c_void_p()
             _native.check(self._lib.eq1_modbus_client_new(options, ctypes.byref(handle)),
                           "client")
