@@ -823,7 +823,7 @@ typedef enum eq1_connection_state {
 
 /**
  * Opaque Modbus client. Thread-safe. Modbus TCP pipelines the calls of several threads on one
- * connection: up to `eq1_modbus_options_set_max_in_flight` requests (default 16) are on the
+ * connection: up to `eq1_modbus_options_set_max_in_flight` requests (default 1, serialized; raise it for servers known to pipeline) are on the
  * wire at once, each with its own MBAP transaction id; each response is matched to its
  * request by that id and checked (protocol id 0, unit id and function code of the request).
  * RTU serializes calls: one request on the line at a time.
@@ -4340,8 +4340,9 @@ enum eq1_status eq1_modbus_options_set_timeout(struct eq1_modbus_options *option
 enum eq1_status eq1_modbus_options_set_retries(struct eq1_modbus_options *options, int retries);
 
 /**
- * Modbus TCP: the most requests on the connection at once, 1..256 (default 16). Callers
- * beyond it wait for a turn within their call's timeout (`EQ1_STATUS_TIMEOUT` when none comes).
+ * Modbus TCP: the most requests on the connection at once, 1..256 (default 1: serialized;
+ * raise it only for servers known to pipeline). Callers beyond it wait for a turn within their
+ * call's timeout (`EQ1_STATUS_TIMEOUT` when none comes).
  * 1 serializes requests, for devices that cannot pipeline: some PLCs allow one transaction
  * per connection, and pymodbus 3.8's server handles one request per TCP read (requests that
  * arrive together wait until more bytes come). RTU always has one request on the line and

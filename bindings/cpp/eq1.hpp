@@ -1854,7 +1854,7 @@ public:
 		int timeout_ms = 1000;
 		int retries = 1;
 		/** Modbus TCP: requests on the connection at once (1..256); 1 serializes. */
-		int max_in_flight = 16;
+		int max_in_flight = 1; // serialized; raise for servers known to pipeline
 		/** Set: RTU over this serial device instead of TCP. */
 		std::optional<std::string> serial_device;
 		int baud = 19200;

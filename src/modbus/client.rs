@@ -5,7 +5,9 @@
 //! are on the connection at once, each response completes the request with its transaction id,
 //! callers beyond the limit wait for a turn within their timeout. A request that times out
 //! leaves the connection up: its late response is recognized by its id and discarded.
-//! `max_in_flight` 1 serializes, for devices that cannot pipeline.
+//! The default is 1 (serialized): many devices cannot pipeline (PLCs that hold one transaction,
+//! pymodbus 3.8's server), and a pipelined request to them waits for its timeout. Pipelining
+//! is the caller's opt-in for servers known to take it.
 //!
 //! RTU is serialized through one async mutex: the line carries one request at a time and a
 //! response names no request, only its unit id and function code (tokio-modbus's RTU context
@@ -81,7 +83,7 @@ impl Default for Options {
             unit_id: 1,
             timeout: Duration::from_secs(1),
             retries: 1,
-            max_in_flight: 16,
+            max_in_flight: 1,
             serial: None,
         }
     }

@@ -7,7 +7,7 @@
  *   MODE roundtrip        every function code reads what the server holds and writes back
  *   MODE bad              every checked argument at the C boundary has its status + detail
  *   MODE threads N T [M]  T threads x N requests each, every answer checked, M requests in
- *                         flight at most (eq1_modbus_options_set_max_in_flight; default 16)
+ *                         flight at most (eq1_modbus_options_set_max_in_flight; default 1)
  *   tcp HOST PORT registry      "modbus-tcp" opened by name through eq1_protocol_open
  */
 #define _POSIX_C_SOURCE 200809L
@@ -389,7 +389,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *mode = argv[4];
-	int max_in_flight = strcmp(mode, "threads") == 0 && argc >= 8 ? atoi(argv[7]) : 16;
+	int max_in_flight = strcmp(mode, "threads") == 0 && argc >= 8 ? atoi(argv[7]) : 1;
 	eq1_modbus_client *c = make_client(argv, max_in_flight);
 	printf("max in flight: %d\n", max_in_flight);
 	CHECK(eq1_modbus_client_connect(c));

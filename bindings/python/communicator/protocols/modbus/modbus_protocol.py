@@ -6,8 +6,8 @@ binding's exceptions (an exception response is a ``ProtocolValidationError`` or
 code + data) and ``receive`` returns the response PDU.
 
 Calls from several threads: over TCP the library pipelines them on one connection (up to
-``max_in_flight`` requests at once, matched to their responses by transaction id; 1
-serializes); over RTU one request is on the line at a time."""
+``max_in_flight`` requests at once, matched to their responses by transaction id; the default 1
+serializes, since many servers cannot pipeline); over RTU one request is on the line at a time."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class ModbusConfig:
     retries: int = 1
     #: Modbus TCP: requests on the connection at once (1..256); 1 for devices that cannot
     #: pipeline.
-    max_in_flight: int = 16
+    max_in_flight: int = 1
     serial_device: Optional[str] = None
     baud: int = 19200
     data_bits: int = 8
