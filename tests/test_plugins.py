@@ -7,8 +7,6 @@ programs also run under valgrind."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,13 +18,7 @@ C_DIR = REPO / "tests" / "c"
 
 
 def build_plugin(out: Path, *defines: str) -> Path:
-    """plugin_echo.c as a shared object; it needs only the header, not libeq1."""
-    cmd = [os.environ.get("CC", "cc"), *cprog.C_FLAGS, "-fPIC", "-shared", "-I",
-           str(cprog.include_dir()), *(f"-D{d}" for d in defines), "-o", str(out),
-           str(C_DIR / "plugin_echo.c")]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=cprog.COMPILE_TIMEOUT)
-    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout}{r.stderr}"
-    return out
+    return cprog.compile_plugin(C_DIR / "plugin_echo.c", out, defines)
 
 
 @pytest.fixture(scope="module")

@@ -137,6 +137,18 @@ def compile_cxx(sources: Sequence, out=None, extra_flags: Sequence[str] = ()) ->
     return _compile(os.environ.get("CXX", "c++"), CXX_FLAGS, sources, out, extra_flags)
 
 
+def compile_plugin(source, out, defines: Sequence[str] = ()) -> Path:
+    """A C11 source as a shared object (a protocol plugin): needs eq1.h, not libeq1.
+    `defines` are NAME or NAME=VALUE, as for -D."""
+    cmd = [os.environ.get("CC", "cc"), *C_FLAGS, "-fPIC", "-shared", "-I", str(include_dir()),
+           *(f"-D{d}" for d in defines), "-o", str(out), str(source)]
+    r = _run_bounded(cmd, timeout=COMPILE_TIMEOUT)
+    if r.returncode != 0:
+        raise RuntimeError(f"compile failed ({r.returncode}): {' '.join(cmd)}\n"
+                           f"{r.stdout}{r.stderr}")
+    return Path(out)
+
+
 class ProgramTimeout(subprocess.TimeoutExpired):
     """TimeoutExpired whose message shows what the program printed before it hung."""
 
