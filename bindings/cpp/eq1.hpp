@@ -54,6 +54,10 @@
  *     then deliberately leaks the client and its handlers (which keep running) rather than
  *     free handlers the library will still call.
  *
+ * Beyond MQTT. eq1::ModbusClient (Modbus TCP/RTU), eq1::SerialPort (a serial line) and
+ * eq1::Protocol (any protocol by name from the library's registry, plugins included) follow
+ * the same rules: move-only RAII, exceptions by status family, thread-safe calls.
+ *
  * Threads. Client methods may be called from any thread, like the eq1_mqtt_client_*
  * functions, except destruction and move-assignment, which must not race with other calls
  * on the same Client. Options are not thread-safe (configure them from one thread).

@@ -141,7 +141,9 @@ pub fn open_from_options(options: &ProtocolOptions) -> Result<Box<dyn Protocol>>
     let publish_timeout = options
         .millis(KIND, "publish_timeout_ms")?
         .unwrap_or(Duration::from_secs(5));
-    let limit = options.parse::<usize>(KIND, "receive_queue")?.unwrap_or(1000);
+    let limit = options
+        .parse::<usize>(KIND, "receive_queue")?
+        .unwrap_or(1000);
     if limit == 0 {
         return Err(Error::InvalidArgument(format!(
             "protocol '{KIND}': receive_queue must be at least 1"
@@ -186,9 +188,10 @@ impl Protocol for MqttProtocol {
     /// The payload of the next message of any subscription, waiting up to `timeout`; a
     /// payload above `max_len` is refused and stays queued.
     fn receive(&self, max_len: usize, timeout: Duration) -> Result<Vec<u8>> {
-        let payload = self.inbox.pop(timeout).ok_or_else(|| {
-            Error::Timeout(format!("no MQTT message arrived within {timeout:?}"))
-        })?;
+        let payload = self
+            .inbox
+            .pop(timeout)
+            .ok_or_else(|| Error::Timeout(format!("no MQTT message arrived within {timeout:?}")))?;
         if payload.len() > max_len {
             let len = payload.len();
             self.inbox.lock().messages.push_front(payload);
@@ -263,10 +266,19 @@ mod tests {
             let inbox = Arc::clone(&inbox);
             std::thread::spawn(move || inbox.push(b"c"))
         };
-        assert_eq!(inbox.pop(Duration::from_secs(5)).as_deref(), Some(&b"a"[..]));
+        assert_eq!(
+            inbox.pop(Duration::from_secs(5)).as_deref(),
+            Some(&b"a"[..])
+        );
         pusher.join().unwrap();
-        assert_eq!(inbox.pop(Duration::from_secs(5)).as_deref(), Some(&b"b"[..]));
-        assert_eq!(inbox.pop(Duration::from_secs(5)).as_deref(), Some(&b"c"[..]));
+        assert_eq!(
+            inbox.pop(Duration::from_secs(5)).as_deref(),
+            Some(&b"b"[..])
+        );
+        assert_eq!(
+            inbox.pop(Duration::from_secs(5)).as_deref(),
+            Some(&b"c"[..])
+        );
         assert_eq!(inbox.pop(Duration::from_millis(10)), None);
         inbox.push(b"d");
         inbox.push(b"e");
