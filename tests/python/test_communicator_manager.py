@@ -6,11 +6,13 @@ together with the communicator wheel."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
 import textwrap
-import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -164,19 +166,11 @@ def test_a_factory_that_does_not_make_a_protocol_is_refused():
 
 # ---------------------------------------------------------------- entry points, in a venv
 
-PLUGIN_PYPROJECT = """\
-[build-system]
-requires = ["setuptools"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "eq1-test-echo-protocol"
-version = "1.0"
-
-[project.entry-points."communicator.protocols"]
-test-echo = "eq1_test_echo:EchoProtocol"
-test-broken = "eq1_test_echo_missing_module:Nothing"
-mqtt = "eq1_test_echo:EchoProtocol"
+PLUGIN_ENTRY_POINTS = """\
+[communicator.protocols]
+test-echo = eq1_test_echo:EchoProtocol
+test-broken = eq1_test_echo_missing_module:Nothing
+mqtt = eq1_test_echo:EchoProtocol
 """
 
 PLUGIN_MODULE = """\
@@ -206,24 +200,46 @@ class EchoProtocol(ReqResProtocol):
 """
 
 
+def write_plugin_wheel(directory: Path) -> Path:
+    """The third-party package as a wheel, written directly (a wheel is a zip with its
+    dist-info): pip installs it like any other, offline, without a build backend."""
+    name, version = "eq1_test_echo_protocol", "1.0"
+    info = f"{name}-{version}.dist-info"
+    files = {
+        "eq1_test_echo.py": PLUGIN_MODULE,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: eq1-test-echo-protocol\n"
+                            f"Version: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: eq1-tests\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+        f"{info}/entry_points.txt": PLUGIN_ENTRY_POINTS,
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest())
+        record.append(f"{path},sha256={digest.rstrip(b'=').decode()},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+        z.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_a_protocol_declared_by_an_entry_point_of_an_installed_package(tmp_path,
                                                                        communicator_wheel):
-    plugin = tmp_path / "plugin"
-    plugin.mkdir()
-    (plugin / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
-    (plugin / "eq1_test_echo.py").write_text(PLUGIN_MODULE)
+    plugin = write_plugin_wheel(tmp_path)
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True,
                    timeout=300)
     python = str(tmp_path / "venv" / "bin" / "python")
     env = {k: v for k, v in os.environ.items()
            if k not in ("EQ1_LIBRARY", "LD_LIBRARY_PATH", "PYTHONPATH")}
-    for what in ([str(communicator_wheel)], ["--no-build-isolation", str(plugin)]):
-        r = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-index",
-                            "--disable-pip-version-check", *what], capture_output=True,
-                           text=True, timeout=600, env=env, cwd=tmp_path)
-        assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-index",
+                        "--disable-pip-version-check", str(communicator_wheel), str(plugin)],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run([python, "-c", textwrap.dedent("""
         import communicator
         from communicator import ProtocolManager, ProtocolValidationError, Status
