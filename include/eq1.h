@@ -4624,6 +4624,7 @@ enum eq1_status eq1_modbus_read_write_multiple_registers(const struct eq1_modbus
  * - "modbus-tcp": host, port (502), unit_id, timeout_ms, retries; "modbus-rtu": device, baud,
  *   data_bits, parity (N, O, E), stop_bits, unit_id, timeout_ms, retries. Request: a request
  *   PDU in, the response PDU out.
+ *
  * ==========================================================================================
  *
  * New, empty protocol options.

@@ -23,8 +23,7 @@ def program(built_library):
 
 def run(program, args, valgrind: bool):
     r = cprog.run(program, args, timeout=280, valgrind=valgrind)
-    assert r.returncode == 0 and "SUMMARY:" in r.stdout and ", 0 failed" in r.stdout, (
-        f"exit {r.returncode}\n{r.stdout[-8000:]}\n{r.stderr[-6000:]}")
+    cprog.assert_all_passed(r)
     if valgrind:
         cprog.assert_valgrind_clean(r)
     return r

@@ -24,16 +24,12 @@ def program(built_library):
     return cprog.compile_c([SOURCE], extra_flags=("-lpthread",))
 
 
-def assert_all_passed(r) -> None:
-    assert r.returncode == 0 and "SUMMARY:" in r.stdout and ", 0 failed" in r.stdout, (
-        f"exit {r.returncode}\n{r.stdout[-8000:]}\n{r.stderr[-4000:]}")
-
 
 def test_every_function_code_reads_and_writes_back_what_the_server_holds(program,
                                                                          modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "roundtrip"],
                   timeout=120)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     assert "0x17 read/write multiple" in r.stdout
 
 
@@ -42,7 +38,7 @@ def test_every_function_code_reads_and_writes_back_what_the_server_holds(program
 def test_modbus_tcp_opens_by_name_from_the_protocol_registry(program, modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "registry"],
                   timeout=280, valgrind=True)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     cprog.assert_valgrind_clean(r)
 
 
@@ -51,7 +47,7 @@ def test_modbus_tcp_opens_by_name_from_the_protocol_registry(program, modbus_ser
 def test_bad_input_at_the_c_boundary_has_its_status_under_valgrind(program, modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "bad"],
                   timeout=280, valgrind=True)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     cprog.assert_valgrind_clean(r)
 
 
@@ -60,7 +56,7 @@ def test_bad_input_at_the_c_boundary_has_its_status_under_valgrind(program, modb
 def test_4_threads_x_1000_requests_each_all_get_their_own_answer(program, modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "threads", 1000, 4],
                   timeout=280)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     assert "4 x 1000 requests, 0 wrong, 0 failed" in r.stdout
 
 

@@ -38,10 +38,6 @@ def plugins(built_library, tmp_path_factory) -> list[str]:
                              missing)]
 
 
-def assert_all_passed(r) -> None:
-    assert r.returncode == 0 and "SUMMARY:" in r.stdout and ", 0 failed" in r.stdout, (
-        f"exit {r.returncode}\n{r.stdout[-8000:]}\n{r.stderr[-6000:]}")
-
 
 @pytest.mark.parametrize("valgrind", [False, pytest.param(True, marks=pytest.mark.valgrind)],
                          ids=["plain", "valgrind"])
@@ -49,7 +45,7 @@ def assert_all_passed(r) -> None:
 def test_plugin_loads_round_trips_and_every_bad_plugin_has_its_status(plugins, valgrind):
     program = cprog.compile_c([C_DIR / "eq1plugin.c"])
     r = cprog.run(program, plugins, timeout=280, valgrind=valgrind)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     for check in ("request returns its echo", "a wrong abi_version is refused",
                   "a shared object without eq1_plugin_entry", "a path that does not exist",
                   "the same plugin again: its name is taken",
@@ -66,7 +62,7 @@ def test_every_builtin_opens_by_name_and_mqtt_works_through_the_generic_handle(
         built_library, broker, valgrind):
     program = cprog.compile_c([C_DIR / "test_protocol_registry.c"])
     r = cprog.run(program, [broker.host, broker.port], timeout=280, valgrind=valgrind)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     for name in ("tcp", "serial", "modbus-tcp", "modbus-rtu", "mqtt"):
         assert f'ok   - "{name}" opens by name' in r.stdout, r.stdout
     assert "ok   - mqtt: received the QoS 1 payload" in r.stdout

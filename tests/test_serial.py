@@ -27,10 +27,6 @@ def pair(tmp_path):
     line.stop()
 
 
-def assert_all_passed(r) -> None:
-    assert r.returncode == 0 and "SUMMARY:" in r.stdout and ", 0 failed" in r.stdout, (
-        f"exit {r.returncode}\n{r.stdout[-8000:]}\n{r.stderr[-6000:]}")
-
 
 @pytest.mark.parametrize("valgrind", [False, pytest.param(True, marks=pytest.mark.valgrind)],
                          ids=["plain", "valgrind"])
@@ -38,7 +34,7 @@ def assert_all_passed(r) -> None:
 def test_c_api_over_a_pty_pair(built_library, pair, valgrind):
     program = cprog.compile_c([SOURCE], extra_flags=("-lpthread",))
     r = cprog.run(program, [pair.a, pair.b], timeout=280, valgrind=valgrind)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     for check in ("A -> B: B receives all 256 byte values, unchanged",
                   "B -> A: A receives all 256 byte values, unchanged",
                   "a 64 KiB block arrives whole and unchanged",

@@ -387,6 +387,7 @@ fn load_plugin(path: &str) -> Result<String> {
 /// - "modbus-tcp": host, port (502), unit_id, timeout_ms, retries; "modbus-rtu": device, baud,
 ///   data_bits, parity (N, O, E), stop_bits, unit_id, timeout_ms, retries. Request: a request
 ///   PDU in, the response PDU out.
+///
 /// ==========================================================================================
 ///
 /// New, empty protocol options.

@@ -213,6 +213,14 @@ def run(prog, args: Sequence = (), env: dict | None = None, timeout: float = 120
     return _run_bounded(cmd, timeout=timeout, env=full_env, cwd=cwd, input=input)
 
 
+def assert_all_passed(result: subprocess.CompletedProcess) -> None:
+    """Fail unless a test program (tests/c/test_util.h's checks) exited 0 with
+    "SUMMARY: <n> checks, 0 failed"."""
+    assert result.returncode == 0 and "SUMMARY:" in result.stdout and \
+        ", 0 failed" in result.stdout, (
+            f"exit {result.returncode}\n{result.stdout[-8000:]}\n{result.stderr[-6000:]}")
+
+
 def assert_valgrind_clean(result: subprocess.CompletedProcess) -> None:
     """Fail unless a valgrind run reported no errors and no definite/indirect leaks."""
     assert result.returncode != VALGRIND_ERROR_EXIT and \

@@ -14,10 +14,10 @@
 #include <string>
 #include <thread>
 #include <type_traits>
-#include <typeinfo>
 #include <vector>
 
 #include "eq1.hpp"
+#include "../test_util.hpp"
 
 using namespace std::chrono_literals;
 
@@ -26,35 +26,7 @@ static_assert(std::is_nothrow_move_constructible_v<eq1::SerialPort>);
 static_assert(!std::is_copy_constructible_v<eq1::Protocol>, "Protocol is move-only");
 static_assert(std::is_nothrow_move_assignable_v<eq1::Protocol>);
 
-static int g_checks;
-static int g_failures;
-
-static void report(bool ok, const std::string &name, const std::string &why = "")
-{
-	++g_checks;
-	if (!ok)
-		++g_failures;
-	std::printf("%s - %s%s%s\n", ok ? "ok  " : "FAIL", name.c_str(), why.empty() ? "" : ": ",
-		    why.c_str());
-	std::fflush(stdout);
-}
-
-#define CHECK(name, cond) report((cond), name, #cond)
-
-/* `call` must throw an E with status `want` and a detail message. */
-template <class E, class F>
-static void expect_throw(const std::string &name, F &&call, eq1_status want)
-{
-	try {
-		call();
-		report(false, name, "no exception");
-	} catch (const E &e) {
-		bool ok = e.status() == want && !e.detail().empty();
-		report(ok, name, ok ? "" : std::string("status ") + std::to_string(e.status()) + ": " + e.what());
-	} catch (const std::exception &e) {
-		report(false, name, std::string("wrong exception ") + typeid(e).name() + ": " + e.what());
-	}
-}
+#define EXPECT(name, cond) report((cond), name, #cond)
 
 static void modbus(const std::string &host, int port)
 {
@@ -69,33 +41,33 @@ static void modbus(const std::string &host, int port)
 	bool all = coils.size() == 100;
 	for (int i = 0; all && i < 100; i++)
 		all = coils[static_cast<std::size_t>(i)] == (i % 2 == 0);
-	CHECK("0x01 read coils are the server's", all);
+	EXPECT("0x01 read coils are the server's", all);
 	std::vector<bool> discrete = client.read_discrete_inputs(0, 100, 1);
 	all = discrete.size() == 100;
 	for (int i = 0; all && i < 100; i++)
 		all = discrete[static_cast<std::size_t>(i)] == (i % 3 == 0);
-	CHECK("0x02 read discrete inputs are the server's", all);
+	EXPECT("0x02 read discrete inputs are the server's", all);
 	std::vector<std::uint16_t> holding = client.read_holding_registers(0, 100);
 	all = holding.size() == 100;
 	for (int i = 0; all && i < 100; i++)
 		all = holding[static_cast<std::size_t>(i)] == 1000 + i;
-	CHECK("0x03 read holding registers are the server's", all);
+	EXPECT("0x03 read holding registers are the server's", all);
 	std::vector<std::uint16_t> input = client.read_input_registers(10, 5);
-	CHECK("0x04 read input registers are the server's",
+	EXPECT("0x04 read input registers are the server's",
 	      input == (std::vector<std::uint16_t>{2010, 2011, 2012, 2013, 2014}));
 
 	client.write_single_coil(1, true);
-	CHECK("0x05 write single coil reads back", client.read_coils(1, 1) == std::vector<bool>{true});
+	EXPECT("0x05 write single coil reads back", client.read_coils(1, 1) == std::vector<bool>{true});
 	client.write_single_register(2, 65535);
-	CHECK("0x06 write single register reads back",
+	EXPECT("0x06 write single register reads back",
 	      client.read_holding_registers(2, 1) == std::vector<std::uint16_t>{65535});
 	client.write_multiple_coils(40, {true, false, true});
-	CHECK("0x0F write multiple coils reads back",
+	EXPECT("0x0F write multiple coils reads back",
 	      client.read_coils(40, 3) == (std::vector<bool>{true, false, true}));
 	client.write_multiple_registers(50, {7, 8, 9});
-	CHECK("0x10 write multiple registers reads back",
+	EXPECT("0x10 write multiple registers reads back",
 	      client.read_holding_registers(50, 3) == (std::vector<std::uint16_t>{7, 8, 9}));
-	CHECK("0x17 read/write multiple registers",
+	EXPECT("0x17 read/write multiple registers",
 	      client.read_write_multiple_registers(60, 2, 61, {5}) ==
 		      (std::vector<std::uint16_t>{1060, 5}));
 
@@ -106,15 +78,15 @@ static void modbus(const std::string &host, int port)
 					   [&] { client.read_holding_registers(0, 126); },
 					   EQ1_STATUS_INVALID_ARGUMENT);
 	eq1_modbus_call_options quick{500, 0};
-	CHECK("per-call options are used",
+	EXPECT("per-call options are used",
 	      client.read_holding_registers(3, 1, EQ1_MODBUS_DEFAULT_UNIT, &quick) ==
 		      std::vector<std::uint16_t>{1003});
 	eq1_modbus_stats stats = client.stats();
-	CHECK("stats count the requests and the exception", stats.requests >= 14 &&
+	EXPECT("stats count the requests and the exception", stats.requests >= 14 &&
 							    stats.exceptions == 1 && stats.bytes_in > 0);
 
 	eq1::ModbusClient moved(std::move(client));
-	CHECK("a moved client still works", moved.read_holding_registers(0, 1) ==
+	EXPECT("a moved client still works", moved.read_holding_registers(0, 1) ==
 						   std::vector<std::uint16_t>{1000});
 	expect_throw<eq1::ValidationError>("the moved-from client throws",
 					   [&] { client.read_coils(0, 1); }, // NOLINT: on purpose
@@ -154,10 +126,10 @@ static void serial(const std::string &a_path, const std::string &b_path)
 	for (std::size_t i = 0; i < every.size(); i++)
 		every[i] = static_cast<std::uint8_t>(i);
 	a.send(eq1::Bytes(every.data(), every.size()));
-	CHECK("A -> B: all 256 byte values", read_exactly(b, 256) == every);
+	EXPECT("A -> B: all 256 byte values", read_exactly(b, 256) == every);
 	b.send("from B");
 	std::vector<std::uint8_t> back = read_exactly(a, 6);
-	CHECK("B -> A: text", std::string(back.begin(), back.end()) == "from B");
+	EXPECT("B -> A: text", std::string(back.begin(), back.end()) == "from B");
 
 	std::thread echo([&] {
 		std::vector<std::uint8_t> question = read_exactly(b, 4);
@@ -169,8 +141,8 @@ static void serial(const std::string &a_path, const std::string &b_path)
 		answer.insert(answer.end(), rest.begin(), rest.end());
 	}
 	echo.join();
-	CHECK("request gets the echo", std::string(answer.begin(), answer.end()) == "ping");
-	CHECK("stats count the request", a.stats().requests == 1 && a.stats().bytes_sent == 260);
+	EXPECT("request gets the echo", std::string(answer.begin(), answer.end()) == "ping");
+	EXPECT("stats count the request", a.stats().requests == 1 && a.stats().bytes_sent == 260);
 
 	expect_throw<eq1::ConnectionError>("receive with nothing arriving times out",
 					   [&] { a.receive(16, 200ms); }, EQ1_STATUS_TIMEOUT);
@@ -213,7 +185,7 @@ static void serial(const std::string &a_path, const std::string &b_path)
 	line.connect();
 	line.send("generic");
 	std::vector<std::uint8_t> generic = read_exactly(b, 7);
-	CHECK("Protocol(\"serial\") sends to the other end",
+	EXPECT("Protocol(\"serial\") sends to the other end",
 	      std::string(generic.begin(), generic.end()) == "generic");
 	expect_throw<eq1::ValidationError>("Protocol(\"serial\") cannot publish",
 					   [&] { line.publish("t", "x"); },
@@ -224,9 +196,9 @@ static void plugin(const std::string &path)
 {
 	expect_throw<eq1::ValidationError>("an unknown name", [] { eq1::Protocol p("echo"); },
 					   EQ1_STATUS_UNKNOWN_PROTOCOL);
-	CHECK("load_plugin returns the plugin's name", eq1::Protocol::load_plugin(path) == "echo");
+	EXPECT("load_plugin returns the plugin's name", eq1::Protocol::load_plugin(path) == "echo");
 	std::vector<std::string> names = eq1::Protocol::names();
-	CHECK("names() lists the plugin beside the built-ins",
+	EXPECT("names() lists the plugin beside the built-ins",
 	      names == (std::vector<std::string>{"echo", "modbus-rtu", "modbus-tcp", "mqtt", "serial",
 						 "tcp"}));
 	expect_throw<eq1::ValidationError>("loading it again: the name is taken",
@@ -237,16 +209,16 @@ static void plugin(const std::string &path)
 					   EQ1_STATUS_PLUGIN_LOAD);
 
 	eq1::Protocol echo("echo", {{"capacity", "1000"}});
-	CHECK("not connected before connect", !echo.is_connected());
+	EXPECT("not connected before connect", !echo.is_connected());
 	echo.connect(1s);
-	CHECK("connected", echo.is_connected());
+	EXPECT("connected", echo.is_connected());
 	echo.send("hello");
 	std::vector<std::uint8_t> got = echo.receive(64, 1s);
-	CHECK("receive returns what was sent", std::string(got.begin(), got.end()) == "hello");
+	EXPECT("receive returns what was sent", std::string(got.begin(), got.end()) == "hello");
 	got = echo.request("again", 3, 1s);
-	CHECK("request returns at most max_len of the echo", std::string(got.begin(), got.end()) == "aga");
+	EXPECT("request returns at most max_len of the echo", std::string(got.begin(), got.end()) == "aga");
 	got = echo.receive(64, 1s);
-	CHECK("the rest follows", std::string(got.begin(), got.end()) == "in");
+	EXPECT("the rest follows", std::string(got.begin(), got.end()) == "in");
 	expect_throw<eq1::ConnectionError>("the plugin's timeout status comes through",
 					   [&] { echo.receive(64, 100ms); }, EQ1_STATUS_TIMEOUT);
 	expect_throw<eq1::ValidationError>("publish on a plugin without publish",
@@ -257,8 +229,8 @@ static void plugin(const std::string &path)
 					   EQ1_STATUS_INVALID_ARGUMENT);
 
 	eq1::Protocol moved = std::move(echo);
-	CHECK("a moved protocol still works", moved.is_connected());
-	CHECK("the moved-from one is not connected", !echo.is_connected()); // NOLINT: on purpose
+	EXPECT("a moved protocol still works", moved.is_connected());
+	EXPECT("the moved-from one is not connected", !echo.is_connected()); // NOLINT: on purpose
 	expect_throw<eq1::ValidationError>("the moved-from one throws",
 					   [&] { echo.send("x"); }, EQ1_STATUS_NULL_ARGUMENT);
 	moved.disconnect(1s);
