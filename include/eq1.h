@@ -658,6 +658,11 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_TLS_SIGNER_FAILED = 79,
   /**
+   * A protocol of this name is registered already (a built-in, or a plugin loaded
+   * before): `eq1_protocol_load_plugin` never replaces one; nothing was registered.
+   */
+  EQ1_STATUS_PROTOCOL_EXISTS = 80,
+  /**
    * The protocol kind behind an `eq1_protocol` handle does not support this operation
    * (e.g. publish on TCP, send on a plugin without a send function); nothing was done.
    */
@@ -668,7 +673,7 @@ typedef enum eq1_status {
   EQ1_STATUS_UNKNOWN_PROTOCOL = 83,
   /**
    * A plugin's shared object could not be loaded (missing file, not a shared object,
-   * unresolved dependencies), or a plugin of its name is registered already.
+   * unresolved dependencies).
    */
   EQ1_STATUS_PLUGIN_LOAD = 84,
   /**
@@ -1502,6 +1507,55 @@ typedef struct eq1_modbus_call_options {
    */
   int retries;
 } eq1_modbus_call_options;
+
+/**
+ * One option handed to a plugin's `open`: borrowed for the duration of the call.
+ */
+typedef struct eq1_plugin_option {
+  const char *key;
+  const char *value;
+} eq1_plugin_option;
+
+/**
+ * What a plugin's shared object exports, returned by its function
+ * `const eq1_plugin_vtable *eq1_plugin_entry(void)` (the pointer must stay valid while the
+ * process runs). Each function returns an `eq1_status` number (0 = `EQ1_STATUS_OK`); the
+ * library never calls two functions of one instance at the same time. `name`, `open` and
+ * `close` are required; a NULL operation makes it fail with
+ * `EQ1_STATUS_UNSUPPORTED_OPERATION`.
+ */
+typedef struct eq1_plugin_vtable {
+  /**
+   * `EQ1_PLUGIN_ABI_VERSION` of the header the plugin was built with.
+   */
+  uint32_t abi_version;
+  /**
+   * The protocol name it registers (1..64 of `[A-Za-z0-9._-]`).
+   */
+  const char *name;
+  /**
+   * Creates an instance from `count` options; writes it to `*instance`.
+   */
+  int (*open)(const struct eq1_plugin_option *options, size_t count, void **instance);
+  /**
+   * Releases an instance (after which it is never used).
+   */
+  void (*close)(void *instance);
+  int (*connect)(void *instance, int timeout_ms);
+  int (*disconnect)(void *instance, int timeout_ms);
+  int (*send)(void *instance, const uint8_t *data, size_t len, int timeout_ms);
+  /**
+   * Writes at most `buf_len` bytes into `buf` and their number into `*out_len`.
+   */
+  int (*receive)(void *instance, uint8_t *buf, size_t buf_len, size_t *out_len, int timeout_ms);
+  int (*publish)(void *instance,
+                 const char *topic,
+                 const uint8_t *payload,
+                 size_t len,
+                 int qos,
+                 bool retain);
+  int (*subscribe)(void *instance, const char *filter, int qos, int timeout_ms);
+} eq1_plugin_vtable;
 
 /**
  * Bucket upper bounds, in microseconds: 1-2.5-5 steps from 50 µs to 10 s (a loopback round
@@ -4598,13 +4652,24 @@ enum eq1_status eq1_modbus_read_write_multiple_registers(const struct eq1_modbus
  * Section: Protocols
  *
  * One handle for a protocol of any kind: `eq1_protocol_open` creates an instance from a
- * registered name ("tcp", "serial", and those loaded with `eq1_protocol_load_plugin`) and
+ * registered name (the built-ins "mqtt", "tcp", "serial", "modbus-tcp", "modbus-rtu", and
+ * those loaded with `eq1_protocol_load_plugin`; `eq1_protocol_names` lists them) and
  * key/value options; the generic operations fail with `EQ1_STATUS_UNSUPPORTED_OPERATION` when
- * the kind does not have them. Options of "tcp": host, port, framing (raw, u16, u32,
- * delimiter), delimiter, max_frame, connect_timeout_ms, auto_reconnect, tls, tls_ca_file,
- * tls_cert_file, tls_key_file, tls_verify_hostname, tls_insecure. Options of "serial": path,
- * baud_rate, data_bits, parity (none, odd, even), stop_bits, flow_control (none, software,
- * hardware), read_timeout_ms. An unknown option is refused.
+ * the kind does not have them. An unknown option is refused.
+ *
+ * - "mqtt": host (or uri), port (1883), client_id, username, password, keep_alive (s),
+ *   clean_session, version (3.1.1 or 5), tls, tls_ca_file, publish_timeout_ms (publish waits
+ *   for the outcome, 5000), receive_queue (1000). Publish and subscribe; receive returns the
+ *   payload of the next message of any subscription made through the handle, in order.
+ * - "tcp": host, port, framing (raw, u16, u32, delimiter), delimiter, max_frame,
+ *   connect_timeout_ms, auto_reconnect, tls, tls_ca_file, tls_cert_file, tls_key_file,
+ *   tls_verify_hostname, tls_insecure. Send, receive, request.
+ * - "serial": device, baud (9600), data_bits (5..8), parity (none, odd, even), stop_bits (1
+ *   or 2), flow_control (none, software, hardware), read_timeout_ms. Send, receive, request.
+ * - "modbus-tcp": host, port (502), unit_id, timeout_ms, retries; "modbus-rtu": device, baud,
+ *   data_bits, parity (N, O, E), stop_bits, unit_id, timeout_ms, retries. Request: a request
+ *   PDU in, the response PDU out.
+ *
  * ==========================================================================================
  *
  * New, empty protocol options.
@@ -4801,6 +4866,20 @@ enum eq1_status eq1_protocol_subscribe(const struct eq1_protocol *protocol,
                                        int timeout_ms_value);
 
 /**
+ * The names `eq1_protocol_open` knows (built-ins and loaded plugins), sorted, one per line
+ * ("modbus-rtu\nmodbus-tcp\nmqtt\nserial\ntcp" without plugins), copied into `buf` with
+ * snprintf semantics: at most `buf_len - 1` bytes and a NUL; `buf` may be NULL when
+ * `buf_len` is 0, to ask for the length.
+ *
+ * Returns: the length of the whole list without its NUL (a value >= `buf_len` means it was
+ * cut short).
+ *
+ * # Safety
+ * `buf` NULL or writable for `buf_len` bytes.
+ */
+size_t eq1_protocol_names(char *buf, size_t buf_len);
+
+/**
  * Loads the plugin at `path` (a shared object exporting `eq1_plugin_entry`) and registers its
  * protocol under the vtable's name, for `eq1_protocol_open`. Plugins are never unloaded.
  * When `name_buf` is not NULL the registered name is copied there (snprintf semantics, at
@@ -4810,7 +4889,10 @@ enum eq1_status eq1_protocol_subscribe(const struct eq1_protocol *protocol,
  * - `EQ1_STATUS_OK` on success.
  * - `EQ1_STATUS_NULL_ARGUMENT` when `path` is NULL.
  * - `EQ1_STATUS_INVALID_UTF8` when `path` is not valid UTF-8.
- * - `EQ1_STATUS_PLUGIN_LOAD` when the file cannot be loaded, or its name is taken already.
+ * - `EQ1_STATUS_PLUGIN_LOAD` when the file cannot be loaded (missing, not a shared object,
+ *   unresolved dependencies).
+ * - `EQ1_STATUS_PROTOCOL_EXISTS` when a protocol of the vtable's name is registered already
+ *   (a built-in, or a plugin loaded before, also the same file loaded twice).
  * - `EQ1_STATUS_PLUGIN_SYMBOL` when `eq1_plugin_entry` is missing or returns NULL, or the
  *   vtable lacks its name, open or close.
  * - `EQ1_STATUS_PLUGIN_VERSION` when the vtable's `abi_version` is not

@@ -27,16 +27,12 @@ def program(built_library):
     return cprog.compile_c([SOURCE], extra_flags=("-lpthread",))
 
 
-def assert_all_passed(r) -> None:
-    assert r.returncode == 0 and "SUMMARY:" in r.stdout and ", 0 failed" in r.stdout, (
-        f"exit {r.returncode}\n{r.stdout[-8000:]}\n{r.stderr[-4000:]}")
-
 
 def test_every_function_code_reads_and_writes_back_what_the_server_holds(program,
                                                                          modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "roundtrip"],
                   timeout=120)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     assert "0x17 read/write multiple" in r.stdout
 
 
@@ -45,7 +41,7 @@ def test_every_function_code_reads_and_writes_back_what_the_server_holds(program
 def test_modbus_tcp_opens_by_name_from_the_protocol_registry(program, modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "registry"],
                   timeout=280, valgrind=True)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     cprog.assert_valgrind_clean(r)
 
 
@@ -54,7 +50,7 @@ def test_modbus_tcp_opens_by_name_from_the_protocol_registry(program, modbus_ser
 def test_bad_input_at_the_c_boundary_has_its_status_under_valgrind(program, modbus_server):
     r = cprog.run(program, ["tcp", modbus_server.host, modbus_server.port, "bad"],
                   timeout=280, valgrind=True)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     cprog.assert_valgrind_clean(r)
 
 
@@ -68,7 +64,7 @@ def relay(modbus_server):
 def threads_run(program, host, port, requests, max_in_flight):
     r = cprog.run(program, ["tcp", host, port, "threads", requests, 4, max_in_flight],
                   timeout=280)
-    assert_all_passed(r)
+    cprog.assert_all_passed(r)
     assert f"max in flight: {max_in_flight}" in r.stdout
     assert f"4 x {requests} requests, 0 wrong, 0 failed" in r.stdout
     # Every answer came at the first attempt: nothing waited for a timeout and a retry.

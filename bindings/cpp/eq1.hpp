@@ -54,6 +54,10 @@
  *     then deliberately leaks the client and its handlers (which keep running) rather than
  *     free handlers the library will still call.
  *
+ * Beyond MQTT. eq1::ModbusClient (Modbus TCP/RTU), eq1::SerialPort (a serial line) and
+ * eq1::Protocol (any protocol by name from the library's registry, plugins included) follow
+ * the same rules: move-only RAII, exceptions by status family, thread-safe calls.
+ *
  * Threads. Client methods may be called from any thread, like the eq1_mqtt_client_*
  * functions, except destruction and move-assignment, which must not race with other calls
  * on the same Client. Options are not thread-safe (configure them from one thread).
@@ -1994,6 +1998,272 @@ private:
 		return handle_;
 	}
 	eq1_modbus_client *handle_ = nullptr;
+};
+
+/* ------------------------------------------------------- serial lines and any protocol */
+
+namespace detail {
+
+/** Receives into a buffer of `max_len` bytes through `receive(buf, len, &out_len)`. */
+template <class Receive>
+inline std::vector<std::uint8_t> receive_into(std::size_t max_len, Receive receive)
+{
+	if (max_len == 0)
+		throw ValidationError(EQ1_STATUS_INVALID_ARGUMENT, "max_len is 0");
+	std::vector<std::uint8_t> buf(max_len);
+	std::size_t len = 0;
+	check(receive(buf.data(), buf.size(), &len));
+	buf.resize(len);
+	return buf;
+}
+
+} // namespace detail
+
+/**
+ * A serial line (RS-232/485 adapter, pseudo-terminal) over eq1_serial_*: raw bytes both ways.
+ * RAII, movable, thread-safe (calls take turns on the line). receive() returns what has
+ * arrived (at least one byte, at most max_len) or throws ConnectionError with
+ * EQ1_STATUS_TIMEOUT; a device that cannot be opened throws ConnectionError
+ * (EQ1_STATUS_SERIAL_ERROR); a bad setting ValidationError (EQ1_STATUS_INVALID_ARGUMENT).
+ */
+class SerialPort {
+public:
+	struct Config {
+		std::string device;
+		std::uint32_t baud = 9600;
+		int data_bits = 8;
+		int parity = EQ1_SERIAL_PARITY_NONE;
+		int stop_bits = 1;
+		int flow_control = EQ1_SERIAL_FLOW_NONE;
+	};
+
+	explicit SerialPort(const Config &config)
+	{
+		std::string device =
+			detail::c_string(config.device, EQ1_STATUS_INVALID_ARGUMENT, "device");
+		eq1_serial_options *options = nullptr;
+		detail::check(eq1_serial_options_new(device.c_str(), config.baud, &options));
+		std::unique_ptr<eq1_serial_options, void (*)(eq1_serial_options *)> guard(
+			options, eq1_serial_options_free);
+		detail::check(eq1_serial_options_set_line(options, config.data_bits, config.parity,
+							  config.stop_bits));
+		detail::check(eq1_serial_options_set_flow_control(options, config.flow_control));
+		detail::check(eq1_serial_client_new(options, &handle_));
+	}
+	SerialPort(const SerialPort &) = delete;
+	SerialPort &operator=(const SerialPort &) = delete;
+	SerialPort(SerialPort &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+	SerialPort &operator=(SerialPort &&other) noexcept
+	{
+		if (this != &other) {
+			eq1_serial_client_free(handle_);
+			handle_ = std::exchange(other.handle_, nullptr);
+		}
+		return *this;
+	}
+	~SerialPort() { eq1_serial_client_free(handle_); }
+
+	/** Opens and configures the device. */
+	void connect() { detail::check(eq1_serial_client_connect(get())); }
+	void disconnect() { detail::check(eq1_serial_client_disconnect(get())); }
+
+	/** Writes every byte of `data`. */
+	void send(Bytes data) { detail::check(eq1_serial_client_send(get(), data.data(), data.size())); }
+	void send(std::string_view text) { send(Bytes(text)); }
+
+	/** What has arrived, up to `max_len` bytes, waiting up to `timeout` for the first. */
+	std::vector<std::uint8_t> receive(std::size_t max_len = 1024,
+					  std::chrono::milliseconds timeout = std::chrono::seconds(1))
+	{
+		eq1_serial_client *c = get();
+		return detail::receive_into(max_len, [&](std::uint8_t *buf, std::size_t len,
+							 std::size_t *out) {
+			return eq1_serial_client_receive(c, detail::to_ms(timeout), buf, len, out);
+		});
+	}
+
+	/** Sends `data`, then receives its answer as receive() does. */
+	std::vector<std::uint8_t> request(Bytes data, std::size_t max_len = 1024,
+					  std::chrono::milliseconds timeout = std::chrono::seconds(1))
+	{
+		eq1_serial_client *c = get();
+		return detail::receive_into(max_len, [&](std::uint8_t *buf, std::size_t len,
+							 std::size_t *out) {
+			return eq1_serial_client_request(c, data.data(), data.size(),
+							 detail::to_ms(timeout), buf, len, out);
+		});
+	}
+	std::vector<std::uint8_t> request(std::string_view text, std::size_t max_len = 1024,
+					  std::chrono::milliseconds timeout = std::chrono::seconds(1))
+	{
+		return request(Bytes(text), max_len, timeout);
+	}
+
+	eq1_serial_stats stats() const
+	{
+		eq1_serial_stats s{};
+		detail::check(eq1_serial_client_get_stats(get(), &s));
+		return s;
+	}
+	eq1_serial_client *native() const noexcept { return handle_; }
+
+private:
+	eq1_serial_client *get() const
+	{
+		if (handle_ == nullptr)
+			throw ValidationError(EQ1_STATUS_NULL_ARGUMENT,
+					      "this eq1::SerialPort was moved from");
+		return handle_;
+	}
+	eq1_serial_client *handle_ = nullptr;
+};
+
+/**
+ * One handle for a protocol of any kind, opened by name from the library's registry
+ * (eq1_protocol_*): the built-ins "mqtt", "tcp", "serial", "modbus-tcp", "modbus-rtu" and the
+ * plugins loaded with Protocol::load_plugin(). Options are the kind's text keys and values
+ * (see the Protocols section of eq1.h). An operation the kind does not have throws
+ * ValidationError (EQ1_STATUS_UNSUPPORTED_OPERATION). RAII, movable, thread-safe.
+ */
+class Protocol {
+public:
+	using Options = std::map<std::string, std::string>;
+
+	/** Loads a plugin's shared object and registers its protocol; returns its name. */
+	static std::string load_plugin(std::string_view path)
+	{
+		std::string p = detail::c_string(path, EQ1_STATUS_INVALID_ARGUMENT, "path");
+		char name[128] = {0};
+		detail::check(eq1_protocol_load_plugin(p.c_str(), name, sizeof name));
+		return name;
+	}
+
+	/** The names the registry knows, sorted. */
+	static std::vector<std::string> names()
+	{
+		std::string text(eq1_protocol_names(nullptr, 0), '\0');
+		// Another thread may load a plugin in between: ask again until the list fits.
+		for (;;) {
+			std::size_t needed = eq1_protocol_names(&text[0], text.size() + 1);
+			if (needed <= text.size()) {
+				text.resize(needed);
+				break;
+			}
+			text.assign(needed, '\0');
+		}
+		std::vector<std::string> out;
+		for (std::size_t start = 0; start < text.size();) {
+			std::size_t end = text.find('\n', start);
+			if (end == std::string::npos)
+				end = text.size();
+			out.emplace_back(text.substr(start, end - start));
+			start = end + 1;
+		}
+		return out;
+	}
+
+	explicit Protocol(std::string_view name, const Options &options = {})
+	{
+		std::string n = detail::c_string(name, EQ1_STATUS_INVALID_ARGUMENT, "name");
+		eq1_protocol_options *o = eq1_protocol_options_new();
+		if (o == nullptr)
+			throw Error(EQ1_STATUS_INTERNAL, "eq1_protocol_options_new failed");
+		std::unique_ptr<eq1_protocol_options, void (*)(eq1_protocol_options *)> guard(
+			o, eq1_protocol_options_free);
+		for (const auto &[key, value] : options) {
+			std::string k = detail::c_string(key, EQ1_STATUS_INVALID_ARGUMENT, "option key");
+			std::string v =
+				detail::c_string(value, EQ1_STATUS_INVALID_ARGUMENT, "option value");
+			detail::check(eq1_protocol_options_set(o, k.c_str(), v.c_str()));
+		}
+		detail::check(eq1_protocol_open(n.c_str(), o, &handle_));
+	}
+	Protocol(const Protocol &) = delete;
+	Protocol &operator=(const Protocol &) = delete;
+	Protocol(Protocol &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+	Protocol &operator=(Protocol &&other) noexcept
+	{
+		if (this != &other) {
+			eq1_protocol_close(handle_);
+			handle_ = std::exchange(other.handle_, nullptr);
+		}
+		return *this;
+	}
+	/** Disconnects (if connected) and releases the instance. */
+	~Protocol() { eq1_protocol_close(handle_); }
+
+	void connect(std::chrono::milliseconds timeout = default_timeout)
+	{
+		detail::check(eq1_protocol_connect(get(), detail::to_ms(timeout)));
+	}
+	void disconnect(std::chrono::milliseconds timeout = default_timeout)
+	{
+		detail::check(eq1_protocol_disconnect(get(), detail::to_ms(timeout)));
+	}
+	bool is_connected() const noexcept { return eq1_protocol_is_connected(handle_); }
+
+	void send(Bytes data, std::chrono::milliseconds timeout = default_timeout)
+	{
+		detail::check(eq1_protocol_send(get(), data.data(), data.size(),
+						detail::to_ms(timeout)));
+	}
+	void send(std::string_view text, std::chrono::milliseconds timeout = default_timeout)
+	{
+		send(Bytes(text), timeout);
+	}
+	/** One message (or what arrived, for a raw kind) of at most `max_len` bytes. */
+	std::vector<std::uint8_t> receive(std::size_t max_len = 65536,
+					  std::chrono::milliseconds timeout = default_timeout)
+	{
+		eq1_protocol *p = get();
+		return detail::receive_into(max_len, [&](std::uint8_t *buf, std::size_t len,
+							 std::size_t *out) {
+			return eq1_protocol_receive(p, detail::to_ms(timeout), buf, len, out);
+		});
+	}
+	std::vector<std::uint8_t> request(Bytes data, std::size_t max_len = 65536,
+					  std::chrono::milliseconds timeout = default_timeout)
+	{
+		eq1_protocol *p = get();
+		return detail::receive_into(max_len, [&](std::uint8_t *buf, std::size_t len,
+							 std::size_t *out) {
+			return eq1_protocol_request(p, data.data(), data.size(), detail::to_ms(timeout),
+						    buf, len, out);
+		});
+	}
+	std::vector<std::uint8_t> request(std::string_view text, std::size_t max_len = 65536,
+					  std::chrono::milliseconds timeout = default_timeout)
+	{
+		return request(Bytes(text), max_len, timeout);
+	}
+	void publish(std::string_view topic, Bytes payload, int qos = 0, bool retain = false)
+	{
+		std::string t = detail::c_string(topic, EQ1_STATUS_INVALID_TOPIC, "topic");
+		detail::check(eq1_protocol_publish(get(), t.c_str(), payload.data(), payload.size(), qos,
+						   retain));
+	}
+	void publish(std::string_view topic, std::string_view payload, int qos = 0,
+		     bool retain = false)
+	{
+		publish(topic, Bytes(payload), qos, retain);
+	}
+	void subscribe(std::string_view filter, int qos = 0,
+		       std::chrono::milliseconds timeout = default_timeout)
+	{
+		std::string f = detail::c_string(filter, EQ1_STATUS_INVALID_FILTER, "filter");
+		detail::check(eq1_protocol_subscribe(get(), f.c_str(), qos, detail::to_ms(timeout)));
+	}
+	eq1_protocol *native() const noexcept { return handle_; }
+
+private:
+	eq1_protocol *get() const
+	{
+		if (handle_ == nullptr)
+			throw ValidationError(EQ1_STATUS_NULL_ARGUMENT,
+					      "this eq1::Protocol was moved from");
+		return handle_;
+	}
+	eq1_protocol *handle_ = nullptr;
 };
 
 } // namespace eq1

@@ -162,6 +162,9 @@ pub enum Error {
     UnsupportedOperation(String),
     #[error("{0}")]
     UnknownProtocol(String),
+    /// A protocol of this name is registered already.
+    #[error("{0}")]
+    ProtocolExists(String),
     #[error("{0}")]
     PluginLoad(String),
     #[error("{0}")]

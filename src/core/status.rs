@@ -317,6 +317,10 @@ status_table! {
     /// handshake (it returned false or an empty or oversized signature).
     TlsSignerFailed = 79, "EQ1_STATUS_TLS_SIGNER_FAILED", Authentication,
         "the TLS signing callback failed";
+    /// A protocol of this name is registered already (a built-in, or a plugin loaded
+    /// before): `eq1_protocol_load_plugin` never replaces one; nothing was registered.
+    ProtocolExists = 80, "EQ1_STATUS_PROTOCOL_EXISTS", Validation,
+        "a protocol of this name is registered already";
     /// The protocol kind behind an `eq1_protocol` handle does not support this operation
     /// (e.g. publish on TCP, send on a plugin without a send function); nothing was done.
     UnsupportedOperation = 82, "EQ1_STATUS_UNSUPPORTED_OPERATION", Validation,
@@ -325,7 +329,7 @@ status_table! {
     UnknownProtocol = 83, "EQ1_STATUS_UNKNOWN_PROTOCOL", Validation,
         "no protocol of this name is registered";
     /// A plugin's shared object could not be loaded (missing file, not a shared object,
-    /// unresolved dependencies), or a plugin of its name is registered already.
+    /// unresolved dependencies).
     PluginLoad = 84, "EQ1_STATUS_PLUGIN_LOAD", Validation, "the plugin could not be loaded";
     /// A plugin's shared object does not export `eq1_plugin_entry`, or its vtable lacks a
     /// required function (name, open, close).
@@ -456,6 +460,7 @@ impl From<&Error> for Status {
             Error::BindFailed(_) => S::BindFailed,
             Error::UnsupportedOperation(_) => S::UnsupportedOperation,
             Error::UnknownProtocol(_) => S::UnknownProtocol,
+            Error::ProtocolExists(_) => S::ProtocolExists,
             Error::PluginLoad(_) => S::PluginLoad,
             Error::PluginSymbol(_) => S::PluginSymbol,
             Error::PluginVersion(_) => S::PluginVersion,

@@ -370,13 +370,24 @@ fn load_plugin(path: &str) -> Result<String> {
 /// Section: Protocols
 ///
 /// One handle for a protocol of any kind: `eq1_protocol_open` creates an instance from a
-/// registered name ("tcp", "serial", and those loaded with `eq1_protocol_load_plugin`) and
+/// registered name (the built-ins "mqtt", "tcp", "serial", "modbus-tcp", "modbus-rtu", and
+/// those loaded with `eq1_protocol_load_plugin`; `eq1_protocol_names` lists them) and
 /// key/value options; the generic operations fail with `EQ1_STATUS_UNSUPPORTED_OPERATION` when
-/// the kind does not have them. Options of "tcp": host, port, framing (raw, u16, u32,
-/// delimiter), delimiter, max_frame, connect_timeout_ms, auto_reconnect, tls, tls_ca_file,
-/// tls_cert_file, tls_key_file, tls_verify_hostname, tls_insecure. Options of "serial": path,
-/// baud_rate, data_bits, parity (none, odd, even), stop_bits, flow_control (none, software,
-/// hardware), read_timeout_ms. An unknown option is refused.
+/// the kind does not have them. An unknown option is refused.
+///
+/// - "mqtt": host (or uri), port (1883), client_id, username, password, keep_alive (s),
+///   clean_session, version (3.1.1 or 5), tls, tls_ca_file, publish_timeout_ms (publish waits
+///   for the outcome, 5000), receive_queue (1000). Publish and subscribe; receive returns the
+///   payload of the next message of any subscription made through the handle, in order.
+/// - "tcp": host, port, framing (raw, u16, u32, delimiter), delimiter, max_frame,
+///   connect_timeout_ms, auto_reconnect, tls, tls_ca_file, tls_cert_file, tls_key_file,
+///   tls_verify_hostname, tls_insecure. Send, receive, request.
+/// - "serial": device, baud (9600), data_bits (5..8), parity (none, odd, even), stop_bits (1
+///   or 2), flow_control (none, software, hardware), read_timeout_ms. Send, receive, request.
+/// - "modbus-tcp": host, port (502), unit_id, timeout_ms, retries; "modbus-rtu": device, baud,
+///   data_bits, parity (N, O, E), stop_bits, unit_id, timeout_ms, retries. Request: a request
+///   PDU in, the response PDU out.
+///
 /// ==========================================================================================
 ///
 /// New, empty protocol options.
@@ -724,6 +735,25 @@ pub unsafe extern "C" fn eq1_protocol_subscribe(
     })
 }
 
+/// The names `eq1_protocol_open` knows (built-ins and loaded plugins), sorted, one per line
+/// ("modbus-rtu\nmodbus-tcp\nmqtt\nserial\ntcp" without plugins), copied into `buf` with
+/// snprintf semantics: at most `buf_len - 1` bytes and a NUL; `buf` may be NULL when
+/// `buf_len` is 0, to ask for the length.
+///
+/// Returns: the length of the whole list without its NUL (a value >= `buf_len` means it was
+/// cut short).
+///
+/// # Safety
+/// `buf` NULL or writable for `buf_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_protocol_names(buf: *mut c_char, buf_len: usize) -> usize {
+    call_value(0, || {
+        let names = registry::names().join("\n");
+        // SAFETY: per this function's contract.
+        unsafe { crate::ffi::boundary::copy_snprintf(&names, buf, buf_len) }
+    })
+}
+
 /// Loads the plugin at `path` (a shared object exporting `eq1_plugin_entry`) and registers its
 /// protocol under the vtable's name, for `eq1_protocol_open`. Plugins are never unloaded.
 /// When `name_buf` is not NULL the registered name is copied there (snprintf semantics, at
@@ -733,7 +763,10 @@ pub unsafe extern "C" fn eq1_protocol_subscribe(
 /// - `EQ1_STATUS_OK` on success.
 /// - `EQ1_STATUS_NULL_ARGUMENT` when `path` is NULL.
 /// - `EQ1_STATUS_INVALID_UTF8` when `path` is not valid UTF-8.
-/// - `EQ1_STATUS_PLUGIN_LOAD` when the file cannot be loaded, or its name is taken already.
+/// - `EQ1_STATUS_PLUGIN_LOAD` when the file cannot be loaded (missing, not a shared object,
+///   unresolved dependencies).
+/// - `EQ1_STATUS_PROTOCOL_EXISTS` when a protocol of the vtable's name is registered already
+///   (a built-in, or a plugin loaded before, also the same file loaded twice).
 /// - `EQ1_STATUS_PLUGIN_SYMBOL` when `eq1_plugin_entry` is missing or returns NULL, or the
 ///   vtable lacks its name, open or close.
 /// - `EQ1_STATUS_PLUGIN_VERSION` when the vtable's `abi_version` is not

@@ -13,6 +13,7 @@ pub mod options;
 mod packet_ids;
 pub mod persistence;
 pub mod properties;
+pub mod protocol;
 pub mod request;
 pub mod session;
 pub mod shared;

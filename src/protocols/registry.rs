@@ -127,6 +127,7 @@ pub type Factory = Arc<dyn Fn(&ProtocolOptions) -> Result<Box<dyn Protocol>> + S
 /// The protocols built into the library: name and factory. Add a line here for a new one.
 fn builtins() -> Vec<(&'static str, Factory)> {
     vec![
+        ("mqtt", Arc::new(crate::mqtt::protocol::open_from_options)),
         ("tcp", Arc::new(crate::protocols::tcp::open_from_options)),
         (
             "serial",
@@ -173,8 +174,8 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-/// Adds the protocol `name`; a name registered already is refused (`Error::PluginLoad`), so
-/// that a plugin cannot silently replace a built-in.
+/// Adds the protocol `name`; a name registered already is refused (`Error::ProtocolExists`),
+/// so that a plugin cannot silently replace a built-in.
 pub fn register(
     name: &str,
     factory: impl Fn(&ProtocolOptions) -> Result<Box<dyn Protocol>> + Send + Sync + 'static,
@@ -182,7 +183,7 @@ pub fn register(
     check_name(name)?;
     let mut registry = registry();
     if registry.contains_key(name) {
-        return Err(Error::PluginLoad(format!(
+        return Err(Error::ProtocolExists(format!(
             "a protocol named '{name}' is registered already"
         )));
     }
@@ -235,12 +236,12 @@ mod tests {
 
     #[test]
     fn builtins_are_registered_and_a_name_cannot_be_taken_twice() {
-        assert!(is_registered("tcp") && is_registered("serial"));
+        assert!(is_registered("mqtt") && is_registered("tcp") && is_registered("serial"));
         assert!(is_registered("modbus-tcp") && is_registered("modbus-rtu"));
         register("null-test", |_| Ok(Box::new(Null) as Box<dyn Protocol>)).unwrap();
         assert!(matches!(
             register("null-test", |_| Ok(Box::new(Null) as Box<dyn Protocol>)),
-            Err(Error::PluginLoad(_))
+            Err(Error::ProtocolExists(_))
         ));
         assert!(matches!(
             register("bad name", |_| Ok(Box::new(Null) as Box<dyn Protocol>)),

@@ -339,15 +339,16 @@ pub fn flow_control_from_name(name: &str) -> Result<SerialFlowControl> {
     }
 }
 
-/// Options: `path` (required), `baud_rate` (default 9600), `data_bits`, `parity`,
-/// `stop_bits`, `flow_control`, `read_timeout_ms`.
+/// Options (the names "modbus-rtu" uses for the same settings): `device` (required), `baud`
+/// (default 9600), `data_bits` (8), `parity` (none, odd, even or N, O, E), `stop_bits` (1),
+/// `flow_control` (none, software, hardware), `read_timeout_ms` (1000).
 pub fn open_from_options(options: &ProtocolOptions) -> Result<Box<dyn Protocol>> {
     const KIND: &str = "serial";
     options.only(
         KIND,
         &[
-            "path",
-            "baud_rate",
+            "device",
+            "baud",
             "data_bits",
             "parity",
             "stop_bits",
@@ -356,8 +357,8 @@ pub fn open_from_options(options: &ProtocolOptions) -> Result<Box<dyn Protocol>>
         ],
     )?;
     let mut serial = SerialOptions::new(
-        options.required(KIND, "path")?,
-        options.parse(KIND, "baud_rate")?.unwrap_or(9600),
+        options.required(KIND, "device")?,
+        options.parse(KIND, "baud")?.unwrap_or(9600),
     );
     if let Some(bits) = options.parse(KIND, "data_bits")? {
         serial.data_bits = bits;

@@ -137,6 +137,18 @@ def compile_cxx(sources: Sequence, out=None, extra_flags: Sequence[str] = ()) ->
     return _compile(os.environ.get("CXX", "c++"), CXX_FLAGS, sources, out, extra_flags)
 
 
+def compile_plugin(source, out, defines: Sequence[str] = ()) -> Path:
+    """A C11 source as a shared object (a protocol plugin): needs eq1.h, not libeq1.
+    `defines` are NAME or NAME=VALUE, as for -D."""
+    cmd = [os.environ.get("CC", "cc"), *C_FLAGS, "-fPIC", "-shared", "-I", str(include_dir()),
+           *(f"-D{d}" for d in defines), "-o", str(out), str(source)]
+    r = _run_bounded(cmd, timeout=COMPILE_TIMEOUT)
+    if r.returncode != 0:
+        raise RuntimeError(f"compile failed ({r.returncode}): {' '.join(cmd)}\n"
+                           f"{r.stdout}{r.stderr}")
+    return Path(out)
+
+
 class ProgramTimeout(subprocess.TimeoutExpired):
     """TimeoutExpired whose message shows what the program printed before it hung."""
 
@@ -199,6 +211,14 @@ def run(prog, args: Sequence = (), env: dict | None = None, timeout: float = 120
     if valgrind:
         cmd = valgrind_command() + cmd
     return _run_bounded(cmd, timeout=timeout, env=full_env, cwd=cwd, input=input)
+
+
+def assert_all_passed(result: subprocess.CompletedProcess) -> None:
+    """Fail unless a test program (tests/c/test_util.h's checks) exited 0 with
+    "SUMMARY: <n> checks, 0 failed"."""
+    assert result.returncode == 0 and "SUMMARY:" in result.stdout and \
+        ", 0 failed" in result.stdout, (
+            f"exit {result.returncode}\n{result.stdout[-8000:]}\n{result.stderr[-6000:]}")
 
 
 def assert_valgrind_clean(result: subprocess.CompletedProcess) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,6 +14,29 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BINDINGS = REPO / "bindings" / "python"
+#: What a package build must not copy (build leftovers, a library from an earlier build).
+PACKAGE_IGNORE = shutil.ignore_patterns("__pycache__", "build", "*.egg-info", "libeq1.so*")
+
+
+def copy_package_source(dest: Path) -> Path:
+    """A copy of what the package build needs (the crate and bindings/python), laid out as in
+    the repository, so that pip builds in the copy and leaves the checkout clean; returns the
+    copy's bindings/python."""
+    for name in ("Cargo.toml", "Cargo.lock", "build.rs"):
+        shutil.copy(REPO / name, dest / name)
+    shutil.copytree(REPO / "src", dest / "src")
+    shutil.copytree(BINDINGS, dest / "bindings" / "python", ignore=PACKAGE_IGNORE)
+    return dest / "bindings" / "python"
+
+
+def pip(python: str, *args: str) -> None:
+    """``python -m pip args...``, failing the test with pip's output."""
+    # The build reuses the repository's cargo target folder for the dependencies' artefacts.
+    env = {k: v for k, v in os.environ.items() if k not in ("EQ1_LIBRARY", "PYTHONPATH")}
+    env["CARGO_TARGET_DIR"] = str(REPO / "target")
+    r = subprocess.run([python, "-m", "pip", "--no-input", "--disable-pip-version-check",
+                        *args], capture_output=True, text=True, timeout=1500, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition"):

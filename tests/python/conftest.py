@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from communicator_testutil import BINDINGS, Inbox
+from communicator_testutil import BINDINGS, Inbox, copy_package_source, pip
 
 if str(BINDINGS) not in sys.path:
     sys.path.insert(0, str(BINDINGS))
@@ -22,6 +22,18 @@ def eq1_library(built_library) -> Path:
     path = Path(built_library) / "libeq1.so"
     os.environ["EQ1_LIBRARY"] = str(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def communicator_wheel(tmp_path_factory) -> Path:
+    """The communicator wheel (libeq1 built by cargo and bundled), built once per session from
+    a copy of the sources; the only file in its directory."""
+    source = copy_package_source(tmp_path_factory.mktemp("wheel-source"))
+    wheels = tmp_path_factory.mktemp("wheels")
+    pip(sys.executable, "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(source))
+    built = sorted(wheels.glob("*.whl"))
+    assert len(built) == 1, built
+    return built[0]
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from communicator_testutil import BINDINGS, REPO
+from communicator_testutil import BINDINGS, PACKAGE_IGNORE, REPO, copy_package_source, pip
 from harness.broker import TEST_PASSWORD, TEST_USER
 
-IGNORE = shutil.ignore_patterns("__pycache__", "build", "*.egg-info", "libeq1.so*")
+IGNORE = PACKAGE_IGNORE
 
 
 def _copy_package(dest: Path) -> Path:
@@ -106,30 +106,15 @@ def test_library_beside_the_package_is_found(tmp_path, eq1_library):
 
 @pytest.fixture(scope="module")
 def package_source(tmp_path_factory) -> Path:
-    """A copy of what the package build needs (the crate and bindings/python), laid out as in
-    the repository, so pip builds in the copy and leaves the checkout clean. One copy for the
+    """A copy of what the package build needs (see copy_package_source). One copy for the
     module: the second build finds cargo's artefacts of the first up to date."""
-    dest = tmp_path_factory.mktemp("source")
-    for name in ("Cargo.toml", "Cargo.lock", "build.rs"):
-        shutil.copy(REPO / name, dest / name)
-    shutil.copytree(REPO / "src", dest / "src")
-    shutil.copytree(BINDINGS, dest / "bindings" / "python", ignore=IGNORE)
-    return dest / "bindings" / "python"
+    return copy_package_source(tmp_path_factory.mktemp("source"))
 
 
 def _fresh_venv(path: Path) -> str:
     """A virtual environment without the system's site-packages: nothing of ours leaks in."""
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
     return str(path / "bin" / "python")
-
-
-def _pip(python: str, *args: str) -> None:
-    # The build reuses the repository's cargo target folder for the dependencies' artefacts.
-    env = {k: v for k, v in os.environ.items() if k not in ("EQ1_LIBRARY", "PYTHONPATH")}
-    env["CARGO_TARGET_DIR"] = str(REPO / "target")
-    r = subprocess.run([python, "-m", "pip", "--no-input", "--disable-pip-version-check",
-                        *args], capture_output=True, text=True, timeout=1500, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def _run_example(python: str, name: str, env_extra: dict[str, str],
@@ -148,7 +133,7 @@ def test_pip_install_builds_the_library_and_runs_the_design_examples(
         tmp_path, package_source, broker, tls_broker, pki):
     package = package_source
     python = _fresh_venv(tmp_path / "venv")
-    _pip(python, "install", "--quiet", str(package))
+    pip(python, "install", "--quiet", str(package))
 
     # The installed package carries its own libeq1 and loads it without $EQ1_LIBRARY.
     r = _run("""
@@ -201,11 +186,8 @@ def test_pip_install_builds_the_library_and_runs_the_design_examples(
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_wheel_bundles_the_library_and_installs_into_a_fresh_venv(
-        tmp_path, package_source, broker):
-    package = package_source
-    wheels = tmp_path / "wheels"
-    _pip(sys.executable, "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(package))
-    built = sorted(wheels.glob("*.whl"))
+        tmp_path, communicator_wheel, broker):
+    built = sorted(communicator_wheel.parent.glob("*.whl"))
     # One wheel for every Python 3 on this platform: the library does not link libpython.
     assert [w.name for w in built] == [f"eq1_communicator-0.1.0-py3-none-{_platform_tag()}.whl"]
     with zipfile.ZipFile(built[0]) as wheel:
@@ -215,7 +197,7 @@ def test_wheel_bundles_the_library_and_installs_into_a_fresh_venv(
     assert library[:4] == b"\x7fELF" and b"eq1_mqtt_client_new" in library
 
     python = _fresh_venv(tmp_path / "venv")
-    _pip(python, "install", "--quiet", "--no-index", str(built[0]))
+    pip(python, "install", "--quiet", "--no-index", str(built[0]))
     r = _run("""
         import sys
         import communicator

@@ -275,6 +275,17 @@ class Eq1ModbusStats(Structure):
     _fields_ = [(name, c_uint64) for name in MODBUS_STATS_FIELDS]
 
 
+# ---- serial (communicator.protocols.serial)
+
+SERIAL_STATS_FIELDS = ("requests", "failures", "timeouts", "bytes_sent", "bytes_received")
+
+
+class Eq1SerialStats(Structure):
+    """``eq1_serial_stats``"""
+
+    _fields_ = [(name, c_uint64) for name in SERIAL_STATS_FIELDS]
+
+
 # Callback types (the user_data pointer first, as in eq1.h).
 FREE_CB = CFUNCTYPE(None, c_void_p)
 CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
@@ -514,6 +525,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_protocol_request": (_status, [c_void_p, c_void_p, c_size_t, c_int, c_void_p, c_size_t, c_void_p]),
     "eq1_protocol_publish": (_status, [c_void_p, c_char_p, c_void_p, c_size_t, c_int, c_bool]),
     "eq1_protocol_subscribe": (_status, [c_void_p, c_char_p, c_int, c_int]),
+    "eq1_protocol_names": (c_size_t, [c_char_p, c_size_t]),
     "eq1_protocol_load_plugin": (_status, [c_char_p, c_char_p, c_size_t]),
 }
 
