@@ -9,6 +9,7 @@ use crate::core::log::{log, Level};
 use crate::core::tls;
 use crate::core::transport::{self, Endpoint, Stream};
 use crate::mqtt::options::{Options, Will};
+use crate::mqtt::outbuf::{self, OutBuf};
 use crate::mqtt::session::{AckTicket, AuthAnswer, Event, Outcome, Queued, Session, Transmit};
 use crate::mqtt::shared::{
     bump, ConnAckInfo, ConnectionEvent, ConnectionState, Dispatch, Shared, State,
@@ -114,6 +115,7 @@ struct Socket {
     reader: ReadHalf<Stream>,
     writer: WriteHalf<Stream>,
     read_buf: BytesMut,
+    /// The transmit being written (what is left of it) and how many bytes of it went out.
     writing: Option<(Transmit, usize)>,
 }
 
@@ -121,7 +123,7 @@ struct Socket {
 enum Wake {
     Command(Option<Command>),
     Read(std::io::Result<usize>),
-    Wrote(std::io::Result<Option<Transmit>>),
+    Wrote(std::io::Result<Option<(Transmit, usize)>>),
     Deadline,
     Room,
     AuthAnswer(Option<(u64, AuthAnswer)>),
@@ -753,15 +755,8 @@ impl Driver {
         let shared = self.shared.clone();
         let deadline = Instant::now() + CLOSE_WRITE_TIMEOUT;
         // What is left of a transmit already partly written, then what is still unsent.
-        let mut pending: Vec<Transmit> = socket
-            .writing
-            .take()
-            .map(|(mut t, written)| {
-                let _ = t.bytes.split_to(written.min(t.bytes.len()));
-                t
-            })
-            .into_iter()
-            .collect();
+        let mut pending: Vec<Transmit> =
+            socket.writing.take().map(|(t, _)| t).into_iter().collect();
         pending.extend(self.session.transmit(std::time::Instant::now()));
         let mut result = Ok(());
         for transmit in pending {
@@ -793,8 +788,8 @@ impl Driver {
         result
     }
 
-    fn written(&mut self, done: Transmit) {
-        bump(&self.shared.counters.bytes_out, done.bytes.len() as u64);
+    fn written(&mut self, (done, written): (Transmit, usize)) {
+        bump(&self.shared.counters.bytes_out, written as u64);
         self.release(done.released);
         self.shared.complete_all_ok(&done.written_tokens);
     }
@@ -954,30 +949,43 @@ fn write_error(e: &std::io::Error, endpoint: &Endpoint) -> Error {
 async fn write_step(
     writer: &mut WriteHalf<Stream>,
     writing: &mut Option<(Transmit, usize)>,
-) -> std::io::Result<Option<Transmit>> {
+) -> std::io::Result<Option<(Transmit, usize)>> {
     let Some((transmit, written)) = writing else {
         return Ok(None);
     };
-    if *written < transmit.bytes.len() {
-        let n = writer.write(&transmit.bytes[*written..]).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        *written += n;
+    if !transmit.bytes.is_empty() {
+        *written += write_some(writer, &mut transmit.bytes).await?;
         return Ok(None);
     }
     writer.flush().await?;
-    Ok(writing.take().map(|(t, _)| t))
+    Ok(writing.take())
 }
 
-async fn write_all(socket: &mut Socket, transmit: Transmit, shared: &Shared) -> Result<()> {
+/// One vectored write of the next parts of `out`; drops what it wrote.
+async fn write_some(writer: &mut WriteHalf<Stream>, out: &mut OutBuf) -> std::io::Result<usize> {
+    let n = {
+        let mut slices = [std::io::IoSlice::new(&[]); outbuf::MAX_SLICES];
+        let filled = out.io_slices(&mut slices);
+        writer.write_vectored(&slices[..filled]).await?
+    };
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    out.advance(n);
+    Ok(n)
+}
+
+async fn write_all(socket: &mut Socket, mut transmit: Transmit, shared: &Shared) -> Result<()> {
     let result = async {
-        socket.writer.write_all(&transmit.bytes).await?;
-        socket.writer.flush().await
+        let mut written = 0;
+        while !transmit.bytes.is_empty() {
+            written += write_some(&mut socket.writer, &mut transmit.bytes).await?;
+        }
+        socket.writer.flush().await.map(|()| written)
     }
     .await;
-    result.map_err(|e| write_error(&e, &socket.endpoint))?;
-    bump(&shared.counters.bytes_out, transmit.bytes.len() as u64);
+    let written = result.map_err(|e| write_error(&e, &socket.endpoint))?;
+    bump(&shared.counters.bytes_out, written as u64);
     Ok(())
 }
 
