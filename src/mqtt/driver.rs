@@ -415,7 +415,7 @@ impl Driver {
                     .session
                     .handle_packet(packet, std::time::Instant::now()),
                 Ok(None) => {
-                    socket.read_buf.reserve(READ_CHUNK);
+                    make_room(&mut socket.read_buf);
                     let Socket {
                         reader, read_buf, ..
                     } = &mut socket;
@@ -728,16 +728,16 @@ impl Driver {
 
     /// Decodes and handles every whole packet read so far.
     fn handle_buffered(&mut self, socket: &mut Socket) -> Result<()> {
-        if socket.read_buf.capacity() - socket.read_buf.len() < 1024 {
-            socket.read_buf.reserve(READ_CHUNK);
-        }
         loop {
             let codec = self.session.codec();
             match codec.decode(&mut socket.read_buf) {
                 Ok(Some(packet)) => self
                     .session
                     .handle_packet(packet, std::time::Instant::now())?,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    make_room(&mut socket.read_buf);
+                    return Ok(());
+                }
                 Err(bad) => return Err(self.session.malformed(bad.reason, bad.error)),
             }
         }
@@ -987,6 +987,20 @@ async fn write_all(socket: &mut Socket, mut transmit: Transmit, shared: &Shared)
     let written = result.map_err(|e| write_error(&e, &socket.endpoint))?;
     bump(&shared.counters.bytes_out, written as u64);
     Ok(())
+}
+
+/// Room for the next read, once what was read is decoded: a fresh chunk when the current one
+/// is used up. Received payloads share the chunk they arrived in, so the chunk is released
+/// when they are; `BytesMut::reserve` would instead count their space and double the buffer,
+/// without bound, letting one read take megabytes past the inbound bound. Only the partial
+/// packet left over is copied; one larger than a chunk grows by doubling.
+fn make_room(read_buf: &mut BytesMut) {
+    if read_buf.capacity() - read_buf.len() >= 1024 {
+        return;
+    }
+    let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(2 * read_buf.len()));
+    fresh.extend_from_slice(read_buf);
+    *read_buf = fresh;
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
