@@ -9,10 +9,10 @@ use std::io::IoSlice;
 
 /// Payloads at least this long travel as their own slice; shorter ones are copied behind their
 /// header (one slice per small packet would cost more than the copy).
-pub const OWN_SLICE_PAYLOAD: usize = 1024;
+pub(crate) const OWN_SLICE_PAYLOAD: usize = 1024;
 
 /// At most this many slices go to one `write_vectored` (below every system's IOV_MAX).
-pub const MAX_SLICES: usize = 64;
+pub(crate) const MAX_SLICES: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct OutBuf {
