@@ -182,7 +182,7 @@ pub async fn open(
         None => stream,
         Some(connector) => {
             // The connector applies the SNI override and names a failure's cause itself.
-            let stream = timeout_at(deadline, connector.connect(&broker.host, stream))
+            let stream = timeout_at(deadline, connector.connect(&broker.host, stream, deadline))
                 .await
                 .map_err(|_| timed_out("in the TLS handshake with"))??;
             Box::new(stream)

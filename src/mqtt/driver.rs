@@ -9,6 +9,7 @@ use crate::core::log::{log, Level};
 use crate::core::tls;
 use crate::core::transport::{self, Endpoint, Stream};
 use crate::mqtt::options::{Options, Will};
+use crate::mqtt::outbuf::{self, OutBuf};
 use crate::mqtt::session::{AckTicket, AuthAnswer, Event, Outcome, Queued, Session, Transmit};
 use crate::mqtt::shared::{
     bump, ConnAckInfo, ConnectionEvent, ConnectionState, Dispatch, Shared, State,
@@ -114,6 +115,7 @@ struct Socket {
     reader: ReadHalf<Stream>,
     writer: WriteHalf<Stream>,
     read_buf: BytesMut,
+    /// The transmit being written (what is left of it) and how many bytes of it went out.
     writing: Option<(Transmit, usize)>,
 }
 
@@ -121,7 +123,7 @@ struct Socket {
 enum Wake {
     Command(Option<Command>),
     Read(std::io::Result<usize>),
-    Wrote(std::io::Result<Option<Transmit>>),
+    Wrote(std::io::Result<Option<(Transmit, usize)>>),
     Deadline,
     Room,
     AuthAnswer(Option<(u64, AuthAnswer)>),
@@ -413,7 +415,7 @@ impl Driver {
                     .session
                     .handle_packet(packet, std::time::Instant::now()),
                 Ok(None) => {
-                    socket.read_buf.reserve(READ_CHUNK);
+                    make_room(&mut socket.read_buf);
                     let Socket {
                         reader, read_buf, ..
                     } = &mut socket;
@@ -726,16 +728,16 @@ impl Driver {
 
     /// Decodes and handles every whole packet read so far.
     fn handle_buffered(&mut self, socket: &mut Socket) -> Result<()> {
-        if socket.read_buf.capacity() - socket.read_buf.len() < 1024 {
-            socket.read_buf.reserve(READ_CHUNK);
-        }
         loop {
             let codec = self.session.codec();
             match codec.decode(&mut socket.read_buf) {
                 Ok(Some(packet)) => self
                     .session
                     .handle_packet(packet, std::time::Instant::now())?,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    make_room(&mut socket.read_buf);
+                    return Ok(());
+                }
                 Err(bad) => return Err(self.session.malformed(bad.reason, bad.error)),
             }
         }
@@ -753,15 +755,8 @@ impl Driver {
         let shared = self.shared.clone();
         let deadline = Instant::now() + CLOSE_WRITE_TIMEOUT;
         // What is left of a transmit already partly written, then what is still unsent.
-        let mut pending: Vec<Transmit> = socket
-            .writing
-            .take()
-            .map(|(mut t, written)| {
-                let _ = t.bytes.split_to(written.min(t.bytes.len()));
-                t
-            })
-            .into_iter()
-            .collect();
+        let mut pending: Vec<Transmit> =
+            socket.writing.take().map(|(t, _)| t).into_iter().collect();
         pending.extend(self.session.transmit(std::time::Instant::now()));
         let mut result = Ok(());
         for transmit in pending {
@@ -793,8 +788,8 @@ impl Driver {
         result
     }
 
-    fn written(&mut self, done: Transmit) {
-        bump(&self.shared.counters.bytes_out, done.bytes.len() as u64);
+    fn written(&mut self, (done, written): (Transmit, usize)) {
+        bump(&self.shared.counters.bytes_out, written as u64);
         self.release(done.released);
         self.shared.complete_all_ok(&done.written_tokens);
     }
@@ -954,31 +949,58 @@ fn write_error(e: &std::io::Error, endpoint: &Endpoint) -> Error {
 async fn write_step(
     writer: &mut WriteHalf<Stream>,
     writing: &mut Option<(Transmit, usize)>,
-) -> std::io::Result<Option<Transmit>> {
+) -> std::io::Result<Option<(Transmit, usize)>> {
     let Some((transmit, written)) = writing else {
         return Ok(None);
     };
-    if *written < transmit.bytes.len() {
-        let n = writer.write(&transmit.bytes[*written..]).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        *written += n;
+    if !transmit.bytes.is_empty() {
+        *written += write_some(writer, &mut transmit.bytes).await?;
         return Ok(None);
     }
     writer.flush().await?;
-    Ok(writing.take().map(|(t, _)| t))
+    Ok(writing.take())
 }
 
-async fn write_all(socket: &mut Socket, transmit: Transmit, shared: &Shared) -> Result<()> {
+/// One vectored write of the next parts of `out`; drops what it wrote.
+async fn write_some(writer: &mut WriteHalf<Stream>, out: &mut OutBuf) -> std::io::Result<usize> {
+    let n = {
+        let mut slices = [std::io::IoSlice::new(&[]); outbuf::MAX_SLICES];
+        let filled = out.io_slices(&mut slices);
+        writer.write_vectored(&slices[..filled]).await?
+    };
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    out.advance(n);
+    Ok(n)
+}
+
+async fn write_all(socket: &mut Socket, mut transmit: Transmit, shared: &Shared) -> Result<()> {
     let result = async {
-        socket.writer.write_all(&transmit.bytes).await?;
-        socket.writer.flush().await
+        let mut written = 0;
+        while !transmit.bytes.is_empty() {
+            written += write_some(&mut socket.writer, &mut transmit.bytes).await?;
+        }
+        socket.writer.flush().await.map(|()| written)
     }
     .await;
-    result.map_err(|e| write_error(&e, &socket.endpoint))?;
-    bump(&shared.counters.bytes_out, transmit.bytes.len() as u64);
+    let written = result.map_err(|e| write_error(&e, &socket.endpoint))?;
+    bump(&shared.counters.bytes_out, written as u64);
     Ok(())
+}
+
+/// Room for the next read, once what was read is decoded: a fresh chunk when the current one
+/// is used up. Received payloads share the chunk they arrived in, so the chunk is released
+/// when they are; `BytesMut::reserve` would instead count their space and double the buffer,
+/// without bound, letting one read take megabytes past the inbound bound. Only the partial
+/// packet left over is copied; one larger than a chunk grows by doubling.
+fn make_room(read_buf: &mut BytesMut) {
+    if read_buf.capacity() - read_buf.len() >= 1024 {
+        return;
+    }
+    let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(2 * read_buf.len()));
+    fresh.extend_from_slice(read_buf);
+    *read_buf = fresh;
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

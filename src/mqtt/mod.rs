@@ -10,6 +10,7 @@ mod frame_check;
 mod fuzz_support;
 pub mod metrics;
 pub mod options;
+pub(crate) mod outbuf;
 mod packet_ids;
 pub mod persistence;
 pub mod properties;

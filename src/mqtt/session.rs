@@ -13,6 +13,7 @@ use crate::core::log::{log, Level};
 use crate::core::tokens::AckDetail;
 use crate::core::tokens::Token;
 use crate::mqtt::options::{Options, ProtocolVersion, QueueFullPolicy, Will};
+use crate::mqtt::outbuf::{self, OutBuf};
 use crate::mqtt::packet_ids::PacketIds;
 use crate::mqtt::persistence::{accepted_instant, Persistence, Restored, RestoredStage};
 use crate::mqtt::subscribe::{
@@ -139,7 +140,7 @@ pub enum Outcome {
 /// Encoded packets for one write, and what completes once they are written.
 #[derive(Debug, Default)]
 pub struct Transmit {
-    pub bytes: BytesMut,
+    pub bytes: OutBuf,
     /// QoS 0 publishes in `bytes`: delivered once written.
     pub written_tokens: Vec<Token>,
     /// Outbox places (messages, bytes) to give back once written.
@@ -565,7 +566,7 @@ impl<W> Session<W> {
             &options,
             &self.client_id,
             self.will.as_ref(),
-            &mut self.out.bytes,
+            self.out.bytes.tail(),
         )
     }
 
@@ -825,7 +826,7 @@ impl<W> Session<W> {
         let encoded = match ticket.qos {
             Qos::AtLeastOnce => {
                 self.inbound_qos1.remove(&ticket.pkid);
-                self.codec.puback(ticket.pkid, &mut self.out.bytes)
+                self.codec.puback(ticket.pkid, self.out.bytes.tail())
             }
             _ => {
                 if let Some(p) = &self.persist {
@@ -838,7 +839,7 @@ impl<W> Session<W> {
                         );
                     }
                 }
-                self.codec.pubrec(ticket.pkid, &mut self.out.bytes)
+                self.codec.pubrec(ticket.pkid, self.out.bytes.tail())
             }
         };
         if let Err(e) = encoded {
@@ -903,7 +904,7 @@ impl<W> Session<W> {
                                 );
                             }
                         }
-                        self.codec.pubrel(pkid, &mut self.out.bytes)?;
+                        self.codec.pubrel(pkid, self.out.bytes.tail())?;
                     }
                 }
                 _ => {
@@ -911,7 +912,7 @@ impl<W> Session<W> {
                     // it can end its side; 3.1.1 has no way to say it.
                     log!(Level::Debug, "unexpected PUBREC {pkid}");
                     if self.codec.version == ProtocolVersion::V5 && detail.code < 0x80 {
-                        self.codec.pubrel_with(pkid, true, &mut self.out.bytes)?;
+                        self.codec.pubrel_with(pkid, true, self.out.bytes.tail())?;
                     }
                 }
             },
@@ -952,7 +953,7 @@ impl<W> Session<W> {
                     p.forget_inbound(pkid);
                 }
                 self.codec
-                    .pubcomp_with(pkid, known.is_none(), &mut self.out.bytes)?;
+                    .pubcomp_with(pkid, known.is_none(), self.out.bytes.tail())?;
             }
             Incoming::SubAck(pkid, codes, ack) => self.handle_suback(pkid, codes, ack)?,
             Incoming::UnsubAck(pkid, codes, ack) => self.handle_unsuback(pkid, codes, ack)?,
@@ -1188,7 +1189,7 @@ impl<W> Session<W> {
                 }
                 let method = self.options.auth.as_ref().map(|a| a.method.clone()).unwrap_or_default();
                 self.codec
-                    .auth(auth_reason::CONTINUE, &method, Some(&data), &mut self.out.bytes);
+                    .auth(auth_reason::CONTINUE, &method, Some(&data), self.out.bytes.tail());
                 Ok(())
             }
             (AuthWait::Verify(_, Some(ack)), AuthAnswer::Success) => {
@@ -1265,7 +1266,7 @@ impl<W> Session<W> {
             auth_reason::REAUTHENTICATE,
             &method,
             data.as_deref(),
-            &mut self.out.bytes,
+            self.out.bytes.tail(),
         );
         self.auth = Some(AuthExchange {
             wait: AuthWait::Broker,
@@ -1355,7 +1356,7 @@ impl<W> Session<W> {
                             &mut self.out.bytes,
                         )
                     }
-                    Stage::AwaitComp => self.codec.pubrel(pkid, &mut self.out.bytes),
+                    Stage::AwaitComp => self.codec.pubrel(pkid, self.out.bytes.tail()),
                 };
                 if let Err(e) = sent {
                     log!(Level::Error, "cannot retransmit packet {pkid}: {e}");
@@ -1476,7 +1477,7 @@ impl<W> Session<W> {
                 // duplicates would lose them.
                 if self.inbound_qos2.contains_key(&publish.pkid) {
                     if publish.dup {
-                        self.codec.pubrec(publish.pkid, &mut self.out.bytes)?;
+                        self.codec.pubrec(publish.pkid, self.out.bytes.tail())?;
                         return Ok(());
                     }
                 } else {
@@ -1785,13 +1786,13 @@ impl<W> Session<W> {
             Some(_) if link.read_paused && now >= link.last_sent + link.keep_alive => {
                 // Reading is paused (the application is behind): keep the broker hearing
                 // from us; the answers are read once reading resumes.
-                self.codec.pingreq(&mut self.out.bytes);
+                self.codec.pingreq(self.out.bytes.tail());
                 Ok(())
             }
             Some(_) => Ok(()),
             None => {
                 if now >= link.last_sent.min(link.last_received) + link.keep_alive {
-                    self.codec.pingreq(&mut self.out.bytes);
+                    self.codec.pingreq(self.out.bytes.tail());
                     link.ping_sent = Some(now);
                 }
                 Ok(())
@@ -1871,7 +1872,7 @@ impl<W> Session<W> {
             request.reason_code,
             request.session_expiry,
             &request.user_properties,
-            &mut self.out.bytes,
+            self.out.bytes.tail(),
         );
         self.phase = Phase::Closing;
         true
@@ -2185,7 +2186,7 @@ impl<W> Session<W> {
     ) -> Result<()> {
         let before = self.out.bytes.len();
         let codec = self.codec;
-        encode(&codec, &mut self.out.bytes)?;
+        encode(&codec, self.out.bytes.tail())?;
         let size = self.out.bytes.len() - before;
         let limit = self.max_outgoing_packet();
         if size > limit {
@@ -2215,7 +2216,7 @@ impl<W> Session<W> {
 
     fn encode_disconnect(&mut self, reason_code: u8) {
         if self.codec.version == ProtocolVersion::V5 || reason_code == reason::NORMAL {
-            self.codec.disconnect(reason_code, &mut self.out.bytes);
+            self.codec.disconnect(reason_code, self.out.bytes.tail());
         }
     }
 
@@ -2405,7 +2406,7 @@ fn encode_publish(
     message: &OutPublish,
     pkid: u16,
     dup: bool,
-    buf: &mut BytesMut,
+    out: &mut OutBuf,
 ) -> Result<()> {
     let mut plan = aliases.plan(&message.topic);
     if matches!(plan, AliasUse::Establish(_))
@@ -2419,7 +2420,13 @@ fn encode_publish(
     {
         plan = AliasUse::None;
     }
-    codec.publish_aliased(message, pkid, dup, plan, buf)?;
+    if message.payload.len() < outbuf::OWN_SLICE_PAYLOAD {
+        codec.publish_aliased(message, pkid, dup, plan, out.tail())?;
+    } else {
+        // The payload is written from the message itself: no copy behind its header.
+        codec.publish_head_aliased(message, pkid, dup, plan, out.tail())?;
+        out.put_payload(&message.payload);
+    }
     aliases.commit(&message.topic, plan);
     Ok(())
 }

@@ -216,7 +216,7 @@ impl Harness {
     fn written(&mut self) -> Vec<Sent> {
         let mut sent = Vec::new();
         while let Some(transmit) = self.session.transmit(self.now) {
-            sent.extend(decode(self.session.version(), transmit.bytes));
+            sent.extend(decode(self.session.version(), transmit.bytes.concat()));
         }
         sent
     }
@@ -2060,7 +2060,7 @@ fn no_fallback_to_v311_with_an_authentication_method() {
 fn written_subscribes(h: &mut Harness) -> Vec<v5::Subscribe> {
     let mut out = Vec::new();
     while let Some(transmit) = h.session.transmit(h.now) {
-        let mut buf = transmit.bytes;
+        let mut buf = transmit.bytes.concat();
         while !buf.is_empty() {
             match v5::Packet::read(&mut buf, Some(DECODE_MAX as u32)) {
                 Ok(v5::Packet::Subscribe(s)) => out.push(s),
@@ -2333,7 +2333,12 @@ fn unsuback_failure_codes_are_refusals_and_no_subscription_existed_is_not() {
         vec![("k".into(), "v".into())],
         3,
     );
-    let mut buf = h.session.transmit(h.now).expect("UNSUBSCRIBE").bytes;
+    let mut buf = h
+        .session
+        .transmit(h.now)
+        .expect("UNSUBSCRIBE")
+        .bytes
+        .concat();
     let Ok(v5::Packet::Unsubscribe(u)) = v5::Packet::read(&mut buf, None) else {
         panic!("not an UNSUBSCRIBE")
     };
@@ -2381,7 +2386,7 @@ fn no_local_on_a_shared_subscription_is_refused_before_sending() {
 fn aliased_publishes(h: &mut Harness) -> Vec<(String, Option<u16>, bool)> {
     let mut out = Vec::new();
     while let Some(transmit) = h.session.transmit(h.now) {
-        let mut buf = transmit.bytes;
+        let mut buf = transmit.bytes.concat();
         while !buf.is_empty() {
             match v5::Packet::read(&mut buf, Some(DECODE_MAX as u32)) {
                 Ok(v5::Packet::Publish(p)) => out.push((
@@ -2626,7 +2631,7 @@ fn unknown_pubrec_and_pubrel_are_answered_with_packet_identifier_not_found() {
     let transmit = h.session.transmit(h.now).expect("answers");
     // PUBREL 7 and PUBCOMP 8, each with reason 0x92 and an empty property list.
     assert_eq!(
-        &transmit.bytes[..],
+        &transmit.bytes.concat()[..],
         &[0x62, 0x04, 0x00, 0x07, 0x92, 0x00, 0x70, 0x04, 0x00, 0x08, 0x92, 0x00]
     );
 }
@@ -2641,7 +2646,7 @@ fn known_pubrel_is_answered_with_success() {
     assert_eq!(h.written(), [Sent::PubRec(3)]);
     h.receive(Incoming::PubRel(3, ok())).unwrap();
     let transmit = h.session.transmit(h.now).expect("PUBCOMP");
-    assert_eq!(&transmit.bytes[..], &[0x70, 0x02, 0x00, 0x03]);
+    assert_eq!(&transmit.bytes.concat()[..], &[0x70, 0x02, 0x00, 0x03]);
 }
 
 #[test]
@@ -2676,7 +2681,7 @@ fn offline_message_expires_and_is_reported_expired() {
     h.receive(Incoming::ConnAck(ConnAck::default())).unwrap();
     h.events();
     let transmit = h.session.transmit(h.now).expect("the queued publishes");
-    assert_eq!(sent_expiries(transmit.bytes), [Some(50), None]);
+    assert_eq!(sent_expiries(transmit.bytes.concat()), [Some(50), None]);
     let _ = (long, plain);
 }
 
@@ -2722,7 +2727,7 @@ fn retransmission_after_reconnect_carries_the_remaining_interval() {
         "{events:?}"
     );
     let transmit = h.session.transmit(h.now).expect("retransmission");
-    assert_eq!(sent_expiries(transmit.bytes), [Some(20)]);
+    assert_eq!(sent_expiries(transmit.bytes.concat()), [Some(20)]);
     assert_eq!(h.session.inflight_len(), 1);
 }
 
@@ -2742,7 +2747,7 @@ fn the_assigned_client_identifier_is_used_for_the_next_connect() {
         .connection_closed(&Error::ConnectionLost("cut".into()));
     h.session.connection_opened(h.now).unwrap();
     let transmit = h.session.transmit(h.now).expect("CONNECT");
-    let mut buf = transmit.bytes;
+    let mut buf = transmit.bytes.concat();
     match v5::Packet::read(&mut buf, None) {
         Ok(v5::Packet::Connect(connect, _, _)) => assert_eq!(connect.client_id, "auto-1234"),
         other => panic!("{other:?}"),
@@ -2799,7 +2804,7 @@ fn a_sent_qos2_message_is_never_expired_by_the_sender() {
 fn written_bytes(h: &mut Harness) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(transmit) = h.session.transmit(h.now) {
-        out.extend_from_slice(&transmit.bytes);
+        out.extend_from_slice(&transmit.bytes.concat());
     }
     out
 }

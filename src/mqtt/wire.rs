@@ -372,6 +372,43 @@ impl Codec {
         alias: AliasUse,
         buf: &mut BytesMut,
     ) -> Result<()> {
+        self.publish_with(p, p.payload.clone(), pkid, dup, alias, buf)
+    }
+
+    /// `publish_aliased` up to the payload: the remaining length counts the payload, which
+    /// the caller writes next (from its own buffer, without copying it into `buf`).
+    pub fn publish_head_aliased(
+        &self,
+        p: &OutPublish,
+        pkid: u16,
+        dup: bool,
+        alias: AliasUse,
+        buf: &mut BytesMut,
+    ) -> Result<()> {
+        let start = buf.len();
+        self.publish_with(p, Bytes::new(), pkid, dup, alias, buf)?;
+        let (remaining, used) = read_varint(&buf[start + 1..])
+            .ok_or_else(|| Error::Internal("PUBLISH encoded without a remaining length".into()))?;
+        let mut length = Vec::with_capacity(4);
+        write_varint(&mut length, remaining + p.payload.len() as u32);
+        let body = start + 1 + used;
+        let end = buf.len();
+        // The longer length moves the (short) rest of the header along.
+        buf.resize(end + length.len() - used, 0);
+        buf.copy_within(body..end, start + 1 + length.len());
+        buf[start + 1..start + 1 + length.len()].copy_from_slice(&length);
+        Ok(())
+    }
+
+    fn publish_with(
+        &self,
+        p: &OutPublish,
+        payload: Bytes,
+        pkid: u16,
+        dup: bool,
+        alias: AliasUse,
+        buf: &mut BytesMut,
+    ) -> Result<()> {
         match self.version {
             ProtocolVersion::V311 => v4::Publish {
                 dup,
@@ -379,7 +416,7 @@ impl Codec {
                 retain: p.retain,
                 topic: p.topic.clone(),
                 pkid,
-                payload: p.payload.clone(),
+                payload,
             }
             .write(buf)
             .map_err(codec_error)?,
@@ -401,7 +438,7 @@ impl Codec {
                     retain: p.retain,
                     topic,
                     pkid,
-                    payload: p.payload.clone(),
+                    payload,
                     properties,
                 }
                 .write(buf)

@@ -43,6 +43,8 @@ pub enum ClientIdentity {
     Loaded {
         chain: Vec<CertificateDer<'static>>,
         key: Arc<dyn SigningKey>,
+        /// The key is the application's signing callback, which may block.
+        external: bool,
     },
 }
 
@@ -50,10 +52,15 @@ impl std::fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientIdentity::Files(files) => f.debug_tuple("Files").field(files).finish(),
-            ClientIdentity::Loaded { chain, key } => f
+            ClientIdentity::Loaded {
+                chain,
+                key,
+                external,
+            } => f
                 .debug_struct("Loaded")
                 .field("chain_len", &chain.len())
                 .field("key", key)
+                .field("external", external)
                 .finish(),
         }
     }
@@ -64,10 +71,11 @@ impl PartialEq for ClientIdentity {
         match (self, other) {
             (ClientIdentity::Files(a), ClientIdentity::Files(b)) => a == b,
             (
-                ClientIdentity::Loaded { chain, key },
+                ClientIdentity::Loaded { chain, key, .. },
                 ClientIdentity::Loaded {
                     chain: other_chain,
                     key: other_key,
+                    ..
                 },
             ) => chain == other_chain && Arc::ptr_eq(key, other_key),
             _ => false,
@@ -136,14 +144,22 @@ impl Default for TlsOptions {
 pub struct Connector {
     connector: TlsConnector,
     server_name: Option<ServerName<'static>>,
+    /// The handshake calls the application's signing callback: it runs on a thread of its
+    /// own, so that a slow token never stalls the I/O thread (every other connection).
+    off_thread: bool,
 }
 
 impl Connector {
     /// The TLS handshake over `io` with the broker reached as `host`; a failure is named by
     /// its cause.
-    pub async fn connect<IO>(&self, host: &str, io: IO) -> Result<TlsStream<IO>>
+    pub async fn connect<IO>(
+        &self,
+        host: &str,
+        io: IO,
+        deadline: tokio::time::Instant,
+    ) -> Result<TlsStream<IO>>
     where
-        IO: AsyncRead + AsyncWrite + Unpin,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let name = match &self.server_name {
             Some(name) => name.clone(),
@@ -153,7 +169,24 @@ impl Connector {
             .server_name
             .as_ref()
             .map_or_else(|| host.to_string(), |n| n.to_str().into_owned());
-        self.connector.connect(name, io).await.map_err(|e| {
+        let handshake = if self.off_thread {
+            let connector = self.connector.clone();
+            let runtime = tokio::runtime::Handle::current();
+            // The runtime's thread keeps driving the socket; this thread only polls the
+            // handshake (and waits in the callback). Bounded by the connect deadline.
+            tokio::task::spawn_blocking(move || {
+                runtime.block_on(async move {
+                    tokio::time::timeout_at(deadline, connector.connect(name, io))
+                        .await
+                        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        } else {
+            self.connector.connect(name, io).await
+        };
+        handshake.map_err(|e| {
             classify_io(&e, &shown)
                 .unwrap_or_else(|| Error::Tls(format!("TLS handshake with '{shown}' failed: {e}")))
         })
@@ -183,9 +216,12 @@ pub fn connector(options: &TlsOptions) -> Result<Connector> {
                 chain, key,
             ))))
         }
-        Some(ClientIdentity::Loaded { chain, key }) => builder.with_client_cert_resolver(Arc::new(
-            SingleCertAndKey::from(CertifiedKey::new(chain.clone(), key.clone())),
-        )),
+        Some(ClientIdentity::Loaded { chain, key, .. }) => {
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(CertifiedKey::new(
+                chain.clone(),
+                key.clone(),
+            ))))
+        }
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = options.alpn.clone();
@@ -197,6 +233,10 @@ pub fn connector(options: &TlsOptions) -> Result<Connector> {
     Ok(Connector {
         connector: TlsConnector::from(Arc::new(config)),
         server_name,
+        off_thread: matches!(
+            options.client_identity,
+            Some(ClientIdentity::Loaded { external: true, .. })
+        ),
     })
 }
 
@@ -212,7 +252,11 @@ pub fn client_identity(
 ) -> Result<ClientIdentity> {
     let key = load_signing_key(key)?;
     check_key_fits(&chain, &key)?;
-    Ok(ClientIdentity::Loaded { chain, key })
+    Ok(ClientIdentity::Loaded {
+        chain,
+        key,
+        external: false,
+    })
 }
 
 /// A chain whose key only the application's signing function can use.
@@ -224,7 +268,11 @@ pub fn external_identity(
         .first()
         .ok_or_else(|| Error::TlsConfig("the client certificate chain is empty".into()))?;
     let key: Arc<dyn SigningKey> = Arc::new(signer::ExternalKey::new(leaf, sign)?);
-    Ok(ClientIdentity::Loaded { chain, key })
+    Ok(ClientIdentity::Loaded {
+        chain,
+        key,
+        external: true,
+    })
 }
 
 fn load_signing_key(key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>> {

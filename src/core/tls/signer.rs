@@ -195,16 +195,9 @@ impl std::error::Error for SignerFailed {}
 
 impl Signer for ExternalSigner {
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rustls::Error> {
-        let call = || (self.sign)(self.scheme, message);
-        // The handshake runs on the I/O runtime; a token may take a while, so the runtime is
-        // told to move its other work to another thread meanwhile.
-        let result = match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(call)
-            }
-            _ => call(),
-        };
-        match result {
+        // A token may take a while: the handshake runs on a thread of its own
+        // (`tls::Connector`), not on the I/O thread.
+        match (self.sign)(self.scheme, message) {
             Ok(signature) if signature.is_empty() => Err(failed(
                 "the signing callback returned an empty signature".into(),
             )),
