@@ -110,3 +110,14 @@ def test_receive_timeout_and_frame_limits_have_their_statuses(program, echo_serv
 def test_null_and_invalid_arguments_have_their_statuses_under_valgrind(program, echo_server):
     r = run(program, echo_server, "bad", valgrind=True, timeout=580)
     assert r.stdout.count("ok   - ") >= 40
+
+
+def test_cpp_tcp_client_round_trips_and_throws_each_family(built_library, echo_server):
+    from harness.ports import free_port
+
+    exe = cprog.compile_cxx([REPO / "tests" / "cpp" / "tcp_client.cpp"],
+                            extra_flags=("-I", str(REPO / "bindings" / "cpp")))
+    r = cprog.run(exe, [echo_server.host, echo_server.port, free_port()], timeout=120)
+    assert r.returncode == 0 and "SUMMARY:" in r.stdout and ", 0 failed" in r.stdout, (
+        f"exit {r.returncode}\n{r.stdout[-8000:]}\n{r.stderr[-4000:]}")
+    assert "a connection closed while idle is reopened by the next request" in r.stdout

@@ -59,7 +59,7 @@ fn with_options(
         let options = unsafe { handle_mut(options, "options") }?;
         let mut changed = options.inner.clone();
         body(&mut changed)?;
-        changed.check()?;
+        changed.check_limits()?;
         options.inner = changed;
         Ok(())
     })
@@ -163,7 +163,7 @@ pub unsafe extern "C" fn eq1_tcp_options_set_endpoint(
         // SAFETY: per this function's contract.
         o.host = unsafe { c_str(host, "host") }?.to_owned();
         o.port = port;
-        Ok(())
+        o.check()
     })
 }
 

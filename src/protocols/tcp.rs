@@ -63,6 +63,7 @@ impl TcpOptions {
         }
     }
 
+    /// Everything a client needs: an endpoint and consistent limits.
     pub fn check(&self) -> Result<()> {
         if self.host.is_empty() {
             return Err(Error::InvalidArgument("the TCP host is empty".into()));
@@ -70,6 +71,11 @@ impl TcpOptions {
         if self.port == 0 {
             return Err(Error::InvalidArgument("the TCP port is 0".into()));
         }
+        self.check_limits()
+    }
+
+    /// The limits and delays alone (options may be set before the endpoint is).
+    pub fn check_limits(&self) -> Result<()> {
         if self.max_frame == 0 || self.max_frame > LARGEST_MAX_FRAME {
             return Err(Error::InvalidArgument(format!(
                 "maximum frame size {} is outside 1..{LARGEST_MAX_FRAME}",

@@ -277,6 +277,7 @@ static void bad(const char *host, int port)
 	size_t n = 5;
 	eq1_tcp_options *o = eq1_tcp_options_new();
 	REQUIRE(o != NULL, "options");
+	EXPECT_OK("options may be set before the endpoint", eq1_tcp_options_set_max_frame(o, 4096));
 	EXPECT_ERR("set_endpoint NULL options", eq1_tcp_options_set_endpoint(NULL, host, 1),
 		   EQ1_STATUS_NULL_ARGUMENT, "options");
 	EXPECT_ERR("set_endpoint NULL host", eq1_tcp_options_set_endpoint(o, NULL, 1),
