@@ -128,7 +128,9 @@ def main(argv: list[str]) -> None:
                 elif command == "!partial":
                     frame = encode(b"p" * 64)
                     sock.sendall(frame[:len(frame) // 2])
-                    _say("seen partial 1")
+                    with seen_lock:
+                        seen["partial"] = count = seen.get("partial", 0) + 1
+                    _say(f"seen partial {count}")
                     f.close()
                     sock.close()
                     return
