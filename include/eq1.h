@@ -1428,6 +1428,11 @@ typedef struct eq1_tcp_stats {
    * Connections opened again after the first.
    */
   uint64_t reconnects;
+  /**
+   * Requests sent a second time on a new connection (automatic reconnect), because the
+   * first connection broke before any byte of the answer arrived.
+   */
+  uint64_t retries;
 } eq1_tcp_stats;
 
 /**
@@ -3803,7 +3808,9 @@ enum eq1_status eq1_mqtt_client_set_auth_callback(struct eq1_mqtt_client *client
  * A TCP (or TLS) request/response client: connect with a timeout, send and receive messages
  * in one of the framing modes, request = send then receive one message. With automatic
  * reconnect a call that finds the connection lost reopens it (with backoff, within the call's
- * timeout). Receiving is bounded by the maximum frame size, whatever the peer sends.
+ * timeout), and a request whose connection broke before its answer began is sent again once
+ * (see `eq1_tcp_options_set_auto_reconnect` for the delivery semantics). Receiving is bounded
+ * by the maximum frame size, whatever the peer sends.
  * ==========================================================================================
  *
  * New options: host localhost, port 0 (set one with `eq1_tcp_options_set_endpoint`), plain
@@ -3858,7 +3865,24 @@ enum eq1_status eq1_tcp_options_set_connect_timeout(struct eq1_tcp_options *opti
  * Automatic reconnect: when on, a send, receive or request that finds the connection lost
  * (after a successful `eq1_tcp_client_connect`, until `eq1_tcp_client_disconnect`) reopens it
  * first, retrying with exponential backoff from `min_delay_ms` to `max_delay_ms` (with
- * jitter) within the call's own timeout. The call that met the loss still fails.
+ * jitter) within the call's own timeout.
+ *
+ * Delivery semantics:
+ * - Before writing, `eq1_tcp_client_send` and `eq1_tcp_client_request` check the idle
+ *   connection without waiting: when the peer has closed or reset it (FIN, RST or TLS
+ *   close_notify already received), it is reopened and the call goes out on the new
+ *   connection. Without automatic reconnect that call fails with `EQ1_STATUS_CONNECTION_LOST`
+ *   (and later ones with `EQ1_STATUS_NOT_CONNECTED`).
+ * - A request whose connection breaks while writing, or closes before any byte of its answer
+ *   arrived, is sent once more on a new connection (counted in `eq1_tcp_stats.retries`). This
+ *   is at-least-once delivery: when the server had processed the request before the cut (and
+ *   its answer was lost with the connection), it receives the request twice. Requests that
+ *   must not run twice need an idempotency key of the application's own, or no automatic
+ *   reconnect.
+ * - A request whose answer had begun to arrive when the connection broke is not sent again:
+ *   it fails with `EQ1_STATUS_CONNECTION_LOST`.
+ * - `eq1_tcp_client_send` and `eq1_tcp_client_receive` (the raw stream) are never sent or
+ *   read again; a receive that meets the loss fails with `EQ1_STATUS_CONNECTION_LOST`.
  *
  * Returns:
  * - `EQ1_STATUS_OK` on success.
@@ -4021,7 +4045,8 @@ bool eq1_tcp_client_is_connected(const struct eq1_tcp_client *client);
  * - `EQ1_STATUS_PAYLOAD_TOO_LARGE` when the message is above the maximum frame (or a u16
  *   length).
  * - `EQ1_STATUS_NOT_CONNECTED` when not connected (and not reconnecting).
- * - `EQ1_STATUS_CONNECTION_LOST` when the connection broke; `EQ1_STATUS_TIMEOUT` when the
+ * - `EQ1_STATUS_CONNECTION_LOST` when the connection broke, or (without automatic reconnect)
+ *   the peer had closed or reset it while it was idle; `EQ1_STATUS_TIMEOUT` when the
  *   peer did not take the bytes in time (the connection is closed: it is out of step).
  * - the statuses of `eq1_tcp_client_connect` when an automatic reconnect failed.
  *
@@ -4065,7 +4090,10 @@ enum eq1_status eq1_tcp_client_receive(const struct eq1_tcp_client *client,
  * Sends `data` and receives one message as its answer into `buf` (as
  * `eq1_tcp_client_receive`), all within `timeout_ms`. Requests from several threads take
  * turns. A timed-out request closes the connection (its late answer would be taken for the
- * next request's); with automatic reconnect the next request reopens it.
+ * next request's); with automatic reconnect the next request reopens it. With automatic
+ * reconnect a request whose connection broke before any byte of its answer arrived is sent
+ * once more on a new connection: the server may receive it twice (at least once, see
+ * `eq1_tcp_options_set_auto_reconnect`).
  *
  * Returns: as `eq1_tcp_client_send` and `eq1_tcp_client_receive`.
  *

@@ -153,3 +153,32 @@ def modbus_server_factory():
 def modbus_server(modbus_server_factory) -> ModbusServer:
     """pymodbus's Modbus TCP server on 127.0.0.1:<port> with harness.modbus_server's map."""
     return modbus_server_factory()
+
+
+@pytest.fixture
+def echo_server_factory(request):
+    """make(framing="u16"|"u32"|"raw"|"delimiter", delimiter=b"\\n", port=None, tls=()) ->
+    started harness.tcp_echo_server.EchoServer (tls = (cert, key[, client_ca])); all killed
+    at teardown (their event lines printed when the test failed)."""
+    from harness.tcp_echo_server import EchoServer
+
+    made: list[EchoServer] = []
+
+    def make(**kwargs) -> EchoServer:
+        server = EchoServer(**kwargs)
+        made.append(server)
+        return server
+
+    yield make
+    failed = _failed(request)
+    for server in made:
+        if failed:
+            print(f"\n===== echo server {server.port} events =====\n"
+                  + "\n".join(server.lines()[-200:]))
+        server.kill()
+
+
+@pytest.fixture
+def echo_server(echo_server_factory):
+    """The echo/framing server with u16 length-prefixed frames on 127.0.0.1:<port>."""
+    return echo_server_factory()

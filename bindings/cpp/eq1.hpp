@@ -1842,6 +1842,186 @@ private:
 	std::unique_ptr<detail::ClientState> state_;
 };
 
+/* ------------------------------------------------------------------ TCP request/response */
+
+/**
+ * A TCP (or TLS) request/response client over eq1_tcp_*: RAII, movable, thread-safe (requests
+ * from several threads take turns). Every failure throws the exception class of its status:
+ * ConnectionError for EQ1_STATUS_TIMEOUT, _CONNECTION_LOST, _NOT_CONNECTED, refused and TLS
+ * handshake failures; ValidationError for bad arguments and EQ1_STATUS_PAYLOAD_TOO_LARGE;
+ * ProtocolError for EQ1_STATUS_FRAME_TOO_LARGE (the server sent a frame above max_frame).
+ *
+ *   eq1::TcpClient tcp({"127.0.0.1", 7000, eq1::TcpClient::Framing::length_u16});
+ *   tcp.connect();
+ *   std::vector<std::uint8_t> answer = tcp.request("ping");
+ *
+ * With auto_reconnect, a connection the server closed while idle is reopened before the next
+ * send or request, and a request whose connection broke before any byte of its answer arrived
+ * is sent once more: at least once, the server may receive it twice (see
+ * eq1_tcp_options_set_auto_reconnect).
+ */
+class TcpClient {
+public:
+	enum class Framing : int {
+		raw = EQ1_TCP_FRAMING_RAW,
+		length_u16 = EQ1_TCP_FRAMING_LENGTH_U16,
+		length_u32 = EQ1_TCP_FRAMING_LENGTH_U32,
+		delimiter = EQ1_TCP_FRAMING_DELIMITER,
+	};
+	struct Config {
+		std::string host = "127.0.0.1";
+		std::uint16_t port = 0;
+		Framing framing = Framing::raw;
+		/** The end of every message with Framing::delimiter. */
+		std::string delimiter = "\n";
+		std::size_t max_frame = 16 * 1024 * 1024;
+		std::chrono::milliseconds connect_timeout{10000};
+		/** Default timeout of connect, send, receive and request. */
+		std::chrono::milliseconds timeout{10000};
+		bool auto_reconnect = false;
+		std::chrono::milliseconds reconnect_min{100};
+		std::chrono::milliseconds reconnect_max{5000};
+		/** TLS on when set: a PEM file of trusted CAs ("" = the system's trust store). */
+		std::optional<std::string> tls_ca_file;
+		bool tls_verify_hostname = true;
+		/** A client certificate and key (PEM files; turns TLS on). */
+		std::optional<std::string> tls_cert_file;
+		std::optional<std::string> tls_key_file;
+		std::optional<std::string> tls_key_password;
+	};
+
+	explicit TcpClient(const Config &config) : timeout_(config.timeout)
+	{
+		eq1_tcp_options *options = eq1_tcp_options_new();
+		if (options == nullptr)
+			throw Error(EQ1_STATUS_INTERNAL, "eq1_tcp_options_new failed");
+		std::unique_ptr<eq1_tcp_options, void (*)(eq1_tcp_options *)> guard(
+			options, eq1_tcp_options_free);
+		std::string host = detail::c_string(config.host, EQ1_STATUS_INVALID_ARGUMENT, "host");
+		detail::check(eq1_tcp_options_set_endpoint(options, host.c_str(), config.port));
+		detail::check(eq1_tcp_options_set_connect_timeout(options,
+								  detail::to_ms(config.connect_timeout)));
+		detail::check(eq1_tcp_options_set_framing(
+			options, static_cast<int>(config.framing),
+			reinterpret_cast<const std::uint8_t *>(config.delimiter.data()),
+			config.delimiter.size()));
+		detail::check(eq1_tcp_options_set_max_frame(options, config.max_frame));
+		detail::check(eq1_tcp_options_set_auto_reconnect(options, config.auto_reconnect,
+								 detail::to_ms(config.reconnect_min),
+								 detail::to_ms(config.reconnect_max)));
+		if (config.tls_ca_file) {
+			std::string ca = detail::c_string(*config.tls_ca_file,
+							  EQ1_STATUS_INVALID_ARGUMENT, "tls_ca_file");
+			detail::check(eq1_tcp_options_set_tls(options, ca.empty() ? nullptr : ca.c_str(),
+							      config.tls_verify_hostname));
+		}
+		if (config.tls_cert_file || config.tls_key_file) {
+			std::string cert = detail::c_string(config.tls_cert_file.value_or(""),
+							    EQ1_STATUS_INVALID_ARGUMENT, "tls_cert_file");
+			std::string key = detail::c_string(config.tls_key_file.value_or(""),
+							   EQ1_STATUS_INVALID_ARGUMENT, "tls_key_file");
+			std::optional<std::string> password;
+			if (config.tls_key_password)
+				password = detail::c_string(*config.tls_key_password,
+							    EQ1_STATUS_INVALID_ARGUMENT,
+							    "tls_key_password");
+			detail::check(eq1_tcp_options_set_tls_client_cert(
+				options, cert.c_str(), key.c_str(),
+				password ? password->c_str() : nullptr));
+		}
+		detail::check(eq1_tcp_client_new(options, &handle_));
+	}
+	TcpClient(const TcpClient &) = delete;
+	TcpClient &operator=(const TcpClient &) = delete;
+	TcpClient(TcpClient &&other) noexcept
+		: handle_(std::exchange(other.handle_, nullptr)), timeout_(other.timeout_)
+	{
+	}
+	TcpClient &operator=(TcpClient &&other) noexcept
+	{
+		if (this != &other) {
+			eq1_tcp_client_free(handle_);
+			handle_ = std::exchange(other.handle_, nullptr);
+			timeout_ = other.timeout_;
+		}
+		return *this;
+	}
+	~TcpClient() { eq1_tcp_client_free(handle_); }
+
+	void connect() { connect(timeout_); }
+	void connect(std::chrono::milliseconds timeout)
+	{
+		detail::check(eq1_tcp_client_connect(get(), detail::to_ms(timeout)));
+	}
+	void disconnect() { detail::check(eq1_tcp_client_disconnect(get())); }
+	/** As far as the client knows (a loss is seen by the next call); false when moved from. */
+	bool is_connected() const noexcept { return eq1_tcp_client_is_connected(handle_); }
+
+	/** Sends one message (framed per the config). */
+	void send(Bytes data) { send(data, timeout_); }
+	void send(std::string_view data) { send(Bytes(data), timeout_); }
+	void send(Bytes data, std::chrono::milliseconds timeout)
+	{
+		detail::check(eq1_tcp_client_send(get(), data.data(), data.size(),
+						  detail::to_ms(timeout)));
+	}
+	/** One message (framed modes; a larger one than max_size throws ValidationError and is
+	 *  kept for the next receive) or what has arrived, up to max_size bytes (raw). */
+	std::vector<std::uint8_t> receive(std::size_t max_size = 65536)
+	{
+		return receive(max_size, timeout_);
+	}
+	std::vector<std::uint8_t> receive(std::size_t max_size, std::chrono::milliseconds timeout)
+	{
+		std::vector<std::uint8_t> out(max_size > 0 ? max_size : 1);
+		std::size_t got = 0;
+		detail::check(eq1_tcp_client_receive(get(), detail::to_ms(timeout), out.data(),
+						     max_size, &got));
+		out.resize(got);
+		return out;
+	}
+	/** Sends `data` and returns one message as its answer (as receive). */
+	std::vector<std::uint8_t> request(Bytes data, std::size_t max_size = 65536)
+	{
+		return request(data, max_size, timeout_);
+	}
+	std::vector<std::uint8_t> request(std::string_view data, std::size_t max_size = 65536)
+	{
+		return request(Bytes(data), max_size, timeout_);
+	}
+	std::vector<std::uint8_t> request(Bytes data, std::size_t max_size,
+					  std::chrono::milliseconds timeout)
+	{
+		std::vector<std::uint8_t> out(max_size > 0 ? max_size : 1);
+		std::size_t got = 0;
+		detail::check(eq1_tcp_client_request(get(), data.data(), data.size(),
+						     detail::to_ms(timeout), out.data(), max_size,
+						     &got));
+		out.resize(got);
+		return out;
+	}
+	eq1_tcp_stats stats() const
+	{
+		eq1_tcp_stats s{};
+		detail::check(eq1_tcp_client_get_stats(get(), &s));
+		return s;
+	}
+	eq1_tcp_client *native() const noexcept { return handle_; }
+
+private:
+	eq1_tcp_client *get() const
+	{
+		if (handle_ == nullptr)
+			throw ValidationError(EQ1_STATUS_NULL_ARGUMENT,
+					      "this eq1::TcpClient was moved from");
+		return handle_;
+	}
+	eq1_tcp_client *handle_ = nullptr;
+	std::chrono::milliseconds timeout_;
+};
+
+/* ------------------------------------------------------------------ end TCP request/response */
+
 /**
  * A Modbus client (TCP, or RTU over a serial line) over eq1_modbus_*: RAII, movable, thread-safe
  * (over TCP the library pipelines calls from several threads by transaction id, up to

@@ -3,6 +3,13 @@
 //! core's backoff when the connection was lost. Blocking calls, run on the library's runtime.
 //!
 //! Receiving is bounded: at most the maximum frame size is buffered, whatever the peer sends.
+//!
+//! Reconnect semantics (with `auto_reconnect`): before writing, a connection the peer closed or
+//! reset while it was idle is noticed (one read that does not wait) and reopened, so the call
+//! goes out on a live connection. A `request` whose connection breaks while writing, or closes
+//! before any byte of its answer arrived, is sent once more on a new connection: delivery is
+//! at least once, a server that had processed the first copy before the cut sees it twice.
+//! `send` and `receive` are never retried.
 
 use crate::core::backoff::Backoff;
 use crate::core::error::{Error, Result};
@@ -12,10 +19,12 @@ use crate::core::{runtime, transport};
 use crate::protocol::{BaseProtocol, ReqResProtocol};
 use crate::protocols::framing::Framing;
 use crate::protocols::registry::{Protocol, ProtocolOptions};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::time::{timeout_at, Instant};
 
 /// The default and the largest maximum frame size (16 MiB and 256 MiB).
@@ -54,6 +63,7 @@ impl TcpOptions {
         }
     }
 
+    /// Everything a client needs: an endpoint and consistent limits.
     pub fn check(&self) -> Result<()> {
         if self.host.is_empty() {
             return Err(Error::InvalidArgument("the TCP host is empty".into()));
@@ -61,6 +71,11 @@ impl TcpOptions {
         if self.port == 0 {
             return Err(Error::InvalidArgument("the TCP port is 0".into()));
         }
+        self.check_limits()
+    }
+
+    /// The limits and delays alone (options may be set before the endpoint is).
+    pub fn check_limits(&self) -> Result<()> {
         if self.max_frame == 0 || self.max_frame > LARGEST_MAX_FRAME {
             return Err(Error::InvalidArgument(format!(
                 "maximum frame size {} is outside 1..{LARGEST_MAX_FRAME}",
@@ -87,6 +102,9 @@ pub struct TcpStats {
     pub bytes_received: u64,
     /// Connections opened after the first one.
     pub reconnects: u64,
+    /// Requests sent a second time, on a new connection, because the first one broke before
+    /// any byte of the answer arrived.
+    pub retries: u64,
 }
 
 #[derive(Default)]
@@ -97,6 +115,7 @@ struct Counters {
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
     connects: AtomicU64,
+    retries: AtomicU64,
 }
 
 type Stream = transport::Stream;
@@ -171,6 +190,7 @@ impl TcpClient {
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
             reconnects: c.connects.load(Ordering::Relaxed).saturating_sub(1),
+            retries: c.retries.load(Ordering::Relaxed),
         }
     }
 
@@ -214,12 +234,58 @@ impl TcpClient {
         }
     }
 
+    /// Whether a lost connection may be reopened by the call that finds it lost.
+    fn may_reconnect(&self) -> bool {
+        self.options.auto_reconnect && self.wanted.load(Ordering::Acquire)
+    }
+
+    /// Why the idle connection is known dead (the peer's FIN, RST or TLS close_notify is
+    /// waiting on it), or `None` when it looks alive. Reads without waiting; bytes that arrived
+    /// meanwhile are kept for the next receive. Skipped while another thread is receiving (that
+    /// receive sees the loss itself).
+    fn idle_connection_dead(&self) -> Option<String> {
+        if !self.connected.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut guard = match self.reader.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let reader = guard.as_mut()?;
+        let runtime = runtime::get().ok()?;
+        let limit = self.options.framing.buffer_limit(self.options.max_frame);
+        let mut chunk = [0u8; 4096];
+        while reader.buffer.len() < limit {
+            let room = (limit - reader.buffer.len()).min(chunk.len());
+            let polled = runtime.block_on(std::future::poll_fn(|cx| {
+                let mut buf = ReadBuf::new(&mut chunk[..room]);
+                Poll::Ready(match Pin::new(&mut reader.half).poll_read(cx, &mut buf) {
+                    Poll::Pending => None,
+                    Poll::Ready(result) => Some(result.map(|()| buf.filled().len())),
+                })
+            }));
+            match polled {
+                None => return None,
+                Some(Ok(0)) => return Some("closed by the peer while idle".into()),
+                Some(Ok(n)) => {
+                    self.counters
+                        .bytes_received
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    reader.buffer.extend_from_slice(&chunk[..n]);
+                }
+                Some(Err(e)) => return Some(format!("{e} (while idle)")),
+            }
+        }
+        None
+    }
+
     /// Connected, or reconnected within `deadline` when allowed.
     fn ensure_connected(&self, deadline: Instant) -> Result<()> {
         if self.connected.load(Ordering::Acquire) {
             return Ok(());
         }
-        if !self.options.auto_reconnect || !self.wanted.load(Ordering::Acquire) {
+        if !self.may_reconnect() {
             return Err(Error::NotConnected(format!(
                 "not connected to {}",
                 self.name()
@@ -250,6 +316,15 @@ impl TcpClient {
 
     fn write_all(&self, data: &[u8], deadline: Instant) -> Result<()> {
         let frame = self.options.framing.encode(data, self.options.max_frame)?;
+        if let Some(why) = self.idle_connection_dead() {
+            self.lose(&why);
+            if !self.may_reconnect() {
+                return Err(Error::ConnectionLost(format!(
+                    "connection to {} lost: {why}",
+                    self.name()
+                )));
+            }
+        }
         self.ensure_connected(deadline)?;
         let mut writer = lock(&self.writer);
         let half = writer
@@ -287,7 +362,14 @@ impl TcpClient {
         }
     }
 
-    fn read_message(&self, max_len: usize, deadline: Instant) -> Result<Vec<u8>> {
+    /// Reads one message. `answered` becomes true once any byte of it is buffered (a request
+    /// that breaks after that point is not sent again).
+    fn read_message(
+        &self,
+        max_len: usize,
+        deadline: Instant,
+        answered: &mut bool,
+    ) -> Result<Vec<u8>> {
         if max_len == 0 {
             return Err(Error::InvalidArgument("receive of at most 0 bytes".into()));
         }
@@ -303,6 +385,7 @@ impl TcpClient {
         let reader = guard
             .as_mut()
             .ok_or_else(|| Error::NotConnected(format!("not connected to {}", self.name())))?;
+        *answered = !reader.buffer.is_empty();
         let framing = &self.options.framing;
         let max_frame = match framing {
             Framing::Raw => max_len.min(self.options.max_frame),
@@ -323,7 +406,9 @@ impl TcpClient {
                 .saturating_sub(reader.buffer.len())
                 .clamp(1, 64 * 1024);
             let mut chunk = vec![0u8; room];
-            let read = runtime.block_on(timeout_at(deadline, reader.half.read(&mut chunk)));
+            // The timer is made inside block_on: it needs the runtime's context.
+            let read = runtime
+                .block_on(async { timeout_at(deadline, reader.half.read(&mut chunk)).await });
             match read {
                 Err(_) => {
                     return Err(Error::Timeout(format!(
@@ -343,6 +428,7 @@ impl TcpClient {
                         .bytes_received
                         .fetch_add(n as u64, Ordering::Relaxed);
                     reader.buffer.extend_from_slice(&chunk[..n]);
+                    *answered = true;
                 }
                 Ok(Err(e)) => {
                     self.lose(&e.to_string());
@@ -381,18 +467,35 @@ impl TcpClient {
 
     /// Receives one message (framed), or up to `max_len` bytes (raw).
     pub fn receive(&self, max_len: usize, timeout: Duration) -> Result<Vec<u8>> {
-        self.read_message(max_len, deadline_after(timeout))
+        self.read_message(max_len, deadline_after(timeout), &mut false)
     }
 
     /// Sends `data` and receives one message as its answer, within `timeout`. After a timed-out
     /// request the connection is closed: its late answer would be taken for the next one's.
+    /// With automatic reconnect, a request whose connection broke while writing or before any
+    /// byte of its answer arrived is sent once more on a new connection (at least once: the
+    /// server may see it twice).
     pub fn request(&self, data: &[u8], max_len: usize, timeout: Duration) -> Result<Vec<u8>> {
         let _exchange = lock(&self.exchange);
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let deadline = deadline_after(timeout);
-        let result = self
-            .write_all(data, deadline)
-            .and_then(|()| self.read_message(max_len, deadline));
+        let exchange = |answered: &mut bool| {
+            self.write_all(data, deadline)
+                .and_then(|()| self.read_message(max_len, deadline, answered))
+        };
+        let mut answered = false;
+        let mut result = exchange(&mut answered);
+        if let Err(Error::ConnectionLost(why)) = &result {
+            if !answered && self.may_reconnect() {
+                log!(
+                    Level::Info,
+                    "tcp: sending the request to {} again on a new connection: {why}",
+                    self.name()
+                );
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                result = exchange(&mut answered);
+            }
+        }
         if let Err(e) = &result {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
             if matches!(e, Error::Timeout(_)) {

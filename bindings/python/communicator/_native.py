@@ -286,6 +286,18 @@ class Eq1SerialStats(Structure):
     _fields_ = [(name, c_uint64) for name in SERIAL_STATS_FIELDS]
 
 
+# ---- TCP request/response (eq1_tcp_*)
+TCP_STATS_FIELDS = ("requests", "failures", "timeouts", "bytes_sent", "bytes_received",
+                    "reconnects", "retries")
+
+
+class Eq1TcpStats(Structure):
+    """``eq1_tcp_stats``"""
+
+    _fields_ = [(name, c_uint64) for name in TCP_STATS_FIELDS]
+# ---- end TCP
+
+
 # Callback types (the user_data pointer first, as in eq1.h).
 FREE_CB = CFUNCTYPE(None, c_void_p)
 CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
