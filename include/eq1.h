@@ -76,6 +76,11 @@
  * ========================================================================================== */
 
 /**
+ * Events that may wait for the handler at once; more are dropped.
+ */
+#define QUEUE_LIMIT 256
+
+/**
  * `eq1_mqtt_options_set_offline_queue` policy: refuse the new message when the queue is full
  * (publish returns `EQ1_STATUS_QUEUE_FULL`).
  */
@@ -827,6 +832,29 @@ typedef enum eq1_connection_state {
 } eq1_connection_state;
 
 /**
+ * What happened to the connection of a TCP, serial or Modbus client.
+ */
+typedef enum eq1_protocol_event_kind {
+  /**
+   * The caller's connect succeeded (or a later call opened the first connection).
+   */
+  EQ1_PROTOCOL_EVENT_KIND_CONNECTED = 1,
+  /**
+   * The connection ended without the caller asking; `status` and `message` say why.
+   */
+  EQ1_PROTOCOL_EVENT_KIND_LOST = 2,
+  /**
+   * A call opened a new connection after the last one was lost (TCP automatic reconnect,
+   * Modbus reconnecting on the next call).
+   */
+  EQ1_PROTOCOL_EVENT_KIND_RECONNECTED = 3,
+  /**
+   * The caller's disconnect closed the connection.
+   */
+  EQ1_PROTOCOL_EVENT_KIND_DISCONNECTED = 4,
+} eq1_protocol_event_kind;
+
+/**
  * Opaque Modbus client. Thread-safe. Modbus TCP pipelines the calls of several threads on one
  * connection: up to `eq1_modbus_options_set_max_in_flight` requests (default 1, serialized; raise it for servers known to pipeline) are on the
  * wire at once, each with its own MBAP transaction id; each response is matched to its
@@ -1405,6 +1433,33 @@ typedef struct eq1_mqtt_auth_response {
 typedef void (*eq1_mqtt_auth_cb)(void *user_data,
                                  const struct eq1_mqtt_auth_challenge *challenge,
                                  struct eq1_mqtt_auth_response *response);
+
+/**
+ * Passed to an `eq1_protocol_event_cb`; borrowed (with `message`) until the callback returns.
+ */
+typedef struct eq1_protocol_event {
+  enum eq1_protocol_event_kind kind;
+  /**
+   * Why the connection was lost (`EQ1_STATUS_CONNECTION_LOST`, `EQ1_STATUS_TIMEOUT`,
+   * `EQ1_STATUS_SERIAL_ERROR`, ...); `EQ1_STATUS_OK` for the other kinds.
+   */
+  enum eq1_status status;
+  /**
+   * Detail of `status`, NUL-terminated, "" when none. Never NULL.
+   */
+  const char *message;
+} eq1_protocol_event;
+
+/**
+ * Receives the connection events of a TCP, serial or Modbus client on the client's
+ * dispatcher thread (one per client, started by the first callback set), never on the
+ * library's I/O thread nor on the thread whose call noticed the change; one at a time, in
+ * the order they happened. `user_data` is the pointer given with the callback. The callback
+ * may call any function of its client except `_free` (refused with
+ * `EQ1_STATUS_CALLED_FROM_CALLBACK`). A slow callback never stalls I/O: at most 256 events
+ * wait for it, later ones are dropped (and logged).
+ */
+typedef void (*eq1_protocol_event_cb)(void *user_data, const struct eq1_protocol_event *event);
 
 /**
  * Counters since the client was created (`eq1_tcp_client_get_stats`).
@@ -3985,14 +4040,43 @@ enum eq1_status eq1_tcp_client_new(const struct eq1_tcp_options *options,
                                    struct eq1_tcp_client **out);
 
 /**
- * Closes the connection (if any) and releases the client. NULL is a no-op.
+ * Closes the connection (if any) and releases the client. NULL is a no-op. No connection
+ * callback runs after it returns (one running is waited for, queued events are dropped).
  *
- * Returns: `EQ1_STATUS_OK` (also for NULL).
+ * Returns:
+ * - `EQ1_STATUS_OK` (also for NULL).
+ * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own connection callback; the client
+ *   stays valid then.
  *
  * # Safety
  * `client` NULL or from `eq1_tcp_client_new`, no call on it running or after.
  */
 enum eq1_status eq1_tcp_client_free(struct eq1_tcp_client *client);
+
+/**
+ * Sets (or with NULL removes) the connection callback: connected (`eq1_tcp_client_connect`), lost (the
+ * peer closed or reset it, a send or receive failed or timed out), reconnected (automatic
+ * reconnect), disconnected (`eq1_tcp_client_disconnect`). It runs on
+ * the client's dispatcher thread (started by the first callback set, joined by
+ * `eq1_tcp_client_free`), never on the library's I/O thread nor on the calling thread, one event at
+ * a time, in order. `user_data` is passed back to it and must stay valid until the callback
+ * is replaced or removed, or the client is freed. Events that happened before are not replayed.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when the client is being freed.
+ * - `EQ1_STATUS_INTERNAL` when the dispatcher thread cannot start, or on a bug in the library
+ *   (a caught panic).
+ *
+ * See also: `eq1_protocol_event_cb`, `eq1_protocol_event`.
+ *
+ * # Safety
+ * `client` NULL or live; `callback` NULL or a function that may be called from another thread.
+ */
+enum eq1_status eq1_tcp_client_set_connection_callback(const struct eq1_tcp_client *client,
+                                                       eq1_protocol_event_cb callback,
+                                                       void *user_data);
 
 /**
  * Connects (DNS, TCP, TLS handshake) within `timeout_ms` (and the connect timeout), replacing
@@ -4200,14 +4284,43 @@ enum eq1_status eq1_serial_client_new(const struct eq1_serial_options *options,
                                       struct eq1_serial_client **out);
 
 /**
- * Closes the port (if open) and releases the client. NULL is a no-op.
+ * Closes the port (if open) and releases the client. NULL is a no-op. No connection callback
+ * runs after it returns (one running is waited for, queued events are dropped).
  *
- * Returns: `EQ1_STATUS_OK` (also for NULL).
+ * Returns:
+ * - `EQ1_STATUS_OK` (also for NULL).
+ * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own connection callback; the client
+ *   stays valid then.
  *
  * # Safety
  * `client` NULL or from `eq1_serial_client_new`, no call on it running or after.
  */
 enum eq1_status eq1_serial_client_free(struct eq1_serial_client *client);
+
+/**
+ * Sets (or with NULL removes) the connection callback: opened (`eq1_serial_client_connect`), lost (a read
+ * or write failed: the port is closed, connect opens it again), disconnected
+ * (`eq1_serial_client_disconnect`). It runs on
+ * the client's dispatcher thread (started by the first callback set, joined by
+ * `eq1_serial_client_free`), never on the library's I/O thread nor on the calling thread, one event at
+ * a time, in order. `user_data` is passed back to it and must stay valid until the callback
+ * is replaced or removed, or the client is freed. Events that happened before are not replayed.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when the client is being freed.
+ * - `EQ1_STATUS_INTERNAL` when the dispatcher thread cannot start, or on a bug in the library
+ *   (a caught panic).
+ *
+ * See also: `eq1_protocol_event_cb`, `eq1_protocol_event`.
+ *
+ * # Safety
+ * `client` NULL or live; `callback` NULL or a function that may be called from another thread.
+ */
+enum eq1_status eq1_serial_client_set_connection_callback(const struct eq1_serial_client *client,
+                                                          eq1_protocol_event_cb callback,
+                                                          void *user_data);
 
 /**
  * Opens and configures the device.
@@ -4457,14 +4570,44 @@ enum eq1_status eq1_modbus_client_new(const struct eq1_modbus_options *options,
                                       struct eq1_modbus_client **out);
 
 /**
- * Frees the client, closing its connection. NULL is a no-op.
+ * Frees the client, closing its connection. NULL is a no-op. No connection callback runs
+ * after it returns (one running is waited for, queued events are dropped).
  *
- * Returns: nothing.
+ * Returns:
+ * - `EQ1_STATUS_OK` (also for NULL).
+ * - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own connection callback; the client
+ *   stays valid then.
  *
  * # Safety
  * `client` is NULL or live, and no other thread uses it during or after the call.
  */
-void eq1_modbus_client_free(struct eq1_modbus_client *client);
+enum eq1_status eq1_modbus_client_free(struct eq1_modbus_client *client);
+
+/**
+ * Sets (or with NULL removes) the connection callback: connected (`eq1_modbus_client_connect`), lost (the
+ * server closed the connection, a protocol violation, silent timeouts; RTU: any failed
+ * attempt, after which the line is opened again), reconnected (the next call opened a new
+ * connection), disconnected (`eq1_modbus_client_disconnect`). It runs on
+ * the client's dispatcher thread (started by the first callback set, joined by
+ * `eq1_modbus_client_free`), never on the library's I/O thread nor on the calling thread, one event at
+ * a time, in order. `user_data` is passed back to it and must stay valid until the callback
+ * is replaced or removed, or the client is freed. Events that happened before are not replayed.
+ *
+ * Returns:
+ * - `EQ1_STATUS_OK` on success.
+ * - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+ * - `EQ1_STATUS_INVALID_STATE` when the client is being freed.
+ * - `EQ1_STATUS_INTERNAL` when the dispatcher thread cannot start, or on a bug in the library
+ *   (a caught panic).
+ *
+ * See also: `eq1_protocol_event_cb`, `eq1_protocol_event`.
+ *
+ * # Safety
+ * `client` NULL or live; `callback` NULL or a function that may be called from another thread.
+ */
+enum eq1_status eq1_modbus_client_set_connection_callback(const struct eq1_modbus_client *client,
+                                                          eq1_protocol_event_cb callback,
+                                                          void *user_data);
 
 /**
  * Connects now (within the default timeout). Until `eq1_modbus_client_disconnect`, a call

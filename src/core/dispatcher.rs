@@ -132,9 +132,15 @@ impl<T> EventQueue<T> {
 
     /// Queues an event (dropped when the dispatcher has stopped).
     pub fn push(&self, item: T) {
+        self.push_bounded(item, usize::MAX);
+    }
+
+    /// Queues an event unless `limit` events already wait for the dispatcher; false when it
+    /// was dropped (the queue is full, or the dispatcher has stopped).
+    pub fn push_bounded(&self, item: T, limit: usize) -> bool {
         let mut state = self.state();
-        if state.closed {
-            return;
+        if state.closed || state.items.len() >= limit {
+            return false;
         }
         state.items.push_back(item);
         let wake = std::mem::replace(&mut state.parked, false);
@@ -142,6 +148,7 @@ impl<T> EventQueue<T> {
         if wake {
             self.ready.notify_one();
         }
+        true
     }
 
     /// Waits until something is queued, then moves all of it into `batch` (empty on entry).

@@ -3,6 +3,7 @@
 //! tokens and the callback dispatcher. A TCP or Modbus protocol sits beside `mqtt` on these.
 
 pub mod backoff;
+pub mod connection_events;
 pub mod dispatcher;
 pub mod error;
 pub mod log;

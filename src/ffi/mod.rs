@@ -33,6 +33,8 @@ pub mod callbacks;
 
 pub mod auth_callback;
 
+pub mod protocol_events;
+
 pub mod tcp;
 
 pub mod serial;

@@ -9,7 +9,8 @@ use crate::ffi::boundary::{out_param, timeout_ms};
 use crate::ffi::status::eq1_status;
 use crate::protocols::framing::Framing;
 use crate::protocols::tcp::{TcpClient, TcpOptions, LARGEST_MAX_FRAME};
-use std::ffi::{c_char, c_int};
+use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
+use std::ffi::{c_char, c_int, c_void};
 
 /// Opaque TCP client options. Not thread-safe: configure from one thread.
 pub struct eq1_tcp_options {
@@ -393,9 +394,13 @@ pub unsafe extern "C" fn eq1_tcp_client_new(
     })
 }
 
-/// Closes the connection (if any) and releases the client. NULL is a no-op.
+/// Closes the connection (if any) and releases the client. NULL is a no-op. No connection
+/// callback runs after it returns (one running is waited for, queued events are dropped).
 ///
-/// Returns: `EQ1_STATUS_OK` (also for NULL).
+/// Returns:
+/// - `EQ1_STATUS_OK` (also for NULL).
+/// - `EQ1_STATUS_CALLED_FROM_CALLBACK` inside the client's own connection callback; the client
+///   stays valid then.
 ///
 /// # Safety
 /// `client` NULL or from `eq1_tcp_client_new`, no call on it running or after.
@@ -403,11 +408,45 @@ pub unsafe extern "C" fn eq1_tcp_client_new(
 pub unsafe extern "C" fn eq1_tcp_client_free(client: *mut eq1_tcp_client) -> eq1_status {
     call(|| {
         if !client.is_null() {
+            // SAFETY: non-NULL and live per this function's contract.
+            unsafe { &*client }.client.events().shutdown()?;
             // SAFETY: created by Box::into_raw in eq1_tcp_client_new; released once.
             let owned = unsafe { Box::from_raw(client) };
             let _ = owned.client.disconnect();
         }
         Ok(())
+    })
+}
+
+/// Sets (or with NULL removes) the connection callback: connected (`eq1_tcp_client_connect`), lost (the
+/// peer closed or reset it, a send or receive failed or timed out), reconnected (automatic
+/// reconnect), disconnected (`eq1_tcp_client_disconnect`). It runs on
+/// the client's dispatcher thread (started by the first callback set, joined by
+/// `eq1_tcp_client_free`), never on the library's I/O thread nor on the calling thread, one event at
+/// a time, in order. `user_data` is passed back to it and must stay valid until the callback
+/// is replaced or removed, or the client is freed. Events that happened before are not replayed.
+///
+/// Returns:
+/// - `EQ1_STATUS_OK` on success.
+/// - `EQ1_STATUS_NULL_ARGUMENT` when `client` is NULL.
+/// - `EQ1_STATUS_INVALID_STATE` when the client is being freed.
+/// - `EQ1_STATUS_INTERNAL` when the dispatcher thread cannot start, or on a bug in the library
+///   (a caught panic).
+///
+/// See also: `eq1_protocol_event_cb`, `eq1_protocol_event`.
+///
+/// # Safety
+/// `client` NULL or live; `callback` NULL or a function that may be called from another thread.
+#[no_mangle]
+pub unsafe extern "C" fn eq1_tcp_client_set_connection_callback(
+    client: *const eq1_tcp_client,
+    callback: eq1_protocol_event_cb,
+    user_data: *mut c_void,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: per this function's contract.
+        let client = unsafe { handle(client, "client") }?;
+        client.client.set_connection_handler(c_event_handler(callback, user_data))
     })
 }
 

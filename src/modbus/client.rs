@@ -15,6 +15,7 @@
 //! response can never be read as the answer to the next request; the next call opens the line
 //! again.
 
+use crate::core::connection_events::{ConnectionEventHandler, ConnectionEvents, EventSender};
 use crate::core::error::{Error, Result};
 use crate::core::log::{log, Level};
 use crate::core::runtime;
@@ -145,6 +146,7 @@ struct Shared {
     /// Between connect and disconnect: calls (re)connect when the connection is gone.
     wanted: AtomicBool,
     link: Link,
+    events: EventSender,
 }
 
 enum Link {
@@ -166,6 +168,8 @@ struct Tcp {
 /// them (module notes).
 pub struct Client {
     shared: Arc<Shared>,
+    /// The dispatcher of connection events; the I/O side reports through `Shared::events`.
+    events: ConnectionEvents,
 }
 
 impl Client {
@@ -189,14 +193,27 @@ impl Client {
                 max_in_flight: options.max_in_flight,
             }),
         };
+        let events = ConnectionEvents::new("modbus");
         Ok(Client {
             shared: Arc::new(Shared {
                 options,
                 counters: Arc::default(),
                 wanted: AtomicBool::new(false),
                 link,
+                events: events.sender().clone(),
             }),
+            events,
         })
+    }
+
+    /// Connection events (connected, lost with the error, reconnected by a later call,
+    /// disconnected) go to `handler` on the client's dispatcher thread.
+    pub fn set_connection_handler(&self, handler: Option<ConnectionEventHandler>) -> Result<()> {
+        self.events.set_handler(handler)
+    }
+
+    pub fn events(&self) -> &ConnectionEvents {
+        &self.events
     }
 
     pub fn options(&self) -> &Options {
@@ -215,6 +232,7 @@ impl Client {
                     shared.wanted.store(true, Ordering::Release);
                     if tcp.current().is_none() {
                         shared.open_tcp(tcp, deadline).await?;
+                        shared.events.connected();
                     }
                 }
                 Link::Rtu(line) => {
@@ -222,6 +240,7 @@ impl Client {
                     shared.wanted.store(true, Ordering::Release);
                     if context.is_none() {
                         *context = Some(shared.open_rtu().await?);
+                        shared.events.connected();
                     }
                 }
             }
@@ -238,30 +257,31 @@ impl Client {
             let closed = match &shared.link {
                 Link::Tcp(tcp) => {
                     let _opening = tcp.opening.lock().await;
-                    shared.wanted.store(false, Ordering::Release);
+                    let wanted = shared.wanted.swap(false, Ordering::AcqRel);
                     match tcp.take() {
                         Some(connection) => {
                             connection.shutdown(deadline).await;
-                            connection.close(not_connected());
+                            connection.retire(not_connected());
                             true
                         }
-                        None => false,
+                        None => wanted,
                     }
                 }
                 Link::Rtu(line) => {
                     let mut context = line.lock().await;
-                    shared.wanted.store(false, Ordering::Release);
+                    let wanted = shared.wanted.swap(false, Ordering::AcqRel);
                     match context.take() {
                         Some(mut context) => {
                             let _ = tokio::time::timeout_at(deadline, context.disconnect()).await;
                             true
                         }
-                        None => false,
+                        None => wanted,
                     }
                 }
             };
             if closed {
                 log!(Level::Info, "modbus: disconnected from {}", shared.name());
+                shared.events.disconnected();
             }
             Ok(())
         })
@@ -407,7 +427,7 @@ impl Drop for Client {
         if let Link::Tcp(tcp) = &self.shared.link {
             // Stops the reader task, which would otherwise keep the socket open.
             if let Some(connection) = tcp.take() {
-                connection.close(not_connected());
+                connection.retire(not_connected());
             }
         }
     }
@@ -451,6 +471,7 @@ impl Shared {
             Box::new(self.counted(stream)),
             self.name(),
             Arc::clone(&self.counters),
+            self.events.clone(),
         );
         *tcp.slot() = Some(Arc::clone(&connection));
         self.opened();
@@ -503,7 +524,11 @@ impl Shared {
         self.check_wanted()?;
         match tcp.current() {
             Some(connection) => Ok(connection),
-            None => self.open_tcp(tcp, deadline).await,
+            None => {
+                let connection = self.open_tcp(tcp, deadline).await?;
+                self.events.reopened();
+                Ok(connection)
+            }
         }
     }
 
@@ -638,6 +663,7 @@ impl Shared {
         let mut connection = line.lock().await;
         if connection.is_none() {
             *connection = Some(self.open_rtu().await?);
+            self.events.reopened();
         }
         let Some(context) = connection.as_mut() else {
             return Err(Error::Internal(
@@ -700,6 +726,7 @@ impl Shared {
         // Whatever is left on the line (a late or partial response) must not be read as the
         // next request's answer: start over on a new one.
         *connection = None;
+        self.events.lost(&error);
         Err(error)
     }
 }

@@ -9,6 +9,7 @@
 //! waiter fails with it. End of stream or an I/O error fails every waiter with
 //! `ConnectionLost`. A closed connection stays closed; the client opens a new one.
 
+use crate::core::connection_events::EventSender;
 use crate::core::error::{Error, Result};
 use crate::core::log::{log, Level};
 use crate::core::transport::Stream;
@@ -57,6 +58,8 @@ pub struct Connection {
     writer: tokio::sync::Mutex<WriteHalf<Stream>>,
     table: Mutex<Table>,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Hears the close that the caller did not ask for (`close`, not `retire`).
+    events: EventSender,
 }
 
 /// A request registered in the table, not yet answered.
@@ -68,7 +71,12 @@ struct Sent {
 
 impl Connection {
     /// Starts the reader task on the current runtime.
-    pub fn start(stream: Stream, name: String, counters: Arc<Counters>) -> Arc<Connection> {
+    pub fn start(
+        stream: Stream,
+        name: String,
+        counters: Arc<Counters>,
+        events: EventSender,
+    ) -> Arc<Connection> {
         let (read, write) = tokio::io::split(stream);
         let connection = Arc::new(Connection {
             name,
@@ -76,6 +84,7 @@ impl Connection {
             writer: tokio::sync::Mutex::new(write),
             table: Mutex::new(Table::default()),
             reader: Mutex::new(None),
+            events,
         });
         let task = tokio::spawn(read_responses(Arc::clone(&connection), read));
         *lock(&connection.reader) = Some(task.abort_handle());
@@ -124,12 +133,25 @@ impl Connection {
         }
     }
 
-    /// Closes the connection for `reason`, which every waiter receives. Idempotent.
+    /// Closes the connection for `reason`, which every waiter receives and the connection
+    /// callback hears as lost. Idempotent.
     pub fn close(&self, reason: Error) {
+        if self.finish(&reason) {
+            self.events.lost(&reason);
+        }
+    }
+
+    /// Closes the connection because the caller asked (disconnect, free): no event.
+    pub fn retire(&self, reason: Error) {
+        self.finish(&reason);
+    }
+
+    /// True when this call closed it.
+    fn finish(&self, reason: &Error) -> bool {
         let slots = {
             let mut table = self.table();
             if table.closed.is_some() {
-                return;
+                return false;
             }
             table.closed = Some(reason.clone());
             table.abandoned = 0;
@@ -144,6 +166,7 @@ impl Connection {
         if let Some(reader) = lock(&self.reader).take() {
             reader.abort();
         }
+        true
     }
 
     /// Sends a FIN after the last frame (best effort: the peer may be gone).
@@ -350,7 +373,14 @@ mod tests {
     fn open() -> (Arc<Connection>, DuplexStream, Arc<Counters>) {
         let (ours, theirs) = tokio::io::duplex(4096);
         let counters = Arc::new(Counters::default());
-        let connection = Connection::start(Box::new(ours), "test".into(), Arc::clone(&counters));
+        let connection = Connection::start(
+            Box::new(ours),
+            "test".into(),
+            Arc::clone(&counters),
+            crate::core::connection_events::ConnectionEvents::new("test")
+                .sender()
+                .clone(),
+        );
         (connection, theirs, counters)
     }
 

@@ -2,6 +2,7 @@
 //! read timeout. On the `serialport` crate: blocking, no runtime needed, and it sets every
 //! line parameter (baud, data bits, parity, stop bits, flow control) through termios for us.
 
+use crate::core::connection_events::{ConnectionEventHandler, ConnectionEvents};
 use crate::core::error::{Error, Result};
 use crate::core::log::{log, Level};
 use crate::protocol::{BaseProtocol, ReqResProtocol};
@@ -102,6 +103,7 @@ pub struct SerialClient {
     port: Mutex<Option<Box<dyn SerialPort>>>,
     exchange: Mutex<()>,
     counters: Counters,
+    events: ConnectionEvents,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,7 +124,18 @@ impl SerialClient {
             port: Mutex::new(None),
             exchange: Mutex::new(()),
             counters: Counters::default(),
+            events: ConnectionEvents::new("serial"),
         })
+    }
+
+    /// Connection events (opened, lost on a read or write error, closed) go to `handler` on
+    /// the client's dispatcher thread.
+    pub fn set_connection_handler(&self, handler: Option<ConnectionEventHandler>) -> Result<()> {
+        self.events.set_handler(handler)
+    }
+
+    pub fn events(&self) -> &ConnectionEvents {
+        &self.events
     }
 
     pub fn options(&self) -> &SerialOptions {
@@ -173,6 +186,7 @@ impl SerialClient {
             .open()
             .map_err(|e| serial_error(&o.path, "cannot open", e))?;
         *lock(&self.port) = Some(port);
+        self.events.sender().connected();
         log!(
             Level::Info,
             "serial: opened {} at {} baud",
@@ -183,19 +197,31 @@ impl SerialClient {
     }
 
     pub fn disconnect(&self) {
-        lock(&self.port).take();
+        if lock(&self.port).take().is_some() {
+            self.events.sender().disconnected();
+        }
     }
 
     pub fn is_connected(&self) -> bool {
         lock(&self.port).is_some()
     }
 
+    /// Runs `body` on the open port. A read or write error (not a timeout) closes the port: the
+    /// device is gone or broken (an adapter unplugged, the other end of a pty closed), and
+    /// the connection callback hears it as lost; `connect` opens it again.
     fn with_port<T>(&self, body: impl FnOnce(&mut dyn SerialPort) -> Result<T>) -> Result<T> {
-        let mut port = lock(&self.port);
-        let port = port.as_mut().ok_or_else(|| {
+        let mut guard = lock(&self.port);
+        let port = guard.as_mut().ok_or_else(|| {
             Error::NotConnected(format!("serial device {} is not open", self.options.path))
         })?;
-        body(port.as_mut())
+        let result = body(port.as_mut());
+        if let Err(error @ Error::SerialError(_)) = &result {
+            guard.take();
+            drop(guard);
+            log!(Level::Warn, "serial: closed after an error: {}", error.message());
+            self.events.sender().lost(error);
+        }
+        result
     }
 
     pub fn send(&self, data: &[u8]) -> Result<()> {

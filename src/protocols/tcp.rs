@@ -12,6 +12,7 @@
 //! `send` and `receive` are never retried.
 
 use crate::core::backoff::Backoff;
+use crate::core::connection_events::{ConnectionEventHandler, ConnectionEvents};
 use crate::core::error::{Error, Result};
 use crate::core::log::{log, Level};
 use crate::core::tls::{self, TlsOptions};
@@ -139,6 +140,7 @@ pub struct TcpClient {
     wanted: AtomicBool,
     counters: Counters,
     backoff: Mutex<Backoff>,
+    events: ConnectionEvents,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -170,7 +172,18 @@ impl TcpClient {
             connected: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
             counters: Counters::default(),
+            events: ConnectionEvents::new("tcp"),
         })
+    }
+
+    /// Connection events (connected, lost, reconnected, disconnected) go to `handler` on the
+    /// client's dispatcher thread.
+    pub fn set_connection_handler(&self, handler: Option<ConnectionEventHandler>) -> Result<()> {
+        self.events.set_handler(handler)
+    }
+
+    pub fn events(&self) -> &ConnectionEvents {
+        &self.events
     }
 
     pub fn options(&self) -> &TcpOptions {
@@ -224,14 +237,20 @@ impl TcpClient {
     }
 
     /// Marks the connection lost (its halves are dropped by the next `open` or `disconnect`).
-    fn lose(&self, why: &str) {
+    fn lose(&self, why: Error) {
         if self.connected.swap(false, Ordering::AcqRel) {
             log!(
                 Level::Warn,
-                "tcp: connection to {} lost: {why}",
-                self.name()
+                "tcp: connection to {} lost: {}",
+                self.name(),
+                why.message()
             );
+            self.events.sender().lost(&why);
         }
+    }
+
+    fn lost_error(&self, why: &str) -> Error {
+        Error::ConnectionLost(format!("connection to {} lost: {why}", self.name()))
     }
 
     /// Whether a lost connection may be reopened by the call that finds it lost.
@@ -294,7 +313,10 @@ impl TcpClient {
         let mut attempt = 0;
         loop {
             match self.open(deadline) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.events.sender().reopened();
+                    return Ok(());
+                }
                 Err(e @ Error::Timeout(_)) => return Err(e),
                 Err(e) => {
                     let delay = lock(&self.backoff).delay(attempt);
@@ -317,7 +339,7 @@ impl TcpClient {
     fn write_all(&self, data: &[u8], deadline: Instant) -> Result<()> {
         let frame = self.options.framing.encode(data, self.options.max_frame)?;
         if let Some(why) = self.idle_connection_dead() {
-            self.lose(&why);
+            self.lose(self.lost_error(&why));
             if !self.may_reconnect() {
                 return Err(Error::ConnectionLost(format!(
                     "connection to {} lost: {why}",
@@ -340,18 +362,14 @@ impl TcpClient {
         match result {
             Err(_) => {
                 // Part of a frame may be out: the stream is no longer in step.
-                self.lose("a send timed out");
-                Err(Error::Timeout(format!(
-                    "timed out sending to {}",
-                    self.name()
-                )))
+                let error = Error::Timeout(format!("timed out sending to {}", self.name()));
+                self.lose(error.clone());
+                Err(error)
             }
             Ok(Err(e)) => {
-                self.lose(&e.to_string());
-                Err(Error::ConnectionLost(format!(
-                    "connection to {} lost while sending: {e}",
-                    self.name()
-                )))
+                let error = self.lost_error(&format!("{e} (while sending)"));
+                self.lose(error.clone());
+                Err(error)
             }
             Ok(Ok(())) => {
                 self.counters
@@ -398,7 +416,7 @@ impl TcpClient {
                 Ok(Some(message)) => return self.hand_out(Some(reader), message, max_len),
                 Ok(None) => {}
                 Err(e) => {
-                    self.lose(&e.message());
+                    self.lose(e.clone());
                     return Err(e);
                 }
             }
@@ -417,11 +435,9 @@ impl TcpClient {
                     )))
                 }
                 Ok(Ok(0)) => {
-                    self.lose("closed by the peer");
-                    return Err(Error::ConnectionLost(format!(
-                        "connection closed by {}",
-                        self.name()
-                    )));
+                    let error = Error::ConnectionLost(format!("connection closed by {}", self.name()));
+                    self.lose(error.clone());
+                    return Err(error);
                 }
                 Ok(Ok(n)) => {
                     self.counters
@@ -431,11 +447,9 @@ impl TcpClient {
                     *answered = true;
                 }
                 Ok(Err(e)) => {
-                    self.lose(&e.to_string());
-                    return Err(Error::ConnectionLost(format!(
-                        "connection to {} lost while receiving: {e}",
-                        self.name()
-                    )));
+                    let error = self.lost_error(&format!("{e} (while receiving)"));
+                    self.lose(error.clone());
+                    return Err(error);
                 }
             }
         }
@@ -500,7 +514,7 @@ impl TcpClient {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
             if matches!(e, Error::Timeout(_)) {
                 self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                self.lose("a request timed out");
+                self.lose(e.clone());
             }
         }
         result
@@ -508,12 +522,17 @@ impl TcpClient {
 
     pub fn connect(&self, timeout: Duration) -> Result<()> {
         self.wanted.store(true, Ordering::Release);
-        self.open(deadline_after(timeout))
+        self.open(deadline_after(timeout))?;
+        self.events.sender().connected();
+        Ok(())
     }
 
     pub fn disconnect(&self) -> Result<()> {
-        self.wanted.store(false, Ordering::Release);
-        self.connected.store(false, Ordering::Release);
+        let wanted = self.wanted.swap(false, Ordering::AcqRel);
+        let was_connected = self.connected.swap(false, Ordering::AcqRel);
+        if wanted || was_connected {
+            self.events.sender().disconnected();
+        }
         let reader = lock(&self.reader).take();
         let writer = lock(&self.writer).take();
         if let Some(mut writer) = writer {
