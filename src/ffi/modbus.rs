@@ -4,13 +4,13 @@
 
 use crate::core::error::{Error, Result};
 use crate::ffi::boundary::{c_str, call, call_value, handle, handle_mut, out_param};
+use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
 use crate::ffi::status::eq1_status;
 use crate::modbus::limits::{
     check_range, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_READ_WRITE_REGISTERS, MAX_WRITE_BITS,
     MAX_WRITE_REGISTERS,
 };
 use crate::modbus::{CallOptions, Client, Options, Parity, SerialSettings, MAX_IN_FLIGHT};
-use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
@@ -410,7 +410,9 @@ pub unsafe extern "C" fn eq1_modbus_client_set_connection_callback(
     call(|| {
         // SAFETY: per this function's contract.
         let client = unsafe { handle(client, "client") }?;
-        client.client.set_connection_handler(c_event_handler(callback, user_data))
+        client
+            .client
+            .set_connection_handler(c_event_handler(callback, user_data))
     })
 }
 

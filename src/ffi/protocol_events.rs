@@ -2,7 +2,9 @@
 //! `eq1_serial_client`, `eq1_modbus_client`): one callback type and one event struct for all
 //! three, delivered by the core's per-client dispatcher (`core::connection_events`).
 
-use crate::core::connection_events::{ConnectionEvent, ConnectionEventHandler, ConnectionEventKind};
+use crate::core::connection_events::{
+    ConnectionEvent, ConnectionEventHandler, ConnectionEventKind,
+};
 use crate::core::error::Error;
 use crate::ffi::boundary::c_string;
 use crate::ffi::client::UserData;

@@ -4,9 +4,9 @@
 use crate::core::error::{Error, Result};
 use crate::ffi::boundary::timeout_ms;
 use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, handle_mut, out_param};
+use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
 use crate::ffi::status::eq1_status;
 use crate::protocols::serial::{SerialClient, SerialFlowControl, SerialOptions, SerialParity};
-use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
 use std::ffi::{c_char, c_int, c_void};
 
 /// Opaque serial port options. Not thread-safe: configure from one thread.
@@ -284,7 +284,9 @@ pub unsafe extern "C" fn eq1_serial_client_set_connection_callback(
     call(|| {
         // SAFETY: per this function's contract.
         let client = unsafe { handle(client, "client") }?;
-        client.client.set_connection_handler(c_event_handler(callback, user_data))
+        client
+            .client
+            .set_connection_handler(c_event_handler(callback, user_data))
     })
 }
 

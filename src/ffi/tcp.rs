@@ -6,10 +6,10 @@ use crate::core::error::{Error, Result};
 use crate::core::tls::{ClientCertificate, ClientIdentity, TlsOptions, TrustSource};
 use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, handle_mut, optional_c_str};
 use crate::ffi::boundary::{out_param, timeout_ms};
+use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
 use crate::ffi::status::eq1_status;
 use crate::protocols::framing::Framing;
 use crate::protocols::tcp::{TcpClient, TcpOptions, LARGEST_MAX_FRAME};
-use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
 use std::ffi::{c_char, c_int, c_void};
 
 /// Opaque TCP client options. Not thread-safe: configure from one thread.
@@ -446,7 +446,9 @@ pub unsafe extern "C" fn eq1_tcp_client_set_connection_callback(
     call(|| {
         // SAFETY: per this function's contract.
         let client = unsafe { handle(client, "client") }?;
-        client.client.set_connection_handler(c_event_handler(callback, user_data))
+        client
+            .client
+            .set_connection_handler(c_event_handler(callback, user_data))
     })
 }
 

@@ -260,8 +260,9 @@ impl Client {
                     let wanted = shared.wanted.swap(false, Ordering::AcqRel);
                     match tcp.take() {
                         Some(connection) => {
-                            connection.shutdown(deadline).await;
+                            // Retired first: the server's answer to our FIN is no loss.
                             connection.retire(not_connected());
+                            connection.shutdown(deadline).await;
                             true
                         }
                         None => wanted,

@@ -218,7 +218,11 @@ impl SerialClient {
         if let Err(error @ Error::SerialError(_)) = &result {
             guard.take();
             drop(guard);
-            log!(Level::Warn, "serial: closed after an error: {}", error.message());
+            log!(
+                Level::Warn,
+                "serial: closed after an error: {}",
+                error.message()
+            );
             self.events.sender().lost(error);
         }
         result

@@ -435,7 +435,8 @@ impl TcpClient {
                     )))
                 }
                 Ok(Ok(0)) => {
-                    let error = Error::ConnectionLost(format!("connection closed by {}", self.name()));
+                    let error =
+                        Error::ConnectionLost(format!("connection closed by {}", self.name()));
                     self.lose(error.clone());
                     return Err(error);
                 }

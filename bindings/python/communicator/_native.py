@@ -298,8 +298,15 @@ class Eq1TcpStats(Structure):
 # ---- end TCP
 
 
+class Eq1ProtocolEvent(Structure):
+    """``eq1_protocol_event``: a connection event of a TCP, serial or Modbus client."""
+
+    _fields_ = [("kind", c_int), ("status", c_int), ("message", c_char_p)]
+
+
 # Callback types (the user_data pointer first, as in eq1.h).
 FREE_CB = CFUNCTYPE(None, c_void_p)
+PROTOCOL_EVENT_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ProtocolEvent))
 CONNECTION_CB = CFUNCTYPE(None, c_void_p, POINTER(Eq1ConnectionEvent))
 DELIVERY_CB = CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
 # The message arrives as its address, read with Eq1Message.from_address: cheaper per message
@@ -468,6 +475,7 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_tcp_options_set_tls_client_cert": (_status, [c_void_p, c_char_p, c_char_p, c_char_p]),
     "eq1_tcp_client_new": (_status, [c_void_p, c_void_p]),
     "eq1_tcp_client_free": (_status, [c_void_p]),
+    "eq1_tcp_client_set_connection_callback": (_status, [c_void_p, PROTOCOL_EVENT_CB, c_void_p]),
     "eq1_tcp_client_connect": (_status, [c_void_p, c_int]),
     "eq1_tcp_client_disconnect": (_status, [c_void_p]),
     "eq1_tcp_client_is_connected": (c_bool, [c_void_p]),
@@ -481,6 +489,8 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_serial_options_set_flow_control": (_status, [c_void_p, c_int]),
     "eq1_serial_client_new": (_status, [c_void_p, c_void_p]),
     "eq1_serial_client_free": (_status, [c_void_p]),
+    "eq1_serial_client_set_connection_callback": (_status, [c_void_p, PROTOCOL_EVENT_CB,
+                                                            c_void_p]),
     "eq1_serial_client_connect": (_status, [c_void_p]),
     "eq1_serial_client_disconnect": (_status, [c_void_p]),
     "eq1_serial_client_send": (_status, [c_void_p, c_void_p, c_size_t]),
@@ -497,7 +507,9 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "eq1_modbus_options_set_retries": (_status, [_options_p, c_int]),
     "eq1_modbus_options_set_max_in_flight": (_status, [_options_p, c_int]),
     "eq1_modbus_client_new": (_status, [_options_p, POINTER(c_void_p)]),
-    "eq1_modbus_client_free": (None, [_client_p]),
+    "eq1_modbus_client_free": (_status, [_client_p]),
+    "eq1_modbus_client_set_connection_callback": (_status, [_client_p, PROTOCOL_EVENT_CB,
+                                                            c_void_p]),
     "eq1_modbus_client_connect": (_status, [_client_p]),
     "eq1_modbus_client_disconnect": (_status, [_client_p]),
     "eq1_modbus_client_get_stats": (_status, [_client_p, POINTER(Eq1ModbusStats)]),

@@ -20,6 +20,7 @@ from typing import Callable, Optional, Sequence
 from communicator import _native
 from communicator.common.exceptions import ProtocolValidationError
 from communicator.interfaces.protocol import ReqResProtocol
+from communicator.protocols.connection_events import ConnectionEventsMixin
 
 PARITIES = {"N": 0, "O": 1, "E": 2}
 DEFAULT_UNIT = -1
@@ -70,8 +71,14 @@ def _ref(options: Optional[_native.Eq1ModbusCallOptions]) -> object:
     return ctypes.byref(options) if options is not None else None
 
 
-class ModbusProtocol(ReqResProtocol):
-    """A Modbus client. ``unit=None`` in a call uses the configured ``unit_id``."""
+class ModbusProtocol(ConnectionEventsMixin, ReqResProtocol):
+    """A Modbus client. ``unit=None`` in a call uses the configured ``unit_id``.
+    ``on_connection_event`` receives CONNECTED, LOST (server gone, protocol violation; RTU:
+    any failed attempt), RECONNECTED (a later call opened a new connection) and DISCONNECTED
+    on the client's dispatcher thread."""
+
+    _EVENT_SETTER = "eq1_modbus_client_set_connection_callback"
+    _FREE = "eq1_modbus_client_free"
 
     def __init__(self, config: Optional[ModbusConfig] = None) -> None:
         self.config = config or ModbusConfig()
@@ -128,7 +135,7 @@ class ModbusProtocol(ReqResProtocol):
         """Disconnects and frees the native client (also done when garbage collected)."""
         client, self._client = self._client, None
         if client:
-            self._lib.eq1_modbus_client_free(client)
+            self._free_native(client)
         self._connected = False
 
     def __del__(self) -> None:

@@ -17,6 +17,7 @@ from typing import Optional
 from communicator import _native
 from communicator.common.exceptions import ProtocolValidationError
 from communicator.interfaces.protocol import ReqResProtocol
+from communicator.protocols.connection_events import ConnectionEventsMixin
 
 #: Parity names (and their one-letter forms) -> ``EQ1_SERIAL_PARITY_*``.
 PARITIES = {"none": 0, "n": 0, "odd": 1, "o": 1, "even": 2, "e": 2}
@@ -56,8 +57,13 @@ def _choice(table: dict[str, int], value: object, what: str) -> int:
         f"{what} {value!r} is not one of {', '.join(sorted(set(table)))}")
 
 
-class SerialProtocol(ReqResProtocol):
-    """A serial port. Not opened until ``connect``."""
+class SerialProtocol(ConnectionEventsMixin, ReqResProtocol):
+    """A serial port. Not opened until ``connect``. ``on_connection_event`` receives CONNECTED,
+    LOST (a read or write failed: the port is closed) and DISCONNECTED on the client's
+    dispatcher thread."""
+
+    _EVENT_SETTER = "eq1_serial_client_set_connection_callback"
+    _FREE = "eq1_serial_client_free"
 
     def __init__(self, config: Optional[SerialConfig] = None, **settings: object) -> None:
         """``SerialProtocol(SerialConfig(device="/dev/ttyUSB0", baud=115200))``, or the same
@@ -123,7 +129,7 @@ class SerialProtocol(ReqResProtocol):
         """Closes the device and frees the native client (also done when garbage collected)."""
         client, self._client = self._client, None
         if client:
-            self._lib.eq1_serial_client_free(client)
+            self._free_native(client)
         self._connected = False
 
     def __del__(self) -> None:

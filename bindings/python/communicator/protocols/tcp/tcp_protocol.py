@@ -30,6 +30,7 @@ from typing import Any, Optional, Union
 from communicator import _native
 from communicator.common.exceptions import ProtocolError, ProtocolValidationError, Status
 from communicator.interfaces.protocol import ReqResProtocol
+from communicator.protocols.connection_events import ConnectionEventsMixin
 
 #: Framing names and their eq1.h constants (EQ1_TCP_FRAMING_*).
 FRAMINGS = {"raw": 0, "u16": 1, "u32": 2, "delimiter": 3}
@@ -92,12 +93,16 @@ def _ms(seconds: float, what: str) -> int:
     return min(int(seconds * 1000), _MAX_MS)
 
 
-class TCPProtocol(ReqResProtocol):
-    """A TCP request/response client.
+class TCPProtocol(ConnectionEventsMixin, ReqResProtocol):
+    """A TCP request/response client. ``on_connection_event`` receives CONNECTED, LOST,
+    RECONNECTED (automatic reconnect) and DISCONNECTED on the client's dispatcher thread.
 
     ``TCPProtocol(TCPConfig(host=..., port=...))``, or as the design shows it
     ``TCPProtocol("host", port)``; keyword arguments set ``TCPConfig`` fields
     (``TCPProtocol("h", 7, framing="u16")``)."""
+
+    _EVENT_SETTER = "eq1_tcp_client_set_connection_callback"
+    _FREE = "eq1_tcp_client_free"
 
     def __init__(self, config: Union[TCPConfig, str, None] = None, port: Optional[int] = None,
                  **config_fields: Any) -> None:
@@ -178,7 +183,7 @@ class TCPProtocol(ReqResProtocol):
         """Disconnects and frees the native client (also done when garbage collected)."""
         client, self._client = self._client, None
         if client:
-            self._lib.eq1_tcp_client_free(client)
+            self._free_native(client)
 
     def __del__(self) -> None:
         try:
