@@ -3,10 +3,10 @@
 //! three, delivered by the core's per-client dispatcher (`core::connection_events`).
 
 use crate::core::connection_events::{
-    ConnectionEvent, ConnectionEventHandler, ConnectionEventKind,
+    ConnectionEvent, ConnectionEventHandler, ConnectionEventKind, ConnectionEvents,
 };
 use crate::core::error::Error;
-use crate::ffi::boundary::c_string;
+use crate::ffi::boundary::{c_string, call, handle};
 use crate::ffi::client::UserData;
 use crate::ffi::status::eq1_status;
 use std::ffi::{c_char, c_void};
@@ -49,7 +49,7 @@ pub type eq1_protocol_event_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const eq1_protocol_event)>;
 
 /// The core handler that calls a C callback with the C view of each event.
-pub(crate) fn c_event_handler(
+fn c_event_handler(
     callback: eq1_protocol_event_cb,
     user_data: *mut c_void,
 ) -> Option<ConnectionEventHandler> {
@@ -72,5 +72,23 @@ pub(crate) fn c_event_handler(
             // SAFETY: the user's callback; `view` and `message` outlive the call.
             unsafe { callback(user_data.0, &view) }
         }) as ConnectionEventHandler
+    })
+}
+
+/// The body of every `eq1_*_client_set_connection_callback`: `events` picks the client's
+/// dispatcher.
+///
+/// # Safety
+/// `client` is NULL or live.
+pub(crate) unsafe fn set_connection_callback<T>(
+    client: *const T,
+    events: impl FnOnce(&T) -> &ConnectionEvents,
+    callback: eq1_protocol_event_cb,
+    user_data: *mut c_void,
+) -> eq1_status {
+    call(|| {
+        // SAFETY: forwarded contract.
+        let client = unsafe { handle(client, "client") }?;
+        events(client).set_handler(c_event_handler(callback, user_data))
     })
 }

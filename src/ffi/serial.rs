@@ -4,7 +4,7 @@
 use crate::core::error::{Error, Result};
 use crate::ffi::boundary::timeout_ms;
 use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, handle_mut, out_param};
-use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
+use crate::ffi::protocol_events::{eq1_protocol_event_cb, set_connection_callback};
 use crate::ffi::status::eq1_status;
 use crate::protocols::serial::{SerialClient, SerialFlowControl, SerialOptions, SerialParity};
 use std::ffi::{c_char, c_int, c_void};
@@ -281,13 +281,8 @@ pub unsafe extern "C" fn eq1_serial_client_set_connection_callback(
     callback: eq1_protocol_event_cb,
     user_data: *mut c_void,
 ) -> eq1_status {
-    call(|| {
-        // SAFETY: per this function's contract.
-        let client = unsafe { handle(client, "client") }?;
-        client
-            .client
-            .set_connection_handler(c_event_handler(callback, user_data))
-    })
+    // SAFETY: per this function's contract.
+    unsafe { set_connection_callback(client, |c| c.client.events(), callback, user_data) }
 }
 
 /// Opens and configures the device.

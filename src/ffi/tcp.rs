@@ -6,7 +6,7 @@ use crate::core::error::{Error, Result};
 use crate::core::tls::{ClientCertificate, ClientIdentity, TlsOptions, TrustSource};
 use crate::ffi::boundary::{bytes, c_str, call, call_value, handle, handle_mut, optional_c_str};
 use crate::ffi::boundary::{out_param, timeout_ms};
-use crate::ffi::protocol_events::{c_event_handler, eq1_protocol_event_cb};
+use crate::ffi::protocol_events::{eq1_protocol_event_cb, set_connection_callback};
 use crate::ffi::status::eq1_status;
 use crate::protocols::framing::Framing;
 use crate::protocols::tcp::{TcpClient, TcpOptions, LARGEST_MAX_FRAME};
@@ -443,13 +443,8 @@ pub unsafe extern "C" fn eq1_tcp_client_set_connection_callback(
     callback: eq1_protocol_event_cb,
     user_data: *mut c_void,
 ) -> eq1_status {
-    call(|| {
-        // SAFETY: per this function's contract.
-        let client = unsafe { handle(client, "client") }?;
-        client
-            .client
-            .set_connection_handler(c_event_handler(callback, user_data))
-    })
+    // SAFETY: per this function's contract.
+    unsafe { set_connection_callback(client, |c| c.client.events(), callback, user_data) }
 }
 
 /// Connects (DNS, TCP, TLS handshake) within `timeout_ms` (and the connect timeout), replacing
