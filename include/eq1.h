@@ -596,12 +596,6 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_STORE_IO = 64,
   /**
-   * The persistent store's file system is read-only (EROFS): mounted read-only, or turned
-   * read-only by the kernel after an error (ext4's errors=remount-ro). The message was not
-   * stored; the store takes nothing until the client is made again on a writable store.
-   */
-  EQ1_STATUS_STORE_READ_ONLY = 67,
-  /**
    * The persistent store cannot be read: a format version this library does not know, or
    * damage in an older segment where its records cannot be located. Move it aside.
    */
@@ -611,6 +605,12 @@ typedef enum eq1_status {
    * another client id: one store belongs to one client id. Nothing was changed in it.
    */
   EQ1_STATUS_STORE_CLIENT_MISMATCH = 66,
+  /**
+   * The persistent store's file system is read-only (EROFS): mounted read-only, or turned
+   * read-only by the kernel after an error (ext4's errors=remount-ro). The message was not
+   * stored; the store takes nothing until the client is made again on a writable store.
+   */
+  EQ1_STATUS_STORE_READ_ONLY = 67,
   /**
    * The proxy (`eq1_mqtt_options_set_proxy`, or one from the environment) could not be
    * reached, refused to open the tunnel to the broker (HTTP status other than 2xx, SOCKS5

@@ -276,11 +276,6 @@ status_table! {
     /// failed fdatasync (it takes nothing more until the client is made again); the detail
     /// names the file and the error.
     StoreIo = 64, "EQ1_STATUS_STORE_IO", Connection, "the persistent store's disk failed";
-    /// The persistent store's file system is read-only (EROFS): mounted read-only, or turned
-    /// read-only by the kernel after an error (ext4's errors=remount-ro). The message was not
-    /// stored; the store takes nothing until the client is made again on a writable store.
-    StoreReadOnly = 67, "EQ1_STATUS_STORE_READ_ONLY", Connection,
-        "the persistent store's file system is read-only";
     /// The persistent store cannot be read: a format version this library does not know, or
     /// damage in an older segment where its records cannot be located. Move it aside.
     StoreCorrupt = 65, "EQ1_STATUS_STORE_CORRUPT", Decode,
@@ -289,6 +284,11 @@ status_table! {
     /// another client id: one store belongs to one client id. Nothing was changed in it.
     StoreClientMismatch = 66, "EQ1_STATUS_STORE_CLIENT_MISMATCH", Validation,
         "the store belongs to another client id";
+    /// The persistent store's file system is read-only (EROFS): mounted read-only, or turned
+    /// read-only by the kernel after an error (ext4's errors=remount-ro). The message was not
+    /// stored; the store takes nothing until the client is made again on a writable store.
+    StoreReadOnly = 67, "EQ1_STATUS_STORE_READ_ONLY", Connection,
+        "the persistent store's file system is read-only";
     /// The proxy (`eq1_mqtt_options_set_proxy`, or one from the environment) could not be
     /// reached, refused to open the tunnel to the broker (HTTP status other than 2xx, SOCKS5
     /// reply other than success: e.g. not allowed by its rules, host unreachable), or broke its
