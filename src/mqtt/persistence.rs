@@ -376,8 +376,14 @@ impl Persistence {
                 }
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) if e.full && cheaply => {
-                    if !self.drop_oldest_except(token)? {
-                        cheaply = false;
+                    match self.drop_oldest_except(token) {
+                        Ok(true) => {}
+                        Ok(false) => cheaply = false,
+                        Err(e) => {
+                            // Not accepted: it must leave the drop index with the error.
+                            self.forget_queued(token);
+                            return Err(e);
+                        }
                     }
                 }
                 Ok(Err(e)) => {
