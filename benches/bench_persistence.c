@@ -5,7 +5,14 @@
  * (scripts/bench-persistence.sh starts it and runs the modes interleaved).
  *
  *   bench_persistence MODE HOST PORT STORE_DIR N THREADS PAYLOAD_BYTES WINDOW
- *   MODE: eq1-none | eq1-batched | eq1-sync | paho-none | paho-default
+ *   MODE: eq1-none | eq1-batched | eq1-sync | paho-none | paho-default |
+ *         eq1-drop-oldest-batched | eq1-drop-oldest-sync
+ *
+ * The drop-oldest modes never connect: the client queues (queue before connect) into a store
+ * bounded at EQ1_BENCH_STORE_LIMIT bytes (default 1 MiB) with EQ1_QUEUE_DROP_OLDEST, so once
+ * the store is full every publish drops the oldest stored message (reported DROPPED to the
+ * delivery callback). Printed: publishes per second and the publish latency, over all N
+ * (most of them at the bound), and how many were dropped.
  *
  * THREADS threads publish N messages in all, each as fast as publish returns (a full
  * outbox or inflight window is waited out and not counted as latency). Printed (one line):
@@ -34,6 +41,7 @@ static atomic_long next_index, acked, failed;
 static eq1_mqtt_client *eq1;
 static MQTTAsync paho;
 static atomic_int paho_connected;
+static int drop_oldest;
 
 static double now_s(void)
 {
@@ -157,11 +165,18 @@ static void connect_eq1(void)
 	eq1_mqtt_options_set_client_id(o, "bench-eq1-persist");
 	eq1_mqtt_options_set_inflight_window(o, window);
 	if (strcmp(mode, "eq1-none") != 0) {
-		int d = strcmp(mode, "eq1-sync") == 0 ? EQ1_DURABILITY_SYNC : EQ1_DURABILITY_BATCHED;
+		int d = strstr(mode, "sync") != NULL ? EQ1_DURABILITY_SYNC : EQ1_DURABILITY_BATCHED;
 		if (eq1_mqtt_options_set_persistence(o, dir, d) != EQ1_STATUS_OK) {
 			fprintf(stderr, "set_persistence failed\n");
 			exit(1);
 		}
+	}
+	if (drop_oldest) {
+		const char *limit = getenv("EQ1_BENCH_STORE_LIMIT");
+		eq1_mqtt_options_set_persistence_limit(o, limit ? strtoull(limit, NULL, 10) : 1 << 20,
+						       false);
+		eq1_mqtt_options_set_offline_queue(o, 10000000, 1LL << 32, EQ1_QUEUE_DROP_OLDEST,
+						   true);
 	}
 	eq1_status s = eq1_mqtt_client_new(o, NULL, NULL, &eq1);
 	eq1_mqtt_options_free(o);
@@ -172,6 +187,8 @@ static void connect_eq1(void)
 		exit(1);
 	}
 	eq1_mqtt_client_set_delivery_callback(eq1, on_delivery);
+	if (drop_oldest)
+		return;
 	if (eq1_mqtt_client_connect(eq1, 10000) != EQ1_STATUS_OK) {
 		fprintf(stderr, "connect failed\n");
 		exit(1);
@@ -223,6 +240,7 @@ int main(int argc, char **argv)
 	payload_len = atoi(argv[7]);
 	window = atoi(argv[8]);
 	latency_us = calloc((size_t)total, sizeof *latency_us);
+	drop_oldest = strncmp(mode, "eq1-drop-oldest", 15) == 0;
 	int is_paho = strncmp(mode, "paho", 4) == 0;
 	if (is_paho)
 		connect_paho();
@@ -236,6 +254,18 @@ int main(int argc, char **argv)
 	for (int t = 0; t < threads; t++)
 		pthread_join(ids[t], NULL);
 	double published = now_s();
+	if (drop_oldest) {
+		qsort(latency_us, (size_t)total, sizeof *latency_us, compare);
+		printf("mode=%s threads=%d n=%ld payload=%d window=%d throughput=%.0f msg/s "
+		       "publish_p50=%.1f us publish_p99=%.1f us publish_max=%.1f us dropped=%ld\n",
+		       mode, threads, total, payload_len, window, (double)total / (published - start),
+		       latency_us[total / 2], latency_us[(long)((double)total * 0.99)],
+		       latency_us[total - 1], atomic_load(&failed));
+		eq1_mqtt_client_free(eq1);
+		free(ids);
+		free(latency_us);
+		return 0;
+	}
 	while (atomic_load(&acked) + atomic_load(&failed) < total) {
 		if (now_s() - published > 120) {
 			fprintf(stderr, "gave up waiting for acknowledgements\n");

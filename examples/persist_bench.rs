@@ -1,7 +1,8 @@
 //! Benchmark of the persistent store (src/persist/) against redb, an embedded B-tree database,
 //! on the store-and-forward workload: records of ~100 bytes (a topic and a 64-byte payload),
 //! each put when a QoS 1 message is accepted and removed when its PUBACK arrives, ~N messages
-//! in flight. Run by `scripts/bench-persist.sh`; figures and the decision in benches/README.md.
+//! in flight. Run by `scripts/bench-persistence.sh store`; figures and the decision in
+//! benches/README.md.
 //!
 //!   cargo run --release --example persist_bench -- [records] [in_flight] [dir]
 //!

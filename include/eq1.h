@@ -605,8 +605,9 @@ typedef enum eq1_status {
    */
   EQ1_STATUS_STORE_FULL = 63,
   /**
-   * The persistent store's disk failed (EIO, a read-only file system, permissions), or the
-   * store stopped after a failed fdatasync; the detail names the file and the error.
+   * The persistent store's disk failed (EIO, permissions), or the store stopped after a
+   * failed fdatasync (it takes nothing more until the client is made again); the detail
+   * names the file and the error.
    */
   EQ1_STATUS_STORE_IO = 64,
   /**
@@ -619,6 +620,12 @@ typedef enum eq1_status {
    * another client id: one store belongs to one client id. Nothing was changed in it.
    */
   EQ1_STATUS_STORE_CLIENT_MISMATCH = 66,
+  /**
+   * The persistent store's file system is read-only (EROFS): mounted read-only, or turned
+   * read-only by the kernel after an error (ext4's errors=remount-ro). The message was not
+   * stored; the store takes nothing until the client is made again on a writable store.
+   */
+  EQ1_STATUS_STORE_READ_ONLY = 67,
   /**
    * The proxy (`eq1_mqtt_options_set_proxy`, or one from the environment) could not be
    * reached, refused to open the tunnel to the broker (HTTP status other than 2xx, SOCKS5
@@ -2603,6 +2610,7 @@ enum eq1_status eq1_mqtt_options_add_websocket_header(struct eq1_mqtt_options *o
  * - `EQ1_STATUS_STORE_CORRUPT` when the persistence directory cannot be read (an unknown
  *   format version, damage beyond a torn end).
  * - `EQ1_STATUS_STORE_IO` when the persistence directory cannot be created or read.
+ * - `EQ1_STATUS_STORE_READ_ONLY` when the persistence directory is on a read-only file system.
  * - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
  *   on a bug in the library (a caught panic).
  *
@@ -2824,8 +2832,15 @@ bool eq1_mqtt_client_is_connected(const struct eq1_mqtt_client *client);
  * - `EQ1_STATUS_STORE_FULL` (with persistence) when the store reached its size limit and
  *   nothing can be dropped, or its file system is full (ENOSPC): the message was not
  *   accepted; retry once deliveries complete or space is freed.
- * - `EQ1_STATUS_STORE_IO` (with persistence) when writing the store failed (EIO, a
- *   read-only file system): the message was not accepted.
+ * - `EQ1_STATUS_STORE_IO` (with persistence) when the store's disk failed: the record could
+ *   not be written, or (sync durability) not made durable (EIO); or an earlier failure
+ *   stopped the store. The message was not accepted. A stopped store takes nothing more
+ *   until the client is freed and made again (on a repaired disk it restores what was
+ *   stored). With batched durability a disk failure is found by the background sync, so
+ *   the publishes after it are refused; those accepted before it are still delivered by
+ *   this client (docs/persistence.md).
+ * - `EQ1_STATUS_STORE_READ_ONLY` (with persistence) when the store's file system is (or was
+ *   turned) read-only (EROFS): the message was not accepted.
  * - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
  * - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
  *   engine stopped).

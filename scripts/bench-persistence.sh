@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Durable publish at QoS 1 (benches/bench_persistence.c): libeq1 without persistence, with
-# persistence batched and sync, and Paho C's MQTTAsync with MQTTASYNC_PERSISTENCE_DEFAULT (and
-# without persistence, for reference), in one run against one private mosquitto on loopback
-# (not port 1883). Each configuration runs EQ1_BENCH_REPS times, interleaved; the table shows
-# medians. A benchmark, not a test: nothing here passes or fails.
+# The benchmarks of store and forward (issue 9). A benchmark, not a test: nothing here passes
+# or fails.
 #
-#   scripts/bench-persistence.sh          # ~1-2 minutes on 2 cores
+#   scripts/bench-persistence.sh          # the client: ~1-2 minutes on 2 cores
+#   scripts/bench-persistence.sh store [records] [in_flight] [dir]
+#
+# The client (default; benches/bench_persistence.c): durable publish at QoS 1, libeq1 without
+# persistence, with persistence batched and sync, and Paho C's MQTTAsync with
+# MQTTASYNC_PERSISTENCE_DEFAULT (and without persistence, for reference), in one run against
+# one private mosquitto on loopback (not port 1883); then publishing into a store kept at its
+# size bound (EQ1_BENCH_STORE_LIMIT, 256 KiB here) by the drop-oldest policy, not connected. Each
+# configuration runs EQ1_BENCH_REPS times, interleaved; the table shows medians.
+#
+# store (examples/persist_bench.rs): the persistent store alone against redb on the same
+# workload (records of ~100 bytes put, then removed with in_flight outstanding; defaults 20000
+# 100 target/persist-bench), sync and batched, 1 and 4 threads. The directory must be on the
+# disk you want to measure (not a tmpfs: fdatasync is free there); sync mode is bound by
+# fdatasync: ~5 minutes in all on a disk with ~2.5 ms syncs.
 #
 # Knobs (environment): EQ1_BENCH_REPS (3), EQ1_BENCH_N (40000 messages; the sync and Paho runs
 # use a tenth or a fifth), EQ1_BENCH_PAYLOAD (64 bytes), EQ1_BENCH_WINDOW (100, also the broker's
@@ -15,6 +26,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/prerequisites.sh
 eq1_need_cargo
+if [ "${1:-}" = store ]; then
+    cargo build --release --quiet --example persist_bench
+    exec ./target/release/examples/persist_bench "${2:-20000}" "${3:-100}" \
+        "${4:-target/persist-bench}"
+fi
 eq1_need_debian_packages mosquitto:mosquitto cc:gcc python3:python3
 if [ ! -f /usr/include/MQTTAsync.h ]; then
     echo "missing libpaho-mqtt-dev (Paho C's MQTTAsync headers)" >&2
@@ -26,8 +42,11 @@ n=${EQ1_BENCH_N:-40000}
 payload=${EQ1_BENCH_PAYLOAD:-64}
 window=${EQ1_BENCH_WINDOW:-100}
 store_root=${EQ1_BENCH_STORE:-$PWD/target/bench-persistence}
+export EQ1_BENCH_STORE_LIMIT=${EQ1_BENCH_STORE_LIMIT:-262144}
 
 cargo build --release --quiet
+# The library's SONAME is libeq1.so.0 (build.rs): the program below looks for that name.
+ln -sf libeq1.so target/release/libeq1.so.0
 work=$(mktemp -d)
 trap 'kill "$broker_pid" 2>/dev/null || true; rm -rf "$work" "$store_root"' EXIT
 cc -std=c11 -O2 -Wall -Wextra -I include -o "$work/bench_persistence" benches/bench_persistence.c \
@@ -58,6 +77,8 @@ configs=(
     "Paho MQTTAsync, no persistence|paho-none|1|$((n / 10))"
     "Paho MQTTAsync, MQTTASYNC_PERSISTENCE_DEFAULT|paho-default|1|$((n / 10))"
     "Paho MQTTAsync, MQTTASYNC_PERSISTENCE_DEFAULT, 4 threads|paho-default|4|$((n / 10))"
+    "libeq1, batched, drop-oldest at the store bound (not connected)|eq1-drop-oldest-batched|1|$n"
+    "libeq1, sync, drop-oldest at the store bound (not connected)|eq1-drop-oldest-sync|1|$((n / 10))"
 )
 : > "$work/results"
 for rep in $(seq "$reps"); do

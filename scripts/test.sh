@@ -8,7 +8,8 @@ eq1_need_cargo
 eq1_need_cargo_components fmt clippy
 eq1_need_debian_packages mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
     valgrind:valgrind cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ openssl:openssl \
-    strace:strace socat:socat tinyproxy:tinyproxy microsocks:microsocks
+    strace:strace socat:socat tinyproxy:tinyproxy microsocks:microsocks \
+    losetup:mount fallocate:util-linux mkfs.ext4:e2fsprogs e2fsck:e2fsprogs
 eq1_need_debian_headers openssl/evp.h:libssl-dev
 eq1_need_python_packages pytest:pytest cryptography:cryptography mypy:mypy \
     prometheus_client:prometheus-client pymodbus:pymodbus==3.8.6 serial:pyserial==3.5

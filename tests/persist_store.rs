@@ -709,7 +709,7 @@ fn a_full_disk_gives_no_space_keeps_what_was_stored_and_recovers_when_space_is_f
 }
 
 #[test]
-fn a_read_only_store_gives_io() {
+fn a_read_only_store_gives_read_only() {
     let disk = SmallDisk::mount("1m");
     let store_dir = disk.path().join("store");
     {
@@ -722,8 +722,8 @@ fn a_read_only_store_gives_io() {
     let opened = Store::open(&store_dir, SYNC);
     disk.remount("rw");
     match opened {
-        Err(StoreError::Io(m)) => assert!(m.contains("Read-only"), "{m}"),
-        other => panic!("expected Io, got {:?}", other.map(|(_, r)| r)),
+        Err(StoreError::ReadOnly(m)) => assert!(m.contains("Read-only"), "{m}"),
+        other => panic!("expected ReadOnly, got {:?}", other.map(|(_, r)| r)),
     }
     let (_, recovered) = open(&store_dir, SYNC);
     assert_eq!(recovered.records, vec![(1, b"kept".to_vec())]);
@@ -765,6 +765,7 @@ fn store_errors_map_onto_their_statuses() {
         (StoreError::Full("x".into()), Status::StoreFull),
         (StoreError::NoSpace("x".into()), Status::StoreFull),
         (StoreError::Io("x".into()), Status::StoreIo),
+        (StoreError::ReadOnly("x".into()), Status::StoreReadOnly),
         (StoreError::Corrupt("x".into()), Status::StoreCorrupt),
     ];
     for (error, status) in cases {
@@ -798,4 +799,52 @@ fn a_tombstone_segment_is_kept_while_older_puts_it_cancels_are_on_disk() {
     let (_, recovered) = open(dir.path(), SYNC);
     let keys: Vec<u64> = recovered.records.iter().map(|(k, _)| *k).collect();
     assert_eq!(keys, vec![1]);
+}
+
+#[test]
+fn a_store_kept_at_its_bound_by_dropping_the_oldest_keeps_the_newest_within_the_bound() {
+    // What the drop-oldest policy does: `put_cheaply`, and on `Full` remove the oldest record
+    // and try again. The store frees room a segment at a time, so a refused put may cost a
+    // few removals; over many puts the removals keep pace with the puts.
+    let dir = tempdir();
+    let options = StoreOptions {
+        durability: Durability::Batched {
+            interval: Duration::from_millis(10),
+        },
+        max_bytes: 128 * 1024,
+    };
+    let (store, _) = open(dir.path(), options);
+    let mut live = std::collections::VecDeque::new();
+    let mut dropped = 0u64;
+    let puts = 5_000u64;
+    for key in 0..puts {
+        loop {
+            match store.put_cheaply(key, &value_of(key, 200)) {
+                Ok(()) => break,
+                Err(StoreError::Full(_)) => {
+                    let oldest = live.pop_front().expect("something to drop");
+                    assert!(store.remove(oldest).is_ok());
+                    dropped += 1;
+                }
+                Err(e) => panic!("put {key}: {e}"),
+            }
+        }
+        live.push_back(key);
+        assert!(
+            dir_bytes(dir.path()) <= options.max_bytes,
+            "bound passed at {key}"
+        );
+    }
+    assert!(
+        dropped > puts / 2,
+        "the bound was reached early: {dropped} dropped"
+    );
+    // The newest are kept: the live keys are one run ending with the last put.
+    assert_eq!(live.back(), Some(&(puts - 1)));
+    assert_eq!(live.len() as u64, puts - dropped);
+    assert!(live.len() > 100, "{} kept of a 128 KiB store", live.len());
+    drop(store);
+    let (_, recovered) = open(dir.path(), options);
+    let keys: Vec<u64> = recovered.records.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, Vec::from(live));
 }

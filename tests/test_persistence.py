@@ -1,8 +1,10 @@
 """Store and forward through the client API, against a real mosquitto: a publisher process
 (tests/c/eq1persistpub.c) SIGKILLed at random moments and started again on the same store
 loses nothing it accepted (QoS 1 at least once, QoS 2 exactly once), also when the broker
-forgets the session during an outage; a full disk gives publish its status and nothing stored
-is lost; a second process on the same store is refused while the first goes on."""
+forgets the session during an outage; a full disk, a disk failing with I/O errors and a file
+system turned read-only under the open store each give publish its status and lose nothing
+stored (real ext4 on loop devices, harness/disks.py); a second process on the same store is
+refused while the first goes on."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness import cprog
+from harness.disks import FailingDisk
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHER = REPO / "tests" / "c" / "eq1persistpub.c"
@@ -346,13 +349,14 @@ def fill(directory: Path) -> Path:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("durability", ["sync", "batched"])
 def test_a_full_disk_fails_publish_with_its_status_and_loses_nothing_stored(
-        broker, mqtt, small_disk):
+        broker, mqtt, small_disk, durability):
     from communicator.common.exceptions import ProtocolError, Status
 
     store = small_disk / "store"
-    config = dict(client_id="eq1-disk-pub", clean_session=False, persistence_dir=store,
-                  durability="sync", queue_before_connect=True)
+    config = dict(client_id=f"eq1-disk-pub-{durability}", clean_session=False,
+                  persistence_dir=store, durability=durability, queue_before_connect=True)
     # Not connected: everything accepted stays in the store.
     pub = mqtt(broker, connect=False, **config)
     payload = b"x" * 1000
@@ -383,7 +387,8 @@ def test_a_full_disk_fails_publish_with_its_status_and_loses_nothing_stored(
     # Nothing stored was lost: a new client on the store has every accepted message, in order,
     # and delivers them once connected.
     counter = Counter()
-    persistent_subscriber_on = mqtt(broker, client_id="eq1-disk-sub", clean_session=False)
+    persistent_subscriber_on = mqtt(broker, client_id=f"eq1-disk-sub-{durability}",
+                                    clean_session=False)
     persistent_subscriber_on.subscribe("disk/#", counter, qos=1)
     pub = mqtt(broker, connect=False, **config)
     restored = pub.restored_messages()
@@ -436,3 +441,145 @@ def test_a_store_at_its_size_limit_follows_the_queue_policy(broker, mqtt, tmp_pa
     assert not missing, ranges(sorted(missing))[:10]
     with counter.cond:
         assert not dropped & set(counter.counts), "a dropped message was still sent"
+
+
+@pytest.fixture
+def failing_disk(tmp_path):
+    """ext4 on a loop device that the test can make fail (harness/disks.py; root needed)."""
+    disk = FailingDisk(tmp_path / "faulty")
+    try:
+        disk.start()
+    except RuntimeError as e:
+        disk.close()
+        pytest.fail(str(e))
+    try:
+        yield disk
+    finally:
+        disk.close()
+
+
+def publish_before_the_fault(pub, prefix: str, count: int) -> list[int]:
+    return [pub.publish_async(f"{prefix}/{seq}", b"x" * 200, qos=1) for seq in range(count)]
+
+
+def publish_until_refused(pub, prefix: str, first: int, tries: int = 200):
+    """Publishes (pausing 20 ms between tries, so a batched store's background sync runs)
+    until one is refused; returns the tokens accepted meanwhile and the refusal."""
+    from communicator.common.exceptions import ProtocolError
+
+    accepted = []
+    for seq in range(first, first + tries):
+        try:
+            accepted.append(pub.publish_async(f"{prefix}/{seq}", b"x" * 200, qos=1))
+        except ProtocolError as e:
+            return accepted, e
+        time.sleep(0.02)
+    raise AssertionError(f"{tries} publishes on the failed disk were all accepted")
+
+
+def reopen_and_deliver(mqtt, broker, config, sub_id: str, prefix: str, wanted: set[int]):
+    """A new client on the repaired store: returns the sequence numbers it restored, after
+    checking that every one of `wanted` is among them and reaches a subscriber."""
+    counter = Counter()
+    sub = mqtt(broker, client_id=sub_id, clean_session=False)
+    sub.subscribe(f"{prefix}/#", counter, qos=1)
+    pub = mqtt(broker, connect=False, **config)
+    restored = {int(topic.rsplit("/", 1)[1]) for _, topic, _ in pub.restored_messages()}
+    assert wanted <= restored, f"lost from the store: {ranges(sorted(wanted - restored))}"
+    pub.connect()
+    missing = counter.wait_for(restored, timeout=30)
+    assert not missing, ranges(sorted(missing))[:10]
+    return restored
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("durability", ["sync", "batched"])
+def test_a_disk_failing_with_io_errors_fails_publish_and_loses_nothing_stored(
+        broker, mqtt, failing_disk, durability):
+    from communicator.common.exceptions import ProtocolError, Status
+
+    prefix = f"eio/{durability}"
+    config = dict(client_id=f"eq1-eio-pub-{durability}", clean_session=False,
+                  persistence_dir=failing_disk.mountpoint / "store", durability=durability,
+                  persistence_interval=0.05, queue_before_connect=True)
+    pub = mqtt(broker, connect=False, **config)
+    before = publish_before_the_fault(pub, prefix, 100)
+    if durability == "batched":
+        # On disk once the background sync ran (forced here so the test does not wait on it).
+        failing_disk.sync()
+    failing_disk.fail_io()
+    after, refused = publish_until_refused(pub, prefix, len(before))
+    if durability == "sync":
+        # The first publish after the fault: its record reached the page cache, its fdatasync
+        # failed with EIO, and publish says so.
+        assert not after, "sync mode accepted a publish it could not make durable"
+        assert refused.status == Status.STORE_IO, refused
+        assert "Input/output error" in refused.detail, refused.detail
+    else:
+        # Publishes written to the kernel return until the background sync meets the error:
+        # EIO (STORE_IO), or EROFS if ext4 noticed first and remounted read-only.
+        assert refused.status in (Status.STORE_IO, Status.STORE_READ_ONLY), refused
+    # Refused from then on, at once, not hanging.
+    for seq in range(3):
+        with pytest.raises(ProtocolError) as again:
+            pub.publish_async(f"{prefix}/refused/{seq}", b"x", qos=1)
+        assert again.value.status in (Status.STORE_IO, Status.STORE_READ_ONLY), again.value
+    # Nothing accepted is lost while the process lives, the disk still failing: the client
+    # holds every accepted message and delivers it (also those the batched mode accepted
+    # after the fault, which never reached the disk).
+    counter = Counter()
+    sub = mqtt(broker, client_id=f"eq1-eio-sub-{durability}", clean_session=False)
+    sub.subscribe(f"{prefix}/#", counter, qos=1)
+    pub.connect()
+    accepted = before + after
+    for token in accepted:
+        assert pub.wait(token, timeout=20)
+    missing = counter.wait_for(set(range(len(accepted))), timeout=30)
+    assert not missing, ranges(sorted(missing))[:10]
+    pub.close()
+    sub.close()
+    # The disk is repaired: everything stored before the fault is still there, and a new
+    # client delivers it (again: the failed disk could not take their removals; QoS 1 allows
+    # the repeat). Nothing refused and nothing never published comes back.
+    failing_disk.repair()
+    restored = reopen_and_deliver(mqtt, broker, config, f"eq1-eio-sub2-{durability}", prefix,
+                                  set(range(len(before))))
+    assert restored <= set(range(len(accepted))), sorted(restored)[-5:]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("durability", ["sync", "batched"])
+def test_a_file_system_turned_read_only_fails_publish_and_loses_nothing_stored(
+        broker, mqtt, failing_disk, publisher, durability):
+    from communicator.common.exceptions import ProtocolError, Status
+
+    prefix = f"erofs/{durability}"
+    config = dict(client_id=f"eq1-erofs-pub-{durability}", clean_session=False,
+                  persistence_dir=failing_disk.mountpoint / "store", durability=durability,
+                  persistence_interval=0.05, queue_before_connect=True)
+    pub = mqtt(broker, connect=False, **config)
+    before = publish_before_the_fault(pub, prefix, 100)
+    if durability == "batched":
+        failing_disk.sync()
+    failing_disk.turn_read_only()
+    assert failing_disk.is_read_only()
+    # Both modes: the record's write(2) itself fails (EROFS), so the very next publish is
+    # refused with its status.
+    with pytest.raises(ProtocolError) as refused:
+        pub.publish_async(f"{prefix}/{len(before)}", b"x", qos=1)
+    assert refused.value.status == Status.STORE_READ_ONLY, refused.value
+    assert "Read-only file system" in refused.value.detail, refused.value.detail
+    with pytest.raises(ProtocolError) as again:
+        pub.publish_async(f"{prefix}/{len(before) + 1}", b"x", qos=1)
+    assert again.value.status == Status.STORE_READ_ONLY, again.value
+    # The C API says the same: a client opening a store on the read-only file system.
+    r = subprocess.run([str(publisher), broker.host, str(broker.port),
+                        str(failing_disk.mountpoint / "other-store"), durability, "1", "0", "0"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3 and "ERROR client_new EQ1_STATUS_STORE_READ_ONLY" in r.stdout, \
+        r.stdout + r.stderr
+    pub.close()
+    failing_disk.repair()
+    restored = reopen_and_deliver(mqtt, broker, config, f"eq1-erofs-sub-{durability}", prefix,
+                                  set(range(len(before))))
+    assert restored == set(range(len(before))), "exactly what was accepted, nothing refused"

@@ -121,9 +121,12 @@ pub enum Error {
     /// The persistent store is full: its size bound, or no space left on its disk.
     #[error("{0}")]
     StoreFull(String),
-    /// The persistent store's disk failed (EIO, read-only, permissions).
+    /// The persistent store's disk failed (EIO, permissions, an earlier failed fdatasync).
     #[error("{0}")]
     StoreIo(String),
+    /// The persistent store's file system is read-only (EROFS).
+    #[error("{0}")]
+    StoreReadOnly(String),
     /// The persistent store cannot be read (unknown format version, damage beyond recovery).
     #[error("{0}")]
     StoreCorrupt(String),

@@ -132,8 +132,9 @@ const fn c_str(with_nul: &'static str) -> &'static CStr {
 //  - AUTH_FAILED is authentication (the exchange proved we are not who the broker accepts, or
 //    the broker not who we accept); AUTH_NOT_CONFIGURED is validation (our configuration).
 //  - STORE_LOCKED and STORE_FULL are validation, like QUEUE_FULL: the publish (or the
-//    configuration's directory) was refused. STORE_IO is connection: like the network, the
-//    disk failed under us and retrying later (a remount, a replaced disk) may help.
+//    configuration's directory) was refused. STORE_IO and STORE_READ_ONLY are connection: like
+//    the network, the disk failed under us and retrying later (a remount, a replaced disk)
+//    may help.
 //    STORE_CORRUPT is decode: data, on disk this time, that cannot be decoded.
 //  - UNSUPPORTED_PROTOCOL_VERSION is connection, like BROKER_REFUSED: the broker refused the
 //    connection; a fallback to an older version may succeed.
@@ -271,8 +272,9 @@ status_table! {
     /// (ENOSPC); the detail says which. Room comes back as deliveries complete or space is
     /// freed.
     StoreFull = 63, "EQ1_STATUS_STORE_FULL", Validation, "the persistent store is full";
-    /// The persistent store's disk failed (EIO, a read-only file system, permissions), or the
-    /// store stopped after a failed fdatasync; the detail names the file and the error.
+    /// The persistent store's disk failed (EIO, permissions), or the store stopped after a
+    /// failed fdatasync (it takes nothing more until the client is made again); the detail
+    /// names the file and the error.
     StoreIo = 64, "EQ1_STATUS_STORE_IO", Connection, "the persistent store's disk failed";
     /// The persistent store cannot be read: a format version this library does not know, or
     /// damage in an older segment where its records cannot be located. Move it aside.
@@ -282,6 +284,11 @@ status_table! {
     /// another client id: one store belongs to one client id. Nothing was changed in it.
     StoreClientMismatch = 66, "EQ1_STATUS_STORE_CLIENT_MISMATCH", Validation,
         "the store belongs to another client id";
+    /// The persistent store's file system is read-only (EROFS): mounted read-only, or turned
+    /// read-only by the kernel after an error (ext4's errors=remount-ro). The message was not
+    /// stored; the store takes nothing until the client is made again on a writable store.
+    StoreReadOnly = 67, "EQ1_STATUS_STORE_READ_ONLY", Connection,
+        "the persistent store's file system is read-only";
     /// The proxy (`eq1_mqtt_options_set_proxy`, or one from the environment) could not be
     /// reached, refused to open the tunnel to the broker (HTTP status other than 2xx, SOCKS5
     /// reply other than success: e.g. not allowed by its rules, host unreachable), or broke its
@@ -452,6 +459,7 @@ impl From<&Error> for Status {
             Error::StoreLocked(_) => S::StoreLocked,
             Error::StoreFull(_) => S::StoreFull,
             Error::StoreIo(_) => S::StoreIo,
+            Error::StoreReadOnly(_) => S::StoreReadOnly,
             Error::StoreCorrupt(_) => S::StoreCorrupt,
             Error::StoreClientMismatch(_) => S::StoreClientMismatch,
             Error::ProxyFailed(_) => S::ProxyFailed,

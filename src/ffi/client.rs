@@ -91,6 +91,7 @@ unsafe impl Sync for UserData {}
 /// - `EQ1_STATUS_STORE_CORRUPT` when the persistence directory cannot be read (an unknown
 ///   format version, damage beyond a torn end).
 /// - `EQ1_STATUS_STORE_IO` when the persistence directory cannot be created or read.
+/// - `EQ1_STATUS_STORE_READ_ONLY` when the persistence directory is on a read-only file system.
 /// - `EQ1_STATUS_INTERNAL` when the library's I/O runtime or dispatcher thread cannot start, or
 ///   on a bug in the library (a caught panic).
 ///
@@ -431,8 +432,15 @@ pub unsafe extern "C" fn eq1_mqtt_client_is_connected(client: *const eq1_mqtt_cl
 /// - `EQ1_STATUS_STORE_FULL` (with persistence) when the store reached its size limit and
 ///   nothing can be dropped, or its file system is full (ENOSPC): the message was not
 ///   accepted; retry once deliveries complete or space is freed.
-/// - `EQ1_STATUS_STORE_IO` (with persistence) when writing the store failed (EIO, a
-///   read-only file system): the message was not accepted.
+/// - `EQ1_STATUS_STORE_IO` (with persistence) when the store's disk failed: the record could
+///   not be written, or (sync durability) not made durable (EIO); or an earlier failure
+///   stopped the store. The message was not accepted. A stopped store takes nothing more
+///   until the client is freed and made again (on a repaired disk it restores what was
+///   stored). With batched durability a disk failure is found by the background sync, so
+///   the publishes after it are refused; those accepted before it are still delivered by
+///   this client (docs/persistence.md).
+/// - `EQ1_STATUS_STORE_READ_ONLY` (with persistence) when the store's file system is (or was
+///   turned) read-only (EROFS): the message was not accepted.
 /// - `EQ1_STATUS_INVALID_STATE` when `client` was created before fork() in another process.
 /// - `EQ1_STATUS_INTERNAL` on a bug in the library (a caught panic, or the client's session
 ///   engine stopped).

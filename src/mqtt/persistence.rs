@@ -32,6 +32,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// batched mode: written to the kernel; in the sync mode: on disk).
 pub trait DurableLog: Send + Sync {
     fn put(&self, key: u64, value: &[u8]) -> std::result::Result<(), LogError>;
+    /// `put` for the drop-oldest policy: when full, refuses rather than compacts at length
+    /// (the caller drops its oldest message and tries again).
+    fn put_cheaply(&self, key: u64, value: &[u8]) -> std::result::Result<(), LogError> {
+        self.put(key, value)
+    }
     fn remove(&self, key: u64) -> Result<()>;
     fn flush(&self) -> Result<()>;
 }
@@ -42,6 +47,15 @@ pub trait DurableLog: Send + Sync {
 pub struct LogError {
     pub full: bool,
     pub error: Error,
+}
+
+impl LogError {
+    fn from_store(e: crate::persist::StoreError) -> LogError {
+        LogError {
+            full: matches!(e, crate::persist::StoreError::Full(_)),
+            error: e.into(),
+        }
+    }
 }
 
 impl From<Error> for LogError {
@@ -343,8 +357,16 @@ impl Persistence {
         if let Some(index) = &self.drop_index {
             lock(index).queued.insert(token);
         }
+        // Drop-oldest: cheap puts, each refusal dropping the oldest queued message (a log
+        // frees room a segment at a time: a refused put may cost a few drops, each reported);
+        // once nothing is left to drop, one put that may compact before it is refused.
+        let mut cheaply = self.policy == FullPolicy::DropOldest;
         loop {
-            match self.with_log(|log| Ok(log.put(token, &record))) {
+            let put = |log: &dyn DurableLog| match cheaply {
+                true => Ok(log.put_cheaply(token, &record)),
+                false => Ok(log.put(token, &record)),
+            };
+            match self.with_log(put) {
                 Ok(Ok(())) if self.sync => {
                     return self.flush().inspect_err(|_| {
                         self.forget_queued(token);
@@ -353,10 +375,15 @@ impl Persistence {
                     });
                 }
                 Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) if e.full && self.policy == FullPolicy::DropOldest => {
-                    if !self.drop_oldest_except(token)? {
-                        self.forget_queued(token);
-                        return Err(e.error);
+                Ok(Err(e)) if e.full && cheaply => {
+                    match self.drop_oldest_except(token) {
+                        Ok(true) => {}
+                        Ok(false) => cheaply = false,
+                        Err(e) => {
+                            // Not accepted: it must leave the drop index with the error.
+                            self.forget_queued(token);
+                            return Err(e);
+                        }
                     }
                 }
                 Ok(Err(e)) => {
@@ -414,6 +441,21 @@ impl Persistence {
         let mut index = lock(index);
         index.queued.remove(&token);
         index.dropped.remove(&token)
+    }
+
+    /// Whether a full store dropped this queued message; if so it is forgotten here (the
+    /// session reports it `Dropped`). Unlike `leaves_outbox`, a message not dropped stays
+    /// queued.
+    pub fn was_dropped(&self, token: Token) -> bool {
+        let Some(index) = &self.drop_index else {
+            return false;
+        };
+        let mut index = lock(index);
+        let dropped = index.dropped.remove(&token);
+        if dropped {
+            index.queued.remove(&token);
+        }
+        dropped
     }
 
     /// A QoS 2 message gets its packet id (before its PUBLISH is written), or reaches PUBREL.
@@ -564,10 +606,10 @@ fn open_store(settings: &PersistenceOptions) -> Result<Opened> {
 /// policy, since dropping would need room for its tombstone too.
 impl DurableLog for crate::persist::Store {
     fn put(&self, key: u64, value: &[u8]) -> std::result::Result<(), LogError> {
-        crate::persist::Store::put(self, key, value).map_err(|e| LogError {
-            full: matches!(e, crate::persist::StoreError::Full(_)),
-            error: e.into(),
-        })
+        crate::persist::Store::put(self, key, value).map_err(LogError::from_store)
+    }
+    fn put_cheaply(&self, key: u64, value: &[u8]) -> std::result::Result<(), LogError> {
+        crate::persist::Store::put_cheaply(self, key, value).map_err(LogError::from_store)
     }
     fn remove(&self, key: u64) -> Result<()> {
         Ok(crate::persist::Store::remove(self, key)?)

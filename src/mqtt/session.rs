@@ -667,7 +667,29 @@ impl<W> Session<W> {
                 queued,
                 Error::NotConnected("the client is disconnecting".into()),
             ),
-            _ => self.enqueue(queued),
+            _ => {
+                self.enqueue(queued);
+                self.report_store_drops();
+            }
+        }
+    }
+
+    /// Drop-oldest on a full store: the messages the store dropped to take this one (the
+    /// oldest queued, so at the front of the outbox) leave the outbox and are reported
+    /// `Dropped` now, as the outbox's own drop-oldest does, not when sending reaches them.
+    fn report_store_drops(&mut self) {
+        let Some(persist) = self.persist.clone() else {
+            return;
+        };
+        while let Some(front) = self.outbox.front() {
+            if !persist.was_dropped(front.token) {
+                break;
+            }
+            let Some(dropped) = self.pop_outbox() else {
+                break;
+            };
+            self.give_back(&dropped);
+            self.complete(dropped.token, Err(store_dropped()));
         }
     }
 
@@ -1944,12 +1966,7 @@ impl<W> Session<W> {
             {
                 // A full store dropped it (drop-oldest) after publish had accepted it.
                 self.give_back(&queued);
-                self.complete(
-                    queued.token,
-                    Err(Error::Dropped(
-                        "dropped from the full store to make room for a newer message".into(),
-                    )),
-                );
+                self.complete(queued.token, Err(store_dropped()));
                 continue;
             }
             let aged = match aged(&queued.message, queued.accepted, now) {
@@ -2383,6 +2400,10 @@ fn aged(message: &OutPublish, accepted: Instant, now: Instant) -> Result<Option<
         return Ok(None);
     }
     Ok(Some(with_expiry(message, expiry - waited as u32)))
+}
+
+fn store_dropped() -> Error {
+    Error::Dropped("dropped from the full store to make room for a newer message".into())
 }
 
 fn with_expiry(message: &OutPublish, seconds: u32) -> OutPublish {

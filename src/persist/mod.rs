@@ -61,9 +61,12 @@ pub enum StoreError {
     Full(String),
     /// The file system is full (ENOSPC, EDQUOT); nothing was written.
     NoSpace(String),
-    /// Any other failure of the file system (EIO, EROFS, EACCES...), or the store stopped
-    /// after an earlier `fdatasync` failed (it must be reopened).
+    /// Any other failure of the file system (EIO, EACCES...), or the store stopped after an
+    /// earlier `fdatasync` failed (it must be reopened).
     Io(String),
+    /// The file system is read-only (EROFS): mounted so, or turned read-only by the kernel
+    /// after an error (ext4's errors=remount-ro).
+    ReadOnly(String),
     /// The store cannot be read beyond recovery (unknown format version, an older segment
     /// damaged where its records cannot be located).
     Corrupt(String),
@@ -72,7 +75,10 @@ pub enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Locked(m) | StoreError::Io(m) | StoreError::Corrupt(m) => f.write_str(m),
+            StoreError::Locked(m)
+            | StoreError::Io(m)
+            | StoreError::ReadOnly(m)
+            | StoreError::Corrupt(m) => f.write_str(m),
             StoreError::Full(m) => write!(f, "store full: {m}"),
             StoreError::NoSpace(m) => write!(f, "no space left on the store's disk: {m}"),
         }
@@ -91,6 +97,7 @@ impl From<StoreError> for Error {
             StoreError::Locked(_) => Error::StoreLocked(text),
             StoreError::Full(_) | StoreError::NoSpace(_) => Error::StoreFull(text),
             StoreError::Io(_) => Error::StoreIo(text),
+            StoreError::ReadOnly(_) => Error::StoreReadOnly(text),
             StoreError::Corrupt(_) => Error::StoreCorrupt(text),
         }
     }
@@ -124,9 +131,10 @@ struct State {
     written: u64,
     synced: u64,
     syncing: bool,
-    /// Set when an `fdatasync` failed: what was written since is in an unknown state, so the
-    /// store refuses work until it is reopened (recovery then reads what is really there).
-    failed: Option<String>,
+    /// Set when an `fdatasync` (or cutting off a failed append) failed: what was written since
+    /// is in an unknown state, so the store refuses work until it is reopened (recovery then
+    /// reads what is really there). Later calls get the same kind of error.
+    failed: Option<StoreError>,
     stopping: bool,
     scratch: Vec<u8>,
 }
@@ -234,8 +242,23 @@ impl Store {
         ))
     }
 
-    /// Inserts or replaces the record of `key`.
+    /// Inserts or replaces the record of `key`. At the size bound it first compacts the
+    /// segments whose copy frees at least as much as it writes (half garbage or more), and is
+    /// refused (`Full`) if that does not make room.
     pub fn put(&self, key: u64, value: &[u8]) -> Result<(), StoreError> {
+        self.put_at_bound(key, value, self.shared.segment_bytes / 2)
+    }
+
+    /// `put` for a caller that would rather drop old records than pay for compaction (the
+    /// drop-oldest policy): at the size bound it only deletes dead segments and copies nearly
+    /// dead ones (at least seven eighths garbage), so its cost stays a write or two.
+    pub fn put_cheaply(&self, key: u64, value: &[u8]) -> Result<(), StoreError> {
+        let segment_bytes = self.shared.segment_bytes;
+        self.put_at_bound(key, value, segment_bytes - segment_bytes / 8)
+    }
+
+    /// `put`; at the bound, compaction copies only segments that reclaim at least `worth`.
+    fn put_at_bound(&self, key: u64, value: &[u8], worth: u64) -> Result<(), StoreError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(StoreError::Full(format!(
                 "a record of {} bytes is larger than the store takes ({MAX_VALUE_LEN})",
@@ -247,7 +270,7 @@ impl Store {
             state.usable()?;
             let len = record_len(value.len());
             if !self.shared.fits(&state, len) {
-                self.shared.compact(&mut state, Some(len));
+                self.shared.compact(&mut state, Some((len, worth)));
                 state.usable()?;
                 if !self.shared.fits(&state, len) {
                     return Err(StoreError::Full(format!(
@@ -313,12 +336,25 @@ impl Drop for Store {
 
 impl State {
     fn usable(&self) -> Result<(), StoreError> {
-        match &self.failed {
-            Some(why) => Err(StoreError::Io(format!(
-                "the store stopped after a failed fdatasync ({why}); reopen it"
-            ))),
-            None => Ok(()),
-        }
+        let Some(failure) = &self.failed else {
+            return Ok(());
+        };
+        let text = format!("the store stopped after its disk failed ({failure}); reopen it");
+        Err(match failure {
+            StoreError::ReadOnly(_) => StoreError::ReadOnly(text),
+            _ => StoreError::Io(text),
+        })
+    }
+
+    /// Stops the store after a failure that leaves the log in an unknown state.
+    fn fail(&mut self, error: StoreError) -> StoreError {
+        crate::core::log::log!(
+            crate::core::log::Level::Error,
+            "the persistent store stopped: {error} (publish now fails with this status until \
+             the client is made again on a working disk)"
+        );
+        self.failed = Some(error.clone());
+        error
     }
 }
 
@@ -375,11 +411,19 @@ impl Shared {
         state.scratch = frame;
         if let Err(error) = written {
             let path = segment::path_of(&self.dir, state.head.sequence);
-            if let Err(cut) = state.head.file.set_len(state.head.size) {
-                state.failed = Some(format!(
-                    "a failed append could not be cut off {}: {cut}",
-                    path.display()
-                ));
+            let grew = state
+                .head
+                .file
+                .metadata()
+                .map_or(true, |m| m.len() != state.head.size);
+            if grew {
+                if let Err(cut) = state.head.file.set_len(state.head.size) {
+                    state.fail(segment::classify(
+                        cut,
+                        "cutting off a failed append to",
+                        &path,
+                    ));
+                }
             }
             return Err(segment::classify(error, "appending to", &path));
         }
@@ -403,9 +447,9 @@ impl Shared {
     fn roll_over(&self, state: &mut State) -> Result<(), StoreError> {
         let path = segment::path_of(&self.dir, state.head.sequence);
         if let Err(error) = state.head.file.sync_data() {
-            state.failed = Some(format!("fdatasync {}: {error}", path.display()));
+            let error = state.fail(sync_failure(error, &path));
             self.changed.notify_all();
-            return Err(segment::classify(error, "syncing", &path));
+            return Err(error);
         }
         state.synced = state.written;
         self.changed.notify_all();
@@ -425,11 +469,16 @@ impl Shared {
     /// records of the emptiest sealed segments to the head and deletes those. Failures leave
     /// the log consistent (at worst a copy is written twice) and are not the caller's: the
     /// caller's own append reports the disk's state.
-    fn compact(&self, state: &mut State, room: Option<u64>) {
+    ///
+    /// For a put at the size bound (`room`: its length, and what a copy must reclaim to be
+    /// worth it) only segments with at least that much garbage are copied, so that a store
+    /// kept at its bound pays an amortized constant per put, not a segment copy and two syncs
+    /// each time.
+    fn compact(&self, state: &mut State, room: Option<(u64, u64)>) {
         let _ = self.delete_dead(state);
         let rounds = state.index.segment_numbers().len();
         for _ in 0..rounds {
-            if let Some(len) = room {
+            if let Some((len, _)) = room {
                 if self.fits(state, len) {
                     return;
                 }
@@ -440,7 +489,8 @@ impl Shared {
                     return;
                 }
             }
-            let Some(victim) = self.emptiest_sealed(state) else {
+            let worth = room.map_or(1, |(_, worth)| worth);
+            let Some(victim) = self.emptiest_sealed(state, worth) else {
                 return;
             };
             if self.copy_forward(state, victim).is_err() || self.delete_dead(state).is_err() {
@@ -449,8 +499,9 @@ impl Shared {
         }
     }
 
-    /// The sealed segment with the most bytes compaction would reclaim, if any has some.
-    fn emptiest_sealed(&self, state: &State) -> Option<u64> {
+    /// The sealed segment with the most bytes compaction would reclaim, if it reclaims at
+    /// least `worth`.
+    fn emptiest_sealed(&self, state: &State, worth: u64) -> Option<u64> {
         let per_tomb = record_len(0);
         state
             .index
@@ -461,7 +512,7 @@ impl Shared {
                 let stats = state.index.segment(s)?;
                 let keep = stats.live_bytes + stats.pins * per_tomb;
                 let reclaim = stats.size.saturating_sub(keep + segment::EMPTY_LEN);
-                (reclaim > 0).then_some((reclaim, s))
+                (reclaim >= worth).then_some((reclaim, s))
             })
             .max()
             .map(|(_, s)| s)
@@ -485,9 +536,9 @@ impl Shared {
         }
         let head = segment::path_of(&self.dir, state.head.sequence);
         if let Err(error) = state.head.file.sync_data() {
-            state.failed = Some(format!("fdatasync {}: {error}", head.display()));
+            let error = state.fail(sync_failure(error, &head));
             self.changed.notify_all();
-            return Err(segment::classify(error, "syncing", &head));
+            return Err(error);
         }
         state.synced = state.written;
         self.changed.notify_all();
@@ -557,7 +608,7 @@ impl Shared {
             Ok(()) => state.synced = state.synced.max(target),
             Err(error) => {
                 let path = segment::path_of(&self.dir, sequence);
-                state.failed = Some(format!("fdatasync {}: {error}", path.display()));
+                state.fail(sync_failure(error, &path));
             }
         }
         self.changed.notify_all();
@@ -586,5 +637,16 @@ impl Shared {
                 state = self.lead_sync(state);
             }
         }
+    }
+}
+
+/// A failed `fdatasync`: the kernel may have dropped the pages it could not write, so the
+/// store cannot tell what is on disk. Read-only stays read-only; anything else (EIO, and also
+/// ENOSPC, which freeing space does not undo here) is I/O.
+fn sync_failure(error: std::io::Error, path: &Path) -> StoreError {
+    match segment::classify(error, "fdatasync", path) {
+        StoreError::ReadOnly(text) => StoreError::ReadOnly(text),
+        StoreError::NoSpace(text) | StoreError::Io(text) => StoreError::Io(text),
+        other => other,
     }
 }

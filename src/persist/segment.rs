@@ -83,11 +83,13 @@ pub fn delete(dir: &Path, dir_handle: &File, sequence: u64) -> Result<(), StoreE
 /// The size of a segment that only has its header.
 pub const EMPTY_LEN: u64 = HEADER_LEN as u64;
 
-/// ENOSPC and EDQUOT are "no space"; everything else (EIO, EROFS, EACCES...) is I/O.
+/// ENOSPC and EDQUOT are "no space", EROFS is "read-only"; everything else (EIO, EACCES...)
+/// is I/O.
 pub fn classify(error: io::Error, doing: &str, path: &Path) -> StoreError {
     let text = format!("{doing} {}: {error}", path.display());
     match error.raw_os_error() {
         Some(code) if code == libc::ENOSPC || code == libc::EDQUOT => StoreError::NoSpace(text),
+        Some(code) if code == libc::EROFS => StoreError::ReadOnly(text),
         _ => StoreError::Io(text),
     }
 }
